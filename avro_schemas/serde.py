@@ -1,0 +1,183 @@
+"""Events on the wire: Avro single-object encoding (default) and the Confluent wire format.
+
+One ``EventCodec`` writes in the configured format and reads both: the first bytes say which
+(``C3 01`` + 8-byte fingerprint, or ``00`` + 4-byte registry id). Readers always resolve the writer's
+schema to this checkout's schema of the same event type (Avro schema resolution), so older writers stay
+readable. Anything undecodable raises ``DecodeError`` with a machine-readable code; stages dead-letter it.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+
+from avro_schemas.schema_set import EventSchema, current_schemas, parse_standalone
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+
+
+class WireFormat(str, enum.Enum):
+    SINGLE_OBJECT = "single-object"
+    CONFLUENT = "confluent"
+
+
+class DecodeFailure(str, enum.Enum):
+    """Why a payload could not be decoded (the dead-letter ``error_code``)."""
+
+    EMPTY_PAYLOAD = "empty_payload"
+    UNKNOWN_MAGIC = "unknown_magic"
+    TRUNCATED_HEADER = "truncated_header"
+    UNKNOWN_FINGERPRINT = "unknown_fingerprint"
+    REGISTRY_NOT_CONFIGURED = "registry_not_configured"
+    UNKNOWN_SCHEMA_ID = "unknown_schema_id"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    INCOMPATIBLE_SCHEMA = "incompatible_schema"
+    MALFORMED_BODY = "malformed_body"
+    TRAILING_BYTES = "trailing_bytes"
+
+
+class DecodeError(Exception):
+    """A payload that is not a decodable event. ``code`` is stable and machine-readable."""
+
+    def __init__(self, code: DecodeFailure, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEvent:
+    event_type: str
+    value: dict[str, Any]
+
+
+class EventCodec:
+    """Encode events in one wire format; decode either format.
+
+    ``registry`` is a ``confluent_kafka.schema_registry.SchemaRegistryClient`` (``mock://`` works in
+    tests); without one, Confluent-framed payloads fail with ``REGISTRY_NOT_CONFIGURED``.
+    ``known_writers`` are schemas of earlier releases whose single-object payloads stay readable (default:
+    every snapshot under avro_schemas/released).
+    """
+
+    def __init__(
+        self,
+        wire_format: WireFormat = WireFormat.SINGLE_OBJECT,
+        registry: Any | None = None,
+        schemas: dict[str, EventSchema] | None = None,
+        known_writers: Iterable[EventSchema] | None = None,
+    ) -> None:
+        if wire_format is WireFormat.CONFLUENT and registry is None:
+            raise ValueError("the Confluent wire format needs a schema registry client")
+        self.wire_format = wire_format
+        self.registry = registry
+        self.schemas = schemas if schemas is not None else current_schemas()
+        self._by_full_name = {s.full_name: s for s in self.schemas.values()}
+        self._writers_by_fingerprint: dict[bytes, EventSchema] = {}
+        if known_writers is None:
+            from avro_schemas.evolution import released_writers
+
+            known_writers = released_writers()
+        for writer in (*known_writers, *self.schemas.values()):
+            self._writers_by_fingerprint[writer.fingerprint] = writer
+        self._registry_ids: dict[tuple[str, str], int] = {}  # (subject, event type) -> schema id
+        self._writers_by_id: dict[int, EventSchema] = {}
+
+    # -- encoding --------------------------------------------------------------------------------
+    def encode(self, event_type: str, value: dict[str, Any], topic: str | None = None) -> bytes:
+        schema = self.schemas.get(event_type)
+        if schema is None:
+            raise KeyError(f"no schema for event type {event_type!r}")
+        buf = io.BytesIO()
+        if self.wire_format is WireFormat.SINGLE_OBJECT:
+            buf.write(SINGLE_OBJECT_MAGIC)
+            buf.write(schema.fingerprint)
+        else:
+            if topic is None:
+                raise ValueError("the Confluent wire format needs the topic (subject = '<topic>-value')")
+            buf.write(CONFLUENT_MAGIC)
+            buf.write(struct.pack(">I", self._registry_id(f"{topic}-value", schema)))
+        fastavro.schemaless_writer(buf, schema.parsed, value, strict_allow_default=True)
+        return buf.getvalue()
+
+    def _registry_id(self, subject: str, schema: EventSchema) -> int:
+        key = (subject, schema.event_type)
+        schema_id = self._registry_ids.get(key)
+        if schema_id is None:
+            from confluent_kafka.schema_registry import Schema
+
+            schema_id = self.registry.register_schema(subject, Schema(schema.standalone_json, "AVRO"))
+            self._registry_ids[key] = schema_id
+            self._writers_by_id[schema_id] = schema
+        return schema_id
+
+    # -- decoding --------------------------------------------------------------------------------
+    def decode(self, payload: bytes | None) -> DecodedEvent:
+        if not payload:
+            raise DecodeError(DecodeFailure.EMPTY_PAYLOAD, "the message has no value")
+        if payload[:2] == SINGLE_OBJECT_MAGIC:
+            if len(payload) < 10:
+                raise DecodeError(DecodeFailure.TRUNCATED_HEADER, "single-object header shorter than 10 bytes")
+            writer = self._writers_by_fingerprint.get(payload[2:10])
+            if writer is None:
+                raise DecodeError(
+                    DecodeFailure.UNKNOWN_FINGERPRINT, f"no known schema has fingerprint {payload[2:10].hex()}"
+                )
+            body_start = 10
+        elif payload[:1] == CONFLUENT_MAGIC:
+            if len(payload) < 5:
+                raise DecodeError(DecodeFailure.TRUNCATED_HEADER, "Confluent header shorter than 5 bytes")
+            writer = self._writer_for_registry_id(struct.unpack(">I", payload[1:5])[0])
+            body_start = 5
+        else:
+            raise DecodeError(DecodeFailure.UNKNOWN_MAGIC, f"payload starts with {payload[:2].hex()}")
+        reader = self._by_full_name.get(writer.full_name)
+        if reader is None:
+            raise DecodeError(DecodeFailure.UNKNOWN_EVENT_TYPE, f"no reader schema for {writer.full_name}")
+        buf = io.BytesIO(payload)
+        buf.seek(body_start)
+        try:
+            if reader.fingerprint == writer.fingerprint:
+                value = fastavro.schemaless_reader(buf, writer.parsed, None)
+            else:
+                value = fastavro.schemaless_reader(buf, writer.parsed, reader.parsed)
+        except fastavro.read.SchemaResolutionError as exc:
+            raise DecodeError(DecodeFailure.INCOMPATIBLE_SCHEMA, str(exc)) from None
+        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError …
+            raise DecodeError(DecodeFailure.MALFORMED_BODY, f"{type(exc).__name__}: {exc}") from None
+        if buf.tell() != len(payload):
+            raise DecodeError(DecodeFailure.TRAILING_BYTES, f"{len(payload) - buf.tell()} bytes after the record")
+        return DecodedEvent(reader.event_type, value)
+
+    def _writer_for_registry_id(self, schema_id: int) -> EventSchema:
+        writer = self._writers_by_id.get(schema_id)
+        if writer is not None:
+            return writer
+        if self.registry is None:
+            raise DecodeError(DecodeFailure.REGISTRY_NOT_CONFIGURED, "Confluent-framed payload but no registry URL set")
+        try:
+            registered = self.registry.get_schema(schema_id)
+        except Exception as exc:
+            raise DecodeError(DecodeFailure.UNKNOWN_SCHEMA_ID, f"schema id {schema_id}: {exc}") from None
+        try:
+            writer = parse_standalone(registered.schema_str)
+        except Exception as exc:
+            raise DecodeError(DecodeFailure.UNKNOWN_EVENT_TYPE, f"schema id {schema_id} is no healthbus event: {exc}") from None
+        self._writers_by_id[schema_id] = writer
+        return writer
+
+
+def codec_for(registry_config: dict[str, Any] | None) -> EventCodec:
+    """The codec a process should use: Confluent framing when a registry is configured, else single-object."""
+    if not registry_config:
+        return EventCodec(WireFormat.SINGLE_OBJECT)
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    return EventCodec(WireFormat.CONFLUENT, registry=SchemaRegistryClient.new_client(registry_config))

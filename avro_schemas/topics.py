@@ -1,0 +1,100 @@
+"""The topic catalogue: every topic healthbus uses, declared once.
+
+Naming: ``<layer>.<event type>`` for the event pipeline, where the layer says how far an event has come:
+``raw`` (as the adapter published it) → ``identified`` (person id attached; until identity resolution
+lands, a pass-through stage that only checks the event decodes) → later layers. Dead letters go to
+``dlq.<stage>``. docs/topics.md explains the scheme. A deployment may prefix every name (``topic_prefix``)
+to share a cluster; code always asks this module for names, never spells them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from avro_schemas.schema_set import current_schemas
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class KeyScheme(str, enum.Enum):
+    """What a topic's message key is (what keeps related events in order on one partition)."""
+
+    SOURCE_PATIENT = "source-patient"  # "<org_code>:<local_patient_id>": one patient of one institution in order
+    SOURCE_RECORD = "source-record"  # the key of the message that failed (dead letters keep it)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    layer: str
+    key: KeyScheme
+    value_schema: str  # event type whose schema the values follow
+    partitions: int
+    retention_ms: int
+    cleanup_policy: str
+    doc: str
+
+    def full_name(self, prefix: str = "") -> str:
+        return f"{prefix}{self.name}"
+
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+
+
+# Raw events are kept a week (adapters can re-publish from the exchange DB); processed layers 3 days.
+RAW_RETENTION_MS = 7 * DAY_MS
+PIPELINE_RETENTION_MS = 3 * DAY_MS
+DLQ_RETENTION_MS = 30 * DAY_MS
+EVENT_PARTITIONS = 6
+DLQ_PARTITIONS = 1
+
+# Event types the adapters publish (everything in events/; dead letters are not pipeline events).
+PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if not t.startswith("ops."))
+STAGES: tuple[str, ...] = ("identify", "sink-postgres", "sink-clickhouse")
+
+
+def _catalogue() -> dict[str, TopicSpec]:
+    specs: list[TopicSpec] = []
+    for event_type in PIPELINE_EVENT_TYPES:
+        specs.append(TopicSpec(
+            f"raw.{event_type}", "raw", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
+            RAW_RETENTION_MS, "delete", f"{event_type} as the source adapter published it",
+        ))
+        specs.append(TopicSpec(
+            f"identified.{event_type}", "identified", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
+            PIPELINE_RETENTION_MS, "delete", f"{event_type} after the identify stage",
+        ))
+    for stage in STAGES:
+        specs.append(TopicSpec(
+            f"dlq.{stage}", "dlq", KeyScheme.SOURCE_RECORD, "ops.dead_letter", DLQ_PARTITIONS,
+            DLQ_RETENTION_MS, "delete", f"messages the {stage} stage could not process, with the reason",
+        ))
+    return {spec.name: spec for spec in specs}
+
+
+CATALOGUE: dict[str, TopicSpec] = _catalogue()
+
+
+def topic(name: str) -> TopicSpec:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not in the topic catalogue") from None
+
+
+def raw_topic(event_type: str) -> TopicSpec:
+    return topic(f"raw.{event_type}")
+
+
+def identified_topic(event_type: str) -> TopicSpec:
+    return topic(f"identified.{event_type}")
+
+
+def dead_letter_topic(stage: str) -> TopicSpec:
+    return topic(f"dlq.{stage}")
+
+
+def source_patient_key(org_code: str, local_patient_id: str) -> bytes:
+    """Key of raw and pipeline topics: one patient of one institution stays on one partition, in order."""
+    return f"{org_code}:{local_patient_id}".encode()

@@ -1,0 +1,1 @@
+"""Operations: settings, the local stack, the ``healthbus`` CLI, benchmarks and the demo."""

@@ -1,0 +1,28 @@
+"""How every ``healthbus bench …`` reports: a table for people, then (``--json``) one JSON object."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    label: str  # e.g. "faust passthrough events/s"
+    value: float
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "_", self.label.lower().replace("/", "_per_")).strip("_")
+
+
+def print_bench(title: str, rows: list[BenchRow], as_json: bool) -> None:
+    width = max(len(r.label) for r in rows)
+    print(title)
+    print(f"{'measure'.ljust(width)}  {'value':>14}  note")
+    for r in rows:
+        print(f"{r.label.ljust(width)}  {r.value:>14,.1f}  {r.note}")
+    if as_json:
+        print(json.dumps({r.key: round(r.value, 3) for r in rows}))

@@ -1,0 +1,218 @@
+"""``healthbus``: the one command line. Each subcommand is a thin edge over a module that does the work."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ops.settings import get_settings
+
+app = typer.Typer(help="healthbus: the event-streaming integration bus of the Xinyang health information platform.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+stack_app = typer.Typer(help="The local stack: broker, PostgreSQL, Redis, ClickHouse (chDB).", no_args_is_help=True)
+topics_app = typer.Typer(help="The topic catalogue on the broker.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Avro contracts: list, check evolution, release.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: each prints a table with its baseline measured in the same run.",
+                        no_args_is_help=True)
+worker_app = typer.Typer(help="Stream workers (Faust).", no_args_is_help=True)
+sink_app = typer.Typer(help="Sinks: land pipeline events in PostgreSQL or ClickHouse.", no_args_is_help=True)
+for sub, name in ((stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
+                  (worker_app, "worker"), (sink_app, "sink")):
+    app.add_typer(sub, name=name)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object of the figures.")]
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- stack -------------------------------------------------------------------------------------------
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start what is missing (broker; PostgreSQL and Redis if they don't answer) and wait until ready."""
+    from ops.stack import lifecycle
+    from ops.stack.processes import ServiceError
+
+    try:
+        rows = lifecycle.up(get_settings())
+    except ServiceError as exc:
+        _fail(str(exc))
+    _print_status(rows)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop only what `stack up` started."""
+    from ops.stack import lifecycle
+
+    stopped = lifecycle.down(get_settings())
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing (stack up started nothing)"))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Whether each service answers, where, and whether `stack up` owns it."""
+    from ops.stack import lifecycle
+
+    rows = lifecycle.status(get_settings())
+    _print_status(rows)
+    if not all(r.up for r in rows):
+        raise typer.Exit(1)
+
+
+def _print_status(rows: list) -> None:
+    print(f"{'service':<11} {'state':<6} {'owned':<6} where")
+    for r in rows:
+        print(f"{r.name:<11} {'up' if r.up else 'DOWN':<6} {'yes' if r.owned else 'no':<6} {r.where}")
+
+
+# -- topics ------------------------------------------------------------------------------------------
+@topics_app.command("create")
+def topics_create(replication_factor: Annotated[int, typer.Option(help="-1: the broker's default")] = -1) -> None:
+    """Create every catalogue topic that is missing (idempotent)."""
+    from ops.topic_admin import create_topics
+
+    s = get_settings()
+    outcomes = create_topics(s.confluent_config(), s.topic_prefix, replication_factor)
+    created = [o.name for o in outcomes if o.created]
+    print(f"{len(created)} created, {len(outcomes) - len(created)} already present")
+    for name in created:
+        print(f"  + {name}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """The catalogue, and whether each topic exists on the broker."""
+    from avro_schemas.topics import CATALOGUE
+    from ops.topic_admin import existing_topics
+
+    s = get_settings()
+    present = existing_topics(s.confluent_config(), s.topic_prefix)
+    print(f"{'topic':<40} {'key':<15} {'value schema':<22} {'parts':>5} {'retention':>9}  on broker")
+    for spec in CATALOGUE.values():
+        name = spec.full_name(s.topic_prefix)
+        print(f"{name:<40} {spec.key.value:<15} {spec.value_schema:<22} {spec.partitions:>5} "
+              f"{spec.retention_ms // 86_400_000:>8}d  {'yes' if name in present else 'no'}")
+
+
+# -- schemas -----------------------------------------------------------------------------------------
+@schemas_app.command("list")
+def schemas_list() -> None:
+    """Event types, their Avro record names and single-object fingerprints."""
+    from avro_schemas.schema_set import current_schemas
+
+    for s in current_schemas().values():
+        print(f"{s.event_type:<22} {s.full_name:<42} {s.fingerprint.hex()}")
+
+
+@schemas_app.command("check")
+def schemas_check(
+    released_dir: Annotated[Optional[Path], typer.Option(help="Released snapshots (default avro_schemas/released)")] = None,
+) -> None:
+    """Fail when a schema change would stop this checkout's reader reading what a released version wrote."""
+    from avro_schemas.evolution import check_against_releases
+
+    problems, checked = check_against_releases(released_dir)
+    for p in problems:
+        typer.secho(f"INCOMPATIBLE {p}", fg=typer.colors.RED)
+    print(f"{checked} released schema(s) checked, {len(problems)} incompatible")
+    if problems:
+        raise typer.Exit(1)
+
+
+@schemas_app.command("release")
+def schemas_release(version: Annotated[str, typer.Argument(help="e.g. 1.1.0")]) -> None:
+    """Snapshot the current schemas as a released version (commit the files it writes)."""
+    from avro_schemas.evolution import release
+
+    path = release(version)
+    print(f"released {version}: {path}")
+
+
+# -- workers and sinks -------------------------------------------------------------------------------
+@worker_app.command("passthrough")
+def worker_passthrough(
+    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
+) -> None:
+    """raw.* → identified.*: checks each payload is a known event, dead-letters what is not."""
+    from streams.passthrough import run_worker
+
+    run_worker(get_settings(), event_types or None, group_suffix)
+
+
+@sink_app.command("postgres")
+def sink_postgres(
+    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+) -> None:
+    """identified.* → PostgreSQL event store (idempotent by event id)."""
+    from sinks.runner import run_sink
+
+    run_sink(get_settings(), "postgres", event_types or None)
+
+
+@sink_app.command("clickhouse")
+def sink_clickhouse(
+    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+) -> None:
+    """identified.* → ClickHouse analytics tables (no personal identifiers)."""
+    from sinks.runner import run_sink
+
+    run_sink(get_settings(), "clickhouse", event_types or None)
+
+
+# -- demo and benchmarks -----------------------------------------------------------------------------
+@app.command("demo")
+def demo(
+    events: Annotated[int, typer.Option(help="Synthetic outpatient visits to send")] = 20000,
+    seed: Annotated[int, typer.Option()] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """The whole slice on the local stack: synthetic visits → adapter → Faust stage → PostgreSQL + ClickHouse."""
+    from ops.demo import run_demo
+
+    result = run_demo(get_settings(), events, seed)
+    print(result.table())
+    if as_json:
+        print(json.dumps(result.figures()))
+    if not result.consistent:
+        raise typer.Exit(1)
+
+
+@bench_app.command("serde")
+def bench_serde(events: Annotated[int, typer.Option()] = 20000, as_json: JsonFlag = False) -> None:
+    """outpatient.visit encode/decode per wire format, next to plain fastavro."""
+    from ops.bench.serde import run
+    from ops.bench_table import print_bench
+
+    print_bench(f"serde: outpatient.visit, {events} events", run(events), as_json)
+
+
+@bench_app.command("passthrough")
+def bench_passthrough(events: Annotated[int, typer.Option()] = 100000, as_json: JsonFlag = False) -> None:
+    """Faust pass-through stage next to plain aiokafka and confluent-kafka loops on the same broker."""
+    from ops.bench.passthrough import run
+    from ops.bench_table import print_bench
+
+    print_bench(f"passthrough: {events} events raw → identified", run(get_settings(), events), as_json)
+
+
+def entrypoint() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(entrypoint())

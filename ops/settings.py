@@ -1,0 +1,136 @@
+"""All settings in one typed place: environment variables prefixed ``HEALTHBUS_`` or a ``.env`` file.
+
+docs/operations.md lists them with their defaults. Each client's configuration is derived here, so a
+Kafka or database setting is spelled once for confluent-kafka, aiokafka and Faust alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Profile(str, enum.Enum):
+    LOCAL = "local"  # the embedded stack: Tansu broker, chDB (STACK.md quirks worked around)
+    PRODUCTION = "production"  # Apache Kafka, ClickHouse server, schema registry
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEALTHBUS_", env_file=".env", extra="ignore")
+
+    profile: Profile = Profile.LOCAL
+    state_dir: Path = Path(".healthbus")
+    """Where the local stack keeps pid files, logs, chDB data and Faust state."""
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_session_timeout_ms: int | None = None
+    """None: 6 s on the local profile (Tansu makes a group join wait half of it), 45 s in production."""
+    topic_prefix: str = ""
+    """Prepended to every topic name (tests, or several environments on one cluster)."""
+    group_prefix: str = "healthbus"
+    """Consumer groups are '<group_prefix>.<stage>'."""
+
+    # Schema registry: unset means Avro single-object encoding, no registry needed.
+    schema_registry_url: str | None = None
+    schema_registry_basic_auth: SecretStr | None = None
+    """'user:password' for the registry, when it wants it."""
+
+    # Stores
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/healthbus"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    clickhouse_url: str | None = None
+    """http(s)://user:password@host:8123/database of a ClickHouse server; unset: embedded chDB."""
+    chdb_path: Path | None = None
+    """Embedded ClickHouse data directory; default <state_dir>/chdb."""
+    clickhouse_database: str = "healthbus"
+
+    # Stages
+    sink_batch_size: int = 2000
+    sink_batch_seconds: float = 0.5
+    pseudonym_key: SecretStr = SecretStr("local-development-key-change-me")
+    """HMAC-SHA256 key that pseudonymises persons in analytics. Set a secret one in production."""
+
+    # -- derived ------------------------------------------------------------------------------------
+    @property
+    def session_timeout_ms(self) -> int:
+        if self.kafka_session_timeout_ms is not None:
+            return self.kafka_session_timeout_ms
+        return 6000 if self.profile is Profile.LOCAL else 45000
+
+    @property
+    def resolved_chdb_path(self) -> Path:
+        return self.chdb_path or self.state_dir / "chdb"
+
+    def topic_name(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def group_id(self, stage: str) -> str:
+        return f"{self.group_prefix}.{stage}"
+
+    def confluent_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by producers, consumers and the admin client."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        for key, value in (
+            ("ssl.ca.location", self.kafka_ssl_cafile),
+            ("ssl.certificate.location", self.kafka_ssl_certfile),
+            ("ssl.key.location", self.kafka_ssl_keyfile),
+        ):
+            if value:
+                conf[key] = str(value)
+        return conf
+
+    def aiokafka_config(self) -> dict[str, Any]:
+        """The same connection for aiokafka (and so for Faust's aiokafka driver)."""
+        conf: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl_mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl_plain_username"] = self.kafka_sasl_username
+            conf["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            conf["ssl_context"] = self.ssl_context()
+        return conf
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+        if self.kafka_ssl_certfile:
+            context.load_cert_chain(str(self.kafka_ssl_certfile), str(self.kafka_ssl_keyfile or "") or None)
+        return context
+
+    def schema_registry_config(self) -> dict[str, Any] | None:
+        if not self.schema_registry_url:
+            return None
+        conf: dict[str, Any] = {"url": self.schema_registry_url}
+        if self.schema_registry_basic_auth:
+            conf["basic.auth.user.info"] = self.schema_registry_basic_auth.get_secret_value()
+        return conf
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,115 @@
+"""``healthbus stack up|down|status``: bring the local stack up, record what was started, stop only that."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ops.settings import Settings
+from ops.stack import broker, clickhouse, postgres, redis
+from ops.stack.processes import ServiceError, pid_alive, stop_pid
+
+
+@dataclass
+class StartedServices:
+    """What ``up`` started (and so what ``down`` may stop), kept in <state_dir>/stack.json."""
+
+    broker_pid: int | None = None
+    redis_pid: int | None = None
+    postgres_data_dir: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def path(settings: Settings) -> Path:
+        return settings.state_dir / "stack.json"
+
+    @classmethod
+    def load(cls, settings: Settings) -> StartedServices:
+        path = cls.path(settings)
+        return cls(**json.loads(path.read_text())) if path.exists() else cls()
+
+    def save(self, settings: Settings) -> None:
+        path = self.path(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    up: bool
+    where: str
+    owned: bool  # started by `stack up` (stopped by `stack down`)
+
+
+def up(settings: Settings) -> list[ServiceStatus]:
+    started = StartedServices.load(settings)
+    logs = settings.state_dir / "logs"
+
+    if not broker.broker_answers(settings.kafka_bootstrap, settings.confluent_config()):
+        host, port = broker.bootstrap_host_port(settings.kafka_bootstrap)
+        if host not in broker.LOCAL_HOSTS:
+            raise ServiceError(f"broker: {settings.kafka_bootstrap} does not answer. Fix: start it or correct "
+                               "HEALTHBUS_KAFKA_BOOTSTRAP.")
+        started.broker_pid = broker.start_tansu(port, logs / "broker.log")
+        started.save(settings)
+
+    if not postgres.server_answers(settings.postgres_url):
+        data_dir = settings.state_dir / "postgres"
+        started.postgres_data_dir = str(postgres.start_private_cluster(settings.postgres_url, data_dir,
+                                                                       logs / "postgres.log"))
+        started.save(settings)
+    postgres.ensure_database(settings.postgres_url)
+
+    if not redis.redis_answers(settings.redis_url):
+        started.redis_pid = redis.start_private_redis(settings.redis_url, settings.state_dir / "redis",
+                                                      logs / "redis.log")
+        started.save(settings)
+
+    if not settings.clickhouse_url and not clickhouse.chdb_available():
+        raise ServiceError("clickhouse: chDB is not installed. Fix: pip install 'clickhouse-connect[chdb]' "
+                           "or set HEALTHBUS_CLICKHOUSE_URL.")
+    started.save(settings)
+    return status(settings)
+
+
+def down(settings: Settings) -> list[str]:
+    started = StartedServices.load(settings)
+    stopped: list[str] = []
+    if started.broker_pid:
+        stop_pid(started.broker_pid)
+        stopped.append("broker")
+    if started.redis_pid:
+        stop_pid(started.redis_pid)
+        stopped.append("redis")
+    if started.postgres_data_dir:
+        postgres.stop_private_cluster(Path(started.postgres_data_dir))
+        stopped.append("postgres")
+    StartedServices.path(settings).unlink(missing_ok=True)
+    return stopped
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    started = StartedServices.load(settings)
+    chdb_where = f"chDB at {settings.resolved_chdb_path}"
+    return [
+        ServiceStatus("broker", broker.broker_answers(settings.kafka_bootstrap, settings.confluent_config()),
+                      settings.kafka_bootstrap, bool(started.broker_pid and pid_alive(started.broker_pid))),
+        ServiceStatus("postgres", postgres.server_answers(settings.postgres_url),
+                      _without_password(settings.postgres_url), bool(started.postgres_data_dir)),
+        ServiceStatus("redis", redis.redis_answers(settings.redis_url), _without_password(settings.redis_url),
+                      bool(started.redis_pid and pid_alive(started.redis_pid))),
+        ServiceStatus("clickhouse", bool(settings.clickhouse_url) or clickhouse.chdb_available(),
+                      _without_password(settings.clickhouse_url) if settings.clickhouse_url else chdb_where, False),
+    ]
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

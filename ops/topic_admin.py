@@ -1,0 +1,58 @@
+"""Create, list and delete the catalogue's topics on a broker (``healthbus topics …``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from avro_schemas.topics import CATALOGUE, TopicSpec
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    name: str
+    created: bool  # False: it already existed
+
+
+def admin_client(kafka_config: dict[str, Any]) -> AdminClient:
+    return AdminClient({**kafka_config, "log_level": 3})
+
+
+def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_factor: int = -1,
+                  specs: list[TopicSpec] | None = None) -> list[TopicOutcome]:
+    """Idempotent: topics that exist are left as they are. Replication -1 is the broker's default."""
+    admin = admin_client(kafka_config)
+    wanted = specs or list(CATALOGUE.values())
+    existing = set(admin.list_topics(timeout=10).topics)
+    new = [NewTopic(s.full_name(prefix), num_partitions=s.partitions, replication_factor=replication_factor,
+                    config=s.config()) for s in wanted if s.full_name(prefix) not in existing]
+    outcomes = {s.full_name(prefix): TopicOutcome(s.full_name(prefix), False) for s in wanted}
+    for name, future in (admin.create_topics(new, operation_timeout=30) if new else {}).items():
+        try:
+            future.result()
+            outcomes[name] = TopicOutcome(name, True)
+        except KafkaException as exc:
+            if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:  # a racing creator is fine
+                raise
+    return list(outcomes.values())
+
+
+def existing_topics(kafka_config: dict[str, Any], prefix: str = "") -> dict[str, int]:
+    """Topic name → partition count, for the names starting with ``prefix``."""
+    metadata = admin_client(kafka_config).list_topics(timeout=10)
+    return {name: len(t.partitions) for name, t in metadata.topics.items() if name.startswith(prefix)}
+
+
+def delete_topics(kafka_config: dict[str, Any], names: list[str]) -> None:
+    if not names:
+        return
+    admin = admin_client(kafka_config)
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != exc.args[0].UNKNOWN_TOPIC_OR_PART:
+                raise

@@ -1,0 +1,1 @@
+"""Synthetic sources: deterministic (per seed) data shaped like what Xinyang institutions hold."""

@@ -1,0 +1,120 @@
+"""ClickHouse analytics tables fed by the pipeline: no names, ID numbers, phones or addresses.
+
+``event_log`` has one row per event of every type; ``outpatient_visits`` the analytic fields of visits.
+A person appears only as a keyed pseudonym (streams.privacy). Both are ReplacingMergeTree ordered by a key
+that ends in the event id, so a replayed batch collapses on merge; counts read with ``FINAL``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sinks.event_sink import SinkRecord
+from streams.privacy import pseudonym
+
+
+def table_ddl(database: str) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {database}.event_log (
+            event_id UUID,
+            event_type LowCardinality(String),
+            occurred_at DateTime64(3, 'UTC'),
+            emitted_at DateTime64(3, 'UTC'),
+            org_code LowCardinality(String),
+            org_region_code LowCardinality(String),
+            residence_region_code LowCardinality(String),
+            record_version UInt32,
+            cancelled Bool,
+            person_pseudonym String,
+            ingested_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree(ingested_at)
+        PARTITION BY toYYYYMM(occurred_at)
+        ORDER BY (event_type, org_code, toDate(occurred_at), event_id)
+        COMMENT '每个事件一行, 无个人身份信息 / One row per event, no personal identifiers'""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.outpatient_visits (
+            event_id UUID,
+            occurred_at DateTime64(3, 'UTC'),
+            org_code LowCardinality(String),
+            org_region_code LowCardinality(String),
+            residence_region_code LowCardinality(String),
+            person_pseudonym String,
+            sex LowCardinality(String),
+            age_years Nullable(UInt8),
+            visit_type LowCardinality(String),
+            department_code LowCardinality(String),
+            temperature_c Nullable(Float32),
+            diagnosis_codes Array(String),
+            primary_diagnosis_code String,
+            record_version UInt32,
+            cancelled Bool,
+            ingested_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree(ingested_at)
+        PARTITION BY toYYYYMM(occurred_at)
+        ORDER BY (org_region_code, toDate(occurred_at), event_id)
+        COMMENT '门急诊就诊分析表, 无个人身份信息 / Outpatient visits for analytics, no personal identifiers'""",
+    ]
+
+
+EVENT_LOG_COLUMNS = ["event_id", "event_type", "occurred_at", "emitted_at", "org_code", "org_region_code",
+                     "residence_region_code", "record_version", "cancelled", "person_pseudonym", "ingested_at"]
+VISIT_COLUMNS = ["event_id", "occurred_at", "org_code", "org_region_code", "residence_region_code",
+                 "person_pseudonym", "sex", "age_years", "visit_type", "department_code", "temperature_c",
+                 "diagnosis_codes", "primary_diagnosis_code", "record_version", "cancelled", "ingested_at"]
+
+
+def age_at(birth: dt.date | None, moment: dt.datetime) -> int | None:
+    if birth is None:
+        return None
+    day = moment.date()
+    years = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+    return years if 0 <= years <= 150 else None
+
+
+class ClickHouseEventLog:
+    name = "sink-clickhouse"
+
+    def __init__(self, client: Any, database: str, pseudonym_key: bytes) -> None:
+        self._client = client
+        self._db = database
+        self._key = pseudonym_key
+        for ddl in table_ddl(database):
+            client.command(ddl)
+
+    def _person(self, env: dict[str, Any]) -> str:
+        # Until identity resolution attaches a platform person id, a person is one institution's patient.
+        return pseudonym(self._key, env["source"]["org_code"], env["patient"]["local_patient_id"])
+
+    def write(self, records: list[SinkRecord]) -> int:
+        now = dt.datetime.now(dt.timezone.utc)
+        log_rows: list[list[Any]] = []
+        visit_rows: list[list[Any]] = []
+        for r in records:
+            env = r.value["envelope"]
+            source, patient = env["source"], env["patient"]
+            person = self._person(env)
+            residence = patient.get("residence_region_code") or ""
+            log_rows.append([env["event_id"], r.event_type, env["occurred_at"], env["emitted_at"], source["org_code"],
+                             source["region_code"], residence, env["record_version"], env["cancelled"], person, now])
+            if r.event_type == "outpatient.visit":
+                v = r.value
+                codes = [d["code"] for d in v["diagnoses"]]
+                primary = next((d["code"] for d in v["diagnoses"] if d["is_primary"]), codes[0] if codes else "")
+                visit_rows.append([env["event_id"], env["occurred_at"], source["org_code"], source["region_code"],
+                                   residence, person, patient.get("sex") or "",
+                                   age_at(patient.get("birth_date"), env["occurred_at"]), v["visit_type"],
+                                   v.get("department_code") or "", v.get("temperature_c"), codes, primary,
+                                   env["record_version"], env["cancelled"], now])
+        if log_rows:
+            self._client.insert(f"{self._db}.event_log", log_rows, column_names=EVENT_LOG_COLUMNS)
+        if visit_rows:
+            self._client.insert(f"{self._db}.outpatient_visits", visit_rows, column_names=VISIT_COLUMNS)
+        return len(log_rows)
+
+    def count(self, table: str = "event_log") -> int:
+        return int(self._client.command(f"SELECT count() FROM {self._db}.{table} FINAL"))
+
+    def close(self) -> None:
+        close = getattr(self._client, "close", None)
+        if close:
+            close()
