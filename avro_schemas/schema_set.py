@@ -36,7 +36,7 @@ class EventSchema:
 
 def avro_fingerprint(canonical_form: str) -> bytes:
     """CRC-64-AVRO fingerprint as the 8 little-endian bytes single-object encoding puts on the wire."""
-    return int(fingerprint(canonical_form, "CRC-64-AVRO"), 16).to_bytes(8, "little")
+    return bytes.fromhex(fingerprint(canonical_form, "CRC-64-AVRO"))  # fastavro's hex is already little-endian
 
 
 def parse_standalone(schema: dict[str, Any] | str) -> EventSchema:

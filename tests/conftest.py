@@ -1,0 +1,86 @@
+"""Fixtures on real services: a Kafka-compatible broker, PostgreSQL, ClickHouse (chDB).
+
+Each test gets its own topic prefix (topics deleted afterwards); the session gets its own PostgreSQL
+database (dropped afterwards). A broker is started privately when none is configured and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ops.settings import Settings
+from ops.stack.broker import broker_answers, start_tansu
+from ops.stack.postgres import ensure_database, server_conninfo
+from ops.stack.processes import free_port, stop_pid
+from ops.topic_admin import create_topics, delete_topics, existing_topics
+
+REPO = Path(__file__).resolve().parent.parent
+HEALTHBUS = Path(sys.executable).parent / "healthbus"  # the installed console script, as a user runs it
+
+
+@pytest.fixture(scope="session")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("HEALTHBUS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    if broker_answers(configured):
+        yield configured
+        return
+    port = free_port()
+    pid = start_tansu(port, tmp_path_factory.mktemp("broker") / "broker.log")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_pid(pid)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"hb_test_{uuid.uuid4().hex[:10]}"
+    url = psycopg.conninfo.make_conninfo(base, dbname=name)
+    ensure_database(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server_conninfo(base), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def settings(bootstrap: str, postgres_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for one test: a fresh topic prefix and group prefix, a private chDB directory."""
+    run = uuid.uuid4().hex[:8]
+    s = Settings(
+        kafka_bootstrap=bootstrap, postgres_url=postgres_url, topic_prefix=f"t{run}-", group_prefix=f"g{run}",
+        state_dir=tmp_path / "state", chdb_path=tmp_path / "chdb", schema_registry_url=None,
+        sink_batch_seconds=0.2,
+    )
+    create_topics(s.confluent_config(), s.topic_prefix)
+    try:
+        yield s
+    finally:
+        delete_topics(s.confluent_config(), list(existing_topics(s.confluent_config(), s.topic_prefix)))
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    """The environment that makes a `healthbus` subprocess use the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHBUS_")}
+    env.update({
+        "HEALTHBUS_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "HEALTHBUS_POSTGRES_URL": s.postgres_url,
+        "HEALTHBUS_TOPIC_PREFIX": s.topic_prefix, "HEALTHBUS_GROUP_PREFIX": s.group_prefix,
+        "HEALTHBUS_STATE_DIR": str(s.state_dir), "HEALTHBUS_CHDB_PATH": str(s.resolved_chdb_path),
+        "HEALTHBUS_SINK_BATCH_SECONDS": str(s.sink_batch_seconds),
+    })
+    return env
+
+
+def healthbus(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HEALTHBUS), *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
