@@ -10,6 +10,8 @@ from avro_schemas.serde import codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic
 from ops.settings import Settings
 from sinks.batch_consumer import BatchConsumer, SinkProgress, dlq_topic_for
+from ops.stack.clickhouse import open_clickhouse
+from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import EventSink
 
 SinkKind = Literal["postgres", "clickhouse"]
@@ -20,9 +22,10 @@ def open_sink(settings: Settings, kind: SinkKind) -> EventSink:
         from sinks.postgres.event_store import PostgresEventStore
 
         return PostgresEventStore(settings.postgres_url)
-    from ops.stack.clickhouse import open_clickhouse
-    from sinks.clickhouse.event_log import ClickHouseEventLog
+    return open_clickhouse_event_log(settings)
 
+
+def open_clickhouse_event_log(settings: Settings) -> ClickHouseEventLog:
     client = open_clickhouse(settings.clickhouse_url, settings.resolved_chdb_path, settings.clickhouse_database)
     return ClickHouseEventLog(client, settings.clickhouse_database, settings.pseudonym_key.get_secret_value().encode())
 

@@ -114,6 +114,17 @@ class ClickHouseEventLog:
     def count(self, table: str = "event_log") -> int:
         return int(self._client.command(f"SELECT count() FROM {self._db}.{table} FINAL"))
 
+    def count_event_ids(self, event_ids: list[str]) -> int:
+        """How many of these events are in event_log (deduplicated)."""
+        self._client.command("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_event_ids (event_id UUID) ENGINE = Memory")
+        try:
+            self._client.insert("wanted_event_ids", [[e] for e in event_ids], column_names=["event_id"])
+            return int(self._client.command(
+                f"SELECT count() FROM {self._db}.event_log FINAL WHERE event_id IN (SELECT event_id FROM wanted_event_ids)"
+            ))
+        finally:
+            self._client.command("DROP TEMPORARY TABLE IF EXISTS wanted_event_ids")
+
     def close(self) -> None:
         close = getattr(self._client, "close", None)
         if close:

@@ -72,5 +72,10 @@ class PostgresEventStore:
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM event_store").fetchone()[0]
 
+    def count_event_ids(self, event_ids: list[str]) -> int:
+        """How many of these events are stored."""
+        return self._conn.execute("SELECT count(*) FROM event_store WHERE event_id = ANY(%s::uuid[])",
+                                  (event_ids,)).fetchone()[0]
+
     def close(self) -> None:
         self._conn.close()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The front door on a fresh machine (README.md):
+#   ops/dev.sh demo   -> venv + install, local stack up, the whole pipeline demo, stack down
+#   ops/dev.sh test   -> venv + install, local stack up, the test suite, stack down
+# Extra arguments go to `healthbus demo` or to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+setup() {
+  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "healthbus needs Python >= 3.11")'
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+}
+
+stack_down() { .venv/bin/healthbus stack down || true; }
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  demo)
+    setup
+    .venv/bin/healthbus stack up
+    trap stack_down EXIT
+    .venv/bin/healthbus demo "$@"
+    ;;
+  test)
+    setup
+    .venv/bin/healthbus stack up
+    trap stack_down EXIT
+    # pytest exits 5 when it collected nothing: that is a failure here, as is any other non-zero exit.
+    .venv/bin/python -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ops/dev.sh demo [healthbus demo options] | test [pytest options]" >&2
+    exit 2
+    ;;
+esac
