@@ -22,21 +22,31 @@ class Profile(str, enum.Enum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HEALTHBUS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HEALTHBUS_", env_file=".env", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     profile: Profile = Profile.LOCAL
+    """local: the embedded stack with STACK.md workarounds; production: real Kafka, ClickHouse, registry."""
     state_dir: Path = Path(".healthbus")
     """Where the local stack keeps pid files, logs, chDB data and Faust state."""
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
+    """Comma-separated host:port list of brokers."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when the protocol is SASL_*."""
     kafka_sasl_username: str | None = None
+    """SASL user (one per adapter, so broker ACLs can bind it to its topics)."""
     kafka_sasl_password: SecretStr | None = None
+    """SASL password."""
     kafka_ssl_cafile: Path | None = None
+    """CA bundle that signed the brokers' certificates."""
     kafka_ssl_certfile: Path | None = None
+    """Client certificate (mutual TLS)."""
     kafka_ssl_keyfile: Path | None = None
+    """Client private key (mutual TLS)."""
     kafka_session_timeout_ms: int | None = None
     """None: 6 s on the local profile (Tansu makes a group join wait half of it), 45 s in production."""
     topic_prefix: str = ""
@@ -44,23 +54,28 @@ class Settings(BaseSettings):
     group_prefix: str = "healthbus"
     """Consumer groups are '<group_prefix>.<stage>'."""
 
-    # Schema registry: unset means Avro single-object encoding, no registry needed.
     schema_registry_url: str | None = None
+    """Confluent-compatible registry: set, events use the Confluent wire format; unset, Avro single-object."""
     schema_registry_basic_auth: SecretStr | None = None
     """'user:password' for the registry, when it wants it."""
 
     # Stores
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/healthbus"
+    """libpq URL of the master index / event store database (created by `stack up` if missing)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis for caches (nothing in it is the only copy)."""
     clickhouse_url: str | None = None
     """http(s)://user:password@host:8123/database of a ClickHouse server; unset: embedded chDB."""
     chdb_path: Path | None = None
     """Embedded ClickHouse data directory; default <state_dir>/chdb."""
     clickhouse_database: str = "healthbus"
+    """ClickHouse database for the analytics tables."""
 
     # Stages
     sink_batch_size: int = 2000
+    """Most events a sink writes in one batch."""
     sink_batch_seconds: float = 0.5
+    """Longest a sink waits to fill a batch before writing what it has."""
     pseudonym_key: SecretStr = SecretStr("local-development-key-change-me")
     """HMAC-SHA256 key that pseudonymises persons in analytics. Set a secret one in production."""
 
