@@ -1,0 +1,153 @@
+"""``healthbus bench passthrough``: the Faust pass-through stage next to plain client loops, same broker.
+
+All three paths copy the same N pre-produced outpatient.visit payloads from an input topic to an output
+topic and commit their input offsets only after the output is acknowledged (at-least-once). Each rate is
+N divided by the span of the output messages' broker timestamps, so group-join and process start-up
+time (the same for every path, and dominated by the local broker's join delay) are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from avro_schemas.serde import EventCodec
+from avro_schemas.topics import TopicSpec, identified_topic, raw_topic
+from ops.bench_table import BenchRow
+from ops.demo import start_worker
+from ops.settings import Settings
+from ops.stack.processes import stop_pid
+from ops.topic_admin import create_topics, delete_topics, existing_topics
+from producers.publisher import producer_config
+from producers.synthetic.outpatient_visits import outpatient_visits
+from sinks.batch_consumer import consumer_config
+
+
+def _fill(conf: dict, topic: str, events: int) -> None:
+    codec = EventCodec()
+    payloads = [codec.encode("outpatient.visit", v) for v in outpatient_visits(min(events, 5000), seed=11)]
+    producer = Producer(producer_config(conf))
+    for i in range(events):
+        while True:
+            try:
+                producer.produce(topic, payloads[i % len(payloads)], f"k{i % 997}".encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+
+
+def _output_span(conf: dict, topic: str, events: int, group: str, timeout: float) -> float:
+    """Seconds between the first and last output message (broker timestamps); waits until all N are there."""
+    consumer = Consumer({**consumer_config(conf, group, 6000), "enable.partition.eof": False})
+    consumer.subscribe([topic])
+    first, last, seen = None, None, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < events and time.monotonic() < deadline:
+            for msg in consumer.consume(10000, timeout=0.5):
+                if msg.error():
+                    continue
+                ts = msg.timestamp()[1] / 1000.0
+                first = ts if first is None else min(first, ts)
+                last = ts if last is None else max(last, ts)
+                seen += 1
+    finally:
+        consumer.close()
+    if seen < events:
+        raise RuntimeError(f"only {seen} of {events} events reached {topic} within {timeout:.0f} s")
+    return max(last - first, 1e-3)
+
+
+def confluent_loop(conf: dict, source: str, target: str, events: int, group: str) -> None:
+    consumer = Consumer(consumer_config(conf, group, 6000))
+    producer = Producer(producer_config(conf))
+    consumer.subscribe([source])
+    done = 0
+    try:
+        while done < events:
+            batch = consumer.consume(5000, timeout=0.5)
+            offsets = {}
+            for msg in batch:
+                if msg.error():
+                    continue
+                while True:
+                    try:
+                        producer.produce(target, msg.value(), msg.key())
+                        break
+                    except BufferError:
+                        producer.poll(0.01)
+                offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+                done += 1
+            if offsets:
+                producer.flush(30)
+                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+async def aiokafka_loop(aio_conf: dict, source: str, target: str, events: int, group: str) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(source, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                                session_timeout_ms=6000, heartbeat_interval_ms=1000, **aio_conf)
+    producer = AIOKafkaProducer(acks="all", linger_ms=5, **aio_conf)
+    await consumer.start()
+    await producer.start()
+    done = 0
+    try:
+        while done < events:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            futures = []
+            for records in batches.values():
+                for r in records:
+                    futures.append(await producer.send(target, r.value, r.key))
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+                done += len(futures)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
+    run_id = uuid.uuid4().hex[:8]
+    bench = settings.model_copy(update={"topic_prefix": f"bench-{run_id}.", "group_prefix": f"bench-{run_id}"})
+    conf = bench.confluent_config()
+    source = bench.topic_name(raw_topic("outpatient.visit").name)
+    faust_target = bench.topic_name(identified_topic("outpatient.visit").name)
+    extra = [TopicSpec(f"copy-{kind}", "bench", raw_topic("outpatient.visit").key, "outpatient.visit", 6,
+                       3_600_000, "delete", "benchmark output") for kind in ("confluent", "aiokafka")]
+    create_topics(conf, bench.topic_prefix, specs=[raw_topic("outpatient.visit"), identified_topic("outpatient.visit"), *extra])
+    rows: list[BenchRow] = []
+    try:
+        _fill(conf, source, events)
+
+        target = bench.topic_name("copy-confluent")
+        confluent_loop(conf, source, target, events, f"{bench.group_prefix}.confluent")
+        confluent_rate = events / _output_span(conf, target, events, f"{bench.group_prefix}.count-c", 60)
+
+        target = bench.topic_name("copy-aiokafka")
+        asyncio.run(aiokafka_loop(bench.aiokafka_config(), source, target, events, f"{bench.group_prefix}.aiokafka"))
+        aiokafka_rate = events / _output_span(conf, target, events, f"{bench.group_prefix}.count-a", 60)
+
+        worker = start_worker(bench, bench.state_dir / "logs" / f"bench-worker-{run_id}.log")
+        try:
+            faust_rate = events / _output_span(conf, faust_target, events, f"{bench.group_prefix}.count-f", 300)
+        finally:
+            stop_pid(worker.pid)
+
+        rows = [
+            BenchRow("confluent-kafka loop events/s", confluent_rate, "baseline: consume → produce → commit"),
+            BenchRow("aiokafka loop events/s", aiokafka_rate, "baseline: getmany → send → commit"),
+            BenchRow("faust passthrough events/s", faust_rate, "healthbus worker passthrough"),
+            BenchRow("faust / aiokafka ratio", faust_rate / aiokafka_rate, "target ≥ 0.5"),
+            BenchRow("events", events),
+        ]
+    finally:
+        delete_topics(conf, list(existing_topics(conf, bench.topic_prefix)))
+    return rows
