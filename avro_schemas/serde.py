@@ -119,7 +119,8 @@ class EventCodec:
         return schema_id
 
     # -- decoding --------------------------------------------------------------------------------
-    def decode(self, payload: bytes | None) -> DecodedEvent:
+    def _writer_and_reader(self, payload: bytes | None) -> tuple[EventSchema, EventSchema, int]:
+        """Read the header: (writer schema, reader schema, where the body starts)."""
         if not payload:
             raise DecodeError(DecodeFailure.EMPTY_PAYLOAD, "the message has no value")
         if payload[:2] == SINGLE_OBJECT_MAGIC:
@@ -141,6 +142,15 @@ class EventCodec:
         reader = self._by_full_name.get(writer.full_name)
         if reader is None:
             raise DecodeError(DecodeFailure.UNKNOWN_EVENT_TYPE, f"no reader schema for {writer.full_name}")
+        return writer, reader, body_start
+
+    def peek_event_type(self, payload: bytes | None) -> str:
+        """The event type from the header alone (no body decoding): cheap routing and sanity checks."""
+        return self._writer_and_reader(payload)[1].event_type
+
+    def decode(self, payload: bytes | None) -> DecodedEvent:
+        writer, reader, body_start = self._writer_and_reader(payload)
+        assert payload is not None
         buf = io.BytesIO(payload)
         buf.seek(body_start)
         try:

@@ -80,7 +80,8 @@ def run_demo(settings: Settings, events: int, seed: int, timeout: float = 300.0)
                                     "group_prefix": f"{settings.group_prefix}.demo-{run}"})
     conf = s.confluent_config()
     create_topics(conf, s.topic_prefix)
-    worker = start_worker(s, s.state_dir / "logs" / f"demo-worker-{run}.log")
+    worker_log = s.state_dir / "logs" / f"demo-worker-{run}.log"
+    worker = start_worker(s, worker_log)
     pg_sink = PostgresEventStore(s.postgres_url)
     ch_sink = open_clickhouse_event_log(s)
     consumers = [build_consumer(s, pg_sink, ["outpatient.visit"]), build_consumer(s, ch_sink, ["outpatient.visit"])]
@@ -101,16 +102,19 @@ def run_demo(settings: Settings, events: int, seed: int, timeout: float = 300.0)
             publisher.publish("outpatient.visit", value)
             event_ids.append(value["envelope"]["event_id"])
         publisher.flush()
-        for t in threads:
-            t.join(max(1.0, deadline - time.monotonic()))
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the pass-through worker exited with {worker.returncode}; see {worker_log}")
+            for t in threads:
+                t.join(0.2)
         seconds = time.monotonic() - start
-        for c in consumers:
-            c.stop()
         pg_rows = pg_sink.count_event_ids(event_ids)
         ch_rows = ch_sink.count_event_ids(event_ids)
         return DemoResult(publisher.tally.acknowledged, min(p.consumed for p in progress), pg_rows, ch_rows,
                           sum(p.dead_lettered for p in progress), seconds)
     finally:
+        for c in consumers:
+            c.stop()
         stop_pid(worker.pid)
         for t in threads:
             t.join(10)

@@ -43,6 +43,7 @@ def producer_config(base: dict[str, Any]) -> dict[str, Any]:
         "linger.ms": 5,
         "batch.num.messages": 10000,
         "compression.type": "lz4",
+        "partitioner": "murmur2_random",  # the Java client's partitioner: same key → same partition as Faust/aiokafka
         "log_level": 3,
     }
 
