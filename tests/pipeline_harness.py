@@ -1,0 +1,74 @@
+"""Run pipeline pieces as real processes for tests: the pass-through worker, sink loops, topic readers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from ops.settings import Settings
+from tests.conftest import settings_env
+
+
+def start_passthrough_worker(s: Settings, log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", "passthrough"], env=settings_env(s),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@contextmanager
+def passthrough_worker(s: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start_passthrough_worker(s, log)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def read_topic(s: Settings, topic: str, expect: int, timeout: float = 60.0) -> list:
+    """Every message on ``topic`` from the beginning until ``expect`` have arrived (or the timeout).
+    Partitions are assigned, not subscribed: no group join (3 s on the local broker), no committed offsets."""
+    consumer = Consumer({**s.confluent_config(), "group.id": "unused", "enable.auto.commit": False, "log_level": 3})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    out: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            out += [m for m in consumer.consume(5000, timeout=0.2) if not m.error()]
+    finally:
+        consumer.close()
+    return out
+
+
+def read_until_ids(s: Settings, topic: str, wanted: set[str], decode, timeout: float = 120.0) -> list:
+    """Read ``topic`` from the beginning until every wanted event id was seen (duplicates are kept)."""
+    consumer = Consumer({**s.confluent_config(), "group.id": "unused", "enable.auto.commit": False, "log_level": 3})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    out: list = []
+    missing = set(wanted)
+    deadline = time.monotonic() + timeout
+    try:
+        while missing and time.monotonic() < deadline:
+            for m in consumer.consume(5000, timeout=0.2):
+                if not m.error():
+                    out.append(m)
+                    missing.discard(decode(m.value()))
+    finally:
+        consumer.close()
+    return out
