@@ -38,7 +38,7 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        stop_pid(pid)
+        stop_pid(pid, timeout=2)  # Tansu ignores SIGTERM
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,7 @@ def down(settings: Settings) -> list[str]:
     started = StartedServices.load(settings)
     stopped: list[str] = []
     if started.broker_pid:
-        stop_pid(started.broker_pid)
+        stop_pid(started.broker_pid, timeout=2)  # Tansu ignores SIGTERM; memory storage has nothing to flush
         stopped.append("broker")
     if started.redis_pid:
         stop_pid(started.redis_pid)

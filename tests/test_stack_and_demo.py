@@ -1,0 +1,46 @@
+"""The local stack's lifecycle and the first end-to-end slice, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+from ops.settings import Settings
+from ops.stack.broker import broker_answers
+from ops.stack.processes import free_port
+from tests.conftest import healthbus, settings_env
+
+
+def test_stack_up_starts_only_what_is_missing_and_down_stops_only_that(settings: Settings) -> None:
+    port = free_port()
+    env = settings_env(settings) | {"HEALTHBUS_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"}
+    up = healthbus("stack", "up", env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        lines = {line.split()[0]: line.split() for line in up.stdout.splitlines()[1:]}
+        assert lines["broker"][1:3] == ["up", "yes"]  # started by us
+        assert lines["postgres"][1:3] == ["up", "no"]  # already running: used, not owned
+        assert broker_answers(f"127.0.0.1:{port}")
+        status = healthbus("stack", "status", env=env)
+        assert status.returncode == 0
+    finally:
+        down = healthbus("stack", "down", env=env)
+    assert down.returncode == 0 and "broker" in down.stdout and "postgres" not in down.stdout
+    assert not broker_answers(f"127.0.0.1:{port}")
+    assert healthbus("stack", "status", env=env).returncode == 1  # the broker is gone: status says so
+
+
+def test_demo_counts_agree(settings: Settings) -> None:
+    result = healthbus("demo", "--events", "3000", "--seed", "5", "--json", env=settings_env(settings), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["produced"] == figures["consumed"] == figures["postgres_rows"] == figures["clickhouse_rows"] == 3000
+    assert "counts agree" in result.stdout
+
+
+def test_topics_create_is_idempotent(settings: Settings) -> None:
+    env = settings_env(settings)
+    first = healthbus("topics", "create", env=env)  # the fixture created them already
+    assert first.returncode == 0 and first.stdout.startswith("0 created")
+    listing = healthbus("topics", "list", env=env)
+    assert f"{settings.topic_prefix}raw.outpatient.visit" in listing.stdout
+    assert " no\n" not in listing.stdout + "\n"  # every catalogue topic exists
