@@ -8,19 +8,16 @@ ids, so re-running with the same seed shows the sinks' idempotence: the rows are
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from avro_schemas.serde import codec_for
 from ops.settings import Settings
 from ops.stack import lifecycle
 from ops.stack.processes import stop_pid
+from ops.worker_process import start_worker
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from producers.publisher import EventPublisher
 from producers.synthetic.outpatient_visits import outpatient_visits
@@ -56,20 +53,6 @@ class DemoResult:
         lines.append(f"{'seconds':<48} {self.seconds:>8.1f}")
         lines.append("counts agree" if self.consistent else "COUNTS DISAGREE")
         return "\n".join(lines)
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"HEALTHBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "HEALTHBUS_TOPIC_PREFIX": settings.topic_prefix,
-                "HEALTHBUS_GROUP_PREFIX": settings.group_prefix, "HEALTHBUS_STATE_DIR": str(settings.state_dir)})
-    return env
-
-
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", "passthrough"], env=worker_env(settings),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def run_demo(settings: Settings, events: int, seed: int, timeout: float = 300.0) -> DemoResult:

@@ -17,10 +17,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import TopicSpec, identified_topic, raw_topic
 from ops.bench_table import BenchRow
-from ops.demo import start_worker
 from ops.settings import Settings
 from ops.stack.processes import stop_pid
 from ops.topic_admin import create_topics, delete_topics, existing_topics
+from ops.worker_process import start_worker
 from producers.publisher import producer_config
 from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.batch_consumer import consumer_config

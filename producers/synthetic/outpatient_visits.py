@@ -100,7 +100,8 @@ def outpatient_visits(count: int, seed: int = 1, hospitals: int = 20, residents:
         code, diagnosis, complaint, temp_range, _ = rng.choices(PRESENTATIONS, weights)[0]
         occurred = _epoch_ms(start + dt.timedelta(seconds=n * 7 + rng.randrange(0, 5)))
         dept_code, dept_name = rng.choice(DEPARTMENTS)
-        record_key = f"outpatient_visit:{org.org_code[-6:]}{n:09d}"
+        visit_no = f"MZ{seed % 10000:04d}{n:010d}"  # a seed is a separate world: its visits never collide with another's
+        record_key = f"outpatient_visit:{visit_no}"
         yield {
             "envelope": {
                 "event_id": make_event_id(org.org_code, record_key, 1),
@@ -115,7 +116,7 @@ def outpatient_visits(count: int, seed: int = 1, hospitals: int = 20, residents:
                             "birth_date": person.birth_date, "id_type": "01", "id_number": person.id_number,
                             "phone": person.phone, "residence_region_code": person.region_code},
             },
-            "visit_no": f"MZ{n:010d}",
+            "visit_no": visit_no,
             "visit_type": "EMERGENCY" if dept_code == "0201" else "OUTPATIENT",
             "department_code": dept_code,
             "department_name": dept_name,
