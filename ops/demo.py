@@ -79,7 +79,7 @@ def run_demo(settings: Settings, events: int, seed: int, timeout: float = 300.0)
         start = time.monotonic()
         for t in threads:
             t.start()
-        publisher = EventPublisher(conf, codec_for(s.schema_registry_config()), s.topic_prefix)
+        publisher = EventPublisher(conf, codec_for(s.schema_registry_config()), s.signing_key_for, s.topic_prefix)
         event_ids = []
         for value in outpatient_visits(events, seed=seed):
             publisher.publish("outpatient.visit", value)

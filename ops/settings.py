@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr = SecretStr("local-development-key-change-me")
     """HMAC-SHA256 key that pseudonymises persons in analytics. Set a secret one in production."""
 
+    adapter_master_key: SecretStr = SecretStr("local-development-adapter-master-key")
+    """Platform secret from which each institution's adapter signing key is derived; the identify stage
+    checks signatures with it. Set a secret one in production."""
+    adapter_key: SecretStr | None = None
+    """This adapter's own signing key (hex, from `healthbus adapter key --org`); unset on the local profile:
+    derived from the master key."""
+    require_signed_sources: bool = True
+    """The identify stage dead-letters raw events without a valid signature of the institution they claim."""
+
     # -- derived ------------------------------------------------------------------------------------
     @property
     def session_timeout_ms(self) -> int:
@@ -89,6 +98,14 @@ class Settings(BaseSettings):
     @property
     def resolved_chdb_path(self) -> Path:
         return self.chdb_path or self.state_dir / "chdb"
+
+    def signing_key_for(self, org_code: str) -> bytes:
+        """The key an adapter of ``org_code`` signs with."""
+        from streams.source_authentication import adapter_key
+
+        if self.adapter_key is not None:
+            return bytes.fromhex(self.adapter_key.get_secret_value())
+        return adapter_key(self.adapter_master_key.get_secret_value().encode(), org_code)
 
     def topic_name(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import raw_topic, source_patient_key
+from streams.source_authentication import SIGNATURE_HEADER, sign
 
 
 class ForeignSourceError(ValueError):
@@ -49,10 +50,14 @@ def producer_config(base: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventPublisher:
-    def __init__(self, kafka_config: dict[str, Any], codec: EventCodec, topic_prefix: str = "",
-                 own_org_code: str | None = None) -> None:
+    def __init__(self, kafka_config: dict[str, Any], codec: EventCodec, signing_key: Callable[[str], bytes],
+                 topic_prefix: str = "", own_org_code: str | None = None) -> None:
+        """``signing_key(org_code)`` gives the key to sign that institution's events with (an adapter has
+        only its own). ``own_org_code``: refuse events from any other institution."""
         self._producer = Producer(producer_config(kafka_config))
         self._codec = codec
+        self._signing_key = signing_key
+        self._keys: dict[str, bytes] = {}
         self._prefix = topic_prefix
         self._own_org_code = own_org_code
         self.tally = DeliveryTally()
@@ -73,11 +78,14 @@ class EventPublisher:
             )
         topic = self._prefix + raw_topic(event_type).name
         payload = self._codec.encode(event_type, value, topic=topic)
-        key = source_patient_key(source["org_code"], envelope["patient"]["local_patient_id"])
+        org = source["org_code"]
+        key = source_patient_key(org, envelope["patient"]["local_patient_id"])
+        signing_key = self._keys.get(org) or self._keys.setdefault(org, self._signing_key(org))
+        headers = [(SIGNATURE_HEADER, sign(signing_key, key, payload))]
         callback = self._on_delivery if on_delivery is None else _both(self._on_delivery, on_delivery)
         while True:
             try:
-                self._producer.produce(topic, payload, key, on_delivery=callback)
+                self._producer.produce(topic, payload, key, headers=headers, on_delivery=callback)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.05)

@@ -1,7 +1,8 @@
 """The pass-through stage, raw.<type> → identified.<type>: until identity resolution (#4) replaces it, it
-only makes sure each payload is a known event of the topic's type, and dead-letters what is not.
+only makes sure each payload is a known event of the topic's type from the institution it claims, and
+dead-letters what is not.
 
-It reads headers only (no body decoding): a malformed body is caught by the sinks' full decode and
+It reads the envelope only (no body decoding): a malformed body is caught by the sinks' full decode and
 dead-lettered there. ``route_batch`` is the pure core; ``run_worker`` is the Faust edge.
 """
 
@@ -15,16 +16,23 @@ from avro_schemas.topics import PIPELINE_EVENT_TYPES, dead_letter_topic, identif
 from ops.settings import Settings
 from streams.dead_letters import dead_letter
 from streams.faust_runtime.batch_agent import OutRecord
+from streams.source_authentication import SIGNATURE_HEADER, adapter_key, org_from_message_key, signature_valid
 
 STAGE = "identify"
 WRONG_EVENT_TYPE = "wrong_event_type"
+SOURCE_MISMATCH = "source_mismatch"
+UNAUTHENTICATED_SOURCE = "unauthenticated_source"
 
 
 class PassthroughRouter:
-    """Maps each raw topic to its identified topic and checks payloads against the topic's event type."""
+    """Maps each raw topic to its identified topic; checks each payload is a known event of the topic's type,
+    from the institution it claims (signature, Kafka key and envelope agree)."""
 
-    def __init__(self, codec: EventCodec, topic_prefix: str, event_types: list[str] | None = None) -> None:
+    def __init__(self, codec: EventCodec, topic_prefix: str, master_key: bytes | None,
+                 event_types: list[str] | None = None) -> None:
         self.codec = codec
+        self.master_key = master_key  # None: signatures are not required
+        self._keys: dict[str, bytes] = {}
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.inputs = {topic_prefix + raw_topic(t).name: t for t in types}
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}
@@ -34,16 +42,34 @@ class PassthroughRouter:
         out: list[OutRecord] = []
         for m in messages:
             expected = self.inputs[m.topic]
+            headers = _headers(m.headers)
             try:
-                actual = self.codec.peek_event_type(m.value)
+                actual, envelope = self.codec.peek_envelope(m.value)
             except DecodeError as exc:
                 out.append(self._dead_letter(m, exc.code.value, exc.message))
                 continue
             if actual != expected:
                 out.append(self._dead_letter(m, WRONG_EVENT_TYPE, f"a {actual} event on the {expected} topic"))
                 continue
-            out.append(OutRecord(self.outputs[expected], m.key, m.value, _headers(m.headers)))
+            problem = self._source_problem(m, envelope, headers)
+            if problem is not None:
+                out.append(self._dead_letter(m, *problem))
+                continue
+            out.append(OutRecord(self.outputs[expected], m.key, m.value, headers))
         return out
+
+    def _source_problem(self, m: Any, envelope: dict[str, Any], headers: list[tuple[str, bytes]] | None
+                        ) -> tuple[str, str] | None:
+        claimed = envelope["source"]["org_code"]
+        if org_from_message_key(m.key) != claimed:
+            return SOURCE_MISMATCH, "the message key names another institution than the envelope"
+        if self.master_key is None:
+            return None
+        key = self._keys.get(claimed) or self._keys.setdefault(claimed, adapter_key(self.master_key, claimed))
+        signature = next((v for k, v in headers or () if k == SIGNATURE_HEADER), None)
+        if not signature_valid(key, m.key, m.value, signature):
+            return UNAUTHENTICATED_SOURCE, f"no valid signature of {claimed}"
+        return None
 
     def _dead_letter(self, m: Any, code: str, message: str) -> OutRecord:
         value = dead_letter(STAGE, code, message, m.topic, m.partition, m.offset, m.key, m.value, _headers(m.headers))
@@ -65,7 +91,8 @@ def build_app(settings: Settings, event_types: list[str] | None = None, group_su
     from streams.faust_runtime.batch_agent import BatchAgent
 
     app = make_app(settings, STAGE + group_suffix)
-    router = PassthroughRouter(codec_for(settings.schema_registry_config()), settings.topic_prefix, event_types)
+    master = settings.adapter_master_key.get_secret_value().encode() if settings.require_signed_sources else None
+    router = PassthroughRouter(codec_for(settings.schema_registry_config()), settings.topic_prefix, master, event_types)
     topic = app.topic(*router.inputs, schema=RawBytesSchema())
     agent = BatchAgent(app, router.route_batch, producer_config(settings.confluent_config()))
     app.agent(topic, name="passthrough", supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)

@@ -11,11 +11,14 @@ from pathlib import Path
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic, identified_topic, raw_topic
 from ops.settings import Settings
-from producers.publisher import EventPublisher
+import pytest
+
+from producers.publisher import EventPublisher, ForeignSourceError
 from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from streams.passthrough import STAGE, PassthroughRouter
+from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
 from tests.pipeline_harness import passthrough_worker, read_topic, read_until_ids, start_passthrough_worker
 
 CODEC = EventCodec()
@@ -35,30 +38,60 @@ class RawMessage:  # the fields a Faust Message carries that the router reads
     headers: list | None = None
 
 
+MASTER = b"test-master-key"
+
+
+def _signed(org: str, value: bytes, as_org: str | None = None) -> tuple[bytes, list]:
+    """Message key and headers as an adapter of ``as_org`` (default: ``org``) would produce them."""
+    message_key = f"{org}:P1".encode()
+    return message_key, [(SIGNATURE_HEADER, sign(adapter_key(MASTER, as_org or org), message_key, value))]
+
+
+def _with_value(signed: tuple[bytes, list], value: bytes) -> tuple[bytes, bytes, list]:
+    return signed[0], value, signed[1]
+
+
 def test_router_routes_known_events_and_dead_letters_the_rest() -> None:
-    router = PassthroughRouter(CODEC, "p-")
+    router = PassthroughRouter(CODEC, "p-", MASTER)
     visit = next(outpatient_visits(1))
+    org = visit["envelope"]["source"]["org_code"]
     good = CODEC.encode("outpatient.visit", visit)
+    key, headers = _signed(org, good)
     raw_visits = "p-" + raw_topic("outpatient.visit").name
+    other_org = "12411503MB0000001X"
     batch = [
-        RawMessage(raw_visits, 0, 0, b"k", good, [("trace", b"1")]),
-        RawMessage(raw_visits, 0, 1, b"k", b"not avro"),
-        RawMessage("p-" + raw_topic("lab.report").name, 2, 7, b"k2", good),  # a visit on the lab topic
+        RawMessage(raw_visits, 0, 0, key, good, headers),
+        RawMessage(raw_visits, 0, 1, key, b"not avro"),
+        RawMessage("p-" + raw_topic("lab.report").name, 2, 7, key, good, headers),  # a visit on the lab topic
         RawMessage(raw_visits, 1, 3, None, None),
+        RawMessage(raw_visits, 1, 4, key, good),  # unsigned
+        RawMessage(raw_visits, 1, 5, key, good, _signed(org, good, as_org=other_org)[1]),  # another's signature
+        RawMessage(raw_visits, 1, 6, *_with_value(_signed(other_org, good), good)),  # key says B, envelope A
     ]
     out = router.route_batch(batch)
-    assert [o.topic for o in out] == ["p-identified.outpatient.visit"] + ["p-dlq.identify"] * 3
-    assert out[0].value == good and out[0].key == b"k" and out[0].headers == [("trace", b"1")]
+    assert [o.topic for o in out] == ["p-identified.outpatient.visit"] + ["p-dlq.identify"] * 6
+    assert out[0].value == good and out[0].key == key and out[0].headers == headers
     letters = [CODEC.decode(o.value).value for o in out[1:]]
-    assert [d["error_code"] for d in letters] == ["unknown_magic", "wrong_event_type", "empty_payload"]
+    assert [d["error_code"] for d in letters] == ["unknown_magic", "wrong_event_type", "empty_payload",
+                                                  "unauthenticated_source", "unauthenticated_source",
+                                                  "source_mismatch"]
     assert letters[0]["payload"] == b"not avro" and letters[0]["source_offset"] == 1
     assert letters[1]["source_topic"] == "p-raw.lab.report" and letters[1]["payload"] == good
     assert all(d["stage"] == STAGE for d in letters)
+    assert all(org not in d["error_message"] or "signature" in d["error_message"] for d in letters)
+
+
+def test_publisher_refuses_another_institutions_events(settings: Settings) -> None:
+    visit = next(outpatient_visits(1))
+    publisher = EventPublisher(settings.confluent_config(), CODEC, settings.signing_key_for, settings.topic_prefix,
+                               own_org_code="12411503MB0000001X")
+    with pytest.raises(ForeignSourceError):
+        publisher.publish("outpatient.visit", visit)
 
 
 def test_worker_passes_events_on_and_dead_letters_garbage(settings: Settings, tmp_path: Path) -> None:
     visits = list(outpatient_visits(300, seed=21))
-    publisher = EventPublisher(settings.confluent_config(), CODEC, settings.topic_prefix)
+    publisher = EventPublisher(settings.confluent_config(), CODEC, settings.signing_key_for, settings.topic_prefix)
     for v in visits:
         publisher.publish("outpatient.visit", v)
     publisher.flush()
@@ -82,7 +115,7 @@ def test_worker_passes_events_on_and_dead_letters_garbage(settings: Settings, tm
 def test_kill_9_mid_stream_loses_nothing_and_sinks_hold_each_event_once(settings: Settings, tmp_path: Path) -> None:
     events = 60000
     visits = list(outpatient_visits(events, seed=33))
-    publisher = EventPublisher(settings.confluent_config(), CODEC, settings.topic_prefix)
+    publisher = EventPublisher(settings.confluent_config(), CODEC, settings.signing_key_for, settings.topic_prefix)
     for v in visits:
         publisher.publish("outpatient.visit", v)
     publisher.flush()

@@ -110,3 +110,25 @@ def test_every_schema_field_has_bilingual_doc() -> None:
 
     for event_type, schema in SCHEMAS.items():
         assert walk(json.loads(schema.standalone_json), event_type) == []
+
+
+def test_envelope_is_the_first_field_of_every_event() -> None:
+    """peek_envelope relies on it."""
+    for event_type, schema in SCHEMAS.items():
+        if event_type.startswith("ops."):
+            continue
+        first = json.loads(schema.standalone_json)["fields"][0]
+        assert first["name"] == "envelope" and first["type"]["name"] == "Envelope", event_type
+
+
+@pytest.mark.parametrize("event_type", sorted(t for t in SCHEMAS if not t.startswith("ops.")))
+def test_peek_envelope_matches_full_decode(event_type: str) -> None:
+    codec = EventCodec()
+    raw = json.loads(SCHEMAS[event_type].standalone_json)
+    value = sample_value(raw, 1)
+    payload = codec.encode(event_type, value)
+    peeked_type, envelope = codec.peek_envelope(payload)
+    full = codec.decode(payload).value["envelope"]
+    assert peeked_type == event_type
+    assert envelope["event_id"] == full["event_id"] and envelope["source"] == full["source"]
+    assert envelope["occurred_at"] == int(full["occurred_at"].timestamp() * 1000)  # raw epoch millis

@@ -1,0 +1,1 @@
+"""The exchange databases (前置库) hospitals and county platforms write to, as documented DDL."""
