@@ -88,6 +88,7 @@ class EventCodec:
             known_writers = released_writers()
         for writer in (*known_writers, *self.schemas.values()):
             self._writers_by_fingerprint[writer.fingerprint] = writer
+        self._fixed_prefix: dict[str, bool] = {}  # writer canonical form -> envelope has the 1.0.0 prefix
         self._envelope_readers: dict[str, Any] = {}  # writer canonical form -> parsed envelope-only schema
         self._registry_ids: dict[tuple[str, str], int] = {}  # (subject, event type) -> schema id
         self._writers_by_id: dict[int, EventSchema] = {}
@@ -172,6 +173,36 @@ class EventCodec:
         except Exception as exc:
             raise DecodeError(DecodeFailure.MALFORMED_BODY, f"{type(exc).__name__}: {exc}") from None
 
+    def peek_source_org(self, payload: bytes | None) -> tuple[str, str]:
+        """(event type, envelope.source.org_code) at header speed: the hot path of the identify stage's source
+        check. When the writer's envelope starts with the layout 1.0.0 fixed (event_id, event_type,
+        occurred_at, emitted_at, record_version, cancelled, source.org_code), the org code is read straight
+        off the bytes; any other layout falls back to ``peek_envelope``."""
+        writer, reader, body_start = self._writer_and_reader(payload)
+        assert payload is not None
+        fast = self._fixed_prefix.get(writer.canonical_form)
+        if fast is None:
+            fast = self._fixed_prefix[writer.canonical_form] = _has_fixed_envelope_prefix(writer)
+        if not fast:
+            event_type, envelope = self.peek_envelope(payload)
+            return event_type, envelope["source"]["org_code"]
+        try:
+            pos = body_start
+            for kind in _PREFIX_BEFORE_ORG:
+                if kind == "string":
+                    length, pos = _read_long(payload, pos)
+                    pos += length
+                elif kind == "boolean":
+                    pos += 1
+                else:
+                    _, pos = _read_long(payload, pos)
+            length, pos = _read_long(payload, pos)
+            if length < 0 or pos + length > len(payload):
+                raise ValueError("string runs past the payload")
+            return reader.event_type, payload[pos:pos + length].decode("utf-8")
+        except (IndexError, ValueError, UnicodeDecodeError) as exc:
+            raise DecodeError(DecodeFailure.MALFORMED_BODY, f"envelope: {exc}") from None
+
     def decode(self, payload: bytes | None) -> DecodedEvent:
         writer, reader, body_start = self._writer_and_reader(payload)
         assert payload is not None
@@ -206,6 +237,42 @@ class EventCodec:
             raise DecodeError(DecodeFailure.UNKNOWN_EVENT_TYPE, f"schema id {schema_id} is no healthbus event: {exc}") from None
         self._writers_by_id[schema_id] = writer
         return writer
+
+
+# Envelope fields before source.org_code, in their Avro binary kinds (1.0.0 layout).
+_PREFIX_FIELDS = (("event_id", "string"), ("event_type", "string"), ("occurred_at", "long"), ("emitted_at", "long"),
+                  ("record_version", "int"), ("cancelled", "boolean"))
+_PREFIX_BEFORE_ORG = tuple(kind for _, kind in _PREFIX_FIELDS)
+
+
+def _has_fixed_envelope_prefix(writer: EventSchema) -> bool:
+    fields = json.loads(writer.standalone_json)["fields"]
+    if not fields or fields[0]["name"] != "envelope" or not isinstance(fields[0]["type"], dict):
+        return False
+    envelope = fields[0]["type"].get("fields", [])
+    if len(envelope) <= len(_PREFIX_FIELDS):
+        return False
+    for (name, kind), field in zip(_PREFIX_FIELDS, envelope):
+        field_type = field["type"]["type"] if isinstance(field["type"], dict) else field["type"]
+        if field["name"] != name or field_type != kind:
+            return False
+    source = envelope[len(_PREFIX_FIELDS)]
+    return (source["name"] == "source" and isinstance(source["type"], dict)
+            and source["type"]["fields"][0]["name"] == "org_code" and source["type"]["fields"][0]["type"] == "string")
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    """Avro zig-zag varint at ``pos``: (value, next position)."""
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
 
 
 def _without_logical_types(node: Any) -> Any:

@@ -44,23 +44,21 @@ class PassthroughRouter:
             expected = self.inputs[m.topic]
             headers = _headers(m.headers)
             try:
-                actual, envelope = self.codec.peek_envelope(m.value)
+                actual, claimed = self.codec.peek_source_org(m.value)
             except DecodeError as exc:
                 out.append(self._dead_letter(m, exc.code.value, exc.message))
                 continue
             if actual != expected:
                 out.append(self._dead_letter(m, WRONG_EVENT_TYPE, f"a {actual} event on the {expected} topic"))
                 continue
-            problem = self._source_problem(m, envelope, headers)
+            problem = self._source_problem(m, claimed, headers)
             if problem is not None:
                 out.append(self._dead_letter(m, *problem))
                 continue
             out.append(OutRecord(self.outputs[expected], m.key, m.value, headers))
         return out
 
-    def _source_problem(self, m: Any, envelope: dict[str, Any], headers: list[tuple[str, bytes]] | None
-                        ) -> tuple[str, str] | None:
-        claimed = envelope["source"]["org_code"]
+    def _source_problem(self, m: Any, claimed: str, headers: list[tuple[str, bytes]] | None) -> tuple[str, str] | None:
         if org_from_message_key(m.key) != claimed:
             return SOURCE_MISMATCH, "the message key names another institution than the envelope"
         if self.master_key is None:

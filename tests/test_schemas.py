@@ -132,3 +132,16 @@ def test_peek_envelope_matches_full_decode(event_type: str) -> None:
     assert peeked_type == event_type
     assert envelope["event_id"] == full["event_id"] and envelope["source"] == full["source"]
     assert envelope["occurred_at"] == int(full["occurred_at"].timestamp() * 1000)  # raw epoch millis
+
+
+@pytest.mark.parametrize("event_type", sorted(t for t in SCHEMAS if not t.startswith("ops.")))
+def test_peek_source_org_reads_the_org_off_the_bytes(event_type: str) -> None:
+    codec = EventCodec()
+    raw = json.loads(SCHEMAS[event_type].standalone_json)
+    for variant in range(3):
+        value = sample_value(raw, variant)
+        value["envelope"]["source"]["org_code"] = f"1241150{variant}MB000000{variant}X"
+        payload = codec.encode(event_type, value)
+        assert codec.peek_source_org(payload) == (event_type, value["envelope"]["source"]["org_code"])
+    with pytest.raises(DecodeError):
+        codec.peek_source_org(payload[:14])

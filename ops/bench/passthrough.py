@@ -1,6 +1,6 @@
 """``healthbus bench passthrough``: the Faust pass-through stage next to plain client loops, same broker.
 
-All three paths copy the same N pre-produced outpatient.visit payloads from an input topic to an output
+All three paths copy the same N pre-produced, signed outpatient.visit payloads from an input topic to an output
 topic and commit their input offsets only after the output is acknowledged (at-least-once). Each rate is
 N divided by the span of the output messages' broker timestamps, so group-join and process start-up
 time (the same for every path, and dominated by the local broker's join delay) are left out.
@@ -15,7 +15,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from avro_schemas.serde import EventCodec
-from avro_schemas.topics import TopicSpec, identified_topic, raw_topic
+from avro_schemas.topics import TopicSpec, identified_topic, raw_topic, source_patient_key
 from ops.bench_table import BenchRow
 from ops.settings import Settings
 from ops.stack.processes import stop_pid
@@ -24,16 +24,24 @@ from ops.worker_process import start_worker
 from producers.publisher import producer_config
 from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.batch_consumer import consumer_config
+from streams.source_authentication import SIGNATURE_HEADER, sign
 
 
-def _fill(conf: dict, topic: str, events: int) -> None:
+def _fill(settings: Settings, topic: str, events: int) -> None:
+    """N signed raw events as adapters publish them (5,000 distinct ones, repeated)."""
     codec = EventCodec()
-    payloads = [codec.encode("outpatient.visit", v) for v in outpatient_visits(min(events, 5000), seed=11)]
-    producer = Producer(producer_config(conf))
+    prepared = []
+    for v in outpatient_visits(min(events, 5000), seed=11):
+        org = v["envelope"]["source"]["org_code"]
+        key = source_patient_key(org, v["envelope"]["patient"]["local_patient_id"])
+        payload = codec.encode("outpatient.visit", v)
+        prepared.append((payload, key, [(SIGNATURE_HEADER, sign(settings.signing_key_for(org), key, payload))]))
+    producer = Producer(producer_config(settings.confluent_config()))
     for i in range(events):
+        payload, key, headers = prepared[i % len(prepared)]
         while True:
             try:
-                producer.produce(topic, payloads[i % len(payloads)], f"k{i % 997}".encode())
+                producer.produce(topic, payload, key, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -125,7 +133,7 @@ def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
     create_topics(conf, bench.topic_prefix, specs=[raw_topic("outpatient.visit"), identified_topic("outpatient.visit"), *extra])
     rows: list[BenchRow] = []
     try:
-        _fill(conf, source, events)
+        _fill(bench, source, events)
 
         target = bench.topic_name("copy-confluent")
         confluent_loop(conf, source, target, events, f"{bench.group_prefix}.confluent")
