@@ -51,7 +51,7 @@ DLQ_PARTITIONS = 1
 
 # Event types the adapters publish (everything in events/; dead letters are not pipeline events).
 PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if not t.startswith("ops."))
-STAGES: tuple[str, ...] = ("identify", "sink-postgres", "sink-clickhouse")
+STAGES: tuple[str, ...] = ("adapter", "identify", "sink-postgres", "sink-clickhouse")
 
 
 def _catalogue() -> dict[str, TopicSpec]:

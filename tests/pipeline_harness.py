@@ -39,17 +39,24 @@ def passthrough_worker(s: Settings, log: Path) -> Iterator[subprocess.Popen[byte
                 proc.wait(5)
 
 
-def read_topic(s: Settings, topic: str, expect: int, timeout: float = 60.0) -> list:
-    """Every message on ``topic`` from the beginning until ``expect`` have arrived (or the timeout).
-    Partitions are assigned, not subscribed: no group join (3 s on the local broker), no committed offsets."""
+def read_topic(s: Settings, topic: str, expect: int | None = None, timeout: float = 60.0, idle: float = 1.0) -> list:
+    """Messages on ``topic`` from the beginning: until ``expect`` have arrived, or (``expect`` None) until the
+    topic has been quiet for ``idle`` seconds; never longer than ``timeout``. Partitions are assigned, not
+    subscribed: no group join (3 s on the local broker), no committed offsets."""
     consumer = Consumer({**s.confluent_config(), "group.id": "unused", "enable.auto.commit": False, "log_level": 3})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     out: list = []
     deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
     try:
-        while len(out) < expect and time.monotonic() < deadline:
-            out += [m for m in consumer.consume(5000, timeout=0.2) if not m.error()]
+        while time.monotonic() < deadline and (expect is None or len(out) < expect):
+            batch = [m for m in consumer.consume(5000, timeout=0.1) if not m.error()]
+            if batch:
+                out += batch
+                quiet_since = time.monotonic()
+            elif expect is None and time.monotonic() - quiet_since >= (idle if out else max(idle, 3.0)):
+                break  # before the first message, allow for the first fetch
     finally:
         consumer.close()
     return out

@@ -70,7 +70,7 @@ def _money(value: Any) -> decimal.Decimal | None:
     return None if value is None else decimal.Decimal(value).quantize(CENT)
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:  # a timestamp without zone is the hospital's local time (China Standard Time)
@@ -128,7 +128,7 @@ def patient_registered(row: Row, children: dict[str, list[Row]]) -> dict[str, An
         if kind not in HISTORY_KINDS:
             raise UnmappableRow("unknown_code", "patient_history.kind", f"{kind!r} is not one of {sorted(HISTORY_KINDS)}")
         history.append({"kind": kind, "code": h.get("code"), "description": h.get("description"),
-                        "recorded_at": _utc(h.get("recorded_at"))})
+                        "recorded_at": as_utc(h.get("recorded_at"))})
     return {"abo_blood_type": row.get("abo_blood_type"), "rh_blood_type": row.get("rh_blood_type"),
             "ethnicity": row.get("ethnicity"), "marital_status": row.get("marital_status"), "history": history}
 
@@ -150,7 +150,7 @@ def outpatient_visit(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]
 def inpatient_admission(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
     return {
         "admission_no": _required(row, "admission_no"),
-        "admitted_at": _utc(_required(row, "admitted_at")),
+        "admitted_at": as_utc(_required(row, "admitted_at")),
         "department_code": row.get("department_code"),
         "department_name": row.get("department_name"),
         "ward": row.get("ward"),
@@ -162,16 +162,16 @@ def inpatient_admission(row: Row, children: dict[str, list[Row]]) -> dict[str, A
 def inpatient_discharge(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
     return {
         "admission_no": _required(row, "admission_no"),
-        "admitted_at": _utc(_required(row, "admitted_at")),
-        "discharged_at": _utc(_required(row, "discharged_at")),
+        "admitted_at": as_utc(_required(row, "admitted_at")),
+        "discharged_at": as_utc(_required(row, "discharged_at")),
         "department_code": row.get("department_code"),
         "department_name": row.get("department_name"),
         "diagnoses": diagnoses(children.get("inpatient_discharge_diagnosis", [])),
         "procedures": [{"code": _required(p, "code").strip(), "name": p.get("name"),
-                        "performed_at": _utc(p.get("performed_at")), "is_primary": bool(p.get("is_primary"))}
+                        "performed_at": as_utc(p.get("performed_at")), "is_primary": bool(p.get("is_primary"))}
                        for p in children.get("inpatient_procedure", [])],
         "discharge_method": _code(DISCHARGE_METHODS, row, "discharge_method"),
-        "died_at": _utc(row.get("died_at")),
+        "died_at": as_utc(row.get("died_at")),
         "total_cost": _money(row.get("total_cost")),
     }
 
@@ -180,8 +180,8 @@ def lab_report(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
     return {
         "report_no": _required(row, "report_no"),
         "specimen_type": row.get("specimen_type"),
-        "collected_at": _utc(row.get("collected_at")),
-        "reported_at": _utc(_required(row, "reported_at")),
+        "collected_at": as_utc(row.get("collected_at")),
+        "reported_at": as_utc(_required(row, "reported_at")),
         "department_name": row.get("department_name"),
         "items": [{"item_code": _required(i, "item_code"), "item_name": i.get("item_name"),
                    "result_text": i.get("result_text"), "numeric_value": _float(i.get("numeric_value")),
@@ -200,7 +200,7 @@ def exam_report(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
         "body_part": row.get("body_part"),
         "findings": row.get("findings"),
         "impression": row.get("impression"),
-        "reported_at": _utc(_required(row, "reported_at")),
+        "reported_at": as_utc(_required(row, "reported_at")),
     }
 
 
@@ -208,7 +208,7 @@ def prescription(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
     return {
         "prescription_no": _required(row, "prescription_no"),
         "visit_no": row.get("visit_no"),
-        "prescribed_at": _utc(_required(row, "prescribed_at")),
+        "prescribed_at": as_utc(_required(row, "prescribed_at")),
         "department_name": row.get("department_name"),
         "items": [{"drug_code": _required(i, "drug_code"), "drug_name": i.get("drug_name"),
                    "atc_code": i.get("atc_code"), "dose": _float(i.get("dose")), "dose_unit": i.get("dose_unit"),
@@ -220,7 +220,7 @@ def prescription(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
 def death_record(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
     return {
         "certificate_no": _required(row, "certificate_no"),
-        "died_at": _utc(_required(row, "died_at")),
+        "died_at": as_utc(_required(row, "died_at")),
         "death_place": row.get("death_place"),
         "cause_chain": [{"line": _required(c, "line"), "code": c.get("code"), "description": c.get("description"),
                          "interval": c.get("interval")} for c in children.get("death_cause", [])],
@@ -237,7 +237,7 @@ def vaccination_record(row: Row, children: dict[str, list[Row]]) -> dict[str, An
         "dose_number": int(_required(row, "dose_number")),
         "batch_no": row.get("batch_no"),
         "manufacturer": row.get("manufacturer"),
-        "administered_at": _utc(_required(row, "administered_at")),
+        "administered_at": as_utc(_required(row, "administered_at")),
         "site": row.get("site"),
         "route": row.get("route"),
     }
@@ -246,7 +246,7 @@ def vaccination_record(row: Row, children: dict[str, list[Row]]) -> dict[str, An
 def birth_record(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
     return {
         "certificate_no": row.get("certificate_no"),
-        "born_at": _utc(_required(row, "born_at")),
+        "born_at": as_utc(_required(row, "born_at")),
         "birth_weight_g": row.get("birth_weight_g"),
         "birth_length_cm": _float(row.get("birth_length_cm")),
         "gestational_weeks": row.get("gestational_weeks"),
@@ -254,7 +254,7 @@ def birth_record(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
         "mother_id_type": row.get("mother_id_type"),
         "mother_id_number": row.get("mother_id_number"),
         "vaccines_at_birth": [{"vaccine_code": _required(v, "vaccine_code"), "vaccine_name": v.get("vaccine_name"),
-                               "batch_no": v.get("batch_no"), "administered_at": _utc(_required(v, "administered_at"))}
+                               "batch_no": v.get("batch_no"), "administered_at": as_utc(_required(v, "administered_at"))}
                               for v in children.get("birth_vaccine", [])],
     }
 
@@ -263,7 +263,7 @@ def chronic_followup(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]
     return {
         "followup_no": _required(row, "followup_no"),
         "disease_code": _required(row, "disease_code"),
-        "followup_at": _utc(_required(row, "followup_at")),
+        "followup_at": as_utc(_required(row, "followup_at")),
         "followup_method": row.get("followup_method"),
         "systolic_bp": row.get("systolic_bp"),
         "diastolic_bp": row.get("diastolic_bp"),

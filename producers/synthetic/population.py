@@ -109,12 +109,14 @@ class Person:
 class Population:
     people: list[Person]
     by_county: dict[str, list[int]]  # region code -> pids, in pid order
+    by_household: dict[int, list[int]] = field(default_factory=dict)
     _next_household: int = 0
     _used_ids: set[str] = field(default_factory=set)  # membership only, never iterated
 
     def add(self, person: Person) -> None:
         self.people.append(person)
         self.by_county.setdefault(person.region_code, []).append(person.pid)
+        self.by_household.setdefault(person.household, []).append(person.pid)
 
 
 def _mobile(rng: random.Random) -> str:
@@ -296,7 +298,12 @@ class PopulationBuilder:
         """A child born in the window: in the mother's household, no ID number yet, often not yet named."""
         rng = self.rng
         birth = born_at.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
-        surname = mother.surname if rng.random() < 0.08 else pick_surname(rng)
+        # The father's surname: the household's man of about the mother's age, else a fresh one.
+        fathers = [p for p in (self.population.people[i] for i in self.population.by_household[mother.household])
+                   if p.sex == "1" and abs(p.birth_date.year - mother.birth_date.year) <= 8]
+        surname = mother.surname if rng.random() < 0.08 else fathers[0].surname if fathers else pick_surname(rng)
+        if twin_of is not None:
+            surname = twin_of.surname
         person = Person(
             pid=len(self.population.people), surname=surname, given=pick_given_name(rng, sex, birth.year), sex=sex,
             birth_date=birth, id_number=None, region_code=mother.region_code, township=mother.township,
