@@ -294,6 +294,15 @@ def bench_passthrough(events: Annotated[int, typer.Option()] = 100000, as_json: 
     print_bench(f"passthrough: {events} events raw → identified", run(get_settings(), events), as_json)
 
 
+@bench_app.command("adapter")
+def bench_adapter(rows: Annotated[int, typer.Option()] = 50000, as_json: JsonFlag = False) -> None:
+    """Exchange DB → broker rows/s for one adapter, next to publishing the same events from memory."""
+    from ops.bench.adapter import run
+    from ops.bench_table import print_bench
+
+    print_bench(f"adapter: {rows} outpatient visits from one exchange database", run(get_settings(), rows), as_json)
+
+
 def entrypoint() -> None:
     app()
 
