@@ -69,3 +69,11 @@ def test_published_ports_are_loopback_only() -> None:
     for name, service in _services().items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_example_adapter_config_is_valid() -> None:
+    from producers.adapters.config import load_config
+    from streams.standards.credit_code import is_valid_credit_code
+
+    config = load_config(COMPOSE.parent / "ops" / "adapters.example.yaml")
+    assert config.sources and all(is_valid_credit_code(s.org_code) for s in config.sources)

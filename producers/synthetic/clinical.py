@@ -71,7 +71,7 @@ class Presentation:
 
 
 P = Presentation
-FEVER_LABS = (("cbc", 0.7), ("crp", 0.45))
+FEVER_LABS = (("cbc", 0.55), ("crp", 0.3))
 PRESENTATIONS: tuple[Presentation, ...] = (
     P("uri", (("J06.900", "急性上呼吸道感染", 1.0),),
       febrile=("发热{d}天，伴咳嗽、咽痛，无腹泻", "发烧{d}天，最高体温{ti}度，咽喉痛", "流鼻涕、打喷嚏{d}天，体温{t}℃",

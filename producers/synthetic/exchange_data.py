@@ -144,7 +144,7 @@ def generate_records(world: World, bad_share: float) -> GeneratedRecords:
         ctx = DefectContext(rng, source, "patient_id", all_deaths)
         inject("hospital", source.inst.schema, source.tables, bad_share, ctx, ledger, events)
         source.finish_patients()
-        apply_revisions(source.tables["patient"], rng, v2=0.0)
+        apply_revisions(source.tables["patient"], rng, v2=0.0, cancelled=0.0)  # patients: see finish_patients
         inject("hospital", source.inst.schema, source.tables, bad_share, ctx, ledger, ("patient",))
     for county in counties:
         rng = derive_rng(world.seed, "quality", county.inst.org_code)

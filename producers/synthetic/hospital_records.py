@@ -35,6 +35,9 @@ PRE_WINDOW_DAYS = 20  # stays that began before the window still produce dischar
 DUPLICATE_REGISTRATION_SHARE = 0.004  # per encounter of a known patient: registered again under a new id
 # Local patient-id styles: every HIS numbers its patients its own way.
 _ID_STYLES = ("{n:010d}", "P{n:08d}", "{n:09d}", "H{n:08d}", "MZ{n:08d}", "{n:012d}")
+_PROCEDURE_COST = {"ptca": 18000.0, "stent": 22000.0, "coronary_angiography": 6000.0, "hip_replacement": 42000.0,
+                   "hemiarthroplasty": 30000.0, "chemo": 6000.0, "appendectomy": 7000.0, "cholecystectomy": 9000.0,
+                   "caesarean": 5000.0, "gastrectomy": 35000.0, "orif_radius": 12000.0, "thrombolysis": 9000.0}
 _DISCHARGE_METHODS = (("1", 90.0), ("2", 3.0), ("3", 1.5), ("4", 4.5), ("9", 1.0))
 
 
@@ -273,7 +276,7 @@ class HospitalRecords:
             "abo_blood_type": person.abo if typed else ("5" if rng.random() < 0.3 else None),
             "rh_blood_type": person.rh if typed else ("3" if rng.random() < 0.3 else None),
             "record_version": 1, "cancelled": False,
-            "_person": person, "_first": moment, "_last": moment,
+            "_person": person, "_first": moment, "_last": moment, "_duplicate": duplicate,
         }
         self._history(row, person, moment)
         self.tables["patient"].append(row)
@@ -305,7 +308,12 @@ class HospitalRecords:
             row["_event"] = registered
             for item in row.get("_children", {}).get("patient_history", []):
                 item["recorded_at"] = registered
-            if row["_last"] > row["_first"] + dt.timedelta(hours=2) and rng.random() < 0.25:
+            if row["_duplicate"] and rng.random() < 0.3:
+                # the master patient index caught the duplicate and withdrew it (its visits keep pointing at it)
+                row["cancelled"] = True
+                row["record_version"] = 2
+                row["updated_at"] = registered + dt.timedelta(minutes=rng.randint(30, 600))
+            elif row["_last"] > row["_first"] + dt.timedelta(hours=2) and rng.random() < 0.25:
                 # details updated at a later encounter (new phone, address): a corrected row
                 row["record_version"] = 2
                 row["updated_at"] = row["_last"] - dt.timedelta(minutes=rng.randint(1, 20))
@@ -507,7 +515,7 @@ class HospitalRecords:
                 (["assisted_vaginal"], ["episiotomy"], []), (20, 35, 45))[0]
         if stay.died_at:
             procedures += ["intubation", "cpr"]
-        cost = days * rng.uniform(700, 1500) + sum(_PROCEDURE_COST.get(k, 800) for k in procedures)
+        cost = 1200 + days * rng.uniform(700, 1500) + sum(_PROCEDURE_COST.get(k, 800) for k in procedures)
         row: Row = {
             "admission_id": admission_id, "patient_id": self.patient_id(person, stay.discharged_at),
             "admission_no": admission_no, "admitted_at": stay.admitted_at, "discharged_at": stay.discharged_at,
@@ -536,7 +544,8 @@ class HospitalRecords:
     def _death(self, stay: Stay) -> None:
         rng = self.rng
         person = stay.person
-        chain = CHAIN_FOR_PRESENTATION.get(stay.presentation.key) or home_death_chain(person, rng)
+        chain = CHAIN_FOR_PRESENTATION.get(stay.presentation.key) or home_death_chain(
+            person, rng, stay.died_at.astimezone(CST).date())  # type: ignore[union-attr]
         lines, (u_code, u_name) = DEATH_CHAINS[chain]
         serial = next(self._serial)
         certificate = f"{self.inst.region_code}{stay.died_at.year}{self.inst.index % 8 + 1}{serial % 10000:04d}"  # type: ignore[union-attr]
@@ -556,9 +565,3 @@ class HospitalRecords:
         for vaccine, at in birth.vaccines:
             if self.window.contains(at):
                 self._vaccination(birth.child, vaccine, 1, at)
-
-
-_PROCEDURE_COST = {"ptca": 18000.0, "stent": 22000.0, "coronary_angiography": 6000.0, "hip_replacement": 42000.0,
-                   "hemiarthroplasty": 30000.0, "chemo": 6000.0, "appendectomy": 7000.0, "cholecystectomy": 9000.0,
-                   "caesarean": 5000.0, "gastrectomy": 35000.0, "orif_radius": 12000.0, "thrombolysis": 9000.0}
-

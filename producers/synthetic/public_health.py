@@ -102,15 +102,16 @@ _CONDITION_CHAIN = {"CA_LUNG": "lung_cancer", "CA_GASTRIC": "gastric_cancer", "C
                     "COPD": "copd", "CHD": "chd", "DM": "diabetes"}
 
 
-def home_death_chain(person: Person, rng: random.Random) -> str:
+def home_death_chain(person: Person, rng: random.Random, day: dt.date) -> str:
     """The chain of a death outside hospital, from the person's conditions (mostly) or the usual mix."""
     own = [_CONDITION_CHAIN[c] for c in person.conditions if c in _CONDITION_CHAIN]
     if own and rng.random() < 0.8:
         return rng.choice(own)
     if "HTN" in person.conditions and rng.random() < 0.6:
         return rng.choice(("stroke", "haemorrhage", "heart_failure"))
-    return rng.choices(("stroke", "haemorrhage", "ami", "lung_cancer", "pneumonia", "traffic", "fall", "senility"),
-                       (25, 8, 18, 12, 8, 4, 4, 6))[0]
+    chain = rng.choices(("stroke", "haemorrhage", "ami", "lung_cancer", "pneumonia", "traffic", "fall", "senility"),
+                        (25, 8, 18, 12, 8, 4, 4, 6))[0]
+    return "stroke" if chain == "senility" and person.age_on(day) < 85 else chain  # 衰老 only for the very old
 
 
 def death_weight(person: Person, day: dt.date) -> float:

@@ -156,7 +156,7 @@ def _plan_home_deaths(world: World) -> None:
                 person.died_at = window.at(day, window.any_second(rng, day))
                 place = rng.choices("3429", (80, 5, 10, 5))[0]
                 certificate = f"{county.region_code}{window.start.year}9{next(serial):04d}"
-                world.home_deaths.append(Death(person, person.died_at, place, home_death_chain(person, rng), certificate))
+                world.home_deaths.append(Death(person, person.died_at, place, home_death_chain(person, rng, window.date(day)), certificate))
 
 
 def _most_populous_rural_township(world: World, region: str) -> str:
