@@ -345,7 +345,7 @@ def assign_conditions(person: Person, rng: random.Random, day: dt.date) -> None:
         c.append("TB")
     if age >= 18 and rng.random() < 0.004:
         c.append("SCZ")
-    if age >= 45 and rng.random() < 0.009:
+    if age >= 45 and rng.random() < 0.015:
         options = [k for k in CANCERS if not (k == "CA_BREAST" and male)]
         c.append(rng.choices(options, [3, 2, 2, 2, 1.5, 1.2][: len(options)])[0])
     if not male and 20 <= age <= 40 and rng.random() < 0.06:
@@ -361,7 +361,8 @@ class CaseMix:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int, str, int, bool], tuple[tuple[Presentation, ...], tuple[float, ...]]] = {}
 
-    def _table(self, setting: str, group: int, sex: str, month: int, rural: bool) -> tuple[tuple[Presentation, ...], tuple[float, ...]]:
+    def _table(self, setting: str, group: int, sex: str, month: int,
+               rural: bool) -> tuple[tuple[Presentation, ...], tuple[float, ...]]:
         key = (setting, group, sex, month, rural)
         if key not in self._cache:
             chosen, weights = [], []

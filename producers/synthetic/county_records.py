@@ -173,7 +173,8 @@ class CountyRecords:
                 continue
             for day in range(window.days):
                 if rng.random() < daily:
-                    if window.date(day).weekday() in self._clinic_days:
+                    day = self._clinic_day(day)
+                    if day < window.days:
                         self._vaccination(person, "Flu", 1, window.at(day, window.clinic_second(rng)))
                     break
 

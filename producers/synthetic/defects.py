@@ -114,7 +114,9 @@ def invalid_sex(row: Row, ctx: DefectContext) -> bool:
 
 
 def late_upload(row: Row, ctx: DefectContext) -> bool:
-    days = ctx.rng.uniform(8, 20) if "died_at" in row and "death_place" in row else ctx.rng.uniform(2, 12)
+    # Past the limit (24 h clinical, 7 days deaths) but not by weeks, so a window ending today is fully
+    # readable by an adapter within two weeks.
+    days = ctx.rng.uniform(8, 12) if "died_at" in row and "death_place" in row else ctx.rng.uniform(2, 10)
     row["updated_at"] = (row["_event"] + dt.timedelta(days=days)).replace(microsecond=0)
     row["_late"] = True
     return True

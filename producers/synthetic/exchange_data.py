@@ -13,13 +13,12 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from producers.adapters.config import AdapterConfig, SourceConfig, dump_config
-from producers.exchange_db.ddl import create_exchange_schema
+from producers.exchange_db.ddl import SourceKind, create_exchange_schema
 from producers.synthetic.county_records import CountyRecords
 from producers.synthetic.defects import ALL_KINDS, DefectContext, Ledger, inject
 from producers.synthetic.hospital_records import HospitalRecords, WaveVisit
@@ -128,6 +127,8 @@ def generate_records(world: World, bad_share: float) -> GeneratedRecords:
     then corrections/cancellations and the injected defects."""
     hospitals = [HospitalRecords(world, h) for h in world.hospitals]
     for h in hospitals:
+        h.plan_deliveries()
+    for h in hospitals:
         h.plan_stays()
     for h in hospitals:
         h.build()
@@ -217,7 +218,8 @@ def write_records(dsn: str, records: GeneratedRecords, config_out: Path) -> Synt
     world = records.world
     summary = SynthSummary(world.seed, world.window.start, world.window.days, len(world.people), [])
     rows: Counter[tuple[str, str]] = Counter()
-    sources: list[tuple[str, Any, tuple[str, ...]]] = [("hospital", h, HOSPITAL_TABLES) for h in records.hospitals]
+    sources: list[tuple[SourceKind, HospitalRecords | CountyRecords, tuple[str, ...]]] = [
+        ("hospital", h, HOSPITAL_TABLES) for h in records.hospitals]
     sources += [("county", c, COUNTY_TABLES) for c in records.counties]
     columns: dict[str, dict[str, list[str]]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:

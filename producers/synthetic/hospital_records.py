@@ -1,8 +1,8 @@
 """One hospital's exchange database content: patients, outpatient and emergency visits with what was
 ordered for them, inpatient stays (admission, discharge, procedures, deaths), deliveries and vaccinations.
 
-Generation happens in two phases across all hospitals: ``plan_stays`` first (so every in-hospital death is
-known before anyone's visits are drawn), then ``build``.
+Generation happens in phases across all hospitals: ``plan_deliveries``, then ``plan_stays`` (so every stay
+and in-hospital death is known before anyone's visits are drawn), then ``build``.
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ class HospitalRecords:
             if p.conditions:
                 w_out *= 1.5
                 w_in *= 1.5
+            if any(c.startswith("CA_") for c in p.conditions):
+                w_in *= 8.0  # chemotherapy cycles bring cancer patients back every few weeks
             if self.inst.hospital_type == "mch":
                 factor = 3.0 if group == 0 or (p.sex == "2" and 18 <= p.age_on(day) <= 45) else 0.05
                 w_out *= factor
@@ -129,11 +131,14 @@ class HospitalRecords:
         return None
 
     # --- phase 1: inpatient stays ----------------------------------------------------------------------------
-    def plan_stays(self) -> None:
-        rng, window = self.rng, self.window
+    def plan_deliveries(self) -> None:
+        """The mothers' stays (call for every hospital before any ``plan_stays``: they are fixed by the births)."""
         for birth in self.world.births:
             if birth.hospital == self.inst.index:
                 self._plan_delivery(birth)
+
+    def plan_stays(self) -> None:
+        rng, window = self.rng, self.window
         for day in range(-PRE_WINDOW_DAYS, window.days):
             weekday = window.date(day).weekday()
             for _ in range(poisson(rng, self.inst.daily_visits * ADMISSIONS_PER_VISIT * WEEKDAY_ADMISSIONS[weekday])):
@@ -151,10 +156,13 @@ class HospitalRecords:
                 discharged = window.at(out_day, rng.randint(9 * 3600, 11 * 3600 + 1800))
                 if discharged < window.start_utc:
                     continue
-                if any(a < discharged and admitted < b for a, b in person.stays):
+                gap = dt.timedelta(days=1)  # no back-to-back stays: the visit before admission must fit between
+                if any(a - gap < discharged and admitted < b + gap for a, b in person.stays):
                     continue
                 died_at = None
                 mortality = p.mortality * (1.0 if person.age_on(window.date(day)) >= 60 else 0.4)
+                if any(a > admitted for a, _ in person.stays):
+                    mortality = 0.0  # already admitted somewhere later on: survives this stay
                 if rng.random() < mortality:
                     died_at = admitted + (discharged - admitted) * rng.uniform(0.15, 1.0)
                     died_at = died_at.replace(microsecond=0)
@@ -258,7 +266,7 @@ class HospitalRecords:
         day = moment.astimezone(CST).date()
         id_type, id_number = record_id(person, rng, day, self.noise)
         if duplicate and rng.random() < 0.6:
-            id_type, id_number = None, None
+            id_type = id_number = None
         typed = person.stays or rng.random() < 0.15
         address = person.address
         if self._short_address and address.startswith("河南省信阳市"):
@@ -289,12 +297,12 @@ class HospitalRecords:
             items.append(("ALLERGY", None, rng.choice(("青霉素过敏", "头孢类过敏", "磺胺类过敏", "海鲜过敏"))))
         for key in person.conditions:
             if key in CONDITION_DX and key != "PREG" and rng.random() < 0.5:
-                code, name = CONDITION_DX[key]
-                items.append(("DISEASE", code, name))
+                items.append(("DISEASE", *CONDITION_DX[key]))
         if person.age_on(self.window.start) > 30 and rng.random() < 0.05:
-            items.append(("OPERATION", rng.choice(("47.09", "51.22", "74.1")), rng.choice(("阑尾切除术", "胆囊切除术", "剖宫产术"))))
+            operations = [("47.09", "阑尾切除术"), ("51.22", "胆囊切除术")] + ([("74.1", "剖宫产术")] if person.sex == "2" else [])
+            items.append(("OPERATION", *rng.choice(operations)))
         if rng.random() < 0.1:
-            items.append(("FAMILY", rng.choice(("I10", "E11", "C16")), rng.choice(("父亲患高血压", "母亲患糖尿病", "父亲因胃癌去世"))))
+            items.append(("FAMILY", *rng.choice((("I10", "父亲患高血压"), ("E11", "母亲患糖尿病"), ("C16", "父亲因胃癌去世")))))
         for seq, (kind, code, text) in enumerate(items, 1):
             children(row, "patient_history").append({"seq": seq, "kind": kind, "code": code, "description": text,
                                                      "recorded_at": moment})
@@ -386,7 +394,7 @@ class HospitalRecords:
 
     def _prescription(self, person: Person, moment: dt.datetime, dept_name: str, visit_no: str | None,
                       drugs: list[str]) -> None:
-        if not self.window.contains(moment):
+        if not self.window.contains(moment) or not person.alive_at(moment):
             return
         rng = self.rng
         pid = self._serial_id()
@@ -411,7 +419,7 @@ class HospitalRecords:
     def _lab(self, person: Person, collected: dt.datetime, dept_name: str, panel: str, profile: str) -> None:
         rng = self.rng
         reported = collected + dt.timedelta(minutes=rng.randint(25, 150))
-        if not self.window.contains(reported) or not person.alive_at(collected):
+        if not self.window.contains(reported) or not person.alive_at(reported):
             return
         title, specimen, _ = LAB_PANELS[panel]
         rid = self._serial_id("L")
@@ -495,8 +503,10 @@ class HospitalRecords:
                 self._exam(person, first + dt.timedelta(minutes=rng.randint(30, 300)), exam, p.finding)
         check = stay.admitted_at + dt.timedelta(days=3)
         while check < stay.discharged_at - dt.timedelta(hours=12):
-            if rng.random() < 0.6:
-                self._lab(person, check.replace(hour=22, minute=rng.randint(0, 59)), dept_name, "cbc", p.lab_profile)
+            if rng.random() < 0.6:  # the ward's early-morning draw (06:00-07:00 local = 22:00-23:00 UTC)
+                draw = check.replace(hour=22, minute=rng.randint(0, 59)) - dt.timedelta(days=1)
+                if draw > stay.admitted_at:
+                    self._lab(person, draw, dept_name, "cbc", p.lab_profile)
             check += dt.timedelta(days=3)
         if stay.birth is not None:
             self._newborn_vaccines(stay.birth)
@@ -544,12 +554,13 @@ class HospitalRecords:
     def _death(self, stay: Stay) -> None:
         rng = self.rng
         person = stay.person
+        died_at = stay.died_at
+        assert died_at is not None
         chain = CHAIN_FOR_PRESENTATION.get(stay.presentation.key) or home_death_chain(
-            person, rng, stay.died_at.astimezone(CST).date())  # type: ignore[union-attr]
+            person, rng, died_at.astimezone(CST).date())
         lines, (u_code, u_name) = DEATH_CHAINS[chain]
         serial = next(self._serial)
-        certificate = f"{self.inst.region_code}{stay.died_at.year}{self.inst.index % 8 + 1}{serial % 10000:04d}"  # type: ignore[union-attr]
-        died_at: dt.datetime = stay.died_at  # type: ignore[assignment]
+        certificate = f"{self.inst.region_code}{died_at.year}{self.inst.index % 8 + 1}{serial % 10000:04d}"
         row: Row = {
             "death_id": f"SW{self.inst.index + 1:02d}{serial:08d}", "patient_id": self.patient_id(person, died_at),
             "certificate_no": certificate, "died_at": died_at, "death_place": "1", "underlying_cause_code": u_code,

@@ -98,7 +98,7 @@ def lab_items(panel: str, profile: str, person: Person, rng: random.Random) -> l
                        reference_low=None, reference_high=None, abnormal_flag="A" if positive else "N")
             rows.append(row)
             continue
-        low, high = item.reference(rng.choice("12") if person.sex not in ("1", "2") else person.sex)
+        low, high = item.reference(person.sex)
         override = overrides.get(code)
         if isinstance(override, tuple):
             value = rng.uniform(*override)
@@ -109,7 +109,10 @@ def lab_items(panel: str, profile: str, person: Person, rng: random.Random) -> l
             value = max(value, 0.0 if low == 0 else low * 0.6)
         value = round(value, item.decimals)
         flag = "H" if high is not None and value > high else "L" if low is not None and value < low else "N"
-        text_range = f"<{_fmt(high, item.decimals)}" if low is None else f"{_fmt(low, item.decimals)}-{_fmt(high or 0, item.decimals)}"
+        if low is None:
+            text_range = f"<{_fmt(high or 0, item.decimals)}"
+        else:
+            text_range = f"{_fmt(low, item.decimals)}-{_fmt(high or 0, item.decimals)}"
         row.update(result_text=_fmt(value, item.decimals), numeric_value=float(value), reference_range=text_range,
                    reference_low=low, reference_high=high, abnormal_flag=flag)
         rows.append(row)

@@ -150,6 +150,7 @@ class PopulationBuilder:
         self._counties = tuple(c for c in COUNTIES if county_weights.get(c, 0) > 0)
         self._county_cum = tuple(itertools.accumulate(county_weights[c] for c in self._counties))
         self._villages: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._phone_owners: set[int] = set()
 
     # --- places -------------------------------------------------------------------------------------------
     def _pick_county(self) -> str:
@@ -221,7 +222,7 @@ class PopulationBuilder:
         person = Person(
             pid=len(self.population.people), surname=surname, given=given, sex=sex, birth_date=birth,
             id_number=id_number, region_code=county, township=township, address=address,
-            phone=phone if (age < 16 or age > 72 or phone is None) else (phone if rng.random() < 0.15 else _mobile(rng)),
+            phone=self._phone(household, age, phone),
             household=household, occupation=_occupation(rng, age, urban),
             ethnicity="03" if rng.random() < 0.012 else ("01" if rng.random() < 0.996 else rng.choice(("02", "04", "05"))),
             marital_status=marital,
@@ -232,6 +233,15 @@ class PopulationBuilder:
         )
         self.population.add(person)
         return person
+
+    def _phone(self, household: int, age: int, household_phone: str | None) -> str | None:
+        """Children and the old give the household's number (the first adult's); other adults mostly their own."""
+        if household_phone is None or age < 16 or age > 72:
+            return household_phone
+        if household not in self._phone_owners:  # membership only
+            self._phone_owners.add(household)
+            return household_phone
+        return household_phone if self.rng.random() < 0.15 else _mobile(self.rng)
 
     def household(self) -> None:
         rng = self.rng

@@ -140,6 +140,7 @@ def _plan_home_deaths(world: World) -> None:
     """Deaths outside hospital, registered by the county platforms (the persons are kept out of wards)."""
     rng = derive_rng(world.seed, "home-deaths")
     window = world.window
+    mothers = {b.mother.pid for b in world.births}  # membership only: they give birth in the window
     for county in world.counties:
         candidates = [p for p in world.residents(county.region_code) if p.age_on(window.start) >= 18]
         weights = list(itertools.accumulate(death_weight(p, window.start) for p in candidates))
@@ -148,7 +149,7 @@ def _plan_home_deaths(world: World) -> None:
             for _ in range(poisson(rng, COUNTY_POPULATION_M[county.region_code] * HOME_DEATHS_PER_MILLION_DAY)):
                 for _try in range(20):
                     person = candidates[_weighted_pick(rng.random(), weights)]
-                    if not person.death_planned:
+                    if not person.death_planned and person.pid not in mothers:
                         break
                 else:
                     continue
@@ -156,7 +157,8 @@ def _plan_home_deaths(world: World) -> None:
                 person.died_at = window.at(day, window.any_second(rng, day))
                 place = rng.choices("3429", (80, 5, 10, 5))[0]
                 certificate = f"{county.region_code}{window.start.year}9{next(serial):04d}"
-                world.home_deaths.append(Death(person, person.died_at, place, home_death_chain(person, rng, window.date(day)), certificate))
+                chain = home_death_chain(person, rng, window.date(day))
+                world.home_deaths.append(Death(person, person.died_at, place, chain, certificate))
 
 
 def _most_populous_rural_township(world: World, region: str) -> str:
