@@ -258,17 +258,54 @@ def adapter_quarantine(org: Annotated[str, typer.Option()], kind: Annotated[str,
     print(f"{len(rows)} quarantined row(s)")
 
 
+@app.command("synth")
+def synth(
+    dsn: Annotated[Optional[str], typer.Option(help="Database for the exchange schemas (default: <postgres_url>_exchange)")] = None,
+    hospitals: Annotated[int, typer.Option()] = 5,
+    counties: Annotated[int, typer.Option()] = 2,
+    days: Annotated[int, typer.Option()] = 7,
+    seed: Annotated[int, typer.Option()] = 1,
+    bad_share: Annotated[float, typer.Option(help="Share of rows with injected defects")] = 0.03,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD")] = "2026-11-01",
+    config_out: Annotated[Path, typer.Option(help="Adapter config listing the generated institutions")] = Path(
+        ".healthbus/synth-adapters.yaml"),
+) -> None:
+    """Fill hospital and county exchange databases with realistic synthetic data (deterministic per seed)."""
+    import datetime as dt
+
+    from ops.stack.postgres import ensure_database
+    from producers.synthetic.exchange_data import generate_exchange_data
+
+    target = dsn or exchange_dsn(get_settings().postgres_url)
+    ensure_database(target)
+    config_out.parent.mkdir(parents=True, exist_ok=True)
+    summary = generate_exchange_data(target, hospitals, counties, days, seed, config_out, bad_share,
+                                     dt.date.fromisoformat(start))
+    print(summary.table())
+    print(f"adapter config: {config_out}  (healthbus adapter run --config {config_out})")
+
+
+def exchange_dsn(postgres_url: str) -> str:
+    """The synthetic exchange databases live beside the platform database, in '<name>_exchange'."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    return make_conninfo(postgres_url, dbname=f"{conninfo_to_dict(postgres_url).get('dbname') or 'healthbus'}_exchange")
+
+
 # -- demo and benchmarks -----------------------------------------------------------------------------
 @app.command("demo")
 def demo(
-    events: Annotated[int, typer.Option(help="Synthetic outpatient visits to send")] = 20000,
+    hospitals: Annotated[int, typer.Option()] = 3,
+    counties: Annotated[int, typer.Option()] = 2,
+    days: Annotated[int, typer.Option()] = 3,
     seed: Annotated[int, typer.Option()] = 1,
     as_json: JsonFlag = False,
 ) -> None:
-    """The whole slice on the local stack: synthetic visits → adapter → Faust stage → PostgreSQL + ClickHouse."""
+    """The whole pipeline on the local stack: synthetic exchange DBs → adapters → Faust stage → PostgreSQL +
+    ClickHouse, with counts that must agree."""
     from ops.demo import run_demo
 
-    result = run_demo(get_settings(), events, seed)
+    result = run_demo(get_settings(), exchange_dsn(get_settings().postgres_url), hospitals, counties, days, seed)
     print(result.table())
     if as_json:
         print(json.dumps(result.figures()))
@@ -295,12 +332,13 @@ def bench_passthrough(events: Annotated[int, typer.Option()] = 100000, as_json: 
 
 
 @bench_app.command("adapter")
-def bench_adapter(rows: Annotated[int, typer.Option()] = 50000, as_json: JsonFlag = False) -> None:
+def bench_adapter(days: Annotated[int, typer.Option(help="Days of synthetic data (2 hospitals, 1 county)")] = 7,
+                  as_json: JsonFlag = False) -> None:
     """Exchange DB → broker rows/s for one adapter, next to publishing the same events from memory."""
     from ops.bench.adapter import run
     from ops.bench_table import print_bench
 
-    print_bench(f"adapter: {rows} outpatient visits from one exchange database", run(get_settings(), rows), as_json)
+    print_bench(f"adapter: {days} days of 2 synthetic hospitals and 1 county", run(get_settings(), days), as_json)
 
 
 def entrypoint() -> None:

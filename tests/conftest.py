@@ -51,7 +51,8 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         with psycopg.connect(server_conninfo(base), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            for database in (name, f"{name}_exchange"):  # the demo's synthetic exchange databases live beside it
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""``healthbus bench adapter``: exchange DB → broker rows/s for one adapter process, next to publishing the
-same events already built in memory (encode + sign + produce, no database), and next to producing their
-pre-encoded bytes (the broker and client ceiling), all in one run on the same broker.
+"""``healthbus bench adapter``: exchange DB → broker rows/s for one adapter process over synthetic hospital
+and county databases (every table, children and persons joined), next to publishing the same events
+already built in memory (encode + sign + produce, no database), and next to producing their pre-encoded
+bytes (the broker and client ceiling), all in one run on the same broker.
 """
 
 from __future__ import annotations
@@ -12,76 +13,62 @@ import psycopg
 from confluent_kafka import Producer
 from psycopg import sql
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 from avro_schemas.serde import EventCodec
-from avro_schemas.topics import raw_topic
+from avro_schemas.topics import PIPELINE_EVENT_TYPES, dead_letter_topic, raw_topic
 from ops.bench_table import BenchRow
 from ops.settings import Settings
 from ops.topic_admin import create_topics, delete_topics, existing_topics
-from producers.adapters.config import SourceConfig
+from ops.stack.postgres import ensure_database, server_conninfo
+from producers.adapters.config import load_config
 from producers.adapters.runner import build_adapter
-from producers.adapters.state_store import BEGINNING
-from producers.exchange_db.ddl import create_exchange_schema
+from producers.adapters.state_store import AdapterState
 from producers.publisher import EventPublisher, producer_config
-from streams.standards.credit_code import make_credit_code
-
-FILL = """
-INSERT INTO patient (patient_id, name, sex, birth_date, id_type, id_number, phone, residence_region_code, updated_at)
-SELECT 'P' || g, '患者' || g, (1 + g %% 2)::text, date '1950-01-01' + g %% 20000, '01', NULL, NULL, '411502',
-       now() - interval '2 days'
-FROM generate_series(1, %(patients)s) g;
-INSERT INTO outpatient_visit (visit_id, patient_id, visit_no, visit_type, visit_at, department_code, department_name,
-                              chief_complaint, temperature_c, updated_at)
-SELECT 'V' || g, 'P' || (1 + g %% %(patients)s), 'MZ' || g, '1', now() - interval '1 day' + g * interval '1 ms',
-       '0301', '内科', '发热2天，伴咳嗽，无腹泻', 38.2, now() - interval '1 day' + g * interval '1 ms'
-FROM generate_series(1, %(visits)s) g;
-INSERT INTO outpatient_diagnosis (visit_id, seq, code, name, is_primary)
-SELECT 'V' || g, 1, 'J06.900', '急性上呼吸道感染', true FROM generate_series(1, %(visits)s) g;
-"""
+from producers.synthetic.exchange_data import generate_exchange_data
 
 
-def run(settings: Settings, rows: int = 50000) -> list[BenchRow]:
+
+
+def run(settings: Settings, days: int = 7, hospitals: int = 2, seed: int = 3) -> list[BenchRow]:
     run_id = uuid.uuid4().hex[:8]
     s = settings.model_copy(update={"topic_prefix": f"bench-{run_id}.", "group_prefix": f"bench-{run_id}"})
     conf = s.confluent_config()
-    schema = f"bench_{run_id}"
-    org = make_credit_code("12", "411502", f"MB{int(run_id, 16) % 10**6:06d}")
-    source = SourceConfig(kind="hospital", org_code=org, name="基准医院", region_code="411502", dsn=s.postgres_url,
-                          schema=schema)
-    create_topics(conf, s.topic_prefix, specs=[raw_topic("outpatient.visit"), raw_topic("patient.registered")])
+    exchange = make_conninfo(s.postgres_url, dbname=f"healthbus_bench_{run_id}")
+    ensure_database(exchange)
+    create_topics(conf, s.topic_prefix, specs=[raw_topic(t) for t in PIPELINE_EVENT_TYPES] + [dead_letter_topic("adapter")])
     try:
-        with psycopg.connect(s.postgres_url, autocommit=True) as conn:
-            create_exchange_schema(conn, "hospital", schema)
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            params = {"patients": max(1, rows // 10), "visits": rows}
-            for statement in FILL.split(";"):
-                if statement.strip():
-                    conn.execute(statement, params)
-        adapter = build_adapter(s, source, page_size=5000, settle_seconds=0)
-        adapter.tables = tuple(t for t in adapter.tables if t.name == "outpatient_visit")
+        generate_exchange_data(exchange, hospitals, 1, days, seed, s.state_dir / f"bench-{run_id}.yaml")
+        sources = load_config(s.state_dir / f"bench-{run_id}.yaml").sources
+        state = AdapterState(s.postgres_url)
+        state.reset([src.source_id for src in sources])
+        adapters = [build_adapter(s, src, page_size=5000, settle_seconds=0) for src in sources]
         start = time.perf_counter()
-        summary = adapter.run_once()
+        published = sum(a.run_once().published for a in adapters)
         adapter_seconds = time.perf_counter() - start
 
-        # The same events, built once more in memory, then published without the database.
-        spec = adapter.tables[0]
-        adapter.state.advance(source.source_id, spec.name, *BEGINNING, [])  # rewind to read the rows again
-        built: list[dict] = []
-        adapter.publisher = _Collector(built)
-        adapter.run_once()
-        adapter.close()
+        # The same events, built once more in memory (adapters rewound, publishing into a list), then published
+        # without the database.
+        state.reset([src.source_id for src in sources])
+        built: list[tuple[str, dict]] = []
+        for adapter in adapters:
+            adapter.publisher = _Collector(built)
+            adapter.run_once()
+            adapter.close()
+        state.reset([src.source_id for src in sources])
+        state.close()
         codec = EventCodec()
-        publisher = EventPublisher(conf, codec, s.signing_key_for, s.topic_prefix, own_org_code=org)
+        publisher = EventPublisher(conf, codec, s.signing_key_for, s.topic_prefix)
         start = time.perf_counter()
-        for value in built:
-            publisher.publish("outpatient.visit", value)
+        for event_type, value in built:
+            publisher.publish(event_type, value)
         publisher.flush()
         publish_seconds = time.perf_counter() - start
 
-        payloads = [codec.encode("outpatient.visit", v) for v in built]
+        payloads = [(s.topic_name(raw_topic(t).name), codec.encode(t, v)) for t, v in built]
         producer = Producer(producer_config(conf))
-        topic = s.topic_name(raw_topic("outpatient.visit").name)
         start = time.perf_counter()
-        for p in payloads:
+        for topic, p in payloads:
             while True:
                 try:
                     producer.produce(topic, p, b"k")
@@ -91,30 +78,29 @@ def run(settings: Settings, rows: int = 50000) -> list[BenchRow]:
         producer.flush(60)
         bytes_seconds = time.perf_counter() - start
     finally:
-        with psycopg.connect(s.postgres_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-            if conn.execute("SELECT to_regclass('adapter_watermark')").fetchone()[0]:
-                conn.execute("DELETE FROM adapter_watermark WHERE source_id = %s", (source.source_id,))
+        with psycopg.connect(server_conninfo(s.postgres_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(conninfo_to_dict(exchange)["dbname"])))
         delete_topics(conf, list(existing_topics(conf, s.topic_prefix)))
-    adapter_rate = summary.published / adapter_seconds
+    adapter_rate = published / adapter_seconds
     publish_rate = len(built) / publish_seconds
     return [
         BenchRow("adapter rows/s", adapter_rate, "exchange DB → mapped → encoded, signed → acknowledged"),
         BenchRow("publish prebuilt events/s", publish_rate, "baseline: same events from memory (encode+sign+produce)"),
         BenchRow("produce preencoded bytes/s", len(payloads) / bytes_seconds, "ceiling: same payloads, no encoding"),
         BenchRow("adapter / publish ratio", adapter_rate / publish_rate, "target ≥ 0.5"),
-        BenchRow("rows", summary.published),
+        BenchRow("events", published),
     ]
 
 
 class _Collector:
     """Stands in for the publisher to capture the events the adapter builds (for the baseline)."""
 
-    def __init__(self, into: list[dict]) -> None:
+    def __init__(self, into: list[tuple[str, dict]]) -> None:
         self.into = into
 
     def publish(self, event_type: str, value: dict) -> None:
-        self.into.append(value)
+        self.into.append((event_type, value))
 
     def flush(self, timeout: float = 30.0) -> None:
         pass

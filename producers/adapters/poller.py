@@ -188,5 +188,5 @@ class ExchangeAdapter:
                                       "column": column, "org_code": self.source.org_code})
         self.dead_letters.produce(self.dlq_topic, self.codec.encode("ops.dead_letter", letter, topic=self.dlq_topic),
                                   letter["key"])
-        log.warning("quarantined %s/%s row %s: %s %s", self.source.org_code, spec.name, key, code, column)
+        log.info("quarantined %s/%s row %s: %s %s", self.source.org_code, spec.name, key, code, column)
         return Quarantined(spec.name, key, int(row["record_version"]), code, column, message, row_data)

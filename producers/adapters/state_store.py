@@ -84,6 +84,12 @@ class AdapterState:
                 (source_id, table, updated_at, pk),
             )
 
+    def reset(self, source_ids: list[str]) -> None:
+        """Forget watermarks and quarantine of these institutions: their next poll publishes everything again."""
+        with self._conn.transaction():
+            self._conn.execute("DELETE FROM adapter_watermark WHERE source_id = ANY(%s)", (source_ids,))
+            self._conn.execute("DELETE FROM adapter_quarantine WHERE source_id = ANY(%s)", (source_ids,))
+
     def quarantine(self, source_id: str) -> list[Quarantined]:
         rows = self._conn.execute(
             "SELECT table_name, pk, record_version, reason_code, column_name, message, row_data FROM adapter_quarantine"
