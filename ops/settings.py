@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     """Platform secret from which each institution's adapter signing key is derived; the identify stage
     checks signatures with it. Set a secret one in production."""
     adapter_key: SecretStr | None = None
-    """This adapter's own signing key (hex, from `healthbus adapter key --org`); unset on the local profile:
-    derived from the master key."""
+    """This adapter's own signing key (hex, from `healthbus adapter key --org`), for an adapter run by an
+    institution; unset: derived from the master key (platform-operated adapters, local stack)."""
     require_signed_sources: bool = True
     """The identify stage dead-letters raw events without a valid signature of the institution they claim."""
 
