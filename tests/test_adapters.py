@@ -153,3 +153,37 @@ def test_kill_9_between_publish_and_watermark_commit_loses_and_duplicates_nothin
     consumer.run(until=lambda p: p.consumed >= total)
     assert store.count_event_ids(sorted(wanted)) == 11  # in the sink exactly once each
     store.close()
+
+
+def test_metrics_count_rows_events_and_failures_per_institution_and_table(settings: Settings) -> None:
+    from prometheus_client import REGISTRY
+
+    source = make_exchange(settings.postgres_url, "hospital")
+    adapter = build_adapter(settings, source, settle_seconds=0)
+    adapter.run_once()
+    adapter.close()
+    labels = {"org_code": source.org_code, "table": "outpatient_visit"}
+    assert REGISTRY.get_sample_value("healthbus_adapter_rows_read_total", labels) == 4
+    assert REGISTRY.get_sample_value("healthbus_adapter_events_published_total", labels) == 2
+    assert REGISTRY.get_sample_value("healthbus_adapter_failures_total", labels | {"reason": "unknown_code"}) == 1
+    assert REGISTRY.get_sample_value("healthbus_adapter_failures_total", labels | {"reason": "broken_reference"}) == 1
+    assert REGISTRY.get_sample_value("healthbus_adapter_seconds_behind", labels) > 3000  # rows are an hour old
+
+
+def test_a_running_adapter_publishes_new_rows_and_stops_cleanly(settings: Settings, tmp_path: Path) -> None:
+    from producers.adapters.config import AdapterConfig, dump_config
+
+    source = make_exchange(settings.postgres_url, "county")
+    config = tmp_path / "adapters.yaml"
+    dump_config(AdapterConfig(sources=[source]), config)
+    argv = [sys.executable, "-m", "ops.cli", "adapter", "run", "--config", str(config), "--settle", "0"]
+    with open(tmp_path / "adapter.log", "wb") as log:
+        proc = subprocess.Popen(argv, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert len(_events(settings, "ph.chronic_followup", 1)) == 1
+        execute_in(source, "INSERT INTO chronic_followup (followup_id, resident_id, followup_no, disease_code,"
+                           " followup_at, followup_class) VALUES ('F2', 'R1', 'SF002', 'E11', now(), '1')")
+        assert len(_events(settings, "ph.chronic_followup", 2)) == 2  # picked up while running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
