@@ -1,4 +1,5 @@
-"""A first synthetic source: outpatient visits from Xinyang hospitals, deterministic for a seed.
+"""Event-level synthetic outpatient visits, deterministic for a seed: for stage tests and benchmarks that
+start at the raw topics. Exchange databases (what adapters read) come from ``exchange_data``.
 
 Each visit is a complete ``outpatient.visit`` event value (envelope included) as an adapter would
 publish it. Residents recur across institutions; complaints carry syndromes and negations.
