@@ -187,3 +187,20 @@ def test_a_running_adapter_publishes_new_rows_and_stops_cleanly(settings: Settin
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+
+
+def test_a_re_sent_row_is_byte_identical_and_carries_its_upload_time(settings: Settings) -> None:
+    from producers.adapters.state_store import BEGINNING
+
+    source = make_exchange(settings.postgres_url, "county")
+    adapter = build_adapter(settings, source, settle_seconds=0)
+    adapter.run_once()
+    adapter.state.advance(source.source_id, "chronic_followup", *BEGINNING, [])  # as if the watermark were lost
+    adapter.run_once()
+    adapter.close()
+    sent = read_topic(settings, settings.topic_name(raw_topic("ph.chronic_followup").name), 2, 10)
+    assert len(sent) == 2 and sent[0].value() == sent[1].value()
+    with psycopg.connect(source.dsn) as conn:
+        updated = conn.execute(f"SELECT updated_at FROM {source.schema_name}.chronic_followup").fetchone()[0]
+    millis = updated.replace(microsecond=updated.microsecond // 1000 * 1000)  # timestamp-millis
+    assert CODEC.decode(sent[0].value()).value["envelope"]["emitted_at"] == millis

@@ -121,12 +121,10 @@ class ExchangeAdapter:
         children = {c.name: self._children(c.name, spec.pk, c.order_by, keys) for c in spec.children}
         persons = self._persons(spec, rows)
         quarantined: list[Quarantined] = []
-        emitted_at = dt.datetime.now(dt.timezone.utc)
         for row in rows:
             key = str(row[spec.pk])
             try:
-                value = self._event(spec, row, key, {c: children[c].get(row[spec.pk], []) for c in children}, persons,
-                                    emitted_at)
+                value = self._event(spec, row, key, {c: children[c].get(row[spec.pk], []) for c in children}, persons)
                 self.publisher.publish(spec.event_type, value)
                 progress.published += 1
             except UnmappableRow as exc:
@@ -146,7 +144,7 @@ class ExchangeAdapter:
 
     # -- pieces ------------------------------------------------------------------------------------------
     def _event(self, spec: TableSpec, row: dict, key: str, children: dict[str, list[dict]],
-               persons: dict[str, dict], emitted_at: dt.datetime) -> dict[str, Any]:
+               persons: dict[str, dict]) -> dict[str, Any]:
         if spec.person_column:
             person_id = row.get(spec.person_column)
             patient = patient_block(persons.get(person_id), str(person_id), spec.person_column)
@@ -156,7 +154,9 @@ class ExchangeAdapter:
         if occurred is None:
             raise UnmappableRow("missing_value", spec.occurred_at, "required by the event contract")
         body = spec.body(row, children)
-        return {"envelope": envelope(spec.event_type, self.identity, spec.name, key, row, occurred, patient, emitted_at),
+        # Upload time = when the source made this version available; a re-sent row is byte-identical.
+        uploaded = as_utc(row["updated_at"])
+        return {"envelope": envelope(spec.event_type, self.identity, spec.name, key, row, occurred, patient, uploaded),
                 **body}
 
     def _children(self, table: str, fk: str, order_by: str, keys: list[Any]) -> dict[Any, list[dict]]:
