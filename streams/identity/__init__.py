@@ -1,0 +1,1 @@
+"""Identity resolution (EMPI): normalise what institutions record about a person, then match."""
