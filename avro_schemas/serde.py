@@ -89,7 +89,8 @@ class EventCodec:
         for writer in (*known_writers, *self.schemas.values()):
             self._writers_by_fingerprint[writer.fingerprint] = writer
         self._fixed_prefix: dict[str, bool] = {}  # writer canonical form -> envelope has the 1.0.0 prefix
-        self._envelope_readers: dict[str, Any] = {}  # writer canonical form -> parsed envelope-only schema
+        self._envelope_readers: dict[str, Any] = {}
+        self._raw_schemas: dict[str, Any] = {}  # canonical form -> parsed schema without logical types  # writer canonical form -> parsed envelope-only schema
         self._registry_ids: dict[tuple[str, str], int] = {}  # (subject, event type) -> schema id
         self._writers_by_id: dict[int, EventSchema] = {}
 
@@ -164,7 +165,7 @@ class EventCodec:
             raw = json.loads(writer.standalone_json)
             prefix = {"type": "record", "name": raw["name"], "namespace": raw.get("namespace", ""),
                       "fields": raw["fields"][:1]}
-            envelope_schema = fastavro.parse_schema(_without_logical_types(prefix), _write_hint=False)
+            envelope_schema = fastavro.parse_schema(_without_logical_types(prefix))
             self._envelope_readers[writer.canonical_form] = envelope_schema
         buf = io.BytesIO(payload)
         buf.seek(body_start)
@@ -204,15 +205,17 @@ class EventCodec:
             raise DecodeError(DecodeFailure.MALFORMED_BODY, f"envelope: {exc}") from None
 
     def decode(self, payload: bytes | None) -> DecodedEvent:
+        """The whole event in this checkout's schema of its type."""
         writer, reader, body_start = self._writer_and_reader(payload)
         assert payload is not None
+        writer_schema, reader_schema = writer.parsed, reader.parsed
         buf = io.BytesIO(payload)
         buf.seek(body_start)
         try:
             if reader.fingerprint == writer.fingerprint:
-                value = fastavro.schemaless_reader(buf, writer.parsed, None)
+                value = fastavro.schemaless_reader(buf, writer_schema, None)
             else:
-                value = fastavro.schemaless_reader(buf, writer.parsed, reader.parsed)
+                value = fastavro.schemaless_reader(buf, writer_schema, reader_schema)
         except fastavro.read.SchemaResolutionError as exc:
             raise DecodeError(DecodeFailure.INCOMPATIBLE_SCHEMA, str(exc)) from None
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError …

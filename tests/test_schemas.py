@@ -145,3 +145,4 @@ def test_peek_source_org_reads_the_org_off_the_bytes(event_type: str) -> None:
         assert codec.peek_source_org(payload) == (event_type, value["envelope"]["source"]["org_code"])
     with pytest.raises(DecodeError):
         codec.peek_source_org(payload[:14])
+

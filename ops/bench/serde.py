@@ -50,6 +50,8 @@ def run(events: int = 20000, seed: int = 7) -> list[BenchRow]:
                  "baseline: schemaless_reader"),
         BenchRow("single-object decode events/s", _rate(lambda: [single.decode(p) for p in single_payloads], events)),
         BenchRow("confluent decode events/s", _rate(lambda: [confluent.decode(p) for p in confluent_payloads], events)),
+        BenchRow("single-object peek envelope events/s",
+                 _rate(lambda: [single.peek_envelope(p) for p in single_payloads], events), "envelope only"),
         BenchRow("mean payload bytes", sum(map(len, single_payloads)) / events, "single-object"),
     ]
     return rows
