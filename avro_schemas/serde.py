@@ -89,8 +89,7 @@ class EventCodec:
         for writer in (*known_writers, *self.schemas.values()):
             self._writers_by_fingerprint[writer.fingerprint] = writer
         self._fixed_prefix: dict[str, bool] = {}  # writer canonical form -> envelope has the 1.0.0 prefix
-        self._envelope_readers: dict[str, Any] = {}
-        self._raw_schemas: dict[str, Any] = {}  # canonical form -> parsed schema without logical types  # writer canonical form -> parsed envelope-only schema
+        self._envelope_readers: dict[str, Any] = {}  # writer canonical form -> parsed envelope-only schema
         self._registry_ids: dict[tuple[str, str], int] = {}  # (subject, event type) -> schema id
         self._writers_by_id: dict[int, EventSchema] = {}
 
