@@ -42,3 +42,14 @@ def test_credit_code() -> None:
     assert not is_valid_credit_code("91350100M000100Y4")
     code = make_credit_code("12", "411502", "MB012345")
     assert is_valid_credit_code(code) and code.startswith("12411502")
+
+
+def test_event_ids_are_rfc_4122_uuid5_of_the_source_row() -> None:
+    import uuid
+
+    from avro_schemas.envelope import EVENT_ID_NAMESPACE, make_event_id
+
+    for version, cancelled in ((1, False), (2, False), (2, True)):
+        name = f"ORG\x1ftable:1\x1f{version}" + ("\x1fcancelled" if cancelled else "")
+        assert make_event_id("ORG", "table:1", version, cancelled) == str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+    assert make_event_id("ORG", "table:1", 2) != make_event_id("ORG", "table:1", 2, cancelled=True)

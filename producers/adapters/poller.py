@@ -4,8 +4,8 @@ For each table, repeatedly: read the next page of rows after the watermark ``(up
 order (rows with equal timestamps are ordered by key, so none is skipped or read twice), only rows older
 than ``settle_seconds`` (a transaction that set updated_at earlier but commits later is not overtaken);
 fetch their children and persons; map each row to its event; publish; wait until the broker acknowledged
-every event of the page; then quarantine the unmappable rows and advance the watermark in one PostgreSQL
-transaction. A crash anywhere before that transaction re-reads the page: the same rows give the same event
+every event of the page (pages of all tables are confirmed together, one broker round trip per round);
+then quarantine the unmappable rows and advance the watermark in one PostgreSQL transaction. A crash anywhere before that transaction re-reads the page: the same rows give the same event
 ids, so downstream the repeat is harmless.
 """
 
@@ -62,6 +62,16 @@ class PollSummary:
         return sum(t.quarantined for t in self.tables.values())
 
 
+@dataclass
+class _Page:
+    """A page handed to the producer: committed (watermark, quarantine) only once confirmed."""
+
+    spec: TableSpec
+    last_row: dict
+    progress: TableProgress
+    quarantined: list[Quarantined]
+
+
 class ExchangeAdapter:
     def __init__(self, source: SourceConfig, publisher: EventPublisher, state: AdapterState, codec: EventCodec,
                  dead_letters: Any, topic_prefix: str = "", page_size: int = 2000, settle_seconds: float = 2.0) -> None:
@@ -86,17 +96,23 @@ class ExchangeAdapter:
 
     # -- one pass ----------------------------------------------------------------------------------------
     def run_once(self) -> PollSummary:
-        """Publish everything currently settled in every table; returns what it did."""
+        """Publish everything currently settled in every table; returns what it did.
+
+        Works in rounds: one page of every table that still has rows, one flush for the whole round, then
+        each table's watermark. One broker round trip per round instead of per page (most tables of a
+        poll are small)."""
         summary = PollSummary()
-        for spec in self.tables:
-            while True:
-                progress = self.poll_page(spec)
-                total = summary.tables[spec.name]
-                total.rows_read += progress.rows_read
-                total.published += progress.published
-                total.quarantined += progress.quarantined
-                if progress.rows_read < self.page_size:
-                    break
+        active = list(self.tables)
+        while active:
+            pages = [page for spec in active if (page := self._publish_page(spec)) is not None]
+            self._confirm(pages)
+            for page in pages:
+                self._commit(page)
+                total = summary.tables[page.spec.name]
+                total.rows_read += page.progress.rows_read
+                total.published += page.progress.published
+                total.quarantined += page.progress.quarantined
+            active = [page.spec for page in pages if page.progress.rows_read == self.page_size]
         return summary
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
@@ -106,7 +122,16 @@ class ExchangeAdapter:
                 stop.wait(interval)
 
     def poll_page(self, spec: TableSpec) -> TableProgress:
-        progress = TableProgress()
+        """One page of one table, published, confirmed and committed."""
+        page = self._publish_page(spec)
+        if page is None:
+            return TableProgress()
+        self._confirm([page])
+        self._commit(page)
+        return page.progress
+
+    def _publish_page(self, spec: TableSpec) -> _Page | None:
+        """Read the next page after the watermark and hand its events to the producer (not yet confirmed)."""
         after_ts, after_pk = self.state.watermark(self.source.source_id, spec.name)
         rows = self._conn.execute(
             sql.SQL("SELECT * FROM {t} WHERE (updated_at, {pk}) > (%s, %s) AND updated_at <= now() - %s "
@@ -114,33 +139,38 @@ class ExchangeAdapter:
             (after_ts, after_pk, self.settle, self.page_size),
         ).fetchall()
         if not rows:
-            return progress
-        progress.rows_read = len(rows)
+            return None
+        page = _Page(spec, rows[-1], TableProgress(rows_read=len(rows)), [])
         metrics.ROWS_READ.labels(self.source.org_code, spec.name).inc(len(rows))
         keys = [r[spec.pk] for r in rows]
         children = {c.name: self._children(c.name, spec.pk, c.order_by, keys) for c in spec.children}
         persons = self._persons(spec, rows)
-        quarantined: list[Quarantined] = []
         for row in rows:
             key = str(row[spec.pk])
             try:
                 value = self._event(spec, row, key, {c: children[c].get(row[spec.pk], []) for c in children}, persons)
                 self.publisher.publish(spec.event_type, value)
-                progress.published += 1
+                page.progress.published += 1
             except UnmappableRow as exc:
-                quarantined.append(self._quarantine(spec, row, key, exc.code, exc.column, exc.message))
+                page.quarantined.append(self._quarantine(spec, row, key, exc.code, exc.column, exc.message))
             except (ValueError, TypeError, KeyError, OverflowError) as exc:  # the encoder rejected a value
-                quarantined.append(self._quarantine(spec, row, key, "bad_value", "", f"{type(exc).__name__}: {exc}"))
-        self.publisher.flush()  # raises if any event was not acknowledged: the watermark stays put
-        if quarantined and self.dead_letters.flush(30):
-            raise RuntimeError("dead letters not acknowledged; the watermark stays put")
-        last = rows[-1]
-        self.state.advance(self.source.source_id, spec.name, last["updated_at"], str(last[spec.pk]), quarantined)
-        progress.quarantined = len(quarantined)
-        metrics.EVENTS_PUBLISHED.labels(self.source.org_code, spec.name).inc(progress.published)
-        metrics.SECONDS_BEHIND.labels(self.source.org_code, spec.name).set(
+                page.quarantined.append(self._quarantine(spec, row, key, "bad_value", "", f"{type(exc).__name__}: {exc}"))
+        return page
+
+    def _confirm(self, pages: list[_Page]) -> None:
+        """Wait until the broker acknowledged every event and dead letter of these pages."""
+        self.publisher.flush()  # raises if any event was not acknowledged: no watermark moves
+        if any(p.quarantined for p in pages) and self.dead_letters.flush(30):
+            raise RuntimeError("dead letters not acknowledged; the watermarks stay put")
+
+    def _commit(self, page: _Page) -> None:
+        last = page.last_row
+        self.state.advance(self.source.source_id, page.spec.name, last["updated_at"], str(last[page.spec.pk]),
+                           page.quarantined)
+        page.progress.quarantined = len(page.quarantined)
+        metrics.EVENTS_PUBLISHED.labels(self.source.org_code, page.spec.name).inc(page.progress.published)
+        metrics.SECONDS_BEHIND.labels(self.source.org_code, page.spec.name).set(
             max(0.0, (dt.datetime.now(dt.timezone.utc) - last["updated_at"]).total_seconds()))
-        return progress
 
     # -- pieces ------------------------------------------------------------------------------------------
     def _event(self, spec: TableSpec, row: dict, key: str, children: dict[str, list[dict]],
