@@ -107,6 +107,20 @@ class Settings(BaseSettings):
             return bytes.fromhex(self.adapter_key.get_secret_value())
         return adapter_key(self.adapter_master_key.get_secret_value().encode(), org_code)
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as HEALTHBUS_* variables, so a child process (a worker) runs with exactly them."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            env[f"HEALTHBUS_{name.upper()}"] = str(value)
+        return env
+
     def topic_name(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 

@@ -11,10 +11,8 @@ from ops.settings import Settings
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"HEALTHBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "HEALTHBUS_TOPIC_PREFIX": settings.topic_prefix,
-                "HEALTHBUS_GROUP_PREFIX": settings.group_prefix, "HEALTHBUS_STATE_DIR": str(settings.state_dir)})
-    return env
+    """This environment, with every HEALTHBUS_* variable replaced by ``settings``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("HEALTHBUS_")}, **settings.to_env()}
 
 
 def start_worker(settings: Settings, log_path: Path, stage: str = "passthrough") -> subprocess.Popen[bytes]:

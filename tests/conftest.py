@@ -22,6 +22,7 @@ from ops.stack.broker import broker_answers, start_tansu
 from ops.stack.postgres import ensure_database, server_conninfo
 from ops.stack.processes import free_port, stop_pid
 from ops.topic_admin import create_topics, delete_topics, existing_topics
+from ops.worker_process import worker_env
 
 REPO = Path(__file__).resolve().parent.parent
 HEALTHBUS = Path(sys.executable).parent / "healthbus"  # the installed console script, as a user runs it
@@ -73,14 +74,7 @@ def settings(bootstrap: str, postgres_url: str, tmp_path: Path) -> Iterator[Sett
 
 def settings_env(s: Settings) -> dict[str, str]:
     """The environment that makes a `healthbus` subprocess use the same settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHBUS_")}
-    env.update({
-        "HEALTHBUS_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "HEALTHBUS_POSTGRES_URL": s.postgres_url,
-        "HEALTHBUS_TOPIC_PREFIX": s.topic_prefix, "HEALTHBUS_GROUP_PREFIX": s.group_prefix,
-        "HEALTHBUS_STATE_DIR": str(s.state_dir), "HEALTHBUS_CHDB_PATH": str(s.resolved_chdb_path),
-        "HEALTHBUS_SINK_BATCH_SECONDS": str(s.sink_batch_seconds),
-    })
-    return env
+    return worker_env(s)
 
 
 def healthbus(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -78,7 +78,6 @@ def test_router_routes_known_events_and_dead_letters_the_rest() -> None:
     assert letters[0]["payload"] == b"not avro" and letters[0]["source_offset"] == 1
     assert letters[1]["source_topic"] == "p-raw.lab.report" and letters[1]["payload"] == good
     assert all(d["stage"] == STAGE for d in letters)
-    assert all(org not in d["error_message"] or "signature" in d["error_message"] for d in letters)
 
 
 def test_publisher_refuses_another_institutions_events(settings: Settings) -> None:

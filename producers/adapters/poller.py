@@ -121,15 +121,6 @@ class ExchangeAdapter:
             if summary.rows_read == 0:
                 stop.wait(interval)
 
-    def poll_page(self, spec: TableSpec) -> TableProgress:
-        """One page of one table, published, confirmed and committed."""
-        page = self._publish_page(spec)
-        if page is None:
-            return TableProgress()
-        self._confirm([page])
-        self._commit(page)
-        return page.progress
-
     def _publish_page(self, spec: TableSpec) -> _Page | None:
         """Read the next page after the watermark and hand its events to the producer (not yet confirmed)."""
         after_ts, after_pk = self.state.watermark(self.source.source_id, spec.name)
@@ -210,10 +201,11 @@ class ExchangeAdapter:
 
     def _quarantine(self, spec: TableSpec, row: dict, key: str, code: str, column: str, message: str) -> Quarantined:
         metrics.FAILURES.labels(self.source.org_code, spec.name, code).inc()
-        row_data = json.loads(to_json(dict(row)))
+        row_json = to_json(dict(row))
+        row_data = json.loads(row_json)
         where = f"exchange:{self.source.source_id}/{spec.name}"
         letter = dead_letter(STAGE, code, f"{column}: {message}" if column else message, where, -1, -1,
-                             f"{self.source.org_code}:{spec.name}:{key}".encode(), to_json(dict(row)).encode(),
+                             f"{self.source.org_code}:{spec.name}:{key}".encode(), row_json.encode(),
                              details={"table": spec.name, "pk": key, "record_version": str(row["record_version"]),
                                       "column": column, "org_code": self.source.org_code})
         self.dead_letters.produce(self.dlq_topic, self.codec.encode("ops.dead_letter", letter, topic=self.dlq_topic),
