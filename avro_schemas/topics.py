@@ -22,6 +22,7 @@ class KeyScheme(str, enum.Enum):
 
     SOURCE_PATIENT = "source-patient"  # "<org_code>:<local_patient_id>": one patient of one institution in order
     SOURCE_RECORD = "source-record"  # the key of the message that failed (dead letters keep it)
+    PERSON = "person"  # the (survivor) platform person id: one person's identity changes in order
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,13 @@ PIPELINE_RETENTION_MS = 3 * DAY_MS
 DLQ_RETENTION_MS = 30 * DAY_MS
 EVENT_PARTITIONS = 6
 DLQ_PARTITIONS = 1
+IDENTITY_CHANGE_PARTITIONS = 1  # a few thousand a day; one partition keeps every change in order
+IDENTITY_CHANGE_RETENTION_MS = 30 * DAY_MS
 
-# Event types the adapters publish (everything in events/; dead letters are not pipeline events).
-PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if not t.startswith("ops."))
+# Event types the adapters publish (everything in events/; identity changes and dead letters are not).
+PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if not t.startswith(("ops.", "empi.")))
+# Identity changes the master patient index publishes (identity/): merges, relinks.
+IDENTITY_CHANGE_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if t.startswith("empi."))
 STAGES: tuple[str, ...] = ("adapter", "identify", "sink-postgres", "sink-clickhouse")
 
 
@@ -64,6 +69,11 @@ def _catalogue() -> dict[str, TopicSpec]:
         specs.append(TopicSpec(
             f"identified.{event_type}", "identified", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
             PIPELINE_RETENTION_MS, "delete", f"{event_type} after the identify stage",
+        ))
+    for change_type in IDENTITY_CHANGE_TYPES:
+        specs.append(TopicSpec(
+            change_type, "empi", KeyScheme.PERSON, change_type, IDENTITY_CHANGE_PARTITIONS,
+            IDENTITY_CHANGE_RETENTION_MS, "delete", f"master patient index changes: {change_type}",
         ))
     for stage in STAGES:
         specs.append(TopicSpec(
