@@ -1,0 +1,129 @@
+-- The master patient index (EMPI). One resident = one active person; every source record
+-- (institution + local patient id) links to exactly one person. Created idempotently by
+-- streams/identity/master_index/schema.py; docs/identity.md explains each table.
+CREATE SCHEMA IF NOT EXISTS empi;
+
+CREATE TABLE IF NOT EXISTS empi.persons (
+    person_id    uuid PRIMARY KEY,
+    status       text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'merged', 'deceased')),
+    merged_into  uuid REFERENCES empi.persons (person_id),
+    sex          text,            -- the known sex (GB/T 2261.1 1/2): a link to the other sex is vetoed
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    CHECK ((status = 'merged') = (merged_into IS NOT NULL))
+);
+
+-- The latest identity fields each institution sent for its patient: candidates are scored on these.
+CREATE TABLE IF NOT EXISTS empi.records (
+    org_code        text NOT NULL,
+    local_id        text NOT NULL,
+    person_id       uuid NOT NULL REFERENCES empi.persons (person_id),
+    name            text NOT NULL DEFAULT '',
+    sex             text NOT NULL DEFAULT '',
+    birth_date      text NOT NULL DEFAULT '',
+    id_type         text NOT NULL DEFAULT '',
+    id_number       text NOT NULL DEFAULT '',
+    health_card     text NOT NULL DEFAULT '',
+    insurance_card  text NOT NULL DEFAULT '',
+    phone           text NOT NULL DEFAULT '',
+    address         text NOT NULL DEFAULT '',
+    fingerprint     text NOT NULL,            -- hash of the fields above: an unchanged re-send writes nothing
+    link_rule       text NOT NULL,            -- resolution.MatchRule, or operator / review_accept
+    link_weight     double precision,         -- Fellegi-Sunter weight (bits) for probabilistic links
+    link_detail     jsonb NOT NULL DEFAULT '{}',  -- per-comparison levels and weights, or the identifier
+    linked_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_code, local_id)
+);
+CREATE INDEX IF NOT EXISTS records_person ON empi.records (person_id);
+
+-- Deterministic identifiers. The primary key is what makes two workers that create the same new
+-- resident at once end with one person: the second insert finds the first one's row.
+CREATE TABLE IF NOT EXISTS empi.identifiers (
+    kind        text NOT NULL,   -- citizen_id, health_card, insurance_card, document
+    value       text NOT NULL,   -- normalised (18-character ID, card without separators)
+    person_id   uuid NOT NULL REFERENCES empi.persons (person_id),
+    first_seen  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, value)
+);
+CREATE INDEX IF NOT EXISTS identifiers_person ON empi.identifiers (person_id);
+
+-- Blocking keys (streams/identity/blocking.py index_keys): which records a new one is compared with.
+CREATE TABLE IF NOT EXISTS empi.block_keys (
+    block_key  text NOT NULL,
+    org_code   text NOT NULL,
+    local_id   text NOT NULL,
+    filed_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (block_key, org_code, local_id),
+    FOREIGN KEY (org_code, local_id) REFERENCES empi.records (org_code, local_id) ON DELETE CASCADE
+);
+
+-- Every record's move between persons (link, merge, unmerge, review): what unmerge restores from.
+CREATE TABLE IF NOT EXISTS empi.record_moves (
+    move_id         bigserial PRIMARY KEY,
+    org_code        text NOT NULL,
+    local_id        text NOT NULL,
+    from_person_id  uuid,            -- NULL for the first link
+    to_person_id    uuid NOT NULL,
+    change_id       text NOT NULL,   -- the merge / relink that moved it
+    moved_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS record_moves_record ON empi.record_moves (org_code, local_id, move_id);
+
+-- Persons an operator separated: never merged again automatically.
+CREATE TABLE IF NOT EXISTS empi.separations (
+    person_a  uuid NOT NULL,
+    person_b  uuid NOT NULL,
+    change_id text NOT NULL,
+    PRIMARY KEY (person_a, person_b),
+    CHECK (person_a < person_b)
+);
+
+-- Possible matches and identifier conflicts for a person to decide.
+CREATE TABLE IF NOT EXISTS empi.review_items (
+    review_id            bigserial PRIMARY KEY,
+    org_code             text NOT NULL,
+    local_id             text NOT NULL,
+    record_person_id     uuid NOT NULL,   -- where the record went
+    candidate_person_id  uuid NOT NULL,   -- whom it may be
+    reason               text NOT NULL,   -- resolution.ReviewReason
+    weight               double precision,
+    detail               jsonb NOT NULL DEFAULT '{}',
+    status               text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'accepted', 'rejected')),
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    decided_at           timestamptz,
+    decided_by           text,
+    decision_reason      text,
+    UNIQUE (org_code, local_id, candidate_person_id, reason)   -- a replayed event raises no second item
+);
+CREATE INDEX IF NOT EXISTS review_items_open ON empi.review_items (status, review_id);
+
+-- Who did what, when and why: every link, merge, unmerge, review decision and status change.
+CREATE TABLE IF NOT EXISTS empi.audit_log (
+    audit_id         bigserial PRIMARY KEY,
+    at               timestamptz NOT NULL DEFAULT now(),
+    actor            text NOT NULL,
+    action           text NOT NULL,   -- link, merge, unmerge, review_accept, review_reject, status
+    person_id        uuid,
+    other_person_id  uuid,
+    org_code         text,
+    local_id         text,
+    change_id        text,
+    reason           text NOT NULL DEFAULT '',
+    detail           jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS audit_log_person ON empi.audit_log (person_id, audit_id);
+CREATE UNIQUE INDEX IF NOT EXISTS audit_log_change ON empi.audit_log (change_id, action, org_code, local_id) NULLS NOT DISTINCT
+    WHERE change_id IS NOT NULL;
+
+-- Identity changes waiting to be published (transactional outbox): written in the transaction that
+-- makes the change, published to empi.* topics after commit, so a crash between the two loses nothing.
+CREATE TABLE IF NOT EXISTS empi.outbox (
+    change_id     text PRIMARY KEY,
+    event_type    text NOT NULL,     -- empi.person_merged, empi.record_relinked
+    person_key    text NOT NULL,     -- message key
+    payload       jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    published_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON empi.outbox (created_at) WHERE published_at IS NULL;

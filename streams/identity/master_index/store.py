@@ -1,0 +1,253 @@
+"""The master patient index in PostgreSQL: look up what `resolution.decide` needs, apply what it decides.
+
+One record is resolved per transaction, under transaction-scoped advisory locks on its record key and
+identifier keys (taken in one sorted statement, so two workers never deadlock). Two workers that see the
+same new resident at once serialise on the shared identifier: the second finds the first's person. A
+kill -9 mid-batch rolls back the open transaction; the replayed record then resolves afresh, and the
+person it founds has the same id (derived from the record), so nothing is duplicated or lost.
+
+Merges and relinks (automatic or by an operator) go through `merge_persons` / `move_record`, which keep
+the invariants: a record never points at a merged person; identifiers follow their records; every move
+is in `record_moves` (what unmerge restores from), in the audit log, and in the outbox for publishing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from streams.identity.blocking import MAX_RECORDS_PER_KEY, index_keys, query_keys
+from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
+from streams.identity.fellegi_sunter import MatchModel
+from streams.identity.record import CSV_HEADER, SourceRecord
+from streams.identity.resolution import (Candidate, MatchDecision, MatchRule, PersonFacts, decide,
+                                         new_person_id)
+
+STAGE_ACTOR = "identify-stage"
+_RECORD_FIELDS = CSV_HEADER[3:]  # name … address (record_id, org_code, local_id are the key)
+_CHANGE_NAMESPACE = uuid.UUID("0b3f7c1e-2d4a-5b6c-8e9f-a1b2c3d4e5f6")
+
+RecordKey = tuple[str, str]
+
+
+def fingerprint(record: SourceRecord) -> str:
+    """Hash of the identity fields: an unchanged re-send of a known record needs no write."""
+    return hashlib.blake2b("\x1f".join(astuple(record)[3:]).encode(), digest_size=8).hexdigest()
+
+
+def change_id(*parts: str) -> str:
+    """Deterministic id of an identity change: a replay of the same change yields the same id."""
+    return str(uuid.uuid5(_CHANGE_NAMESPACE, "|".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    person_id: str
+    rule: str
+    weight: float | None = None
+    review: bool = False
+    moved_records: tuple[RecordKey, ...] = ()  # records that changed person (merges): their cache is stale
+
+
+def known_records(conn: psycopg.Connection, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[str, str]]:
+    """(org, local) → (person id, fingerprint) for records already in the index; one query."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT r.org_code, r.local_id, r.person_id::text, r.fingerprint FROM empi.records r "
+        "JOIN unnest(%s::text[], %s::text[]) AS k(org_code, local_id) USING (org_code, local_id)",
+        ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+    return {(org, local): (person, fp) for org, local, person, fp in rows}
+
+
+def _row_record(row: Sequence[str]) -> SourceRecord:
+    org, local = row[0], row[1]
+    return SourceRecord(f"{org}:{local}", org, local, *row[2:])
+
+
+def _candidates(conn: psycopg.Connection, features: MatchFeatures) -> list[Candidate]:
+    keys = query_keys(features)
+    if not keys:
+        return []
+    cols = ", ".join(f"r.{c}" for c in _RECORD_FIELDS)
+    rows = conn.execute(
+        f"SELECT DISTINCT ON (r.org_code, r.local_id) r.person_id::text, r.org_code, r.local_id, {cols} "
+        "FROM unnest(%s::text[]) AS q(block_key) "
+        "CROSS JOIN LATERAL (SELECT org_code, local_id FROM empi.block_keys b WHERE b.block_key = q.block_key "
+        "                    ORDER BY filed_at DESC LIMIT %s) AS hit "
+        "JOIN empi.records r USING (org_code, local_id) "
+        "WHERE NOT (r.org_code = %s AND r.local_id = %s)",
+        (keys, MAX_RECORDS_PER_KEY, features.org_code, features.local_id)).fetchall()
+    return [Candidate(row[0], extract_features(_row_record(row[1:]))) for row in rows]
+
+
+def _person_facts(conn: psycopg.Connection, persons: Iterable[str]) -> dict[str, PersonFacts]:
+    ids = sorted(set(persons))
+    if not ids:
+        return {}
+    sexes = dict(conn.execute("SELECT person_id::text, sex FROM empi.persons WHERE person_id = ANY(%s::uuid[])",
+                              (ids,)).fetchall())
+    citizen: dict[str, set[str]] = {}
+    for person, value in conn.execute(
+            "SELECT person_id::text, value FROM empi.identifiers WHERE kind = %s AND person_id = ANY(%s::uuid[])",
+            (CITIZEN_ID, ids)).fetchall():
+        citizen.setdefault(person, set()).add(value)
+    return {p: PersonFacts(frozenset(citizen.get(p, ())), sexes.get(p)) for p in ids}
+
+
+def _separated(conn: psycopg.Connection, a: str, b: str) -> bool:
+    low, high = sorted((a, b))
+    return conn.execute("SELECT 1 FROM empi.separations WHERE person_a = %s AND person_b = %s",
+                        (low, high)).fetchone() is not None
+
+
+def _audit(conn: psycopg.Connection, actor: str, action: str, person: str | None, other: str | None = None,
+           record: RecordKey | None = None, change: str | None = None, reason: str = "",
+           detail: dict[str, object] | None = None) -> None:
+    conn.execute(
+        "INSERT INTO empi.audit_log (actor, action, person_id, other_person_id, org_code, local_id, change_id, "
+        "reason, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (actor, action, person, other, record[0] if record else None, record[1] if record else None, change,
+         reason, Jsonb(detail or {})))
+
+
+def _outbox(conn: psycopg.Connection, change: str, event_type: str, person_key: str, payload: dict[str, object]) -> None:
+    conn.execute("INSERT INTO empi.outbox (change_id, event_type, person_key, payload) VALUES (%s, %s, %s, %s) "
+                 "ON CONFLICT (change_id) DO NOTHING", (change, event_type, person_key, Jsonb(payload)))
+
+
+def _now_ms() -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+
+
+def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rule: str, actor: str,
+                  reason: str, change: str) -> list[RecordKey]:
+    """Move every record and identifier of ``absorbed`` to ``survivor``; returns the records moved.
+
+    Runs inside the caller's transaction. A person merged away redirects to its survivor."""
+    moved = [(org, local) for org, local in conn.execute(
+        "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE person_id = %s "
+        "RETURNING org_code, local_id", (survivor, absorbed)).fetchall()]
+    for org, local in moved:
+        conn.execute("INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
+                     "VALUES (%s, %s, %s, %s, %s)", (org, local, absorbed, survivor, change))
+    conn.execute("UPDATE empi.identifiers SET person_id = %s WHERE person_id = %s", (survivor, absorbed))
+    conn.execute("UPDATE empi.persons SET status = 'merged', merged_into = %s, updated_at = now() "
+                 "WHERE person_id = %s", (survivor, absorbed))
+    conn.execute("UPDATE empi.persons s SET sex = COALESCE(s.sex, a.sex), updated_at = now() "
+                 "FROM empi.persons a WHERE s.person_id = %s AND a.person_id = %s", (survivor, absorbed))
+    _audit(conn, actor, "merge", survivor, absorbed, change=change, reason=reason,
+           detail={"rule": rule, "records_moved": len(moved)})
+    _outbox(conn, change, "empi.person_merged", survivor, {
+        "change_id": change, "occurred_at": _now_ms(), "survivor_person_id": survivor,
+        "absorbed_person_id": absorbed, "records_moved": len(moved), "rule": rule, "actor": actor,
+        "reason": reason})
+    return moved
+
+
+def _file_record(conn: psycopg.Connection, record: SourceRecord, features: MatchFeatures, person: str,
+                 decision: MatchDecision, fp: str, existed: bool) -> None:
+    key = (record.org_code, record.local_id)
+    values = [getattr(record, f) for f in _RECORD_FIELDS]
+    if existed:
+        conn.execute(
+            f"UPDATE empi.records SET ({', '.join(_RECORD_FIELDS)}, fingerprint, updated_at) = "
+            f"({', '.join(['%s'] * len(_RECORD_FIELDS))}, %s, now()) WHERE org_code = %s AND local_id = %s",
+            (*values, fp, *key))
+        conn.execute("DELETE FROM empi.block_keys WHERE org_code = %s AND local_id = %s", key)
+    else:
+        conn.execute(
+            f"INSERT INTO empi.records (org_code, local_id, person_id, {', '.join(_RECORD_FIELDS)}, fingerprint, "
+            f"link_rule, link_weight, link_detail) VALUES (%s, %s, %s, {', '.join(['%s'] * len(_RECORD_FIELDS))}, "
+            "%s, %s, %s, %s)",
+            (*key, person, *values, fp, decision.rule.value, decision.weight, Jsonb(decision.detail)))
+        link = change_id("link", *key)
+        conn.execute("INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
+                     "VALUES (%s, %s, NULL, %s, %s)", (*key, person, link))
+        _audit(conn, STAGE_ACTOR, "link", person, record=key, change=link,
+               detail={"rule": decision.rule.value, "weight": decision.weight, **decision.detail})
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO empi.block_keys (block_key, org_code, local_id) VALUES (%s, %s, %s) "
+                        "ON CONFLICT DO NOTHING", [(k, *key) for k in index_keys(features)])
+        cur.executemany("INSERT INTO empi.identifiers (kind, value, person_id) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (kind, value) DO NOTHING", [(k, v, person) for k, v in features.identifier_keys()])
+    if features.sex:
+        conn.execute("UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s AND sex IS NULL",
+                     (features.sex, person))
+
+
+def _lock_keys(record: SourceRecord, features: MatchFeatures) -> set[str]:
+    return {f"r:{record.org_code}:{record.local_id}", *(f"i:{k}:{v}" for k, v in features.identifier_keys())}
+
+
+def resolve_records(conn: psycopg.Connection, records: Sequence[SourceRecord], model: MatchModel,
+                    actor: str = STAGE_ACTOR) -> list[Resolution]:
+    """Resolve records in order against the index and apply each decision, all in one transaction.
+
+    Every lock the batch needs is taken up front in one sorted statement: two workers' lock sets then
+    never wait on each other in a cycle, and one commit per batch (not per record) keeps new residents
+    cheap. Later records of the batch see earlier ones (same transaction)."""
+    prepared = [(record, extract_features(record)) for record in records]
+    locks = sorted(set().union(*(_lock_keys(r, f) for r, f in prepared))) if prepared else []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
+                     "FROM unnest(%s::text[]) AS k ORDER BY 1) AS ordered", (locks,))
+        return [_resolve_locked(conn, record, features, model, actor) for record, features in prepared]
+
+
+def resolve_record(conn: psycopg.Connection, record: SourceRecord, model: MatchModel,
+                   actor: str = STAGE_ACTOR) -> Resolution:
+    return resolve_records(conn, [record], model, actor)[0]
+
+
+def _resolve_locked(conn: psycopg.Connection, record: SourceRecord, features: MatchFeatures, model: MatchModel,
+                    actor: str) -> Resolution:
+    key = (record.org_code, record.local_id)
+    fp = fingerprint(record)
+    row = conn.execute("SELECT person_id::text, fingerprint FROM empi.records WHERE org_code = %s AND local_id = %s",
+                       key).fetchone()
+    if row is not None and row[1] == fp:
+        return Resolution(row[0], MatchRule.RECORD_KEY.value)
+    identifier_persons: dict[tuple[str, str], str] = {}
+    identifier_keys = features.identifier_keys()
+    if identifier_keys:
+        for kind, value, person in conn.execute(
+                "SELECT kind, value, person_id::text FROM empi.identifiers "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(kind, value) USING (kind, value)",
+                ([k for k, _ in identifier_keys], [v for _, v in identifier_keys])).fetchall():
+            identifier_persons[(kind, value)] = person
+    candidates = [] if row is not None else _candidates(conn, features)
+    persons = {c.person_id for c in candidates} | set(identifier_persons.values())
+    if row is not None:
+        persons.add(row[0])
+    decision = decide(features, record_person=row[0] if row else None, identifier_persons=identifier_persons,
+                      candidates=candidates, person_facts=_person_facts(conn, persons), model=model)
+    person = decision.person_id or new_person_id(features)
+    # The writes need no answers (but a merge's): one pipelined round trip instead of a dozen.
+    with conn.pipeline():
+        if decision.person_id is None:
+            conn.execute("INSERT INTO empi.persons (person_id) VALUES (%s) ON CONFLICT DO NOTHING", (person,))
+        moved: list[RecordKey] = []
+        for absorbed in decision.merge_person_ids:
+            if _separated(conn, person, absorbed):
+                continue  # an operator said these are two people
+            change = change_id("merge", person, absorbed)
+            moved += merge_persons(conn, person, absorbed, rule=decision.rule.value, actor=actor,
+                                   reason=f"record {key[0]}:{key[1]} links both ({decision.rule.value})",
+                                   change=change)
+        _file_record(conn, record, features, person, decision, fp, existed=row is not None)
+        for item in decision.reviews:
+            conn.execute(
+                "INSERT INTO empi.review_items (org_code, local_id, record_person_id, candidate_person_id, reason, "
+                "weight, detail) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (org_code, local_id, candidate_person_id, reason) DO NOTHING",
+                (*key, person, item.candidate_person_id, item.reason.value, item.weight,
+                 Jsonb(json.loads(json.dumps(item.detail, default=str)))))
+    return Resolution(person, decision.rule.value, decision.weight, bool(decision.reviews), tuple(moved))

@@ -1,0 +1,74 @@
+"""Estimating the match model from unlabelled records (`healthbus empi train`, and `empi link` without a model).
+
+u comes from random record pairs; EM over the blocked candidate pairs then estimates m and the prior.
+Pairs the data settle (a shared deterministic identifier, or a veto) keep that label during EM.
+Pairs are sampled (seeded) so training time stays bounded whatever the input size.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from streams.identity.blocking import MAX_RECORDS_PER_KEY, blocking_keys
+from streams.identity.comparison import ComparisonVector, compare, veto
+from streams.identity.features import MatchFeatures
+from streams.identity.fellegi_sunter import LabelledVector, MatchModel, estimate_u, train_em
+
+RANDOM_PAIRS = 100_000
+CANDIDATE_PAIRS = 300_000
+
+
+# The comparisons each kind of blocking key agrees on by construction (indices into COMPARISONS).
+_BLOCKED_COMPARISONS = {"n": frozenset({0, 1}), "d": frozenset({1, 2}), "p": frozenset({3}),
+                        "i": frozenset({1, 5}), "c": frozenset({6}), "cs": frozenset({6}), "a": frozenset({4})}
+
+
+def candidate_pairs(features: Sequence[MatchFeatures], limit: int,
+                    rng: random.Random) -> dict[str, tuple[list[tuple[int, int]], int]]:
+    """Blocked pairs per kind of blocking key (a pair found by two kinds is in both), each sampled to ``limit``."""
+    blocks: dict[str, list[int]] = defaultdict(list)
+    for index, f in enumerate(features):
+        for key in blocking_keys(f):
+            members = blocks[key]
+            if len(members) < MAX_RECORDS_PER_KEY:
+                members.append(index)
+    pairs: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for key, members in blocks.items():
+        kind = pairs[key.split(":", 1)[0]]
+        for i, a in enumerate(members):
+            for b in members[i + 1:]:
+                kind.add((a, b))
+    return {kind: (sorted(found) if len(found) <= limit else rng.sample(sorted(found), limit), len(found))
+            for kind, found in pairs.items()}
+
+
+def _labelled(a: MatchFeatures, b: MatchFeatures) -> LabelledVector:
+    """The pair's comparison vector, and its label where the data settle it."""
+    if set(a.identifier_keys()) & set(b.identifier_keys()):
+        return compare(a, b), True
+    if veto(a, b):
+        return compare(a, b), False
+    return compare(a, b), None
+
+
+def train_model(features: Sequence[MatchFeatures], seed: int = 20261127,
+                random_pairs: int = RANDOM_PAIRS, max_candidate_pairs: int = CANDIDATE_PAIRS) -> MatchModel:
+    if len(features) < 2:
+        raise ValueError("training needs at least two records")
+    rng = random.Random(seed)
+    n = len(features)
+    random_vectors: Counter[ComparisonVector] = Counter()
+    for _ in range(random_pairs):
+        a, b = rng.randrange(n), rng.randrange(n)
+        if a != b:
+            random_vectors[compare(features[a], features[b])] += 1
+    per_kind = candidate_pairs(features, max_candidate_pairs // len(_BLOCKED_COMPARISONS), rng)
+    sessions = {_BLOCKED_COMPARISONS[kind]: (Counter(_labelled(features[a], features[b]) for a, b in pairs), found)
+                for kind, (pairs, found) in per_kind.items()}
+    if not any(found for _, found in sessions.values()):
+        raise ValueError("no two records share a blocking key: nothing to learn from")
+    model = train_em(sessions, estimate_u(random_vectors), record_count=n)
+    model.notes = {"records": str(n), "random_pairs": str(sum(random_vectors.values())), "seed": str(seed)}
+    return model
