@@ -23,7 +23,9 @@ worker_app = typer.Typer(help="Stream workers (Faust).", no_args_is_help=True)
 sink_app = typer.Typer(help="Sinks: land pipeline events in PostgreSQL or ClickHouse.", no_args_is_help=True)
 adapter_app = typer.Typer(help="Adapters: publish what institutions write to their exchange databases.",
                           no_args_is_help=True)
-for sub, name in ((stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
+from ops.empi_cli import empi_app  # noqa: E402 (its own module: the EMPI has many commands)
+
+for sub, name in ((empi_app, "empi"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
                   (worker_app, "worker"), (sink_app, "sink"), (adapter_app, "adapter")):
     app.add_typer(sub, name=name)
 

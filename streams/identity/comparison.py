@@ -47,13 +47,13 @@ def _name_level(a: MatchFeatures, b: MatchFeatures) -> int:
         return 4
     if names_homophone(a.name, b.name):
         return 3
-    # Pinyin keys absorb character typos that sound alike; Jaro-Winkler absorbs romanisation typos.
+    if not a.name.romanised and not b.name.romanised:
+        # Two names in characters that neither match nor sound alike: siblings share the surname and often
+        # a generation character (尹豪俊 / 尹豪家), and input-method typos come out as homophones anyway.
+        return 0
+    # A romanised name: Jaro-Winkler on the pinyin keys absorbs spelling typos.
     best = max(JaroWinkler.similarity(a.name.pinyin, b.name.pinyin),
                JaroWinkler.similarity(a.name.pinyin, b.name.pinyin_given_first))
-    if not a.name.romanised and not b.name.romanised and len(a.name.text) == len(b.name.text) >= 2:
-        # One different character in a Chinese name: a typo (张伟 → 张玮) or another person (张伟 → 张强):
-        # only 'similar' when the sounds are also close.
-        return 2 if best >= 0.9 else 0
     if best >= 0.88:
         return 2
     if a.name.romanised and b.name.romanised and set(a.name.text.split()) & set(b.name.text.split()):
