@@ -147,12 +147,23 @@ def schemas_release(version: Annotated[str, typer.Argument(help="e.g. 1.1.0")]) 
 
 
 # -- workers and sinks -------------------------------------------------------------------------------
+@worker_app.command("identify")
+def worker_identify(
+    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
+) -> None:
+    """raw.* → identified.*: checks each event's institution, attaches the resident's person id (EMPI)."""
+    from streams.identity.stage import run_worker
+
+    run_worker(get_settings(), event_types or None, group_suffix)
+
+
 @worker_app.command("passthrough")
 def worker_passthrough(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
 ) -> None:
-    """raw.* → identified.*: checks each payload is a known event, dead-letters what is not."""
+    """raw.* → identified.* with the institution checks only, no person id (benchmark subject, fallback)."""
     from streams.passthrough import run_worker
 
     run_worker(get_settings(), event_types or None, group_suffix)

@@ -1,8 +1,8 @@
 """``healthbus demo``: the whole pipeline on the local stack, with counts that must agree.
 
 Synthetic exchange databases (``healthbus synth``) → adapters (one per institution) → raw.* → the Faust
-identify stage (a real ``healthbus worker passthrough`` process) → identified.* → PostgreSQL and ClickHouse
-sinks. Topics and consumer groups are fresh per run and deleted afterwards; the demo institutions'
+identify stage (a real ``healthbus worker identify`` process: the master patient index attaches each
+resident's person id) → identified.* → PostgreSQL and ClickHouse sinks. Topics and consumer groups are fresh per run and deleted afterwards; the demo institutions'
 watermarks are reset, so every run publishes the synthetic world again. Rows are counted by this run's
 event ids: re-running with the same seed shows the sinks' idempotence (the rows are there once).
 """
@@ -41,15 +41,19 @@ class DemoResult:
     clickhouse_rows: int
     dead_letters: int
     seconds: float
+    persons: int = 0  # distinct person ids the identify stage gave this run's events
+    events_without_person: int = 0
 
     @property
     def consistent(self) -> bool:
-        return self.produced == self.consumed == self.postgres_rows == self.clickhouse_rows > 0
+        return (self.produced == self.consumed == self.postgres_rows == self.clickhouse_rows > 0
+                and self.events_without_person == 0)
 
     def figures(self) -> dict[str, float]:
         return {"produced": self.produced, "consumed": self.consumed, "postgres_rows": self.postgres_rows,
                 "clickhouse_rows": self.clickhouse_rows, "seconds": round(self.seconds, 2),
-                "quarantined": self.quarantined, "exchange_rows": self.exchange_rows}
+                "quarantined": self.quarantined, "exchange_rows": self.exchange_rows, "persons": self.persons,
+                "events_without_person": self.events_without_person}
 
     def table(self) -> str:
         rows = [("rows in the synthetic exchange databases (parents)", self.exchange_rows),
@@ -58,7 +62,9 @@ class DemoResult:
                 ("events consumed by each sink (identified.*)", self.consumed),
                 ("rows in PostgreSQL (event_store)", self.postgres_rows),
                 ("rows in ClickHouse (event_log FINAL)", self.clickhouse_rows),
-                ("dead letters at the sinks", self.dead_letters)]
+                ("dead letters at the sinks", self.dead_letters),
+                ("residents (distinct person ids on the events)", self.persons),
+                ("events without a person id", self.events_without_person)]
         lines = [f"{label:<52} {value:>8}" for label, value in rows]
         lines.append(f"{'seconds (adapters to sinks)':<52} {self.seconds:>8.1f}")
         lines.append("counts agree" if self.consistent else "COUNTS DISAGREE")
@@ -115,13 +121,14 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         seconds = time.monotonic() - start
         pg = PostgresEventStore(s.postgres_url)
         postgres_rows = pg.count_event_ids(event_ids)
+        persons, without_person = pg.person_counts(event_ids)
         pg.close()
         ch = open_clickhouse_event_log(s)
         clickhouse_rows = ch.count_event_ids(event_ids)
         ch.close()
         parents = sum(n for (kind, table), n in synth.rows.items() if not _is_child(table))
         return DemoResult(parents, quarantined, produced, min(p.consumed for p in progress), postgres_rows,
-                          clickhouse_rows, sum(p.dead_lettered for p in progress), seconds)
+                          clickhouse_rows, sum(p.dead_lettered for p in progress), seconds, persons, without_person)
     finally:
         if worker is not None:
             stop_pid(worker.pid)

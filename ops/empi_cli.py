@@ -20,7 +20,6 @@ from streams.identity.record import CSV_HEADER, SourceRecord
 empi_app = typer.Typer(help="Master patient index: batch linking, model training, operator actions.",
                        no_args_is_help=True)
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "streams" / "identity" / "default_model.json"
 TRAIN_ON_INPUT_FROM = 2_000  # records; fewer are too few for EM, and the shipped model is used instead
 
 
@@ -72,7 +71,7 @@ def link(
         model = train_model([extract_features(r) for r in records])
         source = "EM on the input"
     else:
-        model = MatchModel.load(DEFAULT_MODEL)
+        model = MatchModel.load()
         source = "shipped model"
     result = link_records(records, model, progress=_progress if len(records) >= 20_000 else None)
     with output_csv.open("w", encoding="utf-8", newline="") as handle:
@@ -120,12 +119,21 @@ def train(
 
 # -- operator actions on the PostgreSQL index ------------------------------------------------------
 # Each action commits first, then publishes the outbox (what it wrote, and anything left pending). A
-# broker that is down costs a warning, never the action: the event waits in empi.outbox.
+# broker that is down costs a warning, never the action: the event waits in empi.outbox. Database, Redis and
+# Kafka clients are imported inside the commands, so `empi link` and `train` stay free of them.
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from streams.identity.master_index.cache import PersonCache
 
 ActorOption = Annotated[str, typer.Option("--actor", help="Operator login for the audit log",
                                           default_factory=lambda: _os_user(), show_default="the OS user")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the audit log (no personal data)")]
 PUBLISH_TIMEOUT_S = 10.0
+ForceOption = Annotated[bool, typer.Option("--force", help="Merge even with different valid citizen IDs or sexes")]
 
 
 def _os_user() -> str:
@@ -137,7 +145,7 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _connect():  # -> psycopg.Connection (lazy imports keep `empi link` free of database drivers)
+def _connect() -> psycopg.Connection:
     import psycopg
 
     from ops.settings import get_settings
@@ -152,11 +160,17 @@ def _connect():  # -> psycopg.Connection (lazy imports keep `empi link` free of 
     return conn
 
 
-def _cache():  # -> PersonCache | None
+def _cache() -> PersonCache:
     from ops.settings import get_settings
     from streams.identity.master_index.cache import PersonCache
 
-    return PersonCache.from_url(get_settings().redis_url)
+    return PersonCache.for_settings(get_settings())
+
+
+def _warn_cache(error: str) -> None:
+    if error:
+        typer.secho(f"warning: committed, but the Redis cache still holds the old person of moved records: {error}; "
+                    "they expire with the cache TTL", fg=typer.colors.YELLOW, err=True)
 
 
 def _refused(exc: Exception) -> None:
@@ -164,7 +178,7 @@ def _refused(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _publish(conn) -> None:  # conn: psycopg.Connection
+def _publish(conn: psycopg.Connection) -> None:
     from confluent_kafka import Producer
 
     from avro_schemas.serde import codec_for
@@ -191,7 +205,7 @@ def merge_cmd(
     person_b: Annotated[str, typer.Argument(help="Person id merged into PERSON_A")],
     reason: ReasonOption,
     actor: ActorOption,
-    force: Annotated[bool, typer.Option("--force", help="Merge even with different valid citizen IDs or sexes")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Merge PERSON_B into PERSON_A (A survives): B's records and identifiers move to A; B redirects to A."""
     from streams.identity.master_index.operator_actions import OperatorError, merge
@@ -208,6 +222,7 @@ def merge_cmd(
             forced = f"; forced over {', '.join(result.forced_over)}" if result.forced_over else ""
             print(f"merged {result.absorbed_person_id} into {result.survivor_person_id}: "
                   f"{len(result.records_moved)} record(s) moved (change {result.change_id}{forced})")
+        _warn_cache(result.cache_error)
         _publish(conn)
 
 
@@ -236,6 +251,7 @@ def unmerge_cmd(
             kinds = f"; identifiers moved: {', '.join(result.identifiers_moved)}" if result.identifiers_moved else ""
             print(f"moved {record} from {result.from_person_id} to {result.to_person_id}{how}{kinds} "
                   f"(change {result.change_id})")
+        _warn_cache(result.cache_error)
         _publish(conn)
 
 
@@ -284,7 +300,7 @@ def review_accept_cmd(
     review_id: Annotated[int, typer.Argument(help="Review item id")],
     reason: ReasonOption,
     actor: ActorOption,
-    force: Annotated[bool, typer.Option("--force", help="Merge even with different valid citizen IDs or sexes")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Same resident: the record's person (all its records) merges into the candidate person."""
     from streams.identity.master_index.operator_actions import OperatorError, accept_review
@@ -302,6 +318,7 @@ def review_accept_cmd(
             print(f"review {review_id} accepted: merged {result.merge.absorbed_person_id} into "
                   f"{result.merge.survivor_person_id}, {len(result.merge.records_moved)} record(s) moved "
                   f"(change {result.change_id})")
+        _warn_cache(result.cache_error)
         _publish(conn)
 
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     """libpq URL of the master index / event store database (created by `stack up` if missing)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis for caches (nothing in it is the only copy)."""
+    empi_model_path: Path | None = None
+    """The identify stage's match model (JSON from `healthbus empi train`); unset: the shipped model."""
+    empi_cache_ttl_seconds: int = 86_400
+    """How long Redis keeps a record → person entry (merges and unmerges delete theirs at once)."""
     clickhouse_url: str | None = None
     """http(s)://user:password@host:8123/database of a ClickHouse server; unset: embedded chDB."""
     chdb_path: Path | None = None

@@ -15,7 +15,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("HEALTHBUS_")}, **settings.to_env()}
 
 
-def start_worker(settings: Settings, log_path: Path, stage: str = "passthrough") -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log_path: Path, stage: str = "identify") -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", stage], env=worker_env(settings),

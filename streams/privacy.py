@@ -19,3 +19,41 @@ def mask_name(name: str | None) -> str:
     if len(name) <= 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def _mask_middle(value: str, head: int, tail: int) -> str:
+    if len(value) <= head + tail:
+        return "*" * len(value)
+    return value[:head] + "*" * (len(value) - head - tail) + value[len(value) - tail:]
+
+
+def mask_id_number(value: str) -> str:
+    """411502199001011234 → 411502********1234 (area code and check digits only); short documents keep 2+2."""
+    value = value.strip()
+    if len(value) >= 15:
+        return _mask_middle(value, 6, 4)
+    return _mask_middle(value, 2, 2) if len(value) >= 8 else "*" * len(value)
+
+
+def mask_phone(value: str) -> str:
+    """13812341111 → 138****1111."""
+    value = value.strip()
+    return _mask_middle(value, 3, 4) if len(value) >= 8 else "*" * len(value)
+
+
+def mask_card(value: str) -> str:
+    """Health and insurance cards (and document identifiers): the last 4 characters."""
+    value = value.strip()
+    return _mask_middle(value, 0, 4) if len(value) >= 8 else "*" * len(value)
+
+
+def mask_address(value: str) -> str:
+    """The first 6 characters (province/city/district at most), never the length of the rest."""
+    value = value.strip()
+    if not value:
+        return ""
+    return (value[:6] if len(value) > 8 else value[:2]) + "***"
+
+
+def mask_birth_date(value: str) -> str:
+    return f"{value[:4]}-**-**" if len(value) >= 4 else ("*" * len(value))

@@ -79,3 +79,24 @@ def settings_env(s: Settings) -> dict[str, str]:
 
 def healthbus(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(HEALTHBUS), *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture
+def empi_settings(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with a master patient index of its own: a fresh database (dropped afterwards) and Redis
+    cache keys under the test's topic prefix (deleted afterwards)."""
+    import redis
+
+    name = f"hb_test_empi_{uuid.uuid4().hex[:10]}"
+    url = psycopg.conninfo.make_conninfo(settings.postgres_url, dbname=name)
+    ensure_database(url)
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        yield settings.model_copy(update={"postgres_url": url})
+    finally:
+        keys = list(client.scan_iter(match=f"hb:{settings.topic_prefix}empi:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        with psycopg.connect(server_conninfo(settings.postgres_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

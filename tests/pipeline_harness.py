@@ -1,4 +1,4 @@
-"""Run pipeline pieces as real processes for tests: the pass-through worker, sink loops, topic readers."""
+"""Run pipeline pieces as real processes for tests: stream workers, sink loops, topic readers."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from ops.settings import Settings
 from tests.conftest import settings_env
 
 
-def start_passthrough_worker(s: Settings, log: Path) -> subprocess.Popen[bytes]:
+def start_passthrough_worker(s: Settings, log: Path, stage: str = "passthrough") -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", "passthrough"], env=settings_env(s),
+        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", stage], env=settings_env(s),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @contextmanager
-def passthrough_worker(s: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = start_passthrough_worker(s, log)
+def passthrough_worker(s: Settings, log: Path, stage: str = "passthrough") -> Iterator[subprocess.Popen[bytes]]:
+    proc = start_passthrough_worker(s, log, stage)
     try:
         yield proc
     finally:

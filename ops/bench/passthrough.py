@@ -143,7 +143,7 @@ def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
         asyncio.run(aiokafka_loop(bench.aiokafka_config(), source, target, events, f"{bench.group_prefix}.aiokafka"))
         aiokafka_rate = events / _output_span(conf, target, events, f"{bench.group_prefix}.count-a", 60)
 
-        worker = start_worker(bench, bench.state_dir / "logs" / f"bench-worker-{run_id}.log")
+        worker = start_worker(bench, bench.state_dir / "logs" / f"bench-worker-{run_id}.log", stage="passthrough")
         try:
             faust_rate = events / _output_span(conf, faust_target, events, f"{bench.group_prefix}.count-f", 300)
         finally:

@@ -77,5 +77,13 @@ class PostgresEventStore:
         return self._conn.execute("SELECT count(*) FROM event_store WHERE event_id = ANY(%s::uuid[])",
                                   (event_ids,)).fetchone()[0]
 
+    def person_counts(self, event_ids: list[str]) -> tuple[int, int]:
+        """(distinct person ids, events without one) among these stored events."""
+        row = self._conn.execute(
+            "SELECT count(DISTINCT payload->'envelope'->>'person_id'), "
+            "count(*) FILTER (WHERE payload->'envelope'->>'person_id' IS NULL) "
+            "FROM event_store WHERE event_id = ANY(%s::uuid[])", (event_ids,)).fetchone()
+        return row[0], row[1]
+
     def close(self) -> None:
         self._conn.close()

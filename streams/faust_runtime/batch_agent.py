@@ -71,9 +71,10 @@ class AgentProgress:
 
 class BatchAgent:
     def __init__(self, app: Any, handler: BatchHandler, producer_config: dict[str, Any], max_batch: int = 2000,
-                 flush_timeout: float = 30.0) -> None:
+                 flush_timeout: float = 30.0, blocking: bool = False) -> None:
         self.app = app
         self.handler = handler
+        self.blocking = blocking  # the handler waits on I/O (a database): run it off the event loop
         self.max_batch = max_batch
         self.flush_timeout = flush_timeout
         self.errors = DeliveryErrors()
@@ -105,7 +106,11 @@ class BatchAgent:
                 if not message.tracked:  # so a rebalance or shutdown waits for our acks
                     message.tracked = True
                     track(message)
-            outputs = self.handler([e.message for e in events])
+            messages = [e.message for e in events]
+            if self.blocking:
+                outputs = await loop.run_in_executor(None, self.handler, messages)
+            else:
+                outputs = self.handler(messages)
             for out in outputs:
                 self._produce(out)
             remaining = await loop.run_in_executor(None, self.producer.flush, self.flush_timeout)

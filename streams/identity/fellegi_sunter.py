@@ -21,6 +21,7 @@ from pathlib import Path
 
 from streams.identity.comparison import COMPARISONS, NULL, ComparisonVector
 
+SHIPPED_MODEL = Path(__file__).with_name("default_model.json")  # `healthbus empi train --synthetic 20000`
 _PSEUDO_COUNT = 0.5  # keeps a level never seen in one class from getting an infinite weight
 
 
@@ -90,8 +91,9 @@ class MatchModel:
                    trained_on_pairs=data["trained_on_pairs"], notes=data.get("notes", {}))
 
     @classmethod
-    def load(cls, path: Path) -> MatchModel:
-        return cls.from_json(path.read_text(encoding="utf-8"))
+    def load(cls, path: Path | None = None) -> MatchModel:
+        """A trained model; without a path, the shipped one."""
+        return cls.from_json((path or SHIPPED_MODEL).read_text(encoding="utf-8"))
 
 
 def _level_frequencies(vectors: Mapping[ComparisonVector, float]) -> list[list[float]]:

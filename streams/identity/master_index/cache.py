@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import redis
 
+from ops.settings import Settings
+
 RecordKey = tuple[str, str]
 
 
@@ -23,6 +25,11 @@ class PersonCache:
     @classmethod
     def from_url(cls, url: str, prefix: str = "hb:empi:", ttl_seconds: int = 86_400) -> PersonCache:
         return cls(redis.Redis.from_url(url), prefix, ttl_seconds)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> PersonCache:
+        """Keys carry the topic prefix, so environments (and tests) sharing one Redis never mix."""
+        return cls.from_url(settings.redis_url, f"hb:{settings.topic_prefix}empi:", settings.empi_cache_ttl_seconds)
 
     def _key(self, record: RecordKey) -> str:
         return f"{self.prefix}r:{record[0]}:{record[1]}"

@@ -28,9 +28,8 @@ class IdentityResolver:
         ensure_master_index(conn)
 
     @classmethod
-    def connect(cls, postgres_url: str, redis_url: str | None, model: MatchModel) -> IdentityResolver:
-        conn = psycopg.connect(postgres_url, autocommit=True)
-        return cls(conn, PersonCache.from_url(redis_url) if redis_url else None, model)
+    def connect(cls, postgres_url: str, cache: PersonCache | None, model: MatchModel) -> IdentityResolver:
+        return cls(psycopg.connect(postgres_url, autocommit=True), cache, model)
 
     def resolve(self, records: Sequence[SourceRecord]) -> list[Resolution]:
         """One resolution per record, in order. Records of one key later in the batch reuse the first's."""

@@ -102,6 +102,16 @@ def _person_facts(conn: psycopg.Connection, persons: Iterable[str]) -> dict[str,
     return {p: PersonFacts(frozenset(citizen.get(p, ())), sexes.get(p)) for p in ids}
 
 
+def _live_person(conn: psycopg.Connection, person: str) -> str:
+    """The person itself, or the survivor it was merged into, share-locked against a concurrent merge."""
+    while True:
+        row = conn.execute("SELECT status, merged_into::text FROM empi.persons WHERE person_id = %s FOR SHARE",
+                           (person,)).fetchone()
+        if row is None or row[0] != "merged":
+            return person
+        person = row[1]
+
+
 def _separated(conn: psycopg.Connection, a: str, b: str) -> bool:
     low, high = sorted((a, b))
     return conn.execute("SELECT 1 FROM empi.separations WHERE person_a = %s AND person_b = %s",
@@ -229,13 +239,15 @@ def _resolve_locked(conn: psycopg.Connection, record: SourceRecord, features: Ma
         persons.add(row[0])
     decision = decide(features, record_person=row[0] if row else None, identifier_persons=identifier_persons,
                       candidates=candidates, person_facts=_person_facts(conn, persons), model=model)
-    person = decision.person_id or new_person_id(features)
+    # An operator may have merged the chosen person away since it was read: follow it (the share lock holds
+    # it until this transaction ends).
+    person = _live_person(conn, decision.person_id) if decision.person_id else new_person_id(features)
     # The writes need no answers (but a merge's): one pipelined round trip instead of a dozen.
     with conn.pipeline():
         if decision.person_id is None:
             conn.execute("INSERT INTO empi.persons (person_id) VALUES (%s) ON CONFLICT DO NOTHING", (person,))
         moved: list[RecordKey] = []
-        for absorbed in decision.merge_person_ids:
+        for absorbed in sorted({_live_person(conn, p) for p in decision.merge_person_ids} - {person}):
             if _separated(conn, person, absorbed):
                 continue  # an operator said these are two people
             change = change_id("merge", person, absorbed)
