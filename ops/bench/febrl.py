@@ -131,7 +131,7 @@ class EcmBaselineRun:
 ECM_BLOCKING_KEYS = ("given_name", "surname", "date_of_birth", "postcode")
 
 
-def run_recordlinkage_ecm(bench: LinkageBenchmark) -> EcmBaselineRun:
+def run_recordlinkage_ecm(bench: LinkageBenchmark, same_evidence: bool = False) -> EcmBaselineRun:
     """The recordlinkage toolkit's own unsupervised ECM classifier on the original FEBRL dataframes.
 
     Configuration (the documentation's, not tuned against the truth):
@@ -146,6 +146,7 @@ def run_recordlinkage_ecm(bench: LinkageBenchmark) -> EcmBaselineRun:
 
     soc_sec_id and postcode are not compared, as in the docs; note that soc_sec_id is never shared by two
     FEBRL entities, so any matcher that uses it (ours reads it as insurance_card) has evidence ECM lacks here.
+    ``same_evidence`` adds exact soc_sec_id and postcode comparisons: ECM with the evidence ours has.
     Scores are on the pairs ECM outputs, with no transitive closure (the toolkit emits pairs, not clusters).
     """
     import recordlinkage as rl
@@ -164,6 +165,9 @@ def run_recordlinkage_ecm(bench: LinkageBenchmark) -> EcmBaselineRun:
     compare.exact("suburb", "suburb", label="suburb")
     compare.exact("state", "state", label="state")
     compare.string("address_1", "address_1", threshold=0.85, label="address_1")
+    if same_evidence:
+        compare.exact("soc_sec_id", "soc_sec_id", label="soc_sec_id")
+        compare.exact("postcode", "postcode", label="postcode")
     features = compare.compute(candidates, *dfs)
     ecm = rl.ECMClassifier(binarize=None)
     links = ecm.fit_predict(features)
