@@ -82,7 +82,10 @@ class ClickHouseEventLog:
             client.command(ddl)
 
     def _person(self, env: dict[str, Any]) -> str:
-        # Until identity resolution attaches a platform person id, a person is one institution's patient.
+        # The resident across institutions: a pseudonym of the platform person id the identify stage attached.
+        # An event without one (written before identity resolution) counts as one institution's patient.
+        if env.get("person_id"):
+            return pseudonym(self._key, "person", env["person_id"])
         return pseudonym(self._key, env["source"]["org_code"], env["patient"]["local_patient_id"])
 
     def write(self, records: list[SinkRecord]) -> int:
