@@ -370,6 +370,15 @@ def bench_empi(
                 as_json)
 
 
+@bench_app.command("empi-stream")
+def bench_empi_stream(events: Annotated[int, typer.Option()] = 100000, as_json: JsonFlag = False) -> None:
+    """The identify stage (known residents) next to the pass-through stage on the same input and broker."""
+    from ops.bench.identify_stage import run
+    from ops.bench_table import print_bench
+
+    print_bench(f"empi-stream: {events} known-resident events raw → identified", run(get_settings(), events), as_json)
+
+
 def entrypoint() -> None:
     app()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from avro_schemas.serde import DecodeError, EventCodec
+from avro_schemas.serde import DecodeError, EventCodec, PeekedEnvelope
 from avro_schemas.topics import dead_letter_topic
 from streams.dead_letters import dead_letter
 from streams.faust_runtime.batch_agent import OutRecord
@@ -25,9 +25,16 @@ UNAUTHENTICATED_SOURCE = "unauthenticated_source"
 @dataclass(frozen=True, slots=True)
 class AcceptedEvent:
     message: Any  # the Faust/confluent message (topic, partition, offset, key, value, headers)
-    event_type: str
-    envelope: dict[str, Any]  # logical types raw: timestamps epoch ms, dates epoch days
+    peeked: PeekedEnvelope  # the envelope (logical types raw: epoch ms, epoch days) and where it ends
     headers: list[tuple[str, bytes]] | None  # without the source signature (it signs the raw payload only)
+
+    @property
+    def event_type(self) -> str:
+        return self.peeked.event_type
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        return self.peeked.envelope
 
 
 class RawIntake:
@@ -45,16 +52,16 @@ class RawIntake:
         expected = self.inputs[m.topic]
         headers = message_headers(m.headers)
         try:
-            actual, envelope = self.codec.peek_envelope(m.value)
+            peeked = self.codec.peek_envelope_at(m.value)
         except DecodeError as exc:
             return self.dead_letter(m, exc.code.value, exc.message)
-        if actual != expected:
-            return self.dead_letter(m, WRONG_EVENT_TYPE, f"a {actual} event on the {expected} topic")
-        problem = self._source_problem(m, envelope["source"]["org_code"], headers)
+        if peeked.event_type != expected:
+            return self.dead_letter(m, WRONG_EVENT_TYPE, f"a {peeked.event_type} event on the {expected} topic")
+        problem = self._source_problem(m, peeked.envelope["source"]["org_code"], headers)
         if problem is not None:
             return self.dead_letter(m, *problem)
         kept = [(k, v) for k, v in headers or () if k != SIGNATURE_HEADER] or None
-        return AcceptedEvent(m, actual, envelope, kept)
+        return AcceptedEvent(m, peeked, kept)
 
     def check_source_only(self, m: Any) -> OutRecord | None:
         """The same checks reading only the type and the org code (header speed); None when it passes."""

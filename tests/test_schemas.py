@@ -145,6 +145,12 @@ def test_restamp_envelope_equals_decode_change_encode(event_type: str) -> None:
     expected = codec.decode(codec.encode(event_type, value)).value
     expected["envelope"].update(stamp)
     assert codec.decode(codec.restamp_envelope(codec.encode(event_type, value), stamp)).value == expected
+    fresh = codec.encode(event_type, {**value, "envelope": {**value["envelope"], "person_id": None, "identity": None}})
+    spliced = codec.stamp_identity(fresh, codec.peek_envelope_at(fresh), "p-1", "probabilistic", 9.5, True)
+    assert spliced == codec.restamp_envelope(fresh, stamp)  # the hand-encoded splice is the Avro encoding
+    unweighted = codec.stamp_identity(fresh, codec.peek_envelope_at(fresh), "人-2", "record_key", None, False)
+    assert codec.decode(unweighted).value["envelope"]["identity"] == {"rule": "record_key", "weight": None,
+                                                                      "review": False}
     old = next(w for w in released_writers() if w.event_type == event_type)
     old_value = sample_value(json.loads(old.standalone_json), 2)
     old_payload = b"\xc3\x01" + old.fingerprint + fastavro_bytes(old.parsed, old_value)

@@ -9,6 +9,7 @@ time (the same for every path, and dominated by the local broker's join delay) a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 import time
 import uuid
 
@@ -27,28 +28,38 @@ from sinks.batch_consumer import consumer_config
 from streams.source_authentication import SIGNATURE_HEADER, sign
 
 
-def _fill(settings: Settings, topic: str, events: int) -> None:
-    """N signed raw events as adapters publish them (5,000 distinct ones, repeated)."""
-    codec = EventCodec()
-    prepared = []
-    for v in outpatient_visits(min(events, 5000), seed=11):
-        org = v["envelope"]["source"]["org_code"]
-        key = source_patient_key(org, v["envelope"]["patient"]["local_patient_id"])
-        payload = codec.encode("outpatient.visit", v)
-        prepared.append((payload, key, [(SIGNATURE_HEADER, sign(settings.signing_key_for(org), key, payload))]))
+Prepared = tuple[bytes, bytes, list[tuple[str, bytes]]]  # payload, key, headers
+
+
+def signed_visit(settings: Settings, codec: EventCodec, visit: dict) -> Prepared:
+    """An outpatient.visit as its institution's adapter publishes it: keyed and signed."""
+    org = visit["envelope"]["source"]["org_code"]
+    key = source_patient_key(org, visit["envelope"]["patient"]["local_patient_id"])
+    payload = codec.encode("outpatient.visit", visit)
+    return payload, key, [(SIGNATURE_HEADER, sign(settings.signing_key_for(org), key, payload))]
+
+
+def produce_all(settings: Settings, topic: str, prepared: Iterable[Prepared]) -> None:
     producer = Producer(producer_config(settings.confluent_config()))
-    for i in range(events):
-        payload, key, headers = prepared[i % len(prepared)]
+    for payload, key, headers in prepared:
         while True:
             try:
                 producer.produce(topic, payload, key, headers=headers)
                 break
-            except BufferError:
+            except BufferError:  # local queue full: serve delivery reports, retry
                 producer.poll(0.05)
-    producer.flush(60)
+    if producer.flush(60):
+        raise RuntimeError(f"not every bench event reached {topic}")
 
 
-def _output_span(conf: dict, topic: str, events: int, group: str, timeout: float) -> float:
+def _fill(settings: Settings, topic: str, events: int) -> None:
+    """N signed raw events as adapters publish them (5,000 distinct ones, repeated)."""
+    codec = EventCodec()
+    prepared = [signed_visit(settings, codec, v) for v in outpatient_visits(min(events, 5000), seed=11)]
+    produce_all(settings, topic, (prepared[i % len(prepared)] for i in range(events)))
+
+
+def output_span(conf: dict, topic: str, events: int, group: str, timeout: float) -> float:
     """Seconds between the first and last output message (broker timestamps); waits until all N are there."""
     consumer = Consumer({**consumer_config(conf, group, 6000), "enable.partition.eof": False})
     consumer.subscribe([topic])
@@ -137,15 +148,15 @@ def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
 
         target = bench.topic_name("copy-confluent")
         confluent_loop(conf, source, target, events, f"{bench.group_prefix}.confluent")
-        confluent_rate = events / _output_span(conf, target, events, f"{bench.group_prefix}.count-c", 60)
+        confluent_rate = events / output_span(conf, target, events, f"{bench.group_prefix}.count-c", 60)
 
         target = bench.topic_name("copy-aiokafka")
         asyncio.run(aiokafka_loop(bench.aiokafka_config(), source, target, events, f"{bench.group_prefix}.aiokafka"))
-        aiokafka_rate = events / _output_span(conf, target, events, f"{bench.group_prefix}.count-a", 60)
+        aiokafka_rate = events / output_span(conf, target, events, f"{bench.group_prefix}.count-a", 60)
 
         worker = start_worker(bench, bench.state_dir / "logs" / f"bench-worker-{run_id}.log", stage="passthrough")
         try:
-            faust_rate = events / _output_span(conf, faust_target, events, f"{bench.group_prefix}.count-f", 300)
+            faust_rate = events / output_span(conf, faust_target, events, f"{bench.group_prefix}.count-f", 300)
         finally:
             stop_pid(worker.pid)
 

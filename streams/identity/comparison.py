@@ -53,7 +53,8 @@ def _name_level(a: MatchFeatures, b: MatchFeatures) -> int:
         return 0
     # A romanised name: Jaro-Winkler on the pinyin keys absorbs spelling typos.
     best = max(JaroWinkler.similarity(a.name.pinyin, b.name.pinyin),
-               JaroWinkler.similarity(a.name.pinyin, b.name.pinyin_given_first))
+               JaroWinkler.similarity(a.name.pinyin, b.name.pinyin_given_first),
+               JaroWinkler.similarity(a.name.pinyin_given_first, b.name.pinyin))
     if best >= 0.88:
         return 2
     if a.name.romanised and b.name.romanised and set(a.name.text.split()) & set(b.name.text.split()):
@@ -64,9 +65,11 @@ def _name_level(a: MatchFeatures, b: MatchFeatures) -> int:
 def _near_date(a: dt.date, b: dt.date) -> bool:
     if abs((a - b).days) <= 1:
         return True
-    if a.year == b.year and a.month == b.day and a.day == b.month:  # day/month swapped
-        return True
-    return OSA.distance(a.strftime("%Y%m%d"), b.strftime("%Y%m%d")) <= 1  # one digit typed wrong or swapped
+    if a.year == b.year:  # day/month swapped, or one month/day digit typed wrong or swapped
+        return (a.month == b.day and a.day == b.month) or OSA.distance(f"{a:%m%d}", f"{b:%m%d}") <= 1
+    # A wrong last digit of the year. Not the others: 1950 and 1980 differ in one digit, and a father and
+    # son of one name may share a birthday.
+    return (a.month, a.day) == (b.month, b.day) and a.year // 10 == b.year // 10
 
 
 def _birth_level(a: MatchFeatures, b: MatchFeatures) -> int:

@@ -100,8 +100,9 @@ def extract_features(record: SourceRecord) -> MatchFeatures:
         else:
             number = normalise_card(record.id_number)
             document = f"{record.id_type}:{number}" if number else None
-    # A failed check may sit in the sex digit itself: only a valid ID may supply the sex, which vetoes links.
-    sex = record.sex if record.sex in KNOWN_SEXES else (id_sex if citizen_id else None)
+    # A valid ID's sex digit is vouched for by its check character: it beats the sex field (a clerk's
+    # slip must not veto the ID). A failed check may sit in the sex digit itself: then the field decides.
+    sex = id_sex if citizen_id else (record.sex if record.sex in KNOWN_SEXES else None)
     birth = _parse_date(record.birth_date) if record.birth_date else None
     return MatchFeatures(
         record_id=record.record_id,

@@ -37,7 +37,7 @@ class MatchModel:
     prior: float  # P(match) among candidate pairs
     m: list[list[float]]
     u: list[list[float]]
-    link_weight: float = 8.0  # bits: posterior odds 256:1 (P ≈ 0.996), measured in `healthbus bench empi`
+    link_weight: float = 6.0  # bits: posterior odds 64:1; chosen on `healthbus bench empi` (docs/identity.md)
     review_weight: float = 0.0  # bits: even odds; between the two, a "possible match" for a person to decide
     em_iterations: int = 0
     trained_on_pairs: int = 0
@@ -83,8 +83,8 @@ class MatchModel:
     @classmethod
     def from_json(cls, text: str) -> MatchModel:
         data = json.loads(text)
-        expected = {c.name: list(c.levels) for c in COMPARISONS}
-        if data["comparisons"] != expected:
+        expected = [(c.name, list(c.levels)) for c in COMPARISONS]
+        if list(data["comparisons"].items()) != expected:  # m and u rows are read by position
             raise ValueError("model was trained on other comparisons; retrain with `healthbus empi train`")
         return cls(prior=data["prior"], m=data["m"], u=data["u"], link_weight=data["link_weight"],
                    review_weight=data["review_weight"], em_iterations=data["em_iterations"],
@@ -158,7 +158,7 @@ def _mask(vector: ComparisonVector, masked: frozenset[int]) -> ComparisonVector:
 
 
 def train_em(sessions: Mapping[frozenset[int], tuple[Counter[LabelledVector], int]], u: list[list[float]],
-             record_count: int, link_weight: float = 8.0, review_weight: float = 0.0) -> MatchModel:
+             record_count: int, link_weight: float = 6.0, review_weight: float = 0.0) -> MatchModel:
     """Splink-style EM: one session per blocking rule, the rule's own comparisons masked out.
 
     ``sessions`` maps the comparisons a rule blocks on to (the sampled pairs' vectors, how many pairs

@@ -100,6 +100,11 @@ def person_vetoes(record: MatchFeatures, facts: PersonFacts | None) -> str | Non
     return None
 
 
+def _combined(a: PersonFacts | None, b: PersonFacts | None) -> PersonFacts:
+    a, b = a or PersonFacts(), b or PersonFacts()
+    return PersonFacts(a.citizen_ids | b.citizen_ids, a.sex or b.sex)
+
+
 def _facts_compatible(a: PersonFacts | None, b: PersonFacts | None) -> bool:
     if a is None or b is None:
         return True
@@ -126,6 +131,7 @@ def decide(record: MatchFeatures, *, record_person: str | None,
     # 2. Deterministic identifiers, strongest first.
     chosen: str | None = None
     chosen_kind = ""
+    merged_facts = PersonFacts()
     merges: list[str] = []
     for key in record.identifier_keys():
         holder = identifier_persons.get(key)
@@ -137,8 +143,10 @@ def decide(record: MatchFeatures, *, record_person: str | None,
                                       {"identifier": key[0], "veto": why_not}))
         elif chosen is None:
             chosen, chosen_kind = holder, key[0]
-        elif _facts_compatible(person_facts.get(chosen), person_facts.get(holder)):
+            merged_facts = _combined(person_facts.get(chosen), None)
+        elif _facts_compatible(merged_facts, person_facts.get(holder)):
             merges.append(holder)
+            merged_facts = _combined(merged_facts, person_facts.get(holder))
         else:
             reviews.append(ReviewItem(ReviewReason.IDENTIFIER_CONFLICT, holder, None,
                                       {"identifier": key[0], "veto": "persons_incompatible"}))
@@ -152,8 +160,9 @@ def decide(record: MatchFeatures, *, record_person: str | None,
             if weight < model.link_weight:
                 break
             if other != chosen and other not in merges:
-                if _facts_compatible(person_facts.get(chosen), person_facts.get(other)):
+                if _facts_compatible(merged_facts, person_facts.get(other)):
                     merges.append(other)
+                    merged_facts = _combined(merged_facts, person_facts.get(other))
         return MatchDecision(chosen, _RULE_OF_KIND[chosen_kind], detail={"identifier": chosen_kind},
                              merge_person_ids=tuple(merges), reviews=tuple(reviews))
     if ranked and ranked[0][1][0] >= model.review_weight:
@@ -161,11 +170,13 @@ def decide(record: MatchFeatures, *, record_person: str | None,
         detail = model.explain(compare(record, features))
         detail["matched_record"] = features.record_id
         if weight >= model.link_weight:
+            merged_facts = _combined(person_facts.get(person), None)
             for other, (other_weight, _) in ranked[1:]:
                 if other_weight < model.link_weight:
                     break
-                if _facts_compatible(person_facts.get(person), person_facts.get(other)):
+                if _facts_compatible(merged_facts, person_facts.get(other)):
                     merges.append(other)
+                    merged_facts = _combined(merged_facts, person_facts.get(other))
                 else:
                     reviews.append(ReviewItem(ReviewReason.AMBIGUOUS, other, round(other_weight, 2), {}))
             return MatchDecision(person, MatchRule.PROBABILISTIC, weight=round(weight, 2), detail=detail,

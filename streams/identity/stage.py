@@ -4,7 +4,7 @@ Per batch: the intake checks each raw event (known type, the institution it clai
 and dead-letters what fails; the patient block of each envelope becomes a `SourceRecord`; the resolver
 answers known patients from Redis/PostgreSQL and matches the rest (`resolution.decide`, the same core
 as `healthbus empi link`); the payload goes on with `person_id` and the match decision stamped into its
-envelope (the body is copied byte for byte). Events that can't be resolved safely still flow on, with a
+envelope (spliced into the bytes: the body is copied as it is). Events that can't be resolved safely still flow on, with a
 new person id and a review item: never blocked. Identity changes (merges) wait in the index's outbox
 and are published to empi.* after each batch that made one, and every few seconds in any case.
 
@@ -83,10 +83,8 @@ class IdentifyStage:
                 continue
             resolution = next(resolutions)
             merged = merged or bool(resolution.moved_records)
-            payload = self.codec.restamp_envelope(item.message.value, {
-                "person_id": resolution.person_id,
-                "identity": {"rule": resolution.rule, "weight": resolution.weight, "review": resolution.review},
-            })
+            payload = self.codec.stamp_identity(item.message.value, item.peeked, resolution.person_id,
+                                                resolution.rule, resolution.weight, resolution.review)
             out.append(OutRecord(self.outputs[item.event_type], item.message.key, payload, item.headers))
         if self.publish_outbox is not None and (merged or time.monotonic() >= self._outbox_due):
             self.publish_outbox()
