@@ -151,10 +151,15 @@ def schemas_release(version: Annotated[str, typer.Argument(help="e.g. 1.1.0")]) 
 def worker_identify(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
 ) -> None:
     """raw.* → identified.*: checks each event's institution, attaches the resident's person id (EMPI)."""
     from streams.identity.stage import run_worker
 
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     run_worker(get_settings(), event_types or None, group_suffix)
 
 

@@ -20,7 +20,7 @@ from avro_schemas.serde import DecodeError, EventCodec
 from avro_schemas.topics import dead_letter_topic
 from producers.publisher import producer_config
 from sinks.event_sink import EventSink, SinkRecord
-from streams.dead_letters import dead_letter
+from streams.dead_letters import DEAD_LETTERS, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class BatchConsumer:
         self.progress.last_message_at = time.monotonic()
 
     def _dead_letter(self, msg: Message, code: str, message: str) -> None:
+        DEAD_LETTERS.labels(self.sink.name, code).inc()
         value = dead_letter(self.sink.name, code, message, msg.topic(), msg.partition(), msg.offset(),
                             msg.key(), msg.value(), msg.headers())
         payload = self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic)

@@ -11,7 +11,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from prometheus_client import Counter
+
 DEAD_LETTER_NAMESPACE = uuid.UUID("0c9a2b7e-2f61-4e0b-8d8c-6b1f3f2d9a55")
+
+
+DEAD_LETTERS = Counter("healthbus_dead_letters_total", "Messages a stage dead-lettered, by machine-readable reason",
+                       ["stage", "error_code"])
 
 
 def dead_letter(stage: str, error_code: str, error_message: str, topic: str, partition: int, offset: int,

@@ -13,7 +13,7 @@ from typing import Any
 
 from avro_schemas.serde import DecodeError, EventCodec, PeekedEnvelope
 from avro_schemas.topics import dead_letter_topic
-from streams.dead_letters import dead_letter
+from streams.dead_letters import DEAD_LETTERS, dead_letter
 from streams.faust_runtime.batch_agent import OutRecord
 from streams.source_authentication import SIGNATURE_HEADER, adapter_key, org_from_message_key, signature_valid
 
@@ -87,6 +87,7 @@ class RawIntake:
         return None
 
     def dead_letter(self, m: Any, code: str, message: str) -> OutRecord:
+        DEAD_LETTERS.labels(self.stage, code).inc()
         value = dead_letter(self.stage, code, message, m.topic, m.partition, m.offset, m.key, m.value,
                             message_headers(m.headers))
         return OutRecord(self.dlq_topic, m.key, self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import identified_topic, raw_topic, source_patient_key
@@ -85,6 +86,12 @@ def test_stage_gives_the_batch_linkers_answers_and_a_flushed_cache_changes_none(
     assert CODEC.decode(dead[0].value).value["error_code"] == "unknown_magic"
     first = CODEC.decode(identified[0].value).value["envelope"]
     assert first["identity"]["rule"] == "new_person" and first["person_id"]
+    rules = {rule: REGISTRY.get_sample_value("healthbus_identify_events_total",
+                                              {"event_type": "outpatient.visit", "rule": rule}) or 0
+             for rule in ("new_person", "citizen_id", "record_key", "probabilistic")}
+    assert rules["new_person"] > 0 and rules["citizen_id"] > 0 and rules["probabilistic"] > 0
+    assert (REGISTRY.get_sample_value("healthbus_dead_letters_total",
+                                      {"stage": "identify", "error_code": "unknown_magic"}) or 0) >= 1
 
     # One core: the stream stage and the batch linker, fed the same records in the same order, agree person
     # by person (a person's id derives from the record that founded it, in both).

@@ -22,6 +22,7 @@ from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, raw_topic
 from ops.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
+from streams.identity import metrics
 from streams.identity.master_index.resolver import IdentityResolver
 from streams.identity.record import SourceRecord
 from streams.raw_intake import AcceptedEvent, RawIntake
@@ -74,7 +75,8 @@ class IdentifyStage:
                                                  "the patient block has no local patient id: nothing to link")
             checked.append(result)
         accepted = [c for c in checked if isinstance(c, AcceptedEvent)]
-        resolutions = iter(self.resolver.resolve([source_record(a.envelope) for a in accepted]))
+        with metrics.BATCH_SECONDS.time():
+            resolutions = iter(self.resolver.resolve([source_record(a.envelope) for a in accepted]))
         out: list[OutRecord] = []
         merged = False
         for item in checked:
@@ -83,6 +85,11 @@ class IdentifyStage:
                 continue
             resolution = next(resolutions)
             merged = merged or bool(resolution.moved_records)
+            metrics.EVENTS_IDENTIFIED.labels(item.event_type, resolution.rule).inc()
+            if resolution.review:
+                metrics.REVIEWS_RAISED.inc()
+            if resolution.moved_records:
+                metrics.RECORDS_MOVED.inc(len(resolution.moved_records))
             payload = self.codec.stamp_identity(item.message.value, item.peeked, resolution.person_id,
                                                 resolution.rule, resolution.weight, resolution.review)
             out.append(OutRecord(self.outputs[item.event_type], item.message.key, payload, item.headers))
