@@ -94,14 +94,11 @@ def _person_facts(conn: psycopg.Connection, persons: Iterable[str]) -> dict[str,
     ids = sorted(set(persons))
     if not ids:
         return {}
-    sexes = dict(conn.execute("SELECT person_id::text, sex FROM empi.persons WHERE person_id = ANY(%s::uuid[])",
-                              (ids,)).fetchall())
-    citizen: dict[str, set[str]] = {}
-    for person, value in conn.execute(
-            "SELECT person_id::text, value FROM empi.identifiers WHERE kind = %s AND person_id = ANY(%s::uuid[])",
-            (CITIZEN_ID, ids)).fetchall():
-        citizen.setdefault(person, set()).add(value)
-    return {p: PersonFacts(frozenset(citizen.get(p, ())), sexes.get(p)) for p in ids}
+    rows = conn.execute(
+        "SELECT p.person_id::text, p.sex, array_remove(array_agg(i.value), NULL) FROM empi.persons p "
+        "LEFT JOIN empi.identifiers i ON i.person_id = p.person_id AND i.kind = %s "
+        "WHERE p.person_id = ANY(%s::uuid[]) GROUP BY p.person_id, p.sex", (CITIZEN_ID, ids)).fetchall()
+    return {person: PersonFacts(frozenset(citizen_ids), sex) for person, sex, citizen_ids in rows}
 
 
 def _live_person(conn: psycopg.Connection, person: str) -> str:
@@ -185,11 +182,16 @@ def _file_record(conn: psycopg.Connection, record: SourceRecord, features: Match
                      "VALUES (%s, %s, NULL, %s, %s)", (*key, person, link))
         _audit(conn, STAGE_ACTOR, "link", person, record=key, change=link,
                detail={"rule": decision.rule.value, "weight": decision.weight, **decision.detail})
-    with conn.cursor() as cur:
-        cur.executemany("INSERT INTO empi.block_keys (block_key, org_code, local_id) VALUES (%s, %s, %s) "
-                        "ON CONFLICT DO NOTHING", [(k, *key) for k in index_keys(features)])
-        cur.executemany("INSERT INTO empi.identifiers (kind, value, person_id) VALUES (%s, %s, %s) "
-                        "ON CONFLICT (kind, value) DO NOTHING", [(k, v, person) for k, v in features.identifier_keys()])
+    # One statement per table, arrays unnested server-side: a row per statement costs a round of parsing each.
+    conn.execute("INSERT INTO empi.block_keys (block_key, org_code, local_id) "
+                 "SELECT k, %s, %s FROM unnest(%s::text[]) AS k ON CONFLICT DO NOTHING",
+                 (*key, index_keys(features)))
+    identifiers = features.identifier_keys()
+    if identifiers:
+        conn.execute("INSERT INTO empi.identifiers (kind, value, person_id) "
+                     "SELECT kind, value, %s FROM unnest(%s::text[], %s::text[]) AS k(kind, value) "
+                     "ON CONFLICT (kind, value) DO NOTHING",
+                     (person, [k for k, _ in identifiers], [v for _, v in identifiers]))
     if features.sex:
         conn.execute("UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s AND sex IS NULL",
                      (features.sex, person))
