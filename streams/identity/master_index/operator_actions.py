@@ -31,8 +31,8 @@ from psycopg.types.json import Jsonb
 
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.master_index.cache import PersonCache
-from streams.identity.master_index.store import (RecordKey, _audit, _now_ms, _outbox, _person_facts,
-                                                 _row_record, change_id, merge_persons)
+from streams.identity.master_index.store import (RecordKey, change_id, merge_persons, now_ms, person_facts,
+                                                 queue_change, record_from_row, write_audit)
 from streams.identity.record import CSV_HEADER
 from streams.privacy import mask_address, mask_birth_date, mask_card, mask_id_number, mask_name, mask_phone
 
@@ -234,7 +234,7 @@ def _separation_pair(a: str, b: str) -> tuple[str, str]:
 
 
 def _merge_vetoes(conn: psycopg.Connection, survivor: str, absorbed: str) -> list[str]:
-    facts = _person_facts(conn, [survivor, absorbed])
+    facts = person_facts(conn, [survivor, absorbed])
     s, a = facts[survivor], facts[absorbed]
     vetoes = []
     if s.citizen_ids and a.citizen_ids and s.citizen_ids != a.citizen_ids:
@@ -277,7 +277,7 @@ def _merge_locked(conn: psycopg.Connection, survivor_given: str, absorbed_given:
     if conn.execute("DELETE FROM empi.separations WHERE person_a = %s AND person_b = %s RETURNING change_id",
                     (low, high)).fetchone():
         # The operator now says they are one: the earlier separation no longer holds.
-        _audit(conn, actor, "separation_removed", survivor, absorbed, change=change_key, reason=reason)
+        write_audit(conn, actor, "separation_removed", survivor, absorbed, change=change_key, reason=reason)
     moved = merge_persons(conn, survivor, absorbed, rule=rule, actor=actor, reason=reason, change=change_key)
     if vetoes:
         conn.execute("UPDATE empi.audit_log SET detail = detail || %s WHERE change_id = %s AND action = 'merge'",
@@ -348,7 +348,7 @@ def parse_record_key(text: str) -> RecordKey:
 
 def _record_features(row: Sequence[Any]) -> MatchFeatures:
     """Features of an empi.records row selected as (org_code, local_id, name … address)."""
-    return extract_features(_row_record(row))
+    return extract_features(record_from_row(row))
 
 
 def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, reason: str,
@@ -434,11 +434,11 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
             if features.sex:
                 conn.execute("UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s "
                              "AND sex IS NULL", (features.sex, target))
-            _audit(conn, actor, "unmerge", person, target, record=key, change=change, reason=reason,
+            write_audit(conn, actor, "unmerge", person, target, record=key, change=change, reason=reason,
                    detail={"undid_move": undone_move, "person_reactivated": reactivated, "new_person": new_person,
                            "identifiers_moved": moved_kinds})
-            _outbox(conn, change, "empi.record_relinked", target, {
-                "change_id": change, "occurred_at": _now_ms(), "org_code": org_code, "local_patient_id": local_id,
+            queue_change(conn, change, "empi.record_relinked", target, {
+                "change_id": change, "occurred_at": now_ms(), "org_code": org_code, "local_patient_id": local_id,
                 "from_person_id": person, "to_person_id": target, "person_reactivated": reactivated,
                 "action": "unmerge", "actor": actor, "reason": reason})
             return UnmergeResult(change, org_code, local_id, person, target, reactivated, new_person,
@@ -526,7 +526,7 @@ def accept_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
                 merged = _merge_locked(conn, survivor, absorbed, actor=actor, reason=reason, force=force,
                                        rule=REVIEW_ACCEPT_RULE, change=lambda _s, _a: change)
             _decide(conn, review_id, "accepted", actor, reason)
-            _audit(conn, actor, action, survivor, absorbed, record=(item.org_code, item.local_id), change=change,
+            write_audit(conn, actor, action, survivor, absorbed, record=(item.org_code, item.local_id), change=change,
                    reason=reason, detail={"review_id": review_id, "review_reason": item.reason, "weight": item.weight,
                                           "merged": merged is not None})
             return ReviewDecision(review_id, "accepted", change, merged)
@@ -556,7 +556,7 @@ def reject_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
             conn.execute("INSERT INTO empi.separations (person_a, person_b, change_id) VALUES (%s, %s, %s) "
                          "ON CONFLICT DO NOTHING", (*_separation_pair(candidate, record_person), change))
             _decide(conn, review_id, "rejected", actor, reason)
-            _audit(conn, actor, action, record_person, candidate, record=(item.org_code, item.local_id),
+            write_audit(conn, actor, action, record_person, candidate, record=(item.org_code, item.local_id),
                    change=change, reason=reason, detail={"review_id": review_id, "review_reason": item.reason,
                                                          "weight": item.weight})
             return ReviewDecision(review_id, "rejected", change)

@@ -69,7 +69,7 @@ def known_records(conn: psycopg.Connection, keys: Sequence[RecordKey]) -> dict[R
     return {(org, local): (person, fp) for org, local, person, fp in rows}
 
 
-def _row_record(row: Sequence[str]) -> SourceRecord:
+def record_from_row(row: Sequence[str]) -> SourceRecord:
     org, local = row[0], row[1]
     return SourceRecord(f"{org}:{local}", org, local, *row[2:])
 
@@ -87,10 +87,10 @@ def _candidates(conn: psycopg.Connection, features: MatchFeatures) -> list[Candi
         "JOIN empi.records r USING (org_code, local_id) "
         "WHERE NOT (r.org_code = %s AND r.local_id = %s)",
         (keys, MAX_RECORDS_PER_KEY, features.org_code, features.local_id)).fetchall()
-    return [Candidate(row[0], extract_features(_row_record(row[1:]))) for row in rows]
+    return [Candidate(row[0], extract_features(record_from_row(row[1:]))) for row in rows]
 
 
-def _person_facts(conn: psycopg.Connection, persons: Iterable[str]) -> dict[str, PersonFacts]:
+def person_facts(conn: psycopg.Connection, persons: Iterable[str]) -> dict[str, PersonFacts]:
     ids = sorted(set(persons))
     if not ids:
         return {}
@@ -117,7 +117,7 @@ def _separated(conn: psycopg.Connection, a: str, b: str) -> bool:
                         (low, high)).fetchone() is not None
 
 
-def _audit(conn: psycopg.Connection, actor: str, action: str, person: str | None, other: str | None = None,
+def write_audit(conn: psycopg.Connection, actor: str, action: str, person: str | None, other: str | None = None,
            record: RecordKey | None = None, change: str | None = None, reason: str = "",
            detail: dict[str, object] | None = None) -> None:
     conn.execute(
@@ -127,12 +127,14 @@ def _audit(conn: psycopg.Connection, actor: str, action: str, person: str | None
          reason, Jsonb(detail or {})))
 
 
-def _outbox(conn: psycopg.Connection, change: str, event_type: str, person_key: str, payload: dict[str, object]) -> None:
+def queue_change(conn: psycopg.Connection, change: str, event_type: str, person_key: str,
+                 payload: dict[str, object]) -> None:
+    """Put an identity change in the outbox, in the caller's transaction (outbox.py publishes it)."""
     conn.execute("INSERT INTO empi.outbox (change_id, event_type, person_key, payload) VALUES (%s, %s, %s, %s) "
                  "ON CONFLICT (change_id) DO NOTHING", (change, event_type, person_key, Jsonb(payload)))
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
 
 
@@ -152,10 +154,10 @@ def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rul
                  "WHERE person_id = %s", (survivor, absorbed))
     conn.execute("UPDATE empi.persons s SET sex = COALESCE(s.sex, a.sex), updated_at = now() "
                  "FROM empi.persons a WHERE s.person_id = %s AND a.person_id = %s", (survivor, absorbed))
-    _audit(conn, actor, "merge", survivor, absorbed, change=change, reason=reason,
+    write_audit(conn, actor, "merge", survivor, absorbed, change=change, reason=reason,
            detail={"rule": rule, "records_moved": len(moved)})
-    _outbox(conn, change, "empi.person_merged", survivor, {
-        "change_id": change, "occurred_at": _now_ms(), "survivor_person_id": survivor,
+    queue_change(conn, change, "empi.person_merged", survivor, {
+        "change_id": change, "occurred_at": now_ms(), "survivor_person_id": survivor,
         "absorbed_person_id": absorbed, "records_moved": len(moved), "rule": rule, "actor": actor,
         "reason": reason})
     return moved
@@ -180,7 +182,7 @@ def _file_record(conn: psycopg.Connection, record: SourceRecord, features: Match
         link = change_id("link", *key)
         conn.execute("INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
                      "VALUES (%s, %s, NULL, %s, %s)", (*key, person, link))
-        _audit(conn, STAGE_ACTOR, "link", person, record=key, change=link,
+        write_audit(conn, STAGE_ACTOR, "link", person, record=key, change=link,
                detail={"rule": decision.rule.value, "weight": decision.weight, **decision.detail})
     # One statement per table, arrays unnested server-side: a row per statement costs a round of parsing each.
     conn.execute("INSERT INTO empi.block_keys (block_key, org_code, local_id) "
@@ -242,7 +244,7 @@ def _resolve_locked(conn: psycopg.Connection, record: SourceRecord, features: Ma
     if row is not None:
         persons.add(row[0])
     decision = decide(features, record_person=row[0] if row else None, identifier_persons=identifier_persons,
-                      candidates=candidates, person_facts=_person_facts(conn, persons), model=model)
+                      candidates=candidates, person_facts=person_facts(conn, persons), model=model)
     # An operator may have merged the chosen person away since it was read: follow it (the share lock holds
     # it until this transaction ends).
     person = _live_person(conn, decision.person_id) if decision.person_id else new_person_id(features)
