@@ -435,8 +435,8 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
                 conn.execute("UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s "
                              "AND sex IS NULL", (features.sex, target))
             write_audit(conn, actor, "unmerge", person, target, record=key, change=change, reason=reason,
-                   detail={"undid_move": undone_move, "person_reactivated": reactivated, "new_person": new_person,
-                           "identifiers_moved": moved_kinds})
+                        detail={"undid_move": undone_move, "person_reactivated": reactivated, "new_person": new_person,
+                                "identifiers_moved": moved_kinds})
             queue_change(conn, change, "empi.record_relinked", target, {
                 "change_id": change, "occurred_at": now_ms(), "org_code": org_code, "local_patient_id": local_id,
                 "from_person_id": person, "to_person_id": target, "person_reactivated": reactivated,
@@ -526,9 +526,10 @@ def accept_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
                 merged = _merge_locked(conn, survivor, absorbed, actor=actor, reason=reason, force=force,
                                        rule=REVIEW_ACCEPT_RULE, change=lambda _s, _a: change)
             _decide(conn, review_id, "accepted", actor, reason)
-            write_audit(conn, actor, action, survivor, absorbed, record=(item.org_code, item.local_id), change=change,
-                   reason=reason, detail={"review_id": review_id, "review_reason": item.reason, "weight": item.weight,
-                                          "merged": merged is not None})
+            write_audit(conn, actor, action, survivor, absorbed, record=(item.org_code, item.local_id),
+                        change=change, reason=reason,
+                        detail={"review_id": review_id, "review_reason": item.reason, "weight": item.weight,
+                                "merged": merged is not None})
             return ReviewDecision(review_id, "accepted", change, merged)
 
     result = _retrying(run)
@@ -557,8 +558,8 @@ def reject_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
                          "ON CONFLICT DO NOTHING", (*_separation_pair(candidate, record_person), change))
             _decide(conn, review_id, "rejected", actor, reason)
             write_audit(conn, actor, action, record_person, candidate, record=(item.org_code, item.local_id),
-                   change=change, reason=reason, detail={"review_id": review_id, "review_reason": item.reason,
-                                                         "weight": item.weight})
+                        change=change, reason=reason, detail={"review_id": review_id, "review_reason": item.reason,
+                                                              "weight": item.weight})
             return ReviewDecision(review_id, "rejected", change)
 
     return _retrying(run)

@@ -118,8 +118,8 @@ def _separated(conn: psycopg.Connection, a: str, b: str) -> bool:
 
 
 def write_audit(conn: psycopg.Connection, actor: str, action: str, person: str | None, other: str | None = None,
-           record: RecordKey | None = None, change: str | None = None, reason: str = "",
-           detail: dict[str, object] | None = None) -> None:
+                record: RecordKey | None = None, change: str | None = None, reason: str = "",
+                detail: dict[str, object] | None = None) -> None:
     conn.execute(
         "INSERT INTO empi.audit_log (actor, action, person_id, other_person_id, org_code, local_id, change_id, "
         "reason, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -155,7 +155,7 @@ def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rul
     conn.execute("UPDATE empi.persons s SET sex = COALESCE(s.sex, a.sex), updated_at = now() "
                  "FROM empi.persons a WHERE s.person_id = %s AND a.person_id = %s", (survivor, absorbed))
     write_audit(conn, actor, "merge", survivor, absorbed, change=change, reason=reason,
-           detail={"rule": rule, "records_moved": len(moved)})
+                detail={"rule": rule, "records_moved": len(moved)})
     queue_change(conn, change, "empi.person_merged", survivor, {
         "change_id": change, "occurred_at": now_ms(), "survivor_person_id": survivor,
         "absorbed_person_id": absorbed, "records_moved": len(moved), "rule": rule, "actor": actor,
@@ -183,7 +183,7 @@ def _file_record(conn: psycopg.Connection, record: SourceRecord, features: Match
         conn.execute("INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
                      "VALUES (%s, %s, NULL, %s, %s)", (*key, person, link))
         write_audit(conn, STAGE_ACTOR, "link", person, record=key, change=link,
-               detail={"rule": decision.rule.value, "weight": decision.weight, **decision.detail})
+                    detail={"rule": decision.rule.value, "weight": decision.weight, **decision.detail})
     # One statement per table, arrays unnested server-side: a row per statement costs a round of parsing each.
     conn.execute("INSERT INTO empi.block_keys (block_key, org_code, local_id) "
                  "SELECT k, %s, %s FROM unnest(%s::text[]) AS k ON CONFLICT DO NOTHING",
