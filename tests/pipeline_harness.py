@@ -11,13 +11,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dataclasses import dataclass
+
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from ops.settings import Settings
 from tests.conftest import settings_env
 
 
-def start_passthrough_worker(s: Settings, log: Path, stage: str = "passthrough") -> subprocess.Popen[bytes]:
+@dataclass
+class RawMessage:
+    """The fields of a Faust message a stage's batch function reads, for driving it without Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list | None = None
+
+
+def start_stage_worker(s: Settings, log: Path, stage: str = "passthrough") -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", stage], env=settings_env(s),
@@ -25,8 +39,8 @@ def start_passthrough_worker(s: Settings, log: Path, stage: str = "passthrough")
 
 
 @contextmanager
-def passthrough_worker(s: Settings, log: Path, stage: str = "passthrough") -> Iterator[subprocess.Popen[bytes]]:
-    proc = start_passthrough_worker(s, log, stage)
+def stage_worker(s: Settings, log: Path, stage: str = "passthrough") -> Iterator[subprocess.Popen[bytes]]:
+    proc = start_stage_worker(s, log, stage)
     try:
         yield proc
     finally:

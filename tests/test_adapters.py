@@ -21,7 +21,7 @@ from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from tests.conftest import settings_env
 from tests.exchange_fixtures import execute_in, make_exchange
-from tests.pipeline_harness import passthrough_worker, read_topic
+from tests.pipeline_harness import stage_worker, read_topic
 
 CODEC = EventCodec()
 
@@ -145,7 +145,7 @@ def test_kill_9_between_publish_and_watermark_commit_loses_and_duplicates_nothin
         raw_counts[event_type] = len(messages)
         wanted |= {CODEC.decode(m.value()).value["envelope"]["event_id"] for m in messages}
     assert len(wanted) == 11  # every mappable row's event, each id once
-    with passthrough_worker(settings, tmp_path / "worker.log"):
+    with stage_worker(settings, tmp_path / "worker.log"):
         total = sum(len(read_topic(settings, settings.topic_name(identified_topic(t).name), n, timeout=60))
                     for t, n in raw_counts.items())
     store = PostgresEventStore(settings.postgres_url)

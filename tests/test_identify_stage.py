@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -29,21 +28,11 @@ from streams.identity.memory_index import link_records
 from streams.identity.record import SourceRecord
 from streams.identity.stage import IdentifyStage
 from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
-from tests.pipeline_harness import passthrough_worker, read_topic, read_until_ids, start_passthrough_worker
+from tests.pipeline_harness import RawMessage, stage_worker, read_topic, read_until_ids, start_stage_worker
 
 CODEC = EventCodec()
 MASTER = b"identify-test-master"
 MODEL = MatchModel.load()
-
-
-@dataclass
-class RawMessage:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list | None = None
 
 
 def _raw_messages(prefix: str, visits: list[dict]) -> list[RawMessage]:
@@ -164,7 +153,7 @@ def test_kill_9_mid_batch_then_restart_duplicates_no_person_and_loses_no_link(em
     publisher.flush()
     out_topic = s.topic_name(identified_topic("outpatient.visit").name)
 
-    worker = start_passthrough_worker(s, tmp_path / "worker-1.log", stage="identify")
+    worker = start_stage_worker(s, tmp_path / "worker-1.log", stage="identify")
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not read_topic(s, out_topic, 1, timeout=0.05):
@@ -178,7 +167,7 @@ def test_kill_9_mid_batch_then_restart_duplicates_no_person_and_loses_no_link(em
     assert 0 < before < len(visits), "the kill must land mid-stream"
 
     wanted = {v["envelope"]["event_id"] for v in visits}
-    with passthrough_worker(s, tmp_path / "worker-2.log", stage="identify"):
+    with stage_worker(s, tmp_path / "worker-2.log", stage="identify"):
         passed = read_until_ids(s, out_topic, wanted, lambda p: CODEC.decode(p).value["envelope"]["event_id"])
     envelopes = [CODEC.decode(m.value()).value["envelope"] for m in passed]
     assert {e["event_id"] for e in envelopes} == wanted and all(e["person_id"] for e in envelopes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from avro_schemas.serde import EventCodec
@@ -19,23 +18,13 @@ from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from streams.passthrough import STAGE, PassthroughRouter
 from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
-from tests.pipeline_harness import passthrough_worker, read_topic, read_until_ids, start_passthrough_worker
+from tests.pipeline_harness import RawMessage, stage_worker, read_topic, read_until_ids, start_stage_worker
 
 CODEC = EventCodec()
 
 
 def event_id(payload: bytes) -> str:
     return CODEC.decode(payload).value["envelope"]["event_id"]
-
-
-@dataclass
-class RawMessage:  # the fields a Faust Message carries that the router reads
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list | None = None
 
 
 MASTER = b"test-master-key"
@@ -101,7 +90,7 @@ def test_worker_passes_events_on_and_dead_letters_garbage(settings: Settings, tm
     raw.produce(settings.topic_name(raw_topic("death.record").name), CODEC.encode("outpatient.visit", visits[0]), b"bad-2")
     assert raw.flush(10) == 0
 
-    with passthrough_worker(settings, tmp_path / "worker.log"):
+    with stage_worker(settings, tmp_path / "worker.log"):
         passed = read_topic(settings, settings.topic_name(identified_topic("outpatient.visit").name), 300)
         dead = read_topic(settings, settings.topic_name(dead_letter_topic(STAGE).name), 2)
     ids = {CODEC.decode(m.value()).value["envelope"]["event_id"] for m in passed}
@@ -120,7 +109,7 @@ def test_kill_9_mid_stream_loses_nothing_and_sinks_hold_each_event_once(settings
     publisher.flush()
     out_topic = settings.topic_name(identified_topic("outpatient.visit").name)
 
-    worker = start_passthrough_worker(settings, tmp_path / "worker-1.log")
+    worker = start_stage_worker(settings, tmp_path / "worker-1.log")
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not read_topic(settings, out_topic, 1, timeout=0.05):
@@ -133,7 +122,7 @@ def test_kill_9_mid_stream_loses_nothing_and_sinks_hold_each_event_once(settings
     copied_before_restart = len(read_topic(settings, out_topic, idle=1.0))
     assert 0 < copied_before_restart < events, "the kill must land mid-stream"
 
-    with passthrough_worker(settings, tmp_path / "worker-2.log"):
+    with stage_worker(settings, tmp_path / "worker-2.log"):
         passed = read_until_ids(settings, out_topic, {v["envelope"]["event_id"] for v in visits}, event_id)
         ids = [event_id(m.value()) for m in passed]
     assert set(ids) == {v["envelope"]["event_id"] for v in visits}  # nothing lost
