@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import threading
@@ -11,23 +12,26 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from confluent_kafka import Producer
 from prometheus_client import REGISTRY
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import identified_topic, raw_topic, source_patient_key
 from ops.bench.linkage_scores import pairwise_scores
 from ops.settings import Settings
-from producers.publisher import EventPublisher
+from producers.publisher import EventPublisher, producer_config
 from producers.synthetic.identity_cases import generate_identity_cases
 from producers.synthetic.identity_events import visits_for_records
 from streams.identity.features import extract_features
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.cache import PersonCache
+from streams.identity.master_index.outbox import publish_pending
 from streams.identity.master_index.resolver import IdentityResolver
 from streams.identity.memory_index import link_records
 from streams.identity.record import SourceRecord
 from streams.identity.stage import IdentifyStage
 from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
+from streams.standards.citizen_id import make_citizen_id
 from tests.pipeline_harness import RawMessage, stage_worker, read_topic, read_until_ids, start_stage_worker
 
 CODEC = EventCodec()
@@ -191,3 +195,33 @@ def test_kill_9_mid_batch_then_restart_duplicates_no_person_and_loses_no_link(em
     assert all(len(p) == 1 for p in persons_of_id.values()) and by_citizen_id == len(persons_of_id)
     scores = pairwise_scores({r.record_id: linked[(r.org_code, r.local_id)] for r in cases.records}, cases.truth)
     assert scores.precision >= 0.999 and scores.recall >= 0.98, scores
+
+
+def test_a_record_proving_two_persons_one_merges_them_and_the_stage_publishes_it(empi_settings: Settings) -> None:
+    citizen_id = make_citizen_id("411502", dt.date(1980, 5, 17), 231)
+    hospital_a, hospital_b, county = "12411502MB0000001X", "12411503MB0000002X", "11411525MB1500007X"
+    first = SourceRecord("a", hospital_a, "P1", name="李建军", sex="1", birth_date="1980-05-17", id_type="01",
+                         id_number=citizen_id)
+    second = SourceRecord("b", hospital_b, "H9", insurance_card="411500198005170007")  # a card, nothing else
+    proof = SourceRecord("c", county, "C3", name="李建军", sex="1", id_type="01", id_number=citizen_id,
+                         insurance_card="411500198005170007")
+    resolver = IdentityResolver.connect(empi_settings.postgres_url, PersonCache.for_settings(empi_settings), MODEL)
+    producer = Producer(producer_config(empi_settings.confluent_config()))
+    stage = IdentifyStage(CODEC, empi_settings.topic_prefix, MASTER, resolver, ["outpatient.visit"],
+                          lambda: publish_pending(resolver.conn, producer, CODEC, empi_settings.topic_prefix))
+    persons = [_person_by_record(stage.handle_batch(_raw_messages(empi_settings.topic_prefix,
+                                                                  list(visits_for_records([r])))))
+               for r in (first, second, proof)]
+    p_first, p_second, p_proof = (next(iter(p.values())) for p in persons)
+    assert p_first != p_second  # a bare card could not be linked to anyone
+    assert p_proof == p_first  # the valid ID decides; the card's person is proven to be the same resident
+
+    merged = read_topic(empi_settings, empi_settings.topic_name("empi.person_merged"), 1, timeout=30)
+    change = CODEC.decode(merged[0].value()).value
+    assert (change["survivor_person_id"], change["absorbed_person_id"]) == (p_first, p_second)
+    assert change["records_moved"] == 1 and change["actor"] == "identify-stage"
+    # The moved record now answers with the survivor, from the cache as from the index.
+    again = _person_by_record(stage.handle_batch(_raw_messages(empi_settings.topic_prefix,
+                                                               list(visits_for_records([second], seed=9)))))
+    assert set(again.values()) == {p_first}
+    resolver.close()
