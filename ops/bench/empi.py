@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ops.bench.linkage_scores import PairwiseScores, pair_set_scores, pairwise_scores
+from ops.bench.linkage_scores import PairwiseScores, pairwise_scores
 from ops.bench_table import BenchRow
 from streams.identity.features import extract_features
 from streams.identity.fellegi_sunter import MatchModel
@@ -132,5 +132,3 @@ def run(persons: int = 20_000, batch_records: int = 100_000, seed: int = 7, febr
         rows += batch_rows(batch_records, seed + 1)
     return rows
 
-
-__all__ = ["run", "identifiers_only", "name_and_birth_date", "pair_set_scores"]

@@ -9,7 +9,7 @@ at a time, in input order.
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from streams.identity.blocking import MAX_RECORDS_PER_KEY, index_keys, query_keys
@@ -103,6 +103,3 @@ def link_records(records: Sequence[SourceRecord], model: MatchModel | None = Non
             progress(done, len(features))
     return BatchLinkResult({record: index.survivor(person) for record, person in assigned}, rules, reviews, model)
 
-
-def read_records(rows: Iterable[dict[str, str]]) -> list[SourceRecord]:
-    return [SourceRecord.from_row(row) for row in rows]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from avro_schemas.serde import EventCodec, codec_for
@@ -52,7 +53,8 @@ def source_record(envelope: dict[str, Any]) -> SourceRecord:
 
 class IdentifyStage:
     def __init__(self, codec: EventCodec, topic_prefix: str, master_key: bytes | None, resolver: IdentityResolver,
-                 event_types: list[str] | None = None, publish_outbox: Any = None) -> None:
+                 event_types: list[str] | None = None,
+                 publish_outbox: Callable[[], int] | None = None) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.codec = codec
         self.resolver = resolver
