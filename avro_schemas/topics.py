@@ -1,8 +1,9 @@
 """The topic catalogue: every topic healthbus uses, declared once.
 
 Naming: ``<layer>.<event type>`` for the event pipeline, where the layer says how far an event has come:
-``raw`` (as the adapter published it) → ``identified`` (person id attached; until identity resolution
-lands, a pass-through stage that only checks the event decodes) → later layers. Dead letters go to
+``raw`` (as the adapter published it) → ``identified`` (person id attached) → ``validated`` (passed the
+quality rules; warnings ride along as a header) → the sinks and the routing stages. The quality stage's
+verdicts go to ``quality.results``, upload-monitoring alerts to ``alerts.quality``; dead letters go to
 ``dlq.<stage>``. docs/topics.md explains the scheme. A deployment may prefix every name (``topic_prefix``)
 to share a cluster; code always asks this module for names, never spells them.
 """
@@ -23,6 +24,7 @@ class KeyScheme(str, enum.Enum):
     SOURCE_PATIENT = "source-patient"  # "<org_code>:<local_patient_id>": one patient of one institution in order
     SOURCE_RECORD = "source-record"  # the key of the message that failed (dead letters keep it)
     PERSON = "person"  # the (survivor) platform person id: one person's identity changes in order
+    INSTITUTION = "institution"  # the institution's GB 32100 code: one institution's alerts in order
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,18 @@ EVENT_PARTITIONS = 6
 DLQ_PARTITIONS = 1
 IDENTITY_CHANGE_PARTITIONS = 1  # a few thousand a day; one partition keeps every change in order
 IDENTITY_CHANGE_RETENTION_MS = 30 * DAY_MS
+QUALITY_RESULTS_RETENTION_MS = 7 * DAY_MS  # ClickHouse keeps them; the topic only feeds it
+ALERT_PARTITIONS = 1  # a handful a day; one partition keeps open → close in order
+ALERT_RETENTION_MS = 90 * DAY_MS
 
 # Event types the adapters publish (everything in events/; identity changes and dead letters are not).
-PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if not t.startswith(("ops.", "empi.")))
+PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(
+    t for t in current_schemas() if not t.startswith(("ops.", "empi.", "quality.", "alerts.")))
 # Identity changes the master patient index publishes (identity/): merges, relinks.
 IDENTITY_CHANGE_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if t.startswith("empi."))
-STAGES: tuple[str, ...] = ("adapter", "identify", "sink-postgres", "sink-clickhouse")
+STAGES: tuple[str, ...] = ("adapter", "identify", "quality", "sink-postgres", "sink-clickhouse")
+QUALITY_RESULTS = "quality.results"
+QUALITY_ALERTS = "alerts.quality"
 
 
 def _catalogue() -> dict[str, TopicSpec]:
@@ -70,11 +78,23 @@ def _catalogue() -> dict[str, TopicSpec]:
             f"identified.{event_type}", "identified", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
             PIPELINE_RETENTION_MS, "delete", f"{event_type} after the identify stage",
         ))
+        specs.append(TopicSpec(
+            f"validated.{event_type}", "validated", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
+            PIPELINE_RETENTION_MS, "delete", f"{event_type} that passed the quality rules (warnings as a header)",
+        ))
     for change_type in IDENTITY_CHANGE_TYPES:
         specs.append(TopicSpec(
             change_type, "empi", KeyScheme.PERSON, change_type, IDENTITY_CHANGE_PARTITIONS,
             IDENTITY_CHANGE_RETENTION_MS, "delete", f"master patient index changes: {change_type}",
         ))
+    specs.append(TopicSpec(
+        QUALITY_RESULTS, "quality", KeyScheme.SOURCE_PATIENT, "quality.result", EVENT_PARTITIONS,
+        QUALITY_RESULTS_RETENTION_MS, "delete", "the quality stage's verdict on every event (no personal data)",
+    ))
+    specs.append(TopicSpec(
+        QUALITY_ALERTS, "alerts", KeyScheme.INSTITUTION, "alerts.quality_feed", ALERT_PARTITIONS,
+        ALERT_RETENTION_MS, "delete", "daily upload monitoring: a feed went quiet or low, and when it recovered",
+    ))
     for stage in STAGES:
         specs.append(TopicSpec(
             f"dlq.{stage}", "dlq", KeyScheme.SOURCE_RECORD, "ops.dead_letter", DLQ_PARTITIONS,
@@ -99,6 +119,10 @@ def raw_topic(event_type: str) -> TopicSpec:
 
 def identified_topic(event_type: str) -> TopicSpec:
     return topic(f"identified.{event_type}")
+
+
+def validated_topic(event_type: str) -> TopicSpec:
+    return topic(f"validated.{event_type}")
 
 
 def dead_letter_topic(stage: str) -> TopicSpec:
