@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     """The identify stage's match model (JSON from `healthbus empi train`); unset: the shipped model."""
     empi_cache_ttl_seconds: int = 86_400
     """How long Redis keeps a record → person entry (merges and unmerges delete theirs at once)."""
+    quality_rule_file: Path | None = None
+    """The data-quality rule set (YAML, streams/quality/rulesets/); unset: the shipped rules."""
+    quality_monitor_cutoff: str = "10:00"
+    """Upload monitoring: a feed with nothing received by this local time (Asia/Shanghai) raises NO_UPLOAD."""
+    quality_monitor_min_share: float = 0.5
+    """Upload monitoring: a complete day below this share of the feed's own 4-week median raises LOW_VOLUME."""
     clickhouse_url: str | None = None
     """http(s)://user:password@host:8123/database of a ClickHouse server; unset: embedded chDB."""
     chdb_path: Path | None = None
