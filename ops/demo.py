@@ -2,8 +2,10 @@
 
 Synthetic exchange databases (``healthbus synth``) → adapters (one per institution) → raw.* → the Faust
 identify stage (a real ``healthbus worker identify`` process: the master patient index attaches each
-resident's person id) → identified.* → PostgreSQL and ClickHouse sinks. Topics and consumer groups are fresh per run and deleted afterwards; the demo institutions'
-watermarks are reset, so every run publishes the synthetic world again. Rows are counted by this run's
+resident's person id) → identified.* → the quality stage (``healthbus worker quality``: the rule set judges
+every event; errors go to dlq.quality) → validated.* → PostgreSQL and ClickHouse sinks (ClickHouse also keeps
+every verdict from quality.results). Topics and consumer groups are fresh per run and deleted afterwards;
+the demo institutions' watermarks are reset, so every run publishes the synthetic world again. Rows are counted by this run's
 event ids: re-running with the same seed shows the sinks' idempotence (the rows are there once).
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from avro_schemas.topics import PIPELINE_EVENT_TYPES
@@ -20,6 +22,7 @@ from ops.settings import Settings
 from ops.stack import lifecycle
 from ops.stack.postgres import ensure_database
 from ops.stack.processes import stop_pid
+from ops.quality_detection import measure_detection
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.worker_process import start_worker
 from producers.adapters.config import load_config
@@ -43,23 +46,38 @@ class DemoResult:
     seconds: float
     persons: int = 0  # distinct person ids the identify stage gave this run's events
     events_without_person: int = 0
+    accepted: int = 0  # events that passed the quality rules (validated.*)
+    rejected: int = 0  # events an error-severity rule sent to dlq.quality
+    verdicts_in_clickhouse: int = 0
+    rule_set_version: str = ""
+    detection: list = field(default_factory=list)  # DetectionRow per injected defect kind
+    false_rejections: int = 0  # events rejected although their source record has no injected defect
 
     @property
     def consistent(self) -> bool:
-        return (self.produced == self.consumed == self.postgres_rows == self.clickhouse_rows > 0
+        return (self.accepted + self.rejected == self.produced == self.verdicts_in_clickhouse > 0
+                and self.accepted == self.consumed == self.postgres_rows == self.clickhouse_rows > 0
                 and self.events_without_person == 0)
 
     def figures(self) -> dict[str, float]:
         return {"produced": self.produced, "consumed": self.consumed, "postgres_rows": self.postgres_rows,
                 "clickhouse_rows": self.clickhouse_rows, "seconds": round(self.seconds, 2),
                 "quarantined": self.quarantined, "exchange_rows": self.exchange_rows, "persons": self.persons,
-                "events_without_person": self.events_without_person}
+                "events_without_person": self.events_without_person, "accepted": self.accepted,
+                "rejected": self.rejected, "verdicts_in_clickhouse": self.verdicts_in_clickhouse,
+                "defects_injected": sum(r.injected for r in self.detection),
+                "defects_caught": sum(r.detected for r in self.detection),
+                "false_rejections": self.false_rejections}
 
     def table(self) -> str:
         rows = [("rows in the synthetic exchange databases (parents)", self.exchange_rows),
                 ("rows quarantined by the adapters (unmappable)", self.quarantined),
                 ("events published by the adapters (raw.*)", self.produced),
-                ("events consumed by each sink (identified.*)", self.consumed),
+                (f"events judged by the quality rules ({self.rule_set_version})", self.accepted + self.rejected),
+                ("  rejected to dlq.quality (an error-severity rule failed)", self.rejected),
+                ("  passed on to validated.* (warnings flagged)", self.accepted),
+                ("verdicts in ClickHouse (quality_results FINAL)", self.verdicts_in_clickhouse),
+                ("events consumed by each sink (validated.*)", self.consumed),
                 ("rows in PostgreSQL (event_store)", self.postgres_rows),
                 ("rows in ClickHouse (event_log FINAL)", self.clickhouse_rows),
                 ("dead letters at the sinks", self.dead_letters),
@@ -68,19 +86,30 @@ class DemoResult:
         lines = [f"{label:<52} {value:>8}" for label, value in rows]
         lines.append(f"{'seconds (adapters to sinks)':<52} {self.seconds:>8.1f}")
         lines.append("counts agree" if self.consistent else "COUNTS DISAGREE")
+        if self.detection:
+            lines.append("")
+            lines.append(f"{'injected defect (synthetic truth)':<44} {'events':>7} {'caught':>7} {'recall':>7}")
+            for row in self.detection:
+                lines.append(f"{row.kind:<44} {row.injected:>7} {row.detected:>7} {row.recall:>7.1%}")
+            lines.append(f"{'events rejected without an injected defect':<44} {self.false_rejections:>7}")
         return "\n".join(lines)
 
 
 class RecordingPublisher:
-    """Passes events to the adapter's publisher and remembers their ids (to count this run's rows)."""
+    """Passes events to the adapter's publisher and remembers their ids (to count this run's rows) and the
+    source record each came from (to match the synthetic defects)."""
 
-    def __init__(self, inner: Any, event_ids: list[str]) -> None:
+    def __init__(self, inner: Any, event_ids: list[str], records: dict[tuple[str, str], list[str]]) -> None:
         self.inner = inner
         self.event_ids = event_ids
+        self.records = records
 
     def publish(self, event_type: str, value: dict[str, Any]) -> None:
         self.inner.publish(event_type, value)
-        self.event_ids.append(value["envelope"]["event_id"])
+        envelope = value["envelope"]
+        self.event_ids.append(envelope["event_id"])
+        source = envelope["source"]
+        self.records.setdefault((source["org_code"], source["record_key"]), []).append(envelope["event_id"])
 
     def flush(self, timeout: float = 30.0) -> None:
         self.inner.flush(timeout)
@@ -94,7 +123,7 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
     s = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}demo-{run}.",
                                     "group_prefix": f"{settings.group_prefix}.demo-{run}"})
     conf = s.confluent_config()
-    worker = None
+    workers: list[Any] = []
     try:
         ensure_database(exchange_dsn)
         config_path = s.state_dir / "demo-adapters.yaml"
@@ -106,18 +135,22 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         state.close()
         create_topics(conf, s.topic_prefix)
         worker_log = s.state_dir / "logs" / f"demo-worker-{run}.log"
-        worker = start_worker(s, worker_log)
+        workers = [start_worker(s, worker_log, "identify"), start_worker(s, worker_log, "quality")]
 
         start = time.monotonic()
         event_ids: list[str] = []
+        records: dict[tuple[str, str], list[str]] = {}
         quarantined = 0
         for source in sources:
             adapter = build_adapter(s, source, settle_seconds=0)
-            adapter.publisher = RecordingPublisher(adapter.publisher, event_ids)
+            adapter.publisher = RecordingPublisher(adapter.publisher, event_ids, records)
             quarantined += adapter.run_once().quarantined
             adapter.close()
         produced = len(event_ids)
-        progress = _run_sinks(s, produced, worker, worker_log, time.monotonic() + timeout)
+        deadline = time.monotonic() + timeout
+        verdicts = _read_verdicts(s, set(event_ids), workers, worker_log, deadline)
+        accepted = sum(verdicts.values())
+        progress = _run_sinks(s, accepted, accepted + produced, workers, worker_log, deadline)
         seconds = time.monotonic() - start
         pg = PostgresEventStore(s.postgres_url)
         postgres_rows = pg.count_event_ids(event_ids)
@@ -125,16 +158,37 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         pg.close()
         ch = open_clickhouse_event_log(s)
         clickhouse_rows = ch.count_event_ids(event_ids)
+        verdict_rows = ch.count_event_ids(event_ids, table="quality_results")
+        rules_of = ch.failed_rules(event_ids)
         ch.close()
+        detection, false_rejections, _ = measure_detection(
+            _injected_defects(exchange_dsn, sources), records, rules_of,
+            {e for e, passed in verdicts.items() if not passed})
         parents = sum(n for (kind, table), n in synth.rows.items() if not _is_child(table))
-        return DemoResult(parents, quarantined, produced, min(p.consumed for p in progress), postgres_rows,
-                          clickhouse_rows, sum(p.dead_lettered for p in progress), seconds, persons, without_person)
+        from streams.quality.rule_set import default_rule_set
+
+        return DemoResult(parents, quarantined, produced, progress[0].consumed, postgres_rows,
+                          clickhouse_rows, sum(p.dead_lettered for p in progress), seconds, persons, without_person,
+                          accepted, produced - accepted, verdict_rows, default_rule_set().version, detection,
+                          false_rejections)
     finally:
-        if worker is not None:
+        for worker in workers:
             stop_pid(worker.pid)
         delete_topics(conf, list(existing_topics(conf, s.topic_prefix)))
         if before.broker_pid is None and before.redis_pid is None and before.postgres_data_dir is None:
             lifecycle.down(settings)
+
+
+def _injected_defects(exchange_dsn: str, sources: list) -> list[tuple[tuple[str, str], str]]:
+    """The synthetic truth: ((org code, envelope record key), defect kind) of every spoiled row."""
+    import psycopg
+
+    from producers.synthetic.exchange_data import TRUTH_SCHEMA
+
+    org_of = {src.schema_name: src.org_code for src in sources}
+    with psycopg.connect(exchange_dsn) as conn:
+        rows = conn.execute(f"SELECT schema_name, table_name, record_key, kind FROM {TRUTH_SCHEMA}.defect").fetchall()
+    return [((org_of[schema], f"{table}:{key}"), kind) for schema, table, key, kind in rows if schema in org_of]
 
 
 def _is_child(table: str) -> bool:
@@ -143,22 +197,59 @@ def _is_child(table: str) -> bool:
     return table in CHILD_TABLES
 
 
-def _run_sinks(s: Settings, expected: int, worker: Any, worker_log: Any, deadline: float) -> list[SinkProgress]:
-    """Both sinks in this process (chDB admits one process per data directory), until each consumed all."""
+def _check_workers(workers: list[Any], worker_log: Any) -> None:
+    for worker in workers:
+        if worker.poll() is not None:
+            raise RuntimeError(f"a stream worker exited with {worker.returncode}; see {worker_log}")
+
+
+def _read_verdicts(s: Settings, event_ids: set[str], workers: list[Any], worker_log: Any, deadline: float
+                   ) -> dict[str, bool]:
+    """event id → passed, from quality.results, until every event of this run has its verdict."""
+    from confluent_kafka import Consumer
+
+    from avro_schemas.serde import codec_for
+    from avro_schemas.topics import QUALITY_RESULTS
+
+    codec = codec_for(s.schema_registry_config())
+    consumer = Consumer({**s.confluent_config(), "group.id": f"{s.group_prefix}.demo-verdicts",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 3})
+    consumer.subscribe([s.topic_name(QUALITY_RESULTS)])
+    verdicts: dict[str, bool] = {}
+    try:
+        while len(verdicts) < len(event_ids) and time.monotonic() < deadline:
+            _check_workers(workers, worker_log)
+            for m in consumer.consume(1000, timeout=0.5):
+                if m.error() is None:
+                    value = codec.decode(m.value()).value
+                    if value["event_id"] in event_ids:
+                        verdicts[value["event_id"]] = value["passed"]
+    finally:
+        consumer.close()
+    if len(verdicts) < len(event_ids):
+        raise RuntimeError(f"only {len(verdicts)} of {len(event_ids)} events were judged in time; see {worker_log}")
+    return verdicts
+
+
+def _run_sinks(s: Settings, accepted: int, clickhouse_expected: int, workers: list[Any], worker_log: Any,
+               deadline: float) -> list[SinkProgress]:
+    """Both sinks in this process (chDB admits one process per data directory), until each consumed all:
+    PostgreSQL the accepted events, ClickHouse those and every verdict."""
     pg_sink, ch_sink = PostgresEventStore(s.postgres_url), open_clickhouse_event_log(s)
     consumers = [build_consumer(s, pg_sink, list(PIPELINE_EVENT_TYPES)), build_consumer(s, ch_sink, list(PIPELINE_EVENT_TYPES))]
     progress = [SinkProgress(), SinkProgress()]
 
+    expected = (accepted, clickhouse_expected)
+
     def run(i: int) -> None:
-        progress[i] = consumers[i].run(until=lambda p: p.consumed >= expected or time.monotonic() > deadline)
+        progress[i] = consumers[i].run(until=lambda p: p.consumed >= expected[i] or time.monotonic() > deadline)
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(2)]
     try:
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the identify worker exited with {worker.returncode}; see {worker_log}")
+            _check_workers(workers, worker_log)
             for t in threads:
                 t.join(0.2)
     finally:

@@ -86,10 +86,10 @@ class RawIntake:
             return UNAUTHENTICATED_SOURCE, f"no valid signature of {claimed}"
         return None
 
-    def dead_letter(self, m: Any, code: str, message: str) -> OutRecord:
+    def dead_letter(self, m: Any, code: str, message: str, details: dict[str, str] | None = None) -> OutRecord:
         DEAD_LETTERS.labels(self.stage, code).inc()
         value = dead_letter(self.stage, code, message, m.topic, m.partition, m.offset, m.key, m.value,
-                            message_headers(m.headers))
+                            message_headers(m.headers), details)
         return OutRecord(self.dlq_topic, m.key, self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic))
 
 

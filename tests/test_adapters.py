@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from avro_schemas.serde import EventCodec
-from avro_schemas.topics import dead_letter_topic, identified_topic, raw_topic
+from avro_schemas.topics import dead_letter_topic, raw_topic, validated_topic
 from ops.settings import Settings
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
@@ -145,8 +145,9 @@ def test_kill_9_between_publish_and_watermark_commit_loses_and_duplicates_nothin
         raw_counts[event_type] = len(messages)
         wanted |= {CODEC.decode(m.value()).value["envelope"]["event_id"] for m in messages}
     assert len(wanted) == 11  # every mappable row's event, each id once
-    with stage_worker(settings, tmp_path / "worker.log"):
-        total = sum(len(read_topic(settings, settings.topic_name(identified_topic(t).name), n, timeout=60))
+    with stage_worker(settings, tmp_path / "worker.log"), \
+            stage_worker(settings, tmp_path / "quality.log", stage="quality"):  # the sinks read validated.*
+        total = sum(len(read_topic(settings, settings.topic_name(validated_topic(t).name), n, timeout=60))
                     for t, n in raw_counts.items())
     store = PostgresEventStore(settings.postgres_url)
     consumer = build_consumer(settings, store, sorted({spec.event_type for spec in TABLES["hospital"]}))

@@ -131,7 +131,7 @@ def test_kill_9_mid_stream_loses_nothing_and_sinks_hold_each_event_once(settings
     on_topic = len(read_topic(settings, out_topic, idle=1.0))  # the worker has stopped
     store = PostgresEventStore(settings.postgres_url)
     before = store.count()
-    consumer = build_consumer(settings, store, ["outpatient.visit"])
+    consumer = build_consumer(settings, store, ["outpatient.visit"], layer="identified")  # no quality stage here
     consumer.run(until=lambda p: p.consumed >= on_topic)
     assert store.count_event_ids([v["envelope"]["event_id"] for v in visits]) == events
     assert store.count() - before == events  # each exactly once

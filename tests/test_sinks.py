@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from avro_schemas.serde import EventCodec
-from avro_schemas.topics import identified_topic
+from avro_schemas.topics import validated_topic
 from ops.settings import Settings
 from ops.stack.clickhouse import open_clickhouse
 from producers.synthetic.outpatient_visits import outpatient_visits
@@ -16,7 +16,7 @@ from streams.privacy import mask_name
 
 
 def _records(n: int, seed: int = 3) -> list[SinkRecord]:
-    return [SinkRecord("outpatient.visit", v, "identified.outpatient.visit", 0, i)
+    return [SinkRecord("outpatient.visit", v, "validated.outpatient.visit", 0, i)
             for i, v in enumerate(outpatient_visits(n, seed=seed))]
 
 
@@ -52,7 +52,7 @@ def test_sink_loop_run_twice_over_the_same_topic_adds_nothing(settings: Settings
 
     codec = EventCodec()
     conf = settings.confluent_config()
-    topic = settings.topic_name(identified_topic("outpatient.visit").name)
+    topic = settings.topic_name(validated_topic("outpatient.visit").name)
     from confluent_kafka import Producer
     producer = Producer(conf)
     values = list(outpatient_visits(1000, seed=5))

@@ -1,6 +1,7 @@
 """ClickHouse analytics tables fed by the pipeline: no names, ID numbers, phones or addresses.
 
-``event_log`` has one row per event of every type; ``outpatient_visits`` the analytic fields of visits.
+``event_log`` has one row per event of every type; ``outpatient_visits`` the analytic fields of visits;
+``quality_results`` the quality stage's verdicts (sinks/clickhouse/quality_results.py).
 A person appears only as a keyed pseudonym (streams.privacy). Both are ReplacingMergeTree ordered by a key
 that ends in the event id, so a replayed batch collapses on merge; counts read with ``FINAL``.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
 from sinks.event_sink import SinkRecord
 from streams.privacy import pseudonym
 
@@ -78,7 +80,7 @@ class ClickHouseEventLog:
         self._client = client
         self._db = database
         self._key = pseudonym_key
-        for ddl in table_ddl(database):
+        for ddl in table_ddl(database) + quality_ddl(database):
             client.command(ddl)
 
     def _person(self, env: dict[str, Any]) -> str:
@@ -92,7 +94,11 @@ class ClickHouseEventLog:
         now = dt.datetime.now(dt.timezone.utc)
         log_rows: list[list[Any]] = []
         visit_rows: list[list[Any]] = []
+        quality_rows: list[list[Any]] = []
         for r in records:
+            if r.event_type == "quality.result":  # the quality stage's verdicts (quality.results)
+                quality_rows.append(quality_row(r.value))
+                continue
             env = r.value["envelope"]
             source, patient = env["source"], env["patient"]
             person = self._person(env)
@@ -112,21 +118,35 @@ class ClickHouseEventLog:
             self._client.insert(f"{self._db}.event_log", log_rows, column_names=EVENT_LOG_COLUMNS)
         if visit_rows:
             self._client.insert(f"{self._db}.outpatient_visits", visit_rows, column_names=VISIT_COLUMNS)
-        return len(log_rows)
+        if quality_rows:
+            self._client.insert(f"{self._db}.quality_results", quality_rows, column_names=QUALITY_COLUMNS)
+        return len(log_rows) + len(quality_rows)
 
     def count(self, table: str = "event_log") -> int:
         return int(self._client.command(f"SELECT count() FROM {self._db}.{table} FINAL"))
 
-    def count_event_ids(self, event_ids: list[str]) -> int:
-        """How many of these events are in event_log (deduplicated)."""
+    def count_event_ids(self, event_ids: list[str], table: str = "event_log") -> int:
+        """How many of these events are in ``table`` (deduplicated)."""
         self._client.command("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_event_ids (event_id UUID) ENGINE = Memory")
         try:
             self._client.insert("wanted_event_ids", [[e] for e in event_ids], column_names=["event_id"])
             return int(self._client.command(
-                f"SELECT count() FROM {self._db}.event_log FINAL WHERE event_id IN (SELECT event_id FROM wanted_event_ids)"
+                f"SELECT count() FROM {self._db}.{table} FINAL WHERE event_id IN (SELECT event_id FROM wanted_event_ids)"
             ))
         finally:
             self._client.command("DROP TEMPORARY TABLE IF EXISTS wanted_event_ids")
+
+    def failed_rules(self, event_ids: list[str]) -> dict[str, frozenset[str]]:
+        """event id → the rule ids its (latest) quality verdict names, for these events."""
+        self._client.command("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_event_ids (event_id UUID) ENGINE = Memory")
+        try:
+            self._client.insert("wanted_event_ids", [[e] for e in event_ids], column_names=["event_id"])
+            rows = self._client.query(
+                f"SELECT toString(event_id), rule_ids FROM {self._db}.quality_results FINAL "
+                f"WHERE event_id IN (SELECT event_id FROM wanted_event_ids)").result_rows
+        finally:
+            self._client.command("DROP TEMPORARY TABLE IF EXISTS wanted_event_ids")
+        return {e: frozenset(r) for e, r in rows}
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)

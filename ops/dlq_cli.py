@@ -1,0 +1,77 @@
+"""``healthbus dlq …``: dead letters of a stage, listed and replayed (ops/dlq_replay.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from typing import Annotated, Optional
+
+import typer
+
+from ops.settings import get_settings
+
+dlq_app = typer.Typer(help="Dead letters: list them, replay them to the stage that rejected them.",
+                      no_args_is_help=True)
+StageOption = Annotated[str, typer.Option(help="Stage whose dead letters: adapter, identify, quality, sink-…")]
+RuleOption = Annotated[Optional[str], typer.Option("--rule", help="Only those a quality rule id rejected")]
+OrgOption = Annotated[Optional[str], typer.Option("--org", help="Only this institution's (GB 32100)")]
+CodeOption = Annotated[Optional[str], typer.Option("--reason", help="Only this error code")]
+SinceOption = Annotated[Optional[str], typer.Option(help="Failed at or after (ISO 8601)")]
+UntilOption = Annotated[Optional[str], typer.Option(help="Failed before (ISO 8601)")]
+
+
+def _filter(reason, rule, org, since, until):
+    from ops.dlq_replay import DeadLetterFilter
+
+    def moment(text: str | None) -> dt.datetime | None:
+        if not text:
+            return None
+        value = dt.datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return DeadLetterFilter(reason, rule, org, moment(since), moment(until))
+
+
+def _selected(stage: str, flt) -> list[dict]:
+    from avro_schemas.serde import codec_for
+    from ops.dlq_replay import dlq_topic_name, read_dead_letters
+
+    s = get_settings()
+    topic = dlq_topic_name(s.topic_prefix, stage)
+    return [d for d in read_dead_letters(s.confluent_config(), codec_for(s.schema_registry_config()), topic)
+            if flt.matches(d)]
+
+
+@dlq_app.command("list")
+def dlq_list(stage: StageOption = "quality", reason: CodeOption = None, rule: RuleOption = None, org: OrgOption = None,
+             since: SinceOption = None, until: UntilOption = None) -> None:
+    """Dead letters with their reasons (no payloads: they hold personal data)."""
+    letters = _selected(stage, _filter(reason, rule, org, since, until))
+    typer.echo(f"{'dead letter id':<36}  {'failed at (UTC)':<19}  {'reason':<22} {'rules / message'}")
+    for d in letters:
+        rules = d["details"].get("rule_ids") or d["error_message"]
+        typer.echo(f"{d['dead_letter_id']:<36}  {d['failed_at']:%Y-%m-%d %H:%M:%S}  {d['error_code']:<22} {rules}")
+    typer.echo(f"{len(letters)} dead letter(s) on dlq.{stage}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    reason_text: Annotated[str, typer.Option("--why", help="Why you replay (kept in the audit)")],
+    stage: StageOption = "quality", reason: CodeOption = None, rule: RuleOption = None, org: OrgOption = None,
+    since: SinceOption = None, until: UntilOption = None,
+    again: Annotated[bool, typer.Option(help="Also those replayed before")] = False,
+    actor: Annotated[Optional[str], typer.Option(help="Who replays (default: the login)")] = None,
+) -> None:
+    """Send the selected dead letters back to the topic they came from; the stage judges them again."""
+    import psycopg
+    from confluent_kafka import Producer
+
+    from ops.dlq_replay import replay
+    from producers.publisher import producer_config
+
+    s = get_settings()
+    letters = _selected(stage, _filter(reason, rule, org, since, until))
+    producer = Producer(producer_config(s.confluent_config()))
+    with psycopg.connect(s.postgres_url, autocommit=True) as conn:
+        outcome = replay(conn, producer, letters, actor or getpass.getuser(), reason_text, again)
+    typer.echo(f"selected {outcome.selected}, replayed {outcome.replayed}, "
+               f"skipped {outcome.skipped_already_replayed} already replayed (use --again)")

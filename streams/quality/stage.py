@@ -1,0 +1,216 @@
+"""The quality stage, identified.<type> → validated.<type>: every event judged by the rule set.
+
+Per batch: decode each event (a body that does not decode is dead-lettered), read the registered deaths
+of the batch's persons, judge each event in order with `RuleEngine.judge` (the same engine as
+`healthbus quality check`), then, in one PostgreSQL transaction, record deaths registered or withdrawn by
+passing death records and the events that failed a rule (quality_issues). Outputs:
+
+- ``quality.results``: the verdict on every event (no personal data), which ClickHouse aggregates;
+- ``validated.<type>``: events with no error, payload bytes unchanged, the warnings in the
+  ``healthbus-quality`` header (``<rule-set version>;<score>;<rule ids>``);
+- ``dlq.quality``: events with an error, the original payload plus machine-readable reasons (rule ids,
+  field paths, the rule-set version) in ``details``; `healthbus dlq replay` sends them back here.
+
+At-least-once like every stage: a crash before the offsets commit re-judges the batch, which writes the
+same rows (keyed by event id) and the same outputs again; sinks dedupe by event id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from avro_schemas.serde import DecodeError, EventCodec, codec_for
+from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, identified_topic, validated_topic
+from ops.settings import Settings
+from streams.faust_runtime.batch_agent import OutRecord
+from streams.quality.checks import EvaluationContext
+from streams.quality.engine import RuleEngine, Verdict
+from streams.quality.issue_store import QualityIssue
+from streams.quality.registered_deaths import DeathRegistration, death_registration
+from streams.raw_intake import RawIntake, message_headers
+
+STAGE = "quality"
+QUALITY_HEADER = "healthbus-quality"
+RULE_FAILED = "quality_rule_failed"
+
+log = logging.getLogger(__name__)
+
+EVENTS_JUDGED = Counter("healthbus_quality_events_total", "Events the quality stage judged, by outcome",
+                        ["event_type", "outcome"])
+RULE_FAILURES = Counter("healthbus_quality_rule_failures_total", "Rule failures (one per event and rule)",
+                        ["rule_id", "severity"])
+BATCH_SECONDS = Histogram("healthbus_quality_batch_seconds", "Time to judge one batch, with its database work")
+
+
+class QualityState:
+    """The stage's PostgreSQL edge: registered deaths in, deaths and issues out (one transaction)."""
+
+    def __init__(self, postgres_url: str) -> None:
+        import psycopg
+
+        from streams.quality.issue_store import ensure_issue_store
+        from streams.quality.registered_deaths import ensure_registered_deaths
+
+        self.conn = psycopg.connect(postgres_url, autocommit=True)
+        ensure_registered_deaths(self.conn)
+        ensure_issue_store(self.conn)
+
+    def deaths_of(self, person_ids: list[str]) -> dict[str, dt.datetime]:
+        from streams.quality.registered_deaths import deaths_of
+
+        return deaths_of(self.conn, person_ids)
+
+    def save(self, deaths: list[DeathRegistration], issues: list[QualityIssue]) -> None:
+        from streams.quality.issue_store import write_issues
+        from streams.quality.registered_deaths import apply_registrations
+
+        if not deaths and not issues:
+            return
+        with self.conn.transaction():
+            apply_registrations(self.conn, deaths)
+            write_issues(self.conn, issues)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def verdict_value(verdict: Verdict, envelope: dict[str, Any], judged_at: dt.datetime) -> dict[str, Any]:
+    """The ``quality.result`` record of a verdict."""
+    source = envelope["source"]
+    return {
+        "event_id": verdict.event_id, "event_type": verdict.event_type, "org_code": source["org_code"],
+        "org_name": source.get("org_name"), "org_region_code": source["region_code"], "occurred_at": envelope["occurred_at"],
+        "emitted_at": envelope["emitted_at"], "judged_at": judged_at, "record_version": envelope["record_version"],
+        "cancelled": envelope["cancelled"], "rule_set_version": verdict.rule_set_version, "passed": verdict.passed,
+        "late": verdict.late, "score": verdict.score, "weight_applied": verdict.weight_applied,
+        "weight_failed": verdict.weight_failed,
+        "violations": [{"rule_id": v.rule_id, "category": v.category.name, "severity": v.severity.name,
+                        "field": v.field} for v in verdict.violations],
+    }
+
+
+def quality_header(verdict: Verdict) -> bytes:
+    ids = ",".join(dict.fromkeys(v.rule_id for v in verdict.warnings))
+    return f"{verdict.rule_set_version};{verdict.score:.4f};{ids}".encode()
+
+
+class QualityStage:
+    def __init__(self, codec: EventCodec, topic_prefix: str, engine: RuleEngine, state: QualityState | None,
+                 event_types: list[str] | None = None) -> None:
+        types = event_types or list(PIPELINE_EVENT_TYPES)
+        self.codec = codec
+        self.engine = engine
+        self.state = state  # None: no registered deaths, nothing recorded (benchmarks of the rules alone)
+        # The intake only builds dead letters here: identified events were authenticated upstream.
+        self.intake = RawIntake(codec, STAGE, topic_prefix, {topic_prefix + identified_topic(t).name: t for t in types},
+                                None)
+        self.outputs = {t: topic_prefix + validated_topic(t).name for t in types}
+        self.results_topic = topic_prefix + QUALITY_RESULTS
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.intake.inputs)
+
+    def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
+        with BATCH_SECONDS.time():
+            return self._handle(messages)
+
+    def _handle(self, messages: list[Any]) -> list[OutRecord]:
+        decoded: list[tuple[Any, str, dict[str, Any]] | OutRecord] = []
+        for m in messages:
+            try:
+                event = self.codec.decode(m.value)
+            except DecodeError as exc:
+                decoded.append(self.intake.dead_letter(m, exc.code.value, exc.message))
+                continue
+            expected = self.intake.inputs[m.topic]
+            if event.event_type != expected:
+                decoded.append(self.intake.dead_letter(m, "wrong_event_type", f"a {event.event_type} event on the {expected} topic"))
+                continue
+            decoded.append((m, event.event_type, event.value))
+        persons = list({d[2]["envelope"].get("person_id") for d in decoded
+                        if not isinstance(d, OutRecord) and d[2]["envelope"].get("person_id")})
+        deaths = dict(self.state.deaths_of(persons)) if self.state is not None and persons else {}
+        ctx = EvaluationContext(deaths)
+        judged_at = dt.datetime.now(dt.timezone.utc)
+        out: list[OutRecord] = []
+        registrations: list[DeathRegistration] = []
+        issues: list[QualityIssue] = []
+        for item in decoded:
+            if isinstance(item, OutRecord):
+                out.append(item)
+                continue
+            m, event_type, event = item
+            envelope = event["envelope"]
+            verdict = self.engine.judge(event_type, event, ctx)
+            EVENTS_JUDGED.labels(event_type, "accepted" if verdict.passed else "rejected").inc()
+            for v in {(v.rule_id, v.severity.value) for v in verdict.violations}:
+                RULE_FAILURES.labels(*v).inc()
+            out.append(OutRecord(self.results_topic, m.key,
+                                 self.codec.encode("quality.result", verdict_value(verdict, envelope, judged_at),
+                                                   topic=self.results_topic)))
+            if verdict.violations:
+                issues.append(QualityIssue(verdict, envelope["occurred_at"], envelope["source"]["org_code"], event))
+            if verdict.passed:
+                registration = death_registration(event_type, event)
+                if registration is not None:  # later events in this batch see it at once
+                    registrations.append(registration)
+                    if registration.died_at is None:
+                        deaths.pop(registration.person_id, None)
+                    else:
+                        deaths[registration.person_id] = registration.died_at
+                headers = [*(message_headers(m.headers) or ()), (QUALITY_HEADER, quality_header(verdict))]
+                out.append(OutRecord(self.outputs[event_type], m.key, m.value, headers))
+            else:
+                out.append(self._reject(m, verdict))
+        if self.state is not None:
+            self.state.save(registrations, issues)
+        return out
+
+    def _reject(self, m: Any, verdict: Verdict) -> OutRecord:
+        errors = verdict.errors
+        rule_ids = ",".join(dict.fromkeys(v.rule_id for v in errors))
+        details = {
+            "rule_set_version": verdict.rule_set_version,
+            "rule_ids": rule_ids,
+            "fields": ",".join(dict.fromkeys(v.field for v in errors)),
+            "violations": json.dumps(verdict.output_json()["violations"], ensure_ascii=False),
+            "event_id": verdict.event_id,
+        }
+        return self.intake.dead_letter(m, RULE_FAILED, f"rejected by {rule_ids} (rule set {verdict.rule_set_version})",
+                                       details)
+
+
+def build_stage(settings: Settings, event_types: list[str] | None = None) -> QualityStage:
+    from streams.quality.rule_set import default_rule_set, load_rule_set
+
+    rule_set = load_rule_set(settings.quality_rule_file) if settings.quality_rule_file else default_rule_set()
+    return QualityStage(codec_for(settings.schema_registry_config()), settings.topic_prefix, RuleEngine(rule_set),
+                        QualityState(settings.postgres_url), event_types)
+
+
+def build_app(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> Any:
+    import mode
+
+    from producers.publisher import producer_config
+    from streams.faust_runtime.app import RawBytesSchema, make_app
+    from streams.faust_runtime.batch_agent import BatchAgent
+
+    app = make_app(settings, STAGE + group_suffix)
+    stage = build_stage(settings, event_types)
+    topic = app.topic(*stage.inputs, schema=RawBytesSchema())
+    # PostgreSQL round trips per batch: the handler runs off the event loop, which keeps heartbeats going.
+    agent = BatchAgent(app, stage.handle_batch, producer_config(settings.confluent_config()), blocking=True)
+    app.agent(topic, name=STAGE, supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
+    return app
+
+
+def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
+    from streams.faust_runtime.app import run_worker as run_faust_worker
+
+    run_faust_worker(build_app(settings, event_types, group_suffix), logging.WARNING)
