@@ -14,6 +14,14 @@ setup() {
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 }
 
+# The quality report tests render HTML in Debian's headless Chromium (with a CJK font for the screenshots).
+ensure_chromium() {
+  command -v chromium >/dev/null && return 0
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null
+}
+
 stack_down() { .venv/bin/healthbus stack down || true; }
 
 cmd=${1:-}
@@ -27,6 +35,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    ensure_chromium
     .venv/bin/healthbus stack up
     trap stack_down EXIT
     # pytest exits 5 when it collected nothing: that is a failure here, as is any other non-zero exit.
