@@ -23,9 +23,11 @@ worker_app = typer.Typer(help="Stream workers (Faust).", no_args_is_help=True)
 sink_app = typer.Typer(help="Sinks: land pipeline events in PostgreSQL or ClickHouse.", no_args_is_help=True)
 adapter_app = typer.Typer(help="Adapters: publish what institutions write to their exchange databases.",
                           no_args_is_help=True)
-from ops.empi_cli import empi_app  # noqa: E402 (its own module: the EMPI has many commands)
+from ops.dlq_cli import dlq_app  # noqa: E402 (own modules: these groups have many commands)
+from ops.empi_cli import empi_app  # noqa: E402
+from ops.quality_cli import quality_app  # noqa: E402
 
-for sub, name in ((empi_app, "empi"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
+for sub, name in ((empi_app, "empi"), (quality_app, "quality"), (dlq_app, "dlq"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
                   (worker_app, "worker"), (sink_app, "sink"), (adapter_app, "adapter")):
     app.add_typer(sub, name=name)
 
@@ -112,6 +114,63 @@ def topics_list() -> None:
               f"{spec.retention_ms // 86_400_000:>8}d  {'yes' if name in present else 'no'}")
 
 
+@topics_app.command("tail")
+def topics_tail(
+    topic: Annotated[str, typer.Argument(help="Catalogue name, e.g. raw.outpatient.visit (the topic prefix is applied)")],
+    as_json: Annotated[bool, typer.Option("--json", help="One event per line in the contracts' JSON form and nothing "
+                                          "else on stdout (input for `healthbus quality check --input`)")] = False,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning/--from-end",
+                                                 help="Start at the oldest message, or read only what arrives")] = True,
+    max_messages: Annotated[Optional[int], typer.Option("--max", min=1, help="Stop after N messages")] = None,
+    idle_seconds: Annotated[Optional[float], typer.Option(
+        "--idle-seconds", min=0, help="Stop when nothing arrived for S seconds; 0: never. "
+        "Default: 5 when stdout is not a terminal, else run until --max or Ctrl-C")] = None,
+) -> None:
+    """Print a topic's events: one summary line each (partition, offset, type, event id, time; no personal
+    data), or with --json the events themselves. Undecodable messages go to stderr as JSON lines."""
+    from confluent_kafka import KafkaException
+
+    from avro_schemas.json_form import to_json
+    from ops.topic_tail import TopicTail, UnknownTopic, summary_line
+
+    if idle_seconds is None:
+        idle_seconds = None if sys.stdout.isatty() else 5.0
+    undecodable = 0
+
+    def report(meta, error) -> None:  # noqa: ANN001
+        nonlocal undecodable
+        undecodable += 1
+        print(json.dumps({"_undecodable": True, "partition": meta.partition, "offset": meta.offset,
+                          "code": error.code.value, "error": str(error)}), file=sys.stderr, flush=True)
+
+    try:
+        tail = TopicTail(get_settings(), topic, from_beginning=from_beginning, max_messages=max_messages,
+                         idle_seconds=idle_seconds, on_undecodable=report)
+    except UnknownTopic as exc:
+        _fail(str(exc))
+    except KafkaException as exc:
+        _fail(f"broker: {exc}")
+    if not as_json:
+        print(f"tailing {tail.topic} ({len(tail.partitions)} partitions) from the "
+              f"{'beginning' if from_beginning else 'end'}", file=sys.stderr, flush=True)
+    count = 0
+    try:
+        with tail:
+            for meta, event_type, value in tail:
+                print(to_json(value) if as_json else summary_line(meta, event_type, value), flush=True)
+                count += 1
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `| head`: the reader has gone; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KafkaException as exc:
+        _fail(f"broker: {exc}")
+    if not as_json:
+        print(f"{count} event(s), {undecodable} undecodable", file=sys.stderr)
+
+
 # -- schemas -----------------------------------------------------------------------------------------
 @schemas_app.command("list")
 def schemas_list() -> None:
@@ -163,6 +222,23 @@ def worker_identify(
     run_worker(get_settings(), event_types or None, group_suffix)
 
 
+@worker_app.command("quality")
+def worker_quality(
+    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+) -> None:
+    """identified.* → validated.*: judges every event by the quality rule set; errors go to dlq.quality,
+    every verdict to quality.results."""
+    from streams.quality.stage import run_worker
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    run_worker(get_settings(), event_types or None, group_suffix)
+
+
 @worker_app.command("passthrough")
 def worker_passthrough(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
@@ -178,7 +254,7 @@ def worker_passthrough(
 def sink_postgres(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
 ) -> None:
-    """identified.* → PostgreSQL event store (idempotent by event id)."""
+    """validated.* → PostgreSQL event store (idempotent by event id)."""
     from sinks.runner import run_sink
 
     run_sink(get_settings(), "postgres", event_types or None)
@@ -188,7 +264,7 @@ def sink_postgres(
 def sink_clickhouse(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
 ) -> None:
-    """identified.* → ClickHouse analytics tables (no personal identifiers)."""
+    """validated.* and quality.results → ClickHouse analytics tables (no personal identifiers)."""
     from sinks.runner import run_sink
 
     run_sink(get_settings(), "clickhouse", event_types or None)
@@ -382,6 +458,15 @@ def bench_empi_stream(events: Annotated[int, typer.Option()] = 100000, as_json: 
     from ops.bench_table import print_bench
 
     print_bench(f"empi-stream: {events} known-resident events raw → identified", run(get_settings(), events), as_json)
+
+
+@bench_app.command("quality")
+def bench_quality(events: Annotated[int, typer.Option()] = 50000, as_json: JsonFlag = False) -> None:
+    """Quality rule evaluation per worker (target ≥ 10,000 events/s) next to decoding the same events."""
+    from ops.bench.quality import run
+    from ops.bench_table import print_bench
+
+    print_bench(f"quality: {events} outpatient visits, 5 % spoiled", run(events), as_json)
 
 
 def entrypoint() -> None:
