@@ -461,12 +461,19 @@ def bench_empi_stream(events: Annotated[int, typer.Option()] = 100000, as_json: 
 
 
 @bench_app.command("quality")
-def bench_quality(events: Annotated[int, typer.Option()] = 50000, as_json: JsonFlag = False) -> None:
-    """Quality rule evaluation per worker (target ≥ 10,000 events/s) next to decoding the same events."""
-    from ops.bench.quality import run
+def bench_quality(
+    events: Annotated[int, typer.Option()] = 50000,
+    stream: Annotated[int, typer.Option(help="Events for the worker rows on the broker (0: skip them)")] = 30000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Quality rule evaluation per worker (target ≥ 10,000 events/s) next to decoding the same events; the
+    quality worker on the broker next to the pass-through worker."""
+    from ops.bench.quality import run, stream_rows
     from ops.bench_table import print_bench
 
-    print_bench(f"quality: {events} outpatient visits, 5 % spoiled", run(events), as_json)
+    rows = run(events) + (stream_rows(get_settings(), stream) if stream else [])
+    print_bench(f"quality: {events} outpatient visits (5 % spoiled) in process, {stream} through workers", rows,
+                as_json)
 
 
 def entrypoint() -> None:

@@ -152,12 +152,14 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         accepted = sum(verdicts.values())
         progress = _run_sinks(s, accepted, accepted + produced, workers, worker_log, deadline)
         seconds = time.monotonic() - start
+        # Rows are counted by this run's accepted event ids: what passed must be in both sinks, once.
+        accepted_ids = [e for e, passed in verdicts.items() if passed]
         pg = PostgresEventStore(s.postgres_url)
-        postgres_rows = pg.count_event_ids(event_ids)
-        persons, without_person = pg.person_counts(event_ids)
+        postgres_rows = pg.count_event_ids(accepted_ids)
+        persons, without_person = pg.person_counts(accepted_ids)
         pg.close()
         ch = open_clickhouse_event_log(s)
-        clickhouse_rows = ch.count_event_ids(event_ids)
+        clickhouse_rows = ch.count_event_ids(accepted_ids)
         verdict_rows = ch.count_event_ids(event_ids, table="quality_results")
         rules_of = ch.failed_rules(event_ids)
         ch.close()

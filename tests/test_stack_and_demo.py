@@ -35,8 +35,13 @@ def test_demo_counts_agree(settings: Settings) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["produced"] > 500
-    assert figures["produced"] == figures["consumed"] == figures["postgres_rows"] == figures["clickhouse_rows"]
+    # every event judged; what passed is in both sinks once; what failed is in dlq.quality
+    assert figures["accepted"] + figures["rejected"] == figures["produced"] == figures["verdicts_in_clickhouse"]
+    assert figures["accepted"] == figures["consumed"] == figures["postgres_rows"] == figures["clickhouse_rows"]
+    assert 0 < figures["rejected"] < figures["produced"] * 0.05
     assert figures["produced"] + figures["quarantined"] == figures["exchange_rows"]  # every row accounted for
+    assert figures["defects_caught"] > 0.9 * figures["defects_injected"] > 0
+    assert figures["false_rejections"] == 0
     assert "counts agree" in result.stdout
 
 

@@ -126,12 +126,14 @@ class ClickHouseEventLog:
         return int(self._client.command(f"SELECT count() FROM {self._db}.{table} FINAL"))
 
     def count_event_ids(self, event_ids: list[str], table: str = "event_log") -> int:
-        """How many of these events are in ``table`` (deduplicated)."""
+        """How many of these events are in ``table`` (distinct event ids: a synthetic world regenerated with
+        other parameters can reuse an id on another day, which the table's sort key keeps apart)."""
         self._client.command("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_event_ids (event_id UUID) ENGINE = Memory")
         try:
             self._client.insert("wanted_event_ids", [[e] for e in event_ids], column_names=["event_id"])
             return int(self._client.command(
-                f"SELECT count() FROM {self._db}.{table} FINAL WHERE event_id IN (SELECT event_id FROM wanted_event_ids)"
+                f"SELECT uniqExact(event_id) FROM {self._db}.{table} FINAL "
+                f"WHERE event_id IN (SELECT event_id FROM wanted_event_ids)"
             ))
         finally:
             self._client.command("DROP TEMPORARY TABLE IF EXISTS wanted_event_ids")

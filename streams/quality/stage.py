@@ -20,9 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections import Counter
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter as PromCounter, Histogram
 
 from avro_schemas.serde import DecodeError, EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, identified_topic, validated_topic
@@ -40,9 +41,9 @@ RULE_FAILED = "quality_rule_failed"
 
 log = logging.getLogger(__name__)
 
-EVENTS_JUDGED = Counter("healthbus_quality_events_total", "Events the quality stage judged, by outcome",
+EVENTS_JUDGED = PromCounter("healthbus_quality_events_total", "Events the quality stage judged, by outcome",
                         ["event_type", "outcome"])
-RULE_FAILURES = Counter("healthbus_quality_rule_failures_total", "Rule failures (one per event and rule)",
+RULE_FAILURES = PromCounter("healthbus_quality_rule_failures_total", "Rule failures (one per event and rule)",
                         ["rule_id", "severity"])
 BATCH_SECONDS = Histogram("healthbus_quality_batch_seconds", "Time to judge one batch, with its database work")
 
@@ -141,6 +142,8 @@ class QualityStage:
         out: list[OutRecord] = []
         registrations: list[DeathRegistration] = []
         issues: list[QualityIssue] = []
+        outcomes: Counter[tuple[str, str]] = Counter()  # metrics are counted per batch, not per event
+        failures: Counter[tuple[str, str]] = Counter()
         for item in decoded:
             if isinstance(item, OutRecord):
                 out.append(item)
@@ -148,9 +151,9 @@ class QualityStage:
             m, event_type, event = item
             envelope = event["envelope"]
             verdict = self.engine.judge(event_type, event, ctx)
-            EVENTS_JUDGED.labels(event_type, "accepted" if verdict.passed else "rejected").inc()
-            for v in {(v.rule_id, v.severity.value) for v in verdict.violations}:
-                RULE_FAILURES.labels(*v).inc()
+            outcomes[(event_type, "accepted" if verdict.passed else "rejected")] += 1
+            if verdict.violations:
+                failures.update({(v.rule_id, v.severity.value) for v in verdict.violations})
             out.append(OutRecord(self.results_topic, m.key,
                                  self.codec.encode("quality.result", verdict_value(verdict, envelope, judged_at),
                                                    topic=self.results_topic)))
@@ -170,6 +173,10 @@ class QualityStage:
                 out.append(self._reject(m, verdict))
         if self.state is not None:
             self.state.save(registrations, issues)
+        for labels, n in outcomes.items():
+            EVENTS_JUDGED.labels(*labels).inc(n)
+        for labels, n in failures.items():
+            RULE_FAILURES.labels(*labels).inc(n)
         return out
 
     def _reject(self, m: Any, verdict: Verdict) -> OutRecord:

@@ -27,12 +27,16 @@ def citizen_id(params: dict[str, Any]) -> CheckFn:
     number = compile_path(params["number"])
     id_type = compile_path(params["type"])
 
+    def well_formed(value: str) -> bool:
+        parsed = parse_citizen_id(value)
+        return parsed is not None and parsed.valid
+    valid = memoised(well_formed)  # a resident's number recurs on each of their events
+
     def check(event: dict[str, Any], ctx: EvaluationContext) -> list[str] | None:
         path, value = number(event)[0]
         if is_blank(value) or id_type(event)[0][1] not in ("01", None, ""):
             return None
-        parsed = parse_citizen_id(value)
-        return [] if parsed is not None and parsed.valid else [path]
+        return [] if valid(value) else [path]
     return check
 
 
