@@ -100,3 +100,18 @@ def empi_settings(settings: Settings) -> Iterator[Settings]:
         client.close()
         with psycopg.connect(server_conninfo(settings.postgres_url), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def own_db_settings(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with a PostgreSQL database of its own (dropped afterwards), for tests whose code reads
+    whole tables (the upload monitor closes every open alert it does not find failing; a report ranks every
+    institution in quality_issues)."""
+    name = f"hb_test_own_{uuid.uuid4().hex[:10]}"
+    url = psycopg.conninfo.make_conninfo(settings.postgres_url, dbname=name)
+    ensure_database(url)
+    try:
+        yield settings.model_copy(update={"postgres_url": url})
+    finally:
+        with psycopg.connect(server_conninfo(settings.postgres_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

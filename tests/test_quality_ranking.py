@@ -6,17 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from avro_schemas.serde import EventCodec
 from ops.settings import Settings
 from ops.stack.clickhouse import open_clickhouse
-from ops.stack.postgres import ensure_database, server_conninfo
 from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.clickhouse.quality_results import DailyFigures
@@ -121,19 +118,6 @@ def wrong_check(citizen_id: str) -> str:
 BAD_ID = wrong_check(VALID_ID)
 
 
-@pytest.fixture
-def quality_settings(settings: Settings) -> Iterator[Settings]:
-    """``settings`` with a PostgreSQL database of its own for quality_issues (dropped afterwards)."""
-    name = f"hb_test_quality_{uuid.uuid4().hex[:10]}"
-    url = psycopg.conninfo.make_conninfo(settings.postgres_url, dbname=name)
-    ensure_database(url)
-    try:
-        yield settings.model_copy(update={"postgres_url": url})
-    finally:
-        with psycopg.connect(server_conninfo(settings.postgres_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def day_events() -> list[dict]:
     """PER_ORG outpatient visits per institution on DAY, from 00:30 Asia/Shanghai (the UTC date before) on."""
     start = dt.datetime(DAY.year, DAY.month, DAY.day, 0, 30, tzinfo=CST).astimezone(dt.timezone.utc)
@@ -188,8 +172,8 @@ def load(s: Settings) -> tuple[list[tuple[dict, Verdict]], dict[str, float]]:
     return judged, scores
 
 
-def test_ranking_and_report_end_to_end(quality_settings: Settings, tmp_path: Path) -> None:
-    s = quality_settings
+def test_ranking_and_report_end_to_end(own_db_settings: Settings, tmp_path: Path) -> None:
+    s = own_db_settings
     judged, scores = load(s)
     verdicts = {org: [v for e, v in judged if e["envelope"]["source"]["org_code"] == org] for org in NAMES}
     assert not any(v.violations for v in verdicts[ORG_A])

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 
 import psycopg
-import pytest
-from psycopg import sql
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import QUALITY_ALERTS
 from ops.settings import Settings
 from ops.stack.clickhouse import open_clickhouse
-from ops.stack.postgres import ensure_database, server_conninfo
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import SinkRecord
 from streams.quality.upload_monitor import (LOW_VOLUME, NO_UPLOAD, FeedKey, FeedProblem, OpenAlert, alert_id,
@@ -201,20 +197,6 @@ PER_DAY = 6
 CODEC = EventCodec()
 
 
-@pytest.fixture
-def monitor_settings(settings: Settings) -> Iterator[Settings]:
-    """``settings`` with a PostgreSQL database of its own (dropped afterwards): the monitor closes every open
-    alert it does not find failing, so it must not see other tests' alerts."""
-    name = f"hb_test_monitor_{uuid.uuid4().hex[:10]}"
-    url = psycopg.conninfo.make_conninfo(settings.postgres_url, dbname=name)
-    ensure_database(url)
-    try:
-        yield settings.model_copy(update={"postgres_url": url})
-    finally:
-        with psycopg.connect(server_conninfo(settings.postgres_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def quality_result(org: str, region: str, emitted: dt.datetime, failed: bool = False) -> dict:
     """A quality.result value as the ClickHouse sink receives it (through the Avro schema and back)."""
     violations = [{"rule_id": "COR-CITIZEN-ID", "category": "CORRECTNESS", "severity": "WARNING",
@@ -263,8 +245,8 @@ def alerts(s: Settings, expect: int | None = None) -> list[dict]:
     return out
 
 
-def test_monitor_opens_one_no_upload_alert_and_closes_it_when_the_feed_recovers(monitor_settings: Settings) -> None:
-    s = monitor_settings
+def test_monitor_opens_one_no_upload_alert_and_closes_it_when_the_feed_recovers(own_db_settings: Settings) -> None:
+    s = own_db_settings
     records: list[SinkRecord] = []
     for k in range(1, 29):  # the 28 days before today, both institutions; some uploads after midnight local
         day = TODAY - dt.timedelta(days=k)  # (00:00-07:59 in Xinyang is the day before in UTC)

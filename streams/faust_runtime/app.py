@@ -75,3 +75,20 @@ class StageWorker(faust.Worker):
 
 def run_worker(app: faust.App, loglevel: int = logging.WARNING) -> None:
     StageWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def batch_stage_app(settings: Settings, stage_name: str, inputs: list[str], handle_batch: Any,
+                    group_suffix: str = "") -> faust.App:
+    """The Faust app of a batch stage: one agent over ``inputs`` running ``handle_batch`` (messages →
+    OutRecords) off the event loop, because stages wait on PostgreSQL and Redis and the loop must keep
+    heartbeats going; a crash stops the worker (CrashingSupervisor) rather than skipping a batch."""
+    import mode
+
+    from producers.publisher import producer_config
+    from streams.faust_runtime.batch_agent import BatchAgent
+
+    app = make_app(settings, stage_name + group_suffix)
+    topic = app.topic(*inputs, schema=RawBytesSchema())
+    agent = BatchAgent(app, handle_batch, producer_config(settings.confluent_config()), blocking=True)
+    app.agent(topic, name=stage_name, supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
+    return app

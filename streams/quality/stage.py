@@ -202,19 +202,10 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Qua
 
 
 def build_app(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> Any:
-    import mode
+    from streams.faust_runtime.app import batch_stage_app
 
-    from producers.publisher import producer_config
-    from streams.faust_runtime.app import RawBytesSchema, make_app
-    from streams.faust_runtime.batch_agent import BatchAgent
-
-    app = make_app(settings, STAGE + group_suffix)
     stage = build_stage(settings, event_types)
-    topic = app.topic(*stage.inputs, schema=RawBytesSchema())
-    # PostgreSQL round trips per batch: the handler runs off the event loop, which keeps heartbeats going.
-    agent = BatchAgent(app, stage.handle_batch, producer_config(settings.confluent_config()), blocking=True)
-    app.agent(topic, name=STAGE, supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
-    return app
+    return batch_stage_app(settings, STAGE, stage.inputs, stage.handle_batch, group_suffix)
 
 
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
