@@ -312,7 +312,8 @@ def _rules_table(r: QualityReport) -> str:
     rules = sorted(r.rules, key=lambda x: (-x.failures, x.rule_id))
     total = sum(x.failures for x in rules)
     rows = [
-        f"<tr><td><code>{_e(x.rule_id)}</code></td><td>{_category(x.category)}</td><td>{_severity(x.severity)}</td>"
+        f'<tr><td class="rule-id"><code>{_e(x.rule_id)}</code></td><td>{_category(x.category)}</td>'
+        f"<td>{_severity(x.severity)}</td>"
         f'<td class="msg">{_e(x.message_zh)}<div class="en">{_e(x.message_en)}</div></td>'
         f'<td class="num">{_e(format_number(x.failures))}</td><td class="num">{_e(_share(x.failures, total))}</td></tr>'
         for x in rules
@@ -444,6 +445,7 @@ table.data th{text-align:left;font-weight:600;background:#f3f4f6;border-bottom:1
 vertical-align:bottom;font-size:12px}
 table.data th .en{display:block;font-size:11px;margin:0}
 table.data td{border-bottom:1px solid #e5e7eb;padding:6px 8px;vertical-align:top}
+table.data td.rule-id{white-space:nowrap}
 table.data tbody tr:nth-child(even) td{background:#fafafa}
 table.data .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.data td.msg .en{font-size:11.5px}
