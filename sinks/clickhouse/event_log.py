@@ -9,6 +9,8 @@ that ends in the event id, so a replayed batch collapses on merge; counts read w
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
@@ -125,29 +127,27 @@ class ClickHouseEventLog:
     def count(self, table: str = "event_log") -> int:
         return int(self._client.command(f"SELECT count() FROM {self._db}.{table} FINAL"))
 
-    def count_event_ids(self, event_ids: list[str], table: str = "event_log") -> int:
-        """How many of these events are in ``table`` (distinct event ids: a synthetic world regenerated with
-        other parameters can reuse an id on another day, which the table's sort key keeps apart)."""
+    @contextmanager
+    def _wanted(self, event_ids: list[str]) -> Iterator[str]:
+        """A session-temporary table of event ids to filter on (an IN list of 10⁵ literals is slow to parse)."""
         self._client.command("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_event_ids (event_id UUID) ENGINE = Memory")
         try:
             self._client.insert("wanted_event_ids", [[e] for e in event_ids], column_names=["event_id"])
-            return int(self._client.command(
-                f"SELECT uniqExact(event_id) FROM {self._db}.{table} FINAL "
-                f"WHERE event_id IN (SELECT event_id FROM wanted_event_ids)"
-            ))
+            yield "event_id IN (SELECT event_id FROM wanted_event_ids)"
         finally:
             self._client.command("DROP TEMPORARY TABLE IF EXISTS wanted_event_ids")
 
+    def count_event_ids(self, event_ids: list[str], table: str = "event_log") -> int:
+        """How many of these events are in ``table`` (distinct event ids: a synthetic world regenerated with
+        other parameters can reuse an id on another day, which the table's sort key keeps apart)."""
+        with self._wanted(event_ids) as wanted:
+            return int(self._client.command(f"SELECT uniqExact(event_id) FROM {self._db}.{table} FINAL WHERE {wanted}"))
+
     def failed_rules(self, event_ids: list[str]) -> dict[str, frozenset[str]]:
         """event id → the rule ids its (latest) quality verdict names, for these events."""
-        self._client.command("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_event_ids (event_id UUID) ENGINE = Memory")
-        try:
-            self._client.insert("wanted_event_ids", [[e] for e in event_ids], column_names=["event_id"])
-            rows = self._client.query(
-                f"SELECT toString(event_id), rule_ids FROM {self._db}.quality_results FINAL "
-                f"WHERE event_id IN (SELECT event_id FROM wanted_event_ids)").result_rows
-        finally:
-            self._client.command("DROP TEMPORARY TABLE IF EXISTS wanted_event_ids")
+        with self._wanted(event_ids) as wanted:
+            rows = self._client.query(f"SELECT toString(event_id), rule_ids FROM {self._db}.quality_results FINAL "
+                                      f"WHERE {wanted}").result_rows
         return {e: frozenset(r) for e, r in rows}
 
     def close(self) -> None:
