@@ -941,6 +941,9 @@ rules:
     ("BROKEN-PARAMS", "outpatient.visit", "range", "{fields: [temperature_c], min: low, max: 43}", "low"),
     ("BROKEN-PARAMS", "outpatient.visit", "required", "{field: visit_no}", "'fields'"),
     ("BROKEN-PARAMS", "outpatient.visit", "upload_delay", "{limit_hours: 24, urgent_ranges: [{from: A00}]}", "'to'"),
+    ("BROKEN-PARAMS", "outpatient.visit", "not_in_future", "{fields: [envelope.occurred_at], skew_minute: 5}",
+     "skew_minute"),
+    ("BROKEN-PARAMS", "outpatient.visit", "required", "{fields: visit_no}", "must be a list"),
 ])
 def test_malformed_rule_file_is_refused_naming_the_rule(tmp_path: Path, id_: str, event_type: str, check: str,
                                                         params: str, problem: str) -> None:

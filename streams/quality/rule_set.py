@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from avro_schemas.topics import PIPELINE_EVENT_TYPES
-from streams.quality.checks import CheckFn, load_check_kinds
+from streams.quality.checks import CHECK_PARAMS, CheckFn, load_check_kinds
 
 RULESET_DIR = Path(__file__).parent / "rulesets"
 DEFAULT_RULE_FILE = RULESET_DIR / "quality_rules.yaml"
@@ -134,6 +134,10 @@ def load_rule_set(path: Path = DEFAULT_RULE_FILE) -> RuleSet:
         if d.id in seen:
             raise ValueError(f"{path}: rule {d.id} declared twice")
         seen.add(d.id)
+        unknown = sorted(set(d.params) - CHECK_PARAMS[d.check])
+        if unknown:
+            raise ValueError(f"{path}: rule {d.id}: {d.check} takes no params {unknown}; "
+                             f"it reads {sorted(CHECK_PARAMS[d.check])}")
         if isinstance(d.params.get("fields"), str):
             raise ValueError(f"{path}: rule {d.id}: params.fields must be a list of field paths")
         try:

@@ -26,13 +26,15 @@ CheckFn = Callable[[dict[str, Any], EvaluationContext], "list[str] | None"]
 CheckFactory = Callable[[dict[str, Any]], CheckFn]
 
 CHECK_KINDS: dict[str, CheckFactory] = {}
+CHECK_PARAMS: dict[str, frozenset[str]] = {}  # the params each kind reads: a misspelt one is refused at load
 
 
-def check_kind(name: str) -> Callable[[CheckFactory], CheckFactory]:
+def check_kind(name: str, params: tuple[str, ...] = ()) -> Callable[[CheckFactory], CheckFactory]:
     def register(factory: CheckFactory) -> CheckFactory:
         if name in CHECK_KINDS:
             raise ValueError(f"check kind {name!r} registered twice")
         CHECK_KINDS[name] = factory
+        CHECK_PARAMS[name] = frozenset(params)
         return factory
     return register
 

@@ -20,7 +20,7 @@ def _present(getters: list, event: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(p, v) for get in getters for p, v in get(event) if not is_blank(v)]
 
 
-@check_kind("citizen_id")
+@check_kind("citizen_id", params=('number', 'type'))
 def citizen_id(params: dict[str, Any]) -> CheckFn:
     """GB 11643: an ID number given as a resident ID card (type ``01``, or no type) has 18 characters (or the
     old 15 digits) and a check character that holds."""
@@ -40,7 +40,7 @@ def citizen_id(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("credit_code")
+@check_kind("credit_code", params=('field',))
 def credit_code(params: dict[str, Any]) -> CheckFn:
     """GB 32100: an institution's unified social credit code, both check characters."""
     getter = compile_path(params["field"])
@@ -54,7 +54,7 @@ def credit_code(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("code_in_set")
+@check_kind("code_in_set", params=('fields', 'codes'))
 def code_in_set(params: dict[str, Any]) -> CheckFn:
     """A coded value from a fixed value domain (GB/T 2261.1 sex, WS 364 ID types and blood types)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -73,7 +73,7 @@ def event_year(event: dict[str, Any]) -> int:
     return event["envelope"]["occurred_at"].astimezone(CST).year
 
 
-@check_kind("region_code")
+@check_kind("region_code", params=('fields',))
 def region_code(params: dict[str, Any]) -> CheckFn:
     """GB/T 2260: the code exists in the code table of the year the event occurred (DOMAIN.md §1)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -96,7 +96,7 @@ def region_code(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("icd10")
+@check_kind("icd10", params=('fields',))
 def icd10(params: dict[str, Any]) -> CheckFn:
     """ICD-10 (national clinical edition over WHO ICD-10): DOMAIN.md §3."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -110,7 +110,7 @@ def icd10(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("range")
+@check_kind("range", params=('fields', 'min', 'max'))
 def value_range(params: dict[str, Any]) -> CheckFn:
     """A number within [min, max] (physiologically possible, not "normal"): temperature, blood pressure,
     birth weight. Absent values are completeness's business, not this rule's."""
@@ -125,7 +125,7 @@ def value_range(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("lab_numeric")
+@check_kind("lab_numeric", params=())
 def lab_numeric(params: dict[str, Any]) -> CheckFn:
     """Lab items with a numeric result: finite, not negative, carry a unit, and a reference range whose low
     end is not above its high end."""
@@ -149,7 +149,7 @@ def lab_numeric(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("not_in_future")
+@check_kind("not_in_future", params=('fields', 'skew_minutes'))
 def not_in_future(params: dict[str, Any]) -> CheckFn:
     """A business time is not after the moment the source uploaded the record (beyond clock skew)."""
     getters = [compile_path(p) for p in params["fields"]]

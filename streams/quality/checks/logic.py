@@ -13,7 +13,7 @@ from streams.standards.icd10 import icd10_category, in_category_range
 CST = dt.timezone(dt.timedelta(hours=8))
 
 
-@check_kind("not_before")
+@check_kind("not_before", params=('later', 'earlier'))
 def not_before(params: dict[str, Any]) -> CheckFn:
     """``later`` is not before ``earlier`` (discharge ≥ admission, report ≥ collection)."""
     later, earlier = compile_path(params["later"]), compile_path(params["earlier"])
@@ -26,7 +26,7 @@ def not_before(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("after_birth")
+@check_kind("after_birth", params=('fields',))
 def after_birth(params: dict[str, Any]) -> CheckFn:
     """Business times are not before the patient's birth date (in China's time zone)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -40,7 +40,7 @@ def after_birth(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("after_registered_death")
+@check_kind("after_registered_death", params=('grace_hours',))
 def after_registered_death(params: dict[str, Any]) -> CheckFn:
     """A clinical event dated after the person's registered death (with ``grace_hours`` for reports finished
     after a death, e.g. a lab result of a sample taken before it)."""
@@ -59,7 +59,7 @@ def _diagnosis_codes(event: dict[str, Any], getters: list) -> list[tuple[str, st
     return [(p, v) for get in getters for p, v in get(event) if not is_blank(v)]
 
 
-@check_kind("sex_specific_diagnosis")
+@check_kind("sex_specific_diagnosis", params=('fields', 'ranges'))
 def sex_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     """Diagnoses that only one sex can have (pregnancy O00–O9A female; N40–N51, C60–C63 male). Judged
     against the patient's GB/T 2261.1 sex when it is 1 or 2."""
@@ -91,7 +91,7 @@ def age_in_days(birth: dt.date, moment: dt.datetime) -> int:
     return (moment.astimezone(CST).date() - birth).days
 
 
-@check_kind("age_specific_diagnosis")
+@check_kind("age_specific_diagnosis", params=('fields', 'ranges'))
 def age_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     """Diagnoses bound to an age (P00–P96 perinatal conditions: infants)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -119,7 +119,7 @@ def age_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("death_record_consistency")
+@check_kind("death_record_consistency", params=())
 def death_record_consistency(params: dict[str, Any]) -> CheckFn:
     """A death certificate agrees with itself: death not before birth, and the underlying cause is one of the
     causes on the certificate's chain (same ICD-10 category)."""
@@ -138,7 +138,7 @@ def death_record_consistency(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("discharge_death_consistency")
+@check_kind("discharge_death_consistency", params=())
 def discharge_death_consistency(params: dict[str, Any]) -> CheckFn:
     """A discharge says death (离院方式 5) exactly when it has a time of death, and that time lies within
     the stay."""
