@@ -403,7 +403,7 @@ def test_chromium_renders_charts_and_header(browser: Browser) -> None:
     assert "信阳市中心医院" in dom and "425100241411502A1001" in dom
     assert "第 3 名 / 共 286" in dom and "第 1 名 / 共 19" in dom
     assert "2024-05-01 至 2024-05-14" in dom
-    assert dom.count('<tr><td><code>CMP-') == 2  # the rule table's completeness rows
+    assert dom.count('<tr><td class="rule-id"><code>CMP-') == 2  # the rule table's completeness rows
     assert "ov-411502-20240513-000999" not in dom  # only the first five examples
 
 

