@@ -1,0 +1,148 @@
+"""Routing work queues in PostgreSQL: what each collaboration route asks a county to act on.
+
+Every route (issue #6: chronic disease, tumour registry, death registration, notifiable disease,
+vaccination, resident update) publishes its items on its topic and keeps them in a table of the same shape,
+``routing.<route>``, so a downstream system can consume either. An item is keyed by the route's business
+key (person × disease, person × tumour site, …): its id is a UUIDv5 of that key, so a replay or restart
+writes nothing twice. Its status is pending → acknowledged | rejected by the county (who, when, why), or
+withdrawn when the source cancels or corrects what produced it.
+
+Counties see their own residents' items only: row-level security over ``county_code`` (the county of
+residence), through one NOLOGIN role per county (``<role prefix><county code>``, e.g.
+``healthbus_county_411502``). A county's downstream login is made a member of its county role and can read
+its items and set their status, nothing else; the routing stages own the tables and bypass the policy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+ROUTES: tuple[str, ...] = ("chronic_disease", "tumor_registry", "death_registration", "infectious_disease",
+                           "vaccination", "resident_update")
+STATUSES: tuple[str, ...] = ("pending", "acknowledged", "rejected", "withdrawn")
+COUNTY_DECISIONS: tuple[str, ...] = ("acknowledged", "rejected")
+DEFAULT_ROLE_PREFIX = "healthbus_county_"
+ITEM_NAMESPACE = uuid.UUID("3e0f6b8e-1c55-4d8a-a0f1-5b8f9a3c7d21")
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS routing.{table} (
+    item_id          uuid PRIMARY KEY,
+    business_key     text        NOT NULL UNIQUE,
+    person_id        text        NOT NULL,
+    county_code      char(6)     NOT NULL,
+    kind             text        NOT NULL,
+    payload          jsonb       NOT NULL,
+    source_event_ids text[]      NOT NULL,
+    status           text        NOT NULL DEFAULT 'pending' CHECK (status IN ({statuses})),
+    status_by        text,
+    status_at        timestamptz,
+    status_reason    text,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS {table}_county_status ON routing.{table} (county_code, status);
+CREATE INDEX IF NOT EXISTS {table}_person ON routing.{table} (person_id);
+ALTER TABLE routing.{table} ENABLE ROW LEVEL SECURITY;
+"""
+
+
+def item_id(route: str, business_key: str) -> str:
+    return str(uuid.uuid5(ITEM_NAMESPACE, f"{route}\x1f{business_key}"))
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    route: str
+    business_key: str  # e.g. "<person id>:HYPERTENSION"
+    person_id: str
+    county_code: str  # the county of residence that must act on it (GB/T 2260)
+    kind: str  # registration | evidence | report | reversal | …
+    payload: dict[str, Any]  # route-specific, the JSON form
+    source_event_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def item_id(self) -> str:
+        return item_id(self.route, self.business_key)
+
+
+def _check_route(route: str) -> None:
+    if route not in ROUTES:
+        raise ValueError(f"unknown route {route!r}; routes: {', '.join(ROUTES)}")
+
+
+def _county_policy(role_prefix: str) -> sql.Composed:
+    # Rows of the counties whose role the current user holds. pg_roles is read instead of calling
+    # pg_has_role on '<prefix>' || county_code, which fails for a county that has no role yet.
+    return sql.SQL(
+        "county_code IN (SELECT substr(r.rolname, {start}) FROM pg_roles r "
+        "WHERE r.rolname LIKE {pattern} AND pg_has_role(current_user, r.oid, 'MEMBER'))"
+    ).format(start=sql.Literal(len(role_prefix) + 1), pattern=sql.Literal(role_prefix.replace("_", r"\_") + "%"))
+
+
+def ensure_work_queues(conn: psycopg.Connection, role_prefix: str = DEFAULT_ROLE_PREFIX) -> None:
+    """Create the schema, one table per route and its county policy (idempotent, one creator at a time)."""
+    statuses = ", ".join(f"'{s}'" for s in STATUSES)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('healthbus.routing.ddl'))")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS routing")
+        for route in ROUTES:
+            conn.execute(_TABLE.format(table=route, statuses=statuses))
+            conn.execute(sql.SQL("DROP POLICY IF EXISTS county_rows ON routing.{}").format(sql.Identifier(route)))
+            # A county reads its rows and may acknowledge or reject them; withdrawing is the stages' business.
+            conn.execute(sql.SQL(
+                "CREATE POLICY county_rows ON routing.{} USING ({}) WITH CHECK ({} AND status <> 'withdrawn')"
+            ).format(sql.Identifier(route), _county_policy(role_prefix), _county_policy(role_prefix)))
+
+
+def ensure_county_role(conn: psycopg.Connection, county_code: str, role_prefix: str = DEFAULT_ROLE_PREFIX) -> str:
+    """The county's NOLOGIN role, allowed to read its items and decide on them in every route table."""
+    if not (len(county_code) == 6 and county_code.isdigit()):
+        raise ValueError(f"a county code is 6 digits (GB/T 2260), got {county_code!r}")
+    role = f"{role_prefix}{county_code}"
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('healthbus.routing.roles'))")
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA routing TO {}").format(sql.Identifier(role)))
+        for route in ROUTES:
+            table = sql.Identifier("routing", route)
+            conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(table, sql.Identifier(role)))
+            conn.execute(sql.SQL("GRANT UPDATE (status, status_by, status_at, status_reason) ON {} TO {}").format(
+                table, sql.Identifier(role)))
+    return role
+
+
+def enqueue(conn: psycopg.Connection, items: list[WorkItem]) -> int:
+    """Insert the items not there yet (by business key); returns how many were new."""
+    added = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for item in items:
+            _check_route(item.route)
+            cur.execute(
+                sql.SQL("INSERT INTO routing.{} (item_id, business_key, person_id, county_code, kind, payload, "
+                        "source_event_ids) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING").format(
+                    sql.Identifier(item.route)),
+                (item.item_id, item.business_key, item.person_id, item.county_code, item.kind,
+                 json.dumps(item.payload, ensure_ascii=False), list(item.source_event_ids)))
+            added += cur.rowcount
+    return added
+
+
+def decide(conn: psycopg.Connection, route: str, item: str, status: str, actor: str, reason: str = "",
+           now: dt.datetime | None = None) -> bool:
+    """Set an item's status with who, when and why; False when the item is not visible to this login
+    (another county's) or does not exist. Counties acknowledge or reject; the stages withdraw."""
+    _check_route(route)
+    if status not in STATUSES or status == "pending":
+        raise ValueError(f"status must be one of {STATUSES[1:]}, got {status!r}")
+    cur = conn.execute(
+        sql.SQL("UPDATE routing.{} SET status = %s, status_by = %s, status_at = %s, status_reason = %s "
+                "WHERE item_id = %s").format(sql.Identifier(route)),
+        (status, actor, now or dt.datetime.now(dt.timezone.utc), reason or None, item))
+    return cur.rowcount == 1

@@ -1,0 +1,87 @@
+"""Routing work queues: idempotent by business key, and a county sees and decides on its own items only."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ops.settings import Settings
+from streams.routing.work_queue import WorkItem, decide, enqueue, ensure_county_role, ensure_work_queues
+
+XINYANG_SHIHE, GUSHI = "411502", "411525"
+
+
+@pytest.fixture
+def queues(own_db_settings: Settings) -> Iterator[tuple[psycopg.Connection, str]]:
+    """A database with the work queues, county roles under a prefix of this test's own (roles are
+    cluster-wide: dropped afterwards), and one downstream login per county."""
+    prefix = f"hbt{uuid.uuid4().hex[:6]}_county_"
+    conn = psycopg.connect(own_db_settings.postgres_url, autocommit=True)
+    ensure_work_queues(conn, prefix)
+    roles = []
+    try:
+        for county in (XINYANG_SHIHE, GUSHI):
+            county_role = ensure_county_role(conn, county, prefix)
+            login = f"{prefix}ds_{county}"
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(login),
+                                                                        sql.Identifier(county_role)))
+            roles += [login, county_role]
+        yield conn, prefix
+    finally:
+        conn.execute("RESET ROLE")
+        for role in roles:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        conn.close()
+
+
+def _item(person: str, county: str, disease: str = "HYPERTENSION") -> WorkItem:
+    return WorkItem("chronic_disease", f"{person}:{disease}", person, county, "registration",
+                    {"disease": disease, "diagnosis_code": "I10.x00x002"}, ("e-1",))
+
+
+def test_enqueue_is_idempotent_by_business_key(queues: tuple[psycopg.Connection, str]) -> None:
+    conn, _ = queues
+    items = [_item("p1", XINYANG_SHIHE), _item("p2", GUSHI), _item("p1", XINYANG_SHIHE, "DIABETES")]
+    assert enqueue(conn, items) == 3
+    assert enqueue(conn, items) == 0  # a replay adds nothing
+    assert conn.execute("SELECT count(*) FROM routing.chronic_disease").fetchone()[0] == 3
+    assert conn.execute("SELECT status FROM routing.chronic_disease WHERE item_id = %s",
+                        (items[0].item_id,)).fetchone()[0] == "pending"
+
+
+def test_a_county_sees_and_decides_on_its_own_residents_items_only(queues: tuple[psycopg.Connection, str]) -> None:
+    conn, prefix = queues
+    mine, theirs = _item("p1", XINYANG_SHIHE), _item("p2", GUSHI)
+    enqueue(conn, [mine, theirs, _item("p3", "411528")])  # 息县 has no downstream system yet
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(f"{prefix}ds_{XINYANG_SHIHE}")))
+    try:
+        visible = conn.execute("SELECT person_id, county_code FROM routing.chronic_disease").fetchall()
+        assert visible == [("p1", XINYANG_SHIHE)]
+        assert decide(conn, "chronic_disease", mine.item_id, "acknowledged", "shihe-ph-system")
+        assert not decide(conn, "chronic_disease", theirs.item_id, "rejected", "shihe-ph-system", "not ours")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # RLS: counties don't withdraw items
+            decide(conn, "chronic_disease", mine.item_id, "withdrawn", "shihe-ph-system")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # only the status columns are theirs
+            conn.execute("UPDATE routing.chronic_disease SET county_code = %s", (GUSHI,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM routing.chronic_disease")
+    finally:
+        conn.execute("RESET ROLE")
+    rows = dict(conn.execute("SELECT person_id, status || ':' || coalesce(status_by, '') "
+                             "FROM routing.chronic_disease").fetchall())
+    assert rows == {"p1": "acknowledged:shihe-ph-system", "p2": "pending:", "p3": "pending:"}
+
+
+def test_unknown_routes_and_bad_statuses_are_refused(queues: tuple[psycopg.Connection, str]) -> None:
+    conn, _ = queues
+    with pytest.raises(ValueError):
+        enqueue(conn, [WorkItem("no_such_route", "k", "p", XINYANG_SHIHE, "registration", {})])
+    with pytest.raises(ValueError):
+        decide(conn, "chronic_disease", "00000000-0000-0000-0000-000000000000", "pending", "x")
+    with pytest.raises(ValueError):
+        ensure_county_role(conn, "4115", "x_")
