@@ -84,15 +84,7 @@ def region_valid(code: str, year: int) -> bool:
 
     False for anything not exactly six digits, for summary codes (市辖区 …) and for codes of other years.
     """
-    spans = (_spans if _spans is not None else _load()).get(code)
-    if spans is None:
-        return False
-    if year < TABLE_FIRST_YEAR:
-        year = TABLE_FIRST_YEAR
-    for first, last, _ in spans:
-        if first <= year <= last:
-            return True
-    return False
+    return region_name(code, year) is not None
 
 
 def region_name(code: str, year: int) -> str | None:
@@ -103,6 +95,11 @@ def region_name(code: str, year: int) -> str | None:
     spans = (_spans if _spans is not None else _load()).get(code)
     if spans is None:
         return None
+    year = max(year, TABLE_FIRST_YEAR)  # before the first table: judged against it
+    for first, last, name in spans:
+        if first <= year <= last:
+            return name
+    return None
     if year < TABLE_FIRST_YEAR:
         year = TABLE_FIRST_YEAR
     for first, last, name in spans:
