@@ -11,6 +11,7 @@ sinks' writes by event id make even a repeated replay land once.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,8 +70,8 @@ def read_dead_letters(kafka_config: dict[str, Any], codec: EventCodec, topic: st
         partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
         consumer.assign(partitions)
         open_partitions = {p.partition for p in partitions}
-        deadline = dt.datetime.now().timestamp() + timeout
-        while open_partitions and dt.datetime.now().timestamp() < deadline:
+        deadline = time.monotonic() + timeout
+        while open_partitions and time.monotonic() < deadline:
             for m in consumer.consume(500, timeout=0.5):
                 if m.error() is not None:
                     if m.error().code() == KafkaError._PARTITION_EOF:

@@ -138,6 +138,9 @@ def run_monitor(client: Any, database: str, conn: psycopg.Connection, producer: 
 
 
 def _refresh_gauges(client: Any, database: str, today: dt.date) -> None:
+    # A long-running monitor crosses midnight: yesterday's feeds must not linger with yesterday's figures.
+    for gauge in (RECEIVED, ACCEPTED, REJECTED, LATE, SCORE):
+        gauge.clear()
     for f in daily_figures(client, database, today, today):
         labels = (f.org_code, f.event_type)
         RECEIVED.labels(*labels).set(f.received)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from avro_schemas.serde import codec_for
-from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, identified_topic, validated_topic
+from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, validated_topic
 from ops.settings import Settings
 from sinks.batch_consumer import BatchConsumer, SinkProgress, dlq_topic_for
 from ops.stack.clickhouse import open_clickhouse
@@ -32,12 +32,13 @@ def open_clickhouse_event_log(settings: Settings) -> ClickHouseEventLog:
 
 def build_consumer(settings: Settings, sink: EventSink, event_types: list[str] | None = None,
                    layer: Literal["validated", "identified"] = "validated") -> BatchConsumer:
-    """Sinks land what passed the quality rules (``validated``); ClickHouse also keeps every verdict, for the
-    scores. ``identified``: a deployment without the quality stage (the pass-through fallback)."""
+    """Sinks land what passed the quality rules (``validated``), and the topics each sink also reads (ClickHouse:
+    every verdict, for the scores). ``identified``: a deployment without the quality stage (the pass-through
+    fallback), which has no verdicts either."""
     layer_topic = validated_topic if layer == "validated" else identified_topic
     topics = [settings.topic_name(layer_topic(t).name) for t in (event_types or PIPELINE_EVENT_TYPES)]
-    if isinstance(sink, ClickHouseEventLog) and layer == "validated":
-        topics.append(settings.topic_name(QUALITY_RESULTS))
+    if layer == "validated":
+        topics += [settings.topic_name(t) for t in sink.also_reads]
     return BatchConsumer(
         sink, topics, settings.group_id(sink.name), settings.confluent_config(),
         codec_for(settings.schema_registry_config()), dlq_topic_for(sink.name, settings.topic_prefix),

@@ -16,12 +16,11 @@ from ops.settings import Settings
 from ops.stack.clickhouse import open_clickhouse
 from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.clickhouse.event_log import ClickHouseEventLog
-from sinks.clickhouse.quality_results import DailyFigures
 from sinks.event_sink import SinkRecord
 from streams.privacy import mask_id_number, mask_name
 from streams.quality.engine import RuleEngine, Verdict
 from streams.quality.issue_store import QualityIssue, ensure_issue_store, write_issues
-from streams.quality.ranking import rank_institutions
+from streams.quality.ranking import DailyFigures, rank_institutions
 from streams.quality.rule_set import default_rule_set
 from streams.quality.stage import verdict_value
 from streams.standards.citizen_id import make_citizen_id

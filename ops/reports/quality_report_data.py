@@ -21,10 +21,10 @@ from sinks.clickhouse.quality_results import (daily_figures, events_failing_by_c
 from streams.privacy import mask_address, mask_card, mask_id_number, mask_name, mask_phone
 from streams.quality.ranking import rank_institutions
 from streams.quality.rule_set import RuleSet
+from streams.standards.china_time import CST
 from streams.standards.region_codes import region_name
 
 EXAMPLES = 5
-CST = dt.timezone(dt.timedelta(hours=8))  # times in the report are Asia/Shanghai, whatever the session zone
 _MASKERS = {"name": mask_name, "id_number": mask_id_number, "mother_id_number": mask_id_number,
             "mother_name": mask_name, "phone": mask_phone, "health_card": mask_card, "insurance_card": mask_card,
             "address": mask_address, "local_patient_id": mask_card}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avro_schemas.envelope import make_event_id
+from streams.standards.china_time import CST
 
 Row = Mapping[str, Any]
 
@@ -74,7 +75,7 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:  # a timestamp without zone is the hospital's local time (China Standard Time)
-        value = value.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        value = value.replace(tzinfo=CST)
     return value.astimezone(dt.timezone.utc)
 
 

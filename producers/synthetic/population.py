@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from producers.synthetic.institutions import CITY_DISTRICTS, COUNTY_POPULATION_M
 from producers.synthetic.names import pick_given_name, pick_surname
 from producers.synthetic.regions import COUNTIES
+from streams.standards.china_time import CST
 from streams.standards.citizen_id import make_citizen_id
 
 # Townships (乡镇/街道) per county; the first ones are the urban sub-districts of the county seat.
@@ -307,7 +308,7 @@ class PopulationBuilder:
     def newborn(self, mother: Person, born_at: dt.datetime, sex: str, twin_of: Person | None = None) -> Person:
         """A child born in the window: in the mother's household, no ID number yet, often not yet named."""
         rng = self.rng
-        birth = born_at.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+        birth = born_at.astimezone(CST).date()
         # The father's surname: the household's man of about the mother's age, else a fresh one.
         fathers = [p for p in (self.population.people[i] for i in self.population.by_household[mother.household])
                    if p.sex == "1" and abs(p.birth_date.year - mother.birth_date.year) <= 8]

@@ -11,7 +11,8 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
-CST = dt.timezone(dt.timedelta(hours=8), "CST")
+from streams.standards.china_time import CST
+
 UTC = dt.timezone.utc
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from avro_schemas.topics import QUALITY_RESULTS
 from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
 from sinks.event_sink import SinkRecord
 from streams.privacy import pseudonym
@@ -77,6 +78,7 @@ def age_at(birth: dt.date | None, moment: dt.datetime) -> int | None:
 
 class ClickHouseEventLog:
     name = "sink-clickhouse"
+    also_reads: tuple[str, ...] = (QUALITY_RESULTS,)  # the verdicts, for the quality scores
 
     def __init__(self, client: Any, database: str, pseudonym_key: bytes) -> None:
         self._client = client

@@ -5,7 +5,7 @@ event id, the institution and the rules that failed. It is a ReplacingMergeTree 
 re-judged event (a replay after a correction) replaces its earlier verdict, and a replayed batch collapses.
 ``quality_daily`` (per institution × day × event type: received = accepted + rejected, late = accepted
 events uploaded past their limit (a rejected one counts as rejected only), weighted score)
-and ``quality_uploads_daily`` (the same per upload day, for monitoring) are views that read it ``FINAL``;
+and ``quality_uploads_daily`` (the same per upload day, for monitoring) are views (replaced at start-up, so a changed definition reaches existing databases) that read it ``FINAL``;
 at the city's volume (~10⁶ events a day) that is cheap, and it keeps duplicates out of every figure, which
 an aggregating materialized view fed by an at-least-once stream would not.
 """
@@ -13,10 +13,10 @@ an aggregating materialized view fed by an at-least-once stream would not.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
-CST = dt.timezone(dt.timedelta(hours=8))
+from streams.quality.ranking import DailyFigures
+from streams.standards.china_time import CST
 
 
 def quality_ddl(database: str) -> list[str]:
@@ -48,15 +48,14 @@ def quality_ddl(database: str) -> list[str]:
         PARTITION BY toYYYYMM(event_day)
         ORDER BY (org_code, event_day, event_type, event_id)
         COMMENT '质控结果, 每事件一行, 无个人信息 / Quality verdicts, one row per event, no personal data'""",
-        f"""CREATE VIEW IF NOT EXISTS {database}.quality_daily AS
+        f"""CREATE OR REPLACE VIEW {database}.quality_daily AS
         SELECT org_code, any(org_name) AS org_name, any(org_region_code) AS org_region_code, event_day AS day, event_type,
                count() AS received, countIf(passed) AS accepted, countIf(NOT passed) AS rejected,
                countIf(late AND passed) AS late, sum(weight_applied) AS weight_applied, sum(weight_failed) AS weight_failed,
-               if(weight_applied > 0, 1 - weight_failed / weight_applied, 1) AS score,  -- the sums' aliases
-               groupUniqArray(rule_set_version) AS rule_set_versions
+               if(weight_applied > 0, 1 - weight_failed / weight_applied, 1) AS score  -- the sums' aliases
         FROM {database}.quality_results FINAL
         GROUP BY org_code, event_day, event_type""",
-        f"""CREATE VIEW IF NOT EXISTS {database}.quality_uploads_daily AS
+        f"""CREATE OR REPLACE VIEW {database}.quality_uploads_daily AS
         SELECT org_code, any(org_region_code) AS org_region_code, upload_day AS day, event_type, count() AS received,
                max(emitted_at) AS last_emitted_at
         FROM {database}.quality_results FINAL
@@ -78,25 +77,6 @@ def quality_row(v: dict[str, Any]) -> list[Any]:
             v["weight_applied"], v["weight_failed"], [x["rule_id"] for x in violations],
             [x["category"].lower() for x in violations], [x["severity"].lower() for x in violations],
             [x["field"] for x in violations]]
-
-
-@dataclass(frozen=True, slots=True)
-class DailyFigures:
-    org_code: str
-    org_name: str
-    org_region_code: str
-    day: dt.date
-    event_type: str
-    received: int
-    accepted: int
-    rejected: int
-    late: int
-    weight_applied: float
-    weight_failed: float
-
-    @property
-    def score(self) -> float:
-        return 1.0 - self.weight_failed / self.weight_applied if self.weight_applied else 1.0
 
 
 def daily_figures(client: Any, database: str, first: dt.date, last: dt.date, org_code: str | None = None

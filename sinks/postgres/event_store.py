@@ -42,6 +42,7 @@ def ensure_event_store(conn: psycopg.Connection) -> None:
 
 class PostgresEventStore:
     name = "sink-postgres"
+    also_reads: tuple[str, ...] = ()
 
     def __init__(self, postgres_url: str) -> None:
         self._conn = psycopg.connect(postgres_url, autocommit=True)
@@ -51,8 +52,8 @@ class PostgresEventStore:
         cols = ", ".join(COLUMNS)
         with self._conn.transaction():
             self._conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS event_store_batch (LIKE event_store INCLUDING DEFAULTS) "
-                f"ON COMMIT DELETE ROWS"
+                "CREATE TEMP TABLE IF NOT EXISTS event_store_batch (LIKE event_store INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
             )
             with self._conn.cursor() as cur:
                 with cur.copy(f"COPY event_store_batch ({cols}) FROM STDIN") as copy:

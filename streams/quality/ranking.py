@@ -8,21 +8,30 @@ a rank (1, 2, 2, 4); an institution with fewer than ``min_received`` events is l
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 
-class DayFigures(Protocol):
+@dataclass(frozen=True, slots=True)
+class DailyFigures:
+    """One institution × day × event type (ClickHouse ``quality_daily``, sinks/clickhouse/quality_results.py)."""
+
     org_code: str
     org_name: str
     org_region_code: str
+    day: dt.date
+    event_type: str
     received: int
     accepted: int
     rejected: int
     late: int
     weight_applied: float
     weight_failed: float
+
+    @property
+    def score(self) -> float:
+        return 1.0 - self.weight_failed / self.weight_applied if self.weight_applied else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +64,7 @@ def _competition_ranks(scores: list[float]) -> list[int]:
     return ranks
 
 
-def rank_institutions(figures: Iterable[DayFigures], min_received: int = 1) -> list[RankedInstitution]:
+def rank_institutions(figures: Iterable[DailyFigures], min_received: int = 1) -> list[RankedInstitution]:
     """City ranking, best first; ``county_rank`` places each institution within its county."""
     totals: dict[str, list] = {}
     for f in figures:

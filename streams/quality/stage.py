@@ -96,6 +96,8 @@ def verdict_value(verdict: Verdict, envelope: dict[str, Any], judged_at: dt.date
 
 
 def quality_header(verdict: Verdict) -> bytes:
+    if not verdict.violations:  # most events: nothing to list
+        return f"{verdict.rule_set_version};{verdict.score:.4f};".encode()
     ids = ",".join(dict.fromkeys(v.rule_id for v in verdict.warnings))
     return f"{verdict.rule_set_version};{verdict.score:.4f};{ids}".encode()
 

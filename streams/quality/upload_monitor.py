@@ -20,7 +20,8 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-CST = dt.timezone(dt.timedelta(hours=8))
+from streams.standards.china_time import CST
+
 WINDOW_DAYS = 28
 NO_UPLOAD = "NO_UPLOAD"
 LOW_VOLUME = "LOW_VOLUME"

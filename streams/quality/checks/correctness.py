@@ -8,12 +8,11 @@ from typing import Any
 
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind, memoised
 from streams.quality.field_paths import compile_path, is_blank
+from streams.standards.china_time import CST
 from streams.standards.citizen_id import parse_citizen_id
 from streams.standards.credit_code import is_valid_credit_code
 from streams.standards.icd10 import icd10_valid
 from streams.standards.region_codes import region_valid
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def _present(getters: list, event: dict[str, Any]) -> list[tuple[str, Any]]:

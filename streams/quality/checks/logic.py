@@ -8,9 +8,8 @@ from typing import Any
 
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind
 from streams.quality.field_paths import compile_path, is_blank
+from streams.standards.china_time import CST
 from streams.standards.icd10 import icd10_category, in_category_range
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @check_kind("not_before", params=('later', 'earlier'))
