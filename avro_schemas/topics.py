@@ -4,7 +4,9 @@ Naming: ``<layer>.<event type>`` for the event pipeline, where the layer says ho
 ``raw`` (as the adapter published it) → ``identified`` (person id attached) → ``validated`` (passed the
 quality rules; warnings ride along as a header) → the sinks and the routing stages. The quality stage's
 verdicts go to ``quality.results``, upload-monitoring alerts to ``alerts.quality``; dead letters go to
-``dlq.<stage>``. docs/topics.md explains the scheme. A deployment may prefix every name (``topic_prefix``)
+``dlq.<stage>``. The routing stage reads validated.* and publishes one ``collab.<route>`` topic per
+collaboration route (work-item changes for downstream programmes), ``record.deregistered`` (health
+record sealed or re-opened) and ``alerts.clinical`` (clinical reminders for the ordering institution). docs/topics.md explains the scheme. A deployment may prefix every name (``topic_prefix``)
 to share a cluster; code always asks this module for names, never spells them.
 """
 
@@ -59,12 +61,24 @@ ALERT_RETENTION_MS = 90 * DAY_MS
 
 # Event types the adapters publish (everything in events/; identity changes and dead letters are not).
 PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(
-    t for t in current_schemas() if not t.startswith(("ops.", "empi.", "quality.", "alerts.")))
+    t for t in current_schemas() if not t.startswith(("ops.", "empi.", "quality.", "alerts.", "collab.", "record.")))
 # Identity changes the master patient index publishes (identity/): merges, relinks.
 IDENTITY_CHANGE_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if t.startswith("empi."))
-STAGES: tuple[str, ...] = ("adapter", "identify", "quality", "sink-postgres", "sink-clickhouse")
+STAGES: tuple[str, ...] = ("adapter", "identify", "quality", "routing", "sink-postgres", "sink-clickhouse")
 QUALITY_RESULTS = "quality.results"
 QUALITY_ALERTS = "alerts.quality"
+# Collaboration routes (issue #6): each has its topic collab.<route> and its work-queue table routing.<route>.
+COLLAB_ROUTES: tuple[str, ...] = ("chronic_disease", "tumor_registry", "death_registration", "infectious_disease",
+                                  "vaccination", "resident_update")
+RECORD_DEREGISTERED = "record.deregistered"
+CLINICAL_ALERTS = "alerts.clinical"
+COLLAB_RETENTION_MS = 30 * DAY_MS  # a county system offline for a holiday week still catches up
+
+
+def collab_topic_name(route: str) -> str:
+    if route not in COLLAB_ROUTES:
+        raise KeyError(f"{route!r} is not a collaboration route; routes: {', '.join(COLLAB_ROUTES)}")
+    return f"collab.{route}"
 
 
 def _catalogue() -> dict[str, TopicSpec]:
@@ -94,6 +108,19 @@ def _catalogue() -> dict[str, TopicSpec]:
     specs.append(TopicSpec(
         QUALITY_ALERTS, "alerts", KeyScheme.INSTITUTION, "alerts.quality_feed", ALERT_PARTITIONS,
         ALERT_RETENTION_MS, "delete", "daily upload monitoring: a feed went quiet or low, and when it recovered",
+    ))
+    for route in COLLAB_ROUTES:
+        specs.append(TopicSpec(
+            collab_topic_name(route), "collab", KeyScheme.PERSON, "collab.work_item_change", EVENT_PARTITIONS,
+            COLLAB_RETENTION_MS, "delete", f"{route} work items: registered, evidence, amended, withdrawn, reassigned",
+        ))
+    specs.append(TopicSpec(
+        RECORD_DEREGISTERED, "record", KeyScheme.PERSON, "record.lifecycle_change", IDENTITY_CHANGE_PARTITIONS,
+        IDENTITY_CHANGE_RETENTION_MS, "delete", "health records sealed on a registered death, and re-opened",
+    ))
+    specs.append(TopicSpec(
+        CLINICAL_ALERTS, "alerts", KeyScheme.INSTITUTION, "alerts.clinical_reminder", ALERT_PARTITIONS,
+        ALERT_RETENTION_MS, "delete", "clinical reminders (智能提示): repeated drug class or test, for the ordering institution",
     ))
     for stage in STAGES:
         specs.append(TopicSpec(

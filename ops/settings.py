@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     """Upload monitoring: a feed with nothing received by this local time (Asia/Shanghai) raises NO_UPLOAD."""
     quality_monitor_min_share: float = 0.5
     """Upload monitoring: a complete day below this share of the feed's own 4-week median raises LOW_VOLUME."""
+    county_role_prefix: str = "healthbus_county_"
+    """Routing work queues: each county reads its own residents' items through the NOLOGIN role '<prefix><county code>'."""
+    reminder_drug_class_days: int = 30
+    """Clinical reminders: the same drug class (ATC level 3) prescribed to a person again within this many days."""
+    reminder_lab_item_days: int = 7
+    """Clinical reminders: the same lab item repeated at another institution within this many days."""
+    reminder_exam_item_days: int = 30
+    """Clinical reminders: the same exam item repeated at another institution within this many days."""
     clickhouse_url: str | None = None
     """http(s)://user:password@host:8123/database of a ClickHouse server; unset: embedded chDB."""
     chdb_path: Path | None = None

@@ -24,8 +24,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-ROUTES: tuple[str, ...] = ("chronic_disease", "tumor_registry", "death_registration", "infectious_disease",
-                           "vaccination", "resident_update")
+from avro_schemas.topics import COLLAB_ROUTES
+
+ROUTES: tuple[str, ...] = COLLAB_ROUTES
 STATUSES: tuple[str, ...] = ("pending", "acknowledged", "rejected", "withdrawn")
 COUNTY_DECISIONS: tuple[str, ...] = ("acknowledged", "rejected")
 DEFAULT_ROLE_PREFIX = "healthbus_county_"

@@ -31,12 +31,14 @@ from psycopg.types.json import Jsonb
 
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.master_index.cache import PersonCache
+from streams.identity.master_index.record_lifecycle import on_record_unmerged, record_status
 from streams.identity.master_index.store import (RecordKey, change_id, merge_persons, now_ms, person_facts,
                                                  queue_change, record_from_row, write_audit)
 from streams.identity.record import CSV_HEADER
 from streams.privacy import mask_address, mask_birth_date, mask_card, mask_id_number, mask_name, mask_phone
 
 OPERATOR_RULE = "operator"
+LIVE_STATUSES = ("active", "deceased")  # not merged away
 REVIEW_ACCEPT_RULE = "review_accept"
 _RECORD_FIELDS = CSV_HEADER[3:]  # name … address, the columns of empi.records after the key
 _RETRIES = 3  # a deadlock with the identify stage (it locks persons unordered) is retried, then raised
@@ -76,6 +78,7 @@ class UnmergeResult:
     identifiers_moved: tuple[str, ...] = ()  # kinds only (no values: they are personal data)
     already_done: bool = False  # the record's last move was this unmerge: nothing changed
     cache_error: str = ""
+    deregistration_moved: bool = False  # the death registered by this record went with it (record_lifecycle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,8 @@ class PersonView:
     identifiers: tuple[tuple[str, str], ...]  # (kind, masked value)
     open_reviews: tuple[ReviewView, ...]
     audit: tuple[AuditView, ...]  # the latest entries first
+    died_at: dt.datetime | None = None  # the health record is sealed (status deceased): the registered death
+    death_source: str | None = None  # "ORG:RECORD_KEY" of the death record that sealed it
 
 
 # -- masking (what an operator may see) ------------------------------------------------------------------
@@ -197,10 +202,11 @@ def _chain(conn: psycopg.Connection, person_id: str) -> list[tuple[str, str]]:
 
 
 def _resolve_active(conn: psycopg.Connection, person_id: str) -> tuple[str, list[str]]:
-    """(the person ``person_id`` resolves to, the chain of ids); refuses a person that is not active."""
+    """(the person ``person_id`` resolves to, the chain of ids); refuses a person that is not live. A
+    deceased person is live: a duplicate found after the death must still merge into its record."""
     chain = _chain(conn, person_id)
     final, status = chain[-1]
-    if status != "active":
+    if status not in LIVE_STATUSES:
         raise OperatorError("person_not_active", f"person {final} is {status}")
     return final, [p for p, _ in chain]
 
@@ -262,7 +268,7 @@ def _merge_locked(conn: psycopg.Connection, survivor_given: str, absorbed_given:
             return MergeResult(earlier, survivor, absorbed_given, (), already_done=True)
         _lock_persons_content(conn, [survivor, absorbed])
         locked = _lock_person_rows(conn, [survivor, absorbed])
-        if all(locked.get(p, ("", None))[0] == "active" for p in (survivor, absorbed)):
+        if all(locked.get(p, ("", None))[0] in LIVE_STATUSES for p in (survivor, absorbed)):
             break
         # Someone merged one of them between our look and our lock: resolve again.
     else:
@@ -400,9 +406,11 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
                 chain = [p for p, _ in _chain(conn, source)]
                 _lock_person_rows(conn, [person, *chain])
                 if person in chain[1:]:
-                    # Its old person was merged (directly or via others) into this one: bring it back.
-                    conn.execute("UPDATE empi.persons SET status = 'active', merged_into = NULL, updated_at = now() "
-                                 "WHERE person_id = %s", (source,))
+                    # Its old person was merged (directly or via others) into this one: bring it back (its
+                    # health record sealed if it holds a death registration; a merge normally moved that on).
+                    conn.execute("UPDATE empi.persons SET status = CASE WHEN EXISTS (SELECT 1 FROM "
+                                 "empi.deregistrations d WHERE d.person_id = %s) THEN 'deceased' ELSE 'active' END, "
+                                 "merged_into = NULL, updated_at = now() WHERE person_id = %s", (source, source))
                     target, reactivated = source, True
                 else:
                     # Its old person is active, or was merged elsewhere by a later decision: follow that.
@@ -437,12 +445,15 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
             write_audit(conn, actor, "unmerge", person, target, record=key, change=change, reason=reason,
                         detail={"undid_move": undone_move, "person_reactivated": reactivated, "new_person": new_person,
                                 "identifiers_moved": moved_kinds})
+            # A death registered by this record's death record is the target's: the seal goes with it.
+            sealed = any(c.person_id == target for c in on_record_unmerged(
+                conn, org_code, local_id, person, target, unmerge_change=change, actor=actor, reason=reason))
             queue_change(conn, change, "empi.record_relinked", target, {
                 "change_id": change, "occurred_at": now_ms(), "org_code": org_code, "local_patient_id": local_id,
                 "from_person_id": person, "to_person_id": target, "person_reactivated": reactivated,
                 "action": "unmerge", "actor": actor, "reason": reason})
             return UnmergeResult(change, org_code, local_id, person, target, reactivated, new_person,
-                                 tuple(moved_kinds))
+                                 tuple(moved_kinds), deregistration_moved=sealed)
 
     result = _retrying(run)
     return result if result.already_done else dataclasses.replace(result, cache_error=_forget(cache, [key]))
@@ -593,5 +604,7 @@ def show_person(conn: psycopg.Connection, person_id: str, audit_limit: int = 10)
             "SELECT at, actor, action, person_id::text, other_person_id::text, org_code, local_id, change_id, reason "
             "FROM empi.audit_log WHERE person_id = ANY(%s::uuid[]) OR other_person_id = ANY(%s::uuid[]) "
             "ORDER BY audit_id DESC LIMIT %s", (chain, chain, audit_limit)))
+    health_record = record_status(conn, person)
+    death_source = f"{health_record.org_code}:{health_record.record_key}" if health_record.sealed else None
     return PersonView(requested, person, tuple(chain), status, sex, created, updated, records, identifiers,
-                      reviews, audit)
+                      reviews, audit, health_record.died_at, death_source)

@@ -79,6 +79,23 @@ CREATE TABLE IF NOT EXISTS empi.separations (
     CHECK (person_a < person_b)
 );
 
+-- Sealed health records (注销/封档): one row per person whose death is registered (record_lifecycle.py).
+-- persons.status is 'deceased' exactly when the person has a row here; the latest death record wins, and
+-- a cancelled or corrected death record re-opens the record only when it is the one that sealed it.
+CREATE TABLE IF NOT EXISTS empi.deregistrations (
+    person_id         uuid PRIMARY KEY REFERENCES empi.persons (person_id),
+    died_at           timestamptz NOT NULL,
+    org_code          text NOT NULL,   -- the institution that sent the death record
+    record_key        text NOT NULL,   -- the death record's source key (Source.record_key)
+    local_patient_id  text,            -- the death record's patient at that institution: an unmerge of that
+                                       -- record takes the death with it
+    source_event_id   text NOT NULL,
+    cause_code        text,            -- ICD-10 underlying cause; NULL when the source (a discharge) lacks it
+    change_id         text NOT NULL,   -- the lifecycle change that sealed it (audit_log.change_id)
+    sealed_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS deregistrations_source ON empi.deregistrations (org_code, local_patient_id);
+
 -- Possible matches and identifier conflicts for a person to decide.
 CREATE TABLE IF NOT EXISTS empi.review_items (
     review_id            bigserial PRIMARY KEY,
@@ -103,7 +120,7 @@ CREATE TABLE IF NOT EXISTS empi.audit_log (
     audit_id         bigserial PRIMARY KEY,
     at               timestamptz NOT NULL DEFAULT now(),
     actor            text NOT NULL,
-    action           text NOT NULL,   -- link, merge, unmerge, review_accept, review_reject, status
+    action           text NOT NULL,   -- link, merge, unmerge, review_accept, review_reject, deregister, reinstate, …
     person_id        uuid,
     other_person_id  uuid,
     org_code         text,

@@ -142,7 +142,10 @@ def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rul
                   reason: str, change: str) -> list[RecordKey]:
     """Move every record and identifier of ``absorbed`` to ``survivor``; returns the records moved.
 
-    Runs inside the caller's transaction. A person merged away redirects to its survivor."""
+    Runs inside the caller's transaction. A person merged away redirects to its survivor. A sealed health
+    record (a registered death) goes with the absorbed person to the survivor (record_lifecycle.on_merge)."""
+    from streams.identity.master_index.record_lifecycle import on_merge  # it imports this module
+
     moved = [(org, local) for org, local in conn.execute(
         "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE person_id = %s "
         "RETURNING org_code, local_id", (survivor, absorbed)).fetchall()]
@@ -156,6 +159,7 @@ def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rul
                  "FROM empi.persons a WHERE s.person_id = %s AND a.person_id = %s", (survivor, absorbed))
     write_audit(conn, actor, "merge", survivor, absorbed, change=change, reason=reason,
                 detail={"rule": rule, "records_moved": len(moved)})
+    on_merge(conn, survivor, absorbed, merge_change=change, actor=actor)
     queue_change(conn, change, "empi.person_merged", survivor, {
         "change_id": change, "occurred_at": now_ms(), "survivor_person_id": survivor,
         "absorbed_person_id": absorbed, "records_moved": len(moved), "rule": rule, "actor": actor,
