@@ -26,8 +26,9 @@ adapter_app = typer.Typer(help="Adapters: publish what institutions write to the
 from ops.dlq_cli import dlq_app  # noqa: E402 (own modules: these groups have many commands)
 from ops.empi_cli import empi_app  # noqa: E402
 from ops.quality_cli import quality_app  # noqa: E402
+from ops.routing_cli import routing_app  # noqa: E402
 
-for sub, name in ((empi_app, "empi"), (quality_app, "quality"), (dlq_app, "dlq"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
+for sub, name in ((empi_app, "empi"), (quality_app, "quality"), (routing_app, "routing"), (dlq_app, "dlq"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
                   (worker_app, "worker"), (sink_app, "sink"), (adapter_app, "adapter")):
     app.add_typer(sub, name=name)
 
@@ -231,6 +232,23 @@ def worker_quality(
     """identified.* → validated.*: judges every event by the quality rule set; errors go to dlq.quality,
     every verdict to quality.results."""
     from streams.quality.stage import run_worker
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    run_worker(get_settings(), event_types or None, group_suffix)
+
+
+@worker_app.command("routing")
+def worker_routing(
+    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+) -> None:
+    """validated.* + empi.* → collab.<route>, record.deregistered, alerts.clinical: collaboration routing
+    with its PostgreSQL work queues (routing.<route>), the health-record seal and clinical reminders."""
+    from streams.routing.stage import run_worker
 
     if metrics_port:
         from prometheus_client import start_http_server

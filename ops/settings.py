@@ -76,8 +76,11 @@ class Settings(BaseSettings):
     """Upload monitoring: a complete day below this share of the feed's own 4-week median raises LOW_VOLUME."""
     county_role_prefix: str = "healthbus_county_"
     """Routing work queues: each county reads its own residents' items through the NOLOGIN role '<prefix><county code>'."""
-    reminder_drug_class_days: int = 30
-    """Clinical reminders: the same drug class (ATC level 3) prescribed to a person again within this many days."""
+    reminder_drug_class_days: int = 7
+    """Clinical reminders: the same drug class (ATC level 3) prescribed again within this many days of a
+    prescription that states no days supplied (a stated supply is the window itself)."""
+    reminder_drug_supply_cap_days: int = 90
+    """Clinical reminders: a prescription's stated days supplied counts for at most this many days."""
     reminder_lab_item_days: int = 7
     """Clinical reminders: the same lab item repeated at another institution within this many days."""
     reminder_exam_item_days: int = 30

@@ -75,6 +75,12 @@ class Patient:
                 "vaccine_code": vaccine, "vaccine_name": None, "dose_number": dose, "batch_no": "B1",
                 "manufacturer": None, "administered_at": at, "site": None, "route": None}
 
+    def prescription(self, atc: str = "C09CA03", days: int | None = 30, at: dt.datetime = AT) -> dict[str, Any]:
+        return {"envelope": self._envelope("prescription", None, at), "prescription_no": "CF1", "visit_no": None,
+                "prescribed_at": at, "department_name": None,
+                "items": [{"drug_code": "H0001", "drug_name": None, "atc_code": atc, "dose": 80.0, "dose_unit": "mg",
+                           "frequency": "qd", "route": "口服", "days": days, "quantity": None}]}
+
     def registered(self, abo: str | None = "1", rh: str | None = "2", history: list[dict[str, Any]] | None = None,
                    at: dt.datetime = AT) -> dict[str, Any]:
         return {"envelope": self._envelope("patient.registered", None, at), "abo_blood_type": abo,

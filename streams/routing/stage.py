@@ -1,0 +1,198 @@
+"""The routing stage, validated.* + empi.* → collab.<route>, record.deregistered, alerts.clinical.
+
+Per batch: decode each message (a body that does not decode goes to dlq.routing), then, in one
+PostgreSQL transaction per run of events (and one per identity change, in order):
+
+- the routing ledger (ledger.py) turns each event's claims into work-item changes, and the death route's
+  hook seals or re-opens the person's health record in the EMPI (record_seal.py);
+- the order history (order_history.py) raises or withdraws clinical reminders;
+- an EMPI merge or unmerge moves the claims and order history of the persons it names.
+
+After commit the stage publishes every stored change of the batch's causes (routing.changes) and the
+reminders it computed: on a replay after a crash it publishes them again, identical, and consumers dedupe
+by change id / reminder id. Nothing is published for a change that did not commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter as PromCounter, Histogram
+
+from avro_schemas.json_form import from_json
+from avro_schemas.serde import DecodeError, EventCodec, codec_for
+from avro_schemas.topics import (CLINICAL_ALERTS, IDENTITY_CHANGE_TYPES, PIPELINE_EVENT_TYPES, topic,
+                                 validated_topic)
+from ops.settings import Settings
+from streams.faust_runtime.batch_agent import OutRecord
+from streams.raw_intake import RawIntake
+from streams.routing.clinical_reminders import Reminder, ReminderWindows, reminder_value
+from streams.routing.ledger import ChangeMessage, RoutingLedger
+
+STAGE = "routing"
+PRUNE_EVERY = dt.timedelta(minutes=10)
+
+log = logging.getLogger(__name__)
+
+CHANGES = PromCounter("healthbus_routing_changes_total", "Work-item changes the routing stage made",
+                      ["route", "kind"])
+REMINDERS = PromCounter("healthbus_routing_reminders_total", "Clinical reminders raised or withdrawn",
+                        ["kind", "status"])
+BATCH_SECONDS = Histogram("healthbus_routing_batch_seconds", "Time to route one batch, with its database work")
+
+
+class RoutingState:
+    """The stage's PostgreSQL edge: the ledger, the order history and the EMPI health-record seal."""
+
+    def __init__(self, postgres_url: str, windows: ReminderWindows, role_prefix: str) -> None:
+        import psycopg
+
+        from streams.identity.master_index.schema import ensure_master_index
+        from streams.routing.ledger import ensure_ledger
+        from streams.routing.order_history import ensure_order_history
+        from streams.routing.record_seal import death_hooks
+
+        self.conn = psycopg.connect(postgres_url, autocommit=True)
+        ensure_master_index(self.conn)
+        ensure_ledger(self.conn, role_prefix)
+        ensure_order_history(self.conn)
+        self.ledger = RoutingLedger(self.conn, hooks=death_hooks())
+        self.windows = windows
+        self.pruned_at = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+    def route_events(self, events: list[tuple[str, dict[str, Any]]]) -> tuple[list[Reminder], list[Reminder]]:
+        from streams.routing.order_history import record_batch
+
+        with self.conn.transaction():
+            self.ledger.apply_events(events)
+            return record_batch(self.conn, events, self.windows)
+
+    def identity_change(self, change_type: str, change: dict[str, Any]) -> tuple[list[Reminder], list[Reminder]]:
+        from streams.routing.order_history import move_person, relink_record
+
+        cause = change["change_id"]
+        with self.conn.transaction():
+            if change_type == "empi.person_merged":
+                self.ledger.apply_merge(change)
+                return move_person(self.conn, change["absorbed_person_id"], change["survivor_person_id"],
+                                   windows=self.windows, cause=cause)
+            self.ledger.apply_relink(change)
+            return relink_record(self.conn, change["org_code"], change["local_patient_id"], change["to_person_id"],
+                                 windows=self.windows, cause=cause)
+
+    def prune(self) -> int:
+        """Drop orders too old to remind anything (twice the longest window back, for late uploads)."""
+        from streams.routing.order_history import prune_order_history
+
+        now = dt.datetime.now(dt.timezone.utc)
+        if now - self.pruned_at < PRUNE_EVERY:
+            return 0
+        self.pruned_at = now
+        return prune_order_history(self.conn, now - 2 * self.windows.longest)
+
+    def changes_for(self, cause_ids: Sequence[str]) -> list[ChangeMessage]:
+        return self.ledger.changes_for(cause_ids)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class RoutingStage:
+    def __init__(self, codec: EventCodec, topic_prefix: str, state: RoutingState,
+                 event_types: list[str] | None = None) -> None:
+        types = event_types or list(PIPELINE_EVENT_TYPES)
+        self.codec = codec
+        self.state = state
+        self.prefix = topic_prefix
+        inputs = {topic_prefix + validated_topic(t).name: t for t in types}
+        inputs.update({topic_prefix + topic(t).name: t for t in IDENTITY_CHANGE_TYPES})
+        self.intake = RawIntake(codec, STAGE, topic_prefix, inputs, None)
+        self.alerts_topic = topic_prefix + topic(CLINICAL_ALERTS).name
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.intake.inputs)
+
+    def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
+        with BATCH_SECONDS.time():
+            return self._handle(messages)
+
+    def _handle(self, messages: list[Any]) -> list[OutRecord]:
+        out: list[OutRecord] = []
+        causes: list[str] = []
+        reminders: list[Reminder] = []
+        withdrawn: list[Reminder] = []
+        run: list[tuple[str, dict[str, Any]]] = []
+
+        def flush_run() -> None:
+            if run:
+                raised, gone = self.state.route_events(run)
+                reminders.extend(raised)
+                withdrawn.extend(gone)
+                run.clear()
+
+        for m in messages:
+            try:
+                event = self.codec.decode(m.value)
+            except DecodeError as exc:
+                out.append(self.intake.dead_letter(m, exc.code.value, exc.message))
+                continue
+            expected = self.intake.inputs[m.topic]
+            if event.event_type != expected:
+                out.append(self.intake.dead_letter(m, "wrong_event_type",
+                                                   f"a {event.event_type} event on the {expected} topic"))
+                continue
+            if event.event_type in IDENTITY_CHANGE_TYPES:
+                flush_run()  # identity changes apply in order with the events around them
+                raised, gone = self.state.identity_change(event.event_type, event.value)
+                reminders.extend(raised)
+                withdrawn.extend(gone)
+                causes.append(event.value["change_id"])
+            else:
+                run.append((event.event_type, event.value))
+                causes.append(event.value["envelope"]["event_id"])
+        flush_run()
+        self.state.prune()
+        counts: Counter[tuple[str, str]] = Counter()
+        for change in self.state.changes_for(causes):
+            value = from_json(change.event_type, change.value)
+            target = self.prefix + change.topic
+            out.append(OutRecord(target, change.key.encode(), self.codec.encode(change.event_type, value, topic=target)))
+            if change.event_type == "collab.work_item_change":
+                counts[(change.value["route"], change.value["kind"])] += 1
+        for reminder in reminders + withdrawn:
+            out.append(OutRecord(self.alerts_topic, reminder.org_code.encode(), self.codec.encode(
+                "alerts.clinical_reminder", reminder_value(reminder), topic=self.alerts_topic)))
+            REMINDERS.labels(reminder.kind.value, reminder.status.value).inc()
+        for labels, n in counts.items():
+            CHANGES.labels(*labels).inc(n)
+        return out
+
+
+def reminder_windows(settings: Settings) -> ReminderWindows:
+    return ReminderWindows(drug_class=dt.timedelta(days=settings.reminder_drug_class_days),
+                           drug_supply_cap=dt.timedelta(days=settings.reminder_drug_supply_cap_days),
+                           lab_item=dt.timedelta(days=settings.reminder_lab_item_days),
+                           exam_item=dt.timedelta(days=settings.reminder_exam_item_days))
+
+
+def build_stage(settings: Settings, event_types: list[str] | None = None) -> RoutingStage:
+    state = RoutingState(settings.postgres_url, reminder_windows(settings), settings.county_role_prefix)
+    return RoutingStage(codec_for(settings.schema_registry_config()), settings.topic_prefix, state, event_types)
+
+
+def build_app(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> Any:
+    from streams.faust_runtime.app import batch_stage_app
+
+    stage = build_stage(settings, event_types)
+    return batch_stage_app(settings, STAGE, stage.inputs, stage.handle_batch, group_suffix)
+
+
+def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
+    from streams.faust_runtime.app import run_worker as run_faust_worker
+
+    run_faust_worker(build_app(settings, event_types, group_suffix), logging.WARNING)
