@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from ops.settings import Settings
-from streams.routing.work_queue import WorkItem, decide, enqueue, ensure_county_role, ensure_work_queues
+from streams.routing.work_queue import ItemRow, decide, ensure_county_role, ensure_work_queues, item_id, save_items
 
 XINYANG_SHIHE, GUSHI = "411502", "411525"
 
@@ -39,25 +39,31 @@ def queues(own_db_settings: Settings) -> Iterator[tuple[psycopg.Connection, str]
         conn.close()
 
 
-def _item(person: str, county: str, disease: str = "HYPERTENSION") -> WorkItem:
-    return WorkItem("chronic_disease", f"{person}:{disease}", person, county, "registration",
-                    {"disease": disease, "diagnosis_code": "I10.x00x002"}, ("e-1",))
+def _item(person: str, county: str, disease: str = "HYPERTENSION") -> ItemRow:
+    key = f"{person}:{disease}"
+    return ItemRow("chronic_disease", item_id("chronic_disease", key), key, person, county, "registration",
+                   {"disease": disease, "diagnosis_code": "I10.x00x002"}, ["e-1"], stored=False)
 
 
-def test_enqueue_is_idempotent_by_business_key(queues: tuple[psycopg.Connection, str]) -> None:
+def test_saving_again_updates_the_row_and_the_business_key_is_unique(queues: tuple[psycopg.Connection, str]) -> None:
     conn, _ = queues
     items = [_item("p1", XINYANG_SHIHE), _item("p2", GUSHI), _item("p1", XINYANG_SHIHE, "DIABETES")]
-    assert enqueue(conn, items) == 3
-    assert enqueue(conn, items) == 0  # a replay adds nothing
+    save_items(conn, items)
+    items[0].status, items[0].status_reason = "withdrawn", "cancelled"
+    save_items(conn, items)  # stored rows are updated, not added
     assert conn.execute("SELECT count(*) FROM routing.chronic_disease").fetchone()[0] == 3
     assert conn.execute("SELECT status FROM routing.chronic_disease WHERE item_id = %s",
-                        (items[0].item_id,)).fetchone()[0] == "pending"
+                        (items[0].item_id,)).fetchone()[0] == "withdrawn"
+    clash = _item("p1", XINYANG_SHIHE)
+    clash.item_id = "00000000-0000-0000-0000-000000000001"
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        save_items(conn, [clash])
 
 
 def test_a_county_sees_and_decides_on_its_own_residents_items_only(queues: tuple[psycopg.Connection, str]) -> None:
     conn, prefix = queues
     mine, theirs = _item("p1", XINYANG_SHIHE), _item("p2", GUSHI)
-    enqueue(conn, [mine, theirs, _item("p3", "411528")])  # 息县 has no downstream system yet
+    save_items(conn, [mine, theirs, _item("p3", "411528")])  # 息县 has no downstream system yet
     conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(f"{prefix}ds_{XINYANG_SHIHE}")))
     try:
         visible = conn.execute("SELECT person_id, county_code FROM routing.chronic_disease").fetchall()
@@ -80,7 +86,7 @@ def test_a_county_sees_and_decides_on_its_own_residents_items_only(queues: tuple
 def test_unknown_routes_and_bad_statuses_are_refused(queues: tuple[psycopg.Connection, str]) -> None:
     conn, _ = queues
     with pytest.raises(ValueError):
-        enqueue(conn, [WorkItem("no_such_route", "k", "p", XINYANG_SHIHE, "registration", {})])
+        save_items(conn, [ItemRow("no_such_route", "k", "k", "p", XINYANG_SHIHE, "registration", {}, [])])
     with pytest.raises(ValueError):
         decide(conn, "chronic_disease", "00000000-0000-0000-0000-000000000000", "pending", "x")
     with pytest.raises(ValueError):

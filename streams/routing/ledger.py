@@ -40,7 +40,7 @@ from avro_schemas.topics import collab_topic_name
 from streams.routing.claims import Claim, RouteSpec, SourceRef, iso
 from streams.routing.items import ChangeKind, business_key, change_kind, episode_anchor, item_payload, primary_of
 from streams.routing.routes import SPEC_BY_NAME, claims_of, routes_read
-from streams.routing.work_queue import DEFAULT_ROLE_PREFIX, ensure_work_queues, item_id as new_item_id
+from streams.routing.work_queue import DEFAULT_ROLE_PREFIX, ItemRow, ensure_work_queues, item_id as new_item_id, save_items
 
 ACTOR = "healthbus-routing"
 CHANGE_NAMESPACE = uuid.UUID("8f5b1d0e-6a43-4c7e-9d2b-3a1f7c9e5b60")
@@ -108,23 +108,6 @@ class ChangeMessage:
     key: str
     event_type: str
     value: dict[str, Any]
-
-
-@dataclass
-class ItemRow:
-    route: str
-    item_id: str
-    business_key: str
-    person_id: str
-    county_code: str
-    kind: str
-    payload: dict[str, Any] | None
-    source_event_ids: list[str]
-    status: str
-    status_by: str | None = None
-    status_at: dt.datetime | None = None
-    status_reason: str | None = None
-    stored: bool = True  # the row exists in PostgreSQL (False: created in this transaction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,22 +340,7 @@ class _Work:
                     "VALUES (%s, %s, %s, %s) ON CONFLICT (org_code, record_key) DO UPDATE SET "
                     "record_version = EXCLUDED.record_version, event_id = EXCLUDED.event_id",
                     [(o, k, v, e) for (o, k), (v, e) in self.version_writes.items()])
-            # Existing rows first (a merge may free a business key a new row then takes), then new ones.
-            for stored in (True, False):
-                for item in (i for i in self.item_writes.values() if i.stored is stored):
-                    cur.execute(
-                        sql.SQL("INSERT INTO routing.{} (item_id, business_key, person_id, county_code, kind, payload, "
-                                "source_event_ids, status, status_by, status_at, status_reason) VALUES "
-                                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (item_id) DO UPDATE SET "
-                                "business_key = EXCLUDED.business_key, person_id = EXCLUDED.person_id, "
-                                "payload = EXCLUDED.payload, source_event_ids = EXCLUDED.source_event_ids, "
-                                "status = EXCLUDED.status, status_by = EXCLUDED.status_by, "
-                                "status_at = EXCLUDED.status_at, status_reason = EXCLUDED.status_reason"
-                                ).format(sql.Identifier(item.route)),
-                        (item.item_id, item.business_key, item.person_id, item.county_code, item.kind,
-                         Jsonb(item.payload or {}), item.source_event_ids, item.status, item.status_by, item.status_at,
-                         item.status_reason))
-                    item.stored = True
+            save_items(self.conn, list(self.item_writes.values()))
             if self.messages:
                 cur.executemany(
                     "INSERT INTO routing.changes (change_id, cause_id, topic, message_key, event_type, value) "

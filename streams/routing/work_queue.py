@@ -3,8 +3,8 @@
 Every route (issue #6: chronic disease, tumour registry, death registration, notifiable disease,
 vaccination, resident update) publishes its items on its topic and keeps them in a table of the same shape,
 ``routing.<route>``, so a downstream system can consume either. An item is keyed by the route's business
-key (person × disease, person × tumour site, …): its id is a UUIDv5 of that key, so a replay or restart
-writes nothing twice. Its status is pending → acknowledged | rejected by the county (who, when, why), or
+key (person × disease, person × tumour site, …), unique per table; the routing ledger (ledger.py) decides
+what to write, so a replay or restart writes nothing twice. Its status is pending → acknowledged | rejected by the county (who, when, why), or
 withdrawn when the source cancels or corrects what produced it.
 
 Counties see their own residents' items only: row-level security over ``county_code`` (the county of
@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -57,19 +57,23 @@ def item_id(route: str, business_key: str) -> str:
     return str(uuid.uuid5(ITEM_NAMESPACE, f"{route}\x1f{business_key}"))
 
 
-@dataclass(frozen=True)
-class WorkItem:
+@dataclass
+class ItemRow:
+    """One work item as its table holds it; ``stored`` is False until the row exists in PostgreSQL."""
+
     route: str
+    item_id: str
     business_key: str  # e.g. "<person id>:HYPERTENSION"
     person_id: str
     county_code: str  # the county of residence that must act on it (GB/T 2260)
-    kind: str  # registration | evidence | report | reversal | …
-    payload: dict[str, Any]  # route-specific, the JSON form
-    source_event_ids: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def item_id(self) -> str:
-        return item_id(self.route, self.business_key)
+    kind: str  # what an item of the route is: registration, report, death_registration, …
+    payload: dict[str, Any] | None  # route-specific, the JSON form
+    source_event_ids: list[str]
+    status: str = "pending"
+    status_by: str | None = None
+    status_at: dt.datetime | None = None
+    status_reason: str | None = None
+    stored: bool = True
 
 
 def _check_route(route: str) -> None:
@@ -119,20 +123,26 @@ def ensure_county_role(conn: psycopg.Connection, county_code: str, role_prefix: 
     return role
 
 
-def enqueue(conn: psycopg.Connection, items: list[WorkItem]) -> int:
-    """Insert the items not there yet (by business key); returns how many were new."""
-    added = 0
-    with conn.transaction(), conn.cursor() as cur:
-        for item in items:
-            _check_route(item.route)
-            cur.execute(
-                sql.SQL("INSERT INTO routing.{} (item_id, business_key, person_id, county_code, kind, payload, "
-                        "source_event_ids) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING").format(
-                    sql.Identifier(item.route)),
-                (item.item_id, item.business_key, item.person_id, item.county_code, item.kind,
-                 json.dumps(item.payload, ensure_ascii=False), list(item.source_event_ids)))
-            added += cur.rowcount
-    return added
+def save_items(conn: psycopg.Connection, rows: list[ItemRow]) -> None:
+    """Write items (insert or update by item id). Existing rows first: a merge may move an item off the
+    business key that a new row then takes, and the key is unique."""
+    with conn.cursor() as cur:
+        for stored in (True, False):
+            for item in (i for i in rows if i.stored is stored):
+                _check_route(item.route)
+                cur.execute(
+                    sql.SQL("INSERT INTO routing.{} (item_id, business_key, person_id, county_code, kind, payload, "
+                            "source_event_ids, status, status_by, status_at, status_reason) VALUES "
+                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (item_id) DO UPDATE SET "
+                            "business_key = EXCLUDED.business_key, person_id = EXCLUDED.person_id, "
+                            "payload = EXCLUDED.payload, source_event_ids = EXCLUDED.source_event_ids, "
+                            "status = EXCLUDED.status, status_by = EXCLUDED.status_by, "
+                            "status_at = EXCLUDED.status_at, status_reason = EXCLUDED.status_reason"
+                            ).format(sql.Identifier(item.route)),
+                    (item.item_id, item.business_key, item.person_id, item.county_code, item.kind,
+                     json.dumps(item.payload or {}, ensure_ascii=False), item.source_event_ids, item.status,
+                     item.status_by, item.status_at, item.status_reason))
+                item.stored = True
 
 
 def decide(conn: psycopg.Connection, route: str, item: str, status: str, actor: str, reason: str = "",
