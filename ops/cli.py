@@ -413,8 +413,8 @@ def demo(
     seed: Annotated[int, typer.Option()] = 1,
     as_json: JsonFlag = False,
 ) -> None:
-    """The whole pipeline on the local stack: synthetic exchange DBs → adapters → Faust stage → PostgreSQL +
-    ClickHouse, with counts that must agree."""
+    """The whole pipeline on the local stack: synthetic exchange DBs → adapters → identify, quality and
+    routing stages → PostgreSQL + ClickHouse and the routing work queues, with counts that must agree."""
     from ops.demo import run_demo
 
     result = run_demo(get_settings(), exchange_dsn(get_settings().postgres_url), hospitals, counties, days, seed)
@@ -492,6 +492,24 @@ def bench_quality(
     rows = run(events) + (stream_rows(get_settings(), stream) if stream else [])
     print_bench(f"quality: {events} outpatient visits (5 % spoiled) in process, {stream} through workers", rows,
                 as_json)
+
+
+@bench_app.command("routing")
+def bench_routing(
+    events: Annotated[int, typer.Option()] = 30000,
+    stream: Annotated[int, typer.Option(help="Events for the worker rows on the broker (0: skip them)")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Collaboration routing decisions per worker (target ≥ 10,000 events/s) next to decoding the same events;
+    the stage core on PostgreSQL, first time and replayed; the routing worker on the broker next to the
+    pass-through worker."""
+    from ops.bench.routing import run, stream_rows
+    from ops.bench_table import print_bench
+
+    settings = get_settings()
+    rows = run(settings, events) + (stream_rows(settings, stream) if stream else [])
+    print_bench(f"routing: {events} validated events (visits, prescriptions, doses, registrations, deaths) in "
+                f"process, {stream} through workers", rows, as_json)
 
 
 def entrypoint() -> None:

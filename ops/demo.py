@@ -4,7 +4,8 @@ Synthetic exchange databases (``healthbus synth``) → adapters (one per institu
 identify stage (a real ``healthbus worker identify`` process: the master patient index attaches each
 resident's person id) → identified.* → the quality stage (``healthbus worker quality``: the rule set judges
 every event; errors go to dlq.quality) → validated.* → PostgreSQL and ClickHouse sinks (ClickHouse also keeps
-every verdict from quality.results). Topics and consumer groups are fresh per run and deleted afterwards;
+every verdict from quality.results) and the routing stage (``healthbus worker routing``: work items per
+collaboration route, health-record seals, clinical reminders). Topics and consumer groups are fresh per run and deleted afterwards;
 the demo institutions' watermarks are reset, so every run publishes the synthetic world again. Rows are counted by this run's
 event ids: re-running with the same seed shows the sinks' idempotence (the rows are there once).
 """
@@ -23,6 +24,7 @@ from ops.stack import lifecycle
 from ops.stack.postgres import ensure_database
 from ops.stack.processes import stop_pid
 from ops.quality_detection import measure_detection
+from ops.routing_summary import RoutingSummary, summarise
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.worker_process import start_worker
 from producers.adapters.config import load_config
@@ -52,12 +54,15 @@ class DemoResult:
     rule_set_version: str = ""
     detection: list = field(default_factory=list)  # DetectionRow per injected defect kind
     false_rejections: int = 0  # events rejected although their source record has no injected defect
+    routed: int = 0  # validated events the routing stage consumed and committed
+    routing: RoutingSummary | None = None
 
     @property
     def consistent(self) -> bool:
         return (self.accepted + self.rejected == self.produced == self.verdicts_in_clickhouse > 0
-                and self.accepted == self.consumed == self.postgres_rows == self.clickhouse_rows > 0
-                and self.events_without_person == 0)
+                and self.accepted == self.consumed == self.postgres_rows == self.clickhouse_rows == self.routed > 0
+                and self.events_without_person == 0
+                and (self.routing is None or self.routing.deaths_unrouted == 0))
 
     def figures(self) -> dict[str, float]:
         return {"produced": self.produced, "consumed": self.consumed, "postgres_rows": self.postgres_rows,
@@ -67,7 +72,11 @@ class DemoResult:
                 "rejected": self.rejected, "verdicts_in_clickhouse": self.verdicts_in_clickhouse,
                 "defects_injected": sum(r.injected for r in self.detection),
                 "defects_caught": sum(r.detected for r in self.detection),
-                "false_rejections": self.false_rejections}
+                "false_rejections": self.false_rejections, "routed": self.routed,
+                **({f"items_{route}": sum(by.values()) for route, by in self.routing.items.items()}
+                   if self.routing else {}),
+                "health_records_sealed": self.routing.sealed if self.routing else 0,
+                "clinical_reminders": self.routing.reminders if self.routing else 0}
 
     def table(self) -> str:
         rows = [("rows in the synthetic exchange databases (parents)", self.exchange_rows),
@@ -81,9 +90,12 @@ class DemoResult:
                 ("rows in PostgreSQL (event_store)", self.postgres_rows),
                 ("rows in ClickHouse (event_log FINAL)", self.clickhouse_rows),
                 ("dead letters at the sinks", self.dead_letters),
+                ("events routed (validated.* committed by the routing stage)", self.routed),
                 ("residents (distinct person ids on the events)", self.persons),
                 ("events without a person id", self.events_without_person)]
-        lines = [f"{label:<52} {value:>8}" for label, value in rows]
+        if self.routing is not None:
+            rows += [("collaboration work items from these events, by route", None), *self.routing.rows()]
+        lines = [f"{label:<52} {'' if value is None else value:>8}" for label, value in rows]
         lines.append(f"{'seconds (adapters to sinks)':<52} {self.seconds:>8.1f}")
         lines.append("counts agree" if self.consistent else "COUNTS DISAGREE")
         if self.detection:
@@ -99,10 +111,12 @@ class RecordingPublisher:
     """Passes events to the adapter's publisher and remembers their ids (to count this run's rows) and the
     source record each came from (to match the synthetic defects)."""
 
-    def __init__(self, inner: Any, event_ids: list[str], records: dict[tuple[str, str], list[str]]) -> None:
+    def __init__(self, inner: Any, event_ids: list[str], records: dict[tuple[str, str], list[str]],
+                 latest_deaths: dict[tuple[str, str], tuple[str, bool]]) -> None:
         self.inner = inner
         self.event_ids = event_ids
         self.records = records
+        self.latest_deaths = latest_deaths  # death record → (its latest event id, cancelled)
 
     def publish(self, event_type: str, value: dict[str, Any]) -> None:
         self.inner.publish(event_type, value)
@@ -110,6 +124,9 @@ class RecordingPublisher:
         self.event_ids.append(envelope["event_id"])
         source = envelope["source"]
         self.records.setdefault((source["org_code"], source["record_key"]), []).append(envelope["event_id"])
+        if event_type == "death.record":
+            self.latest_deaths[(source["org_code"], source["record_key"])] = (envelope["event_id"],
+                                                                               envelope["cancelled"])
 
     def flush(self, timeout: float = 30.0) -> None:
         self.inner.flush(timeout)
@@ -135,15 +152,16 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         state.close()
         create_topics(conf, s.topic_prefix)
         worker_log = s.state_dir / "logs" / f"demo-worker-{run}.log"
-        workers = [start_worker(s, worker_log, "identify"), start_worker(s, worker_log, "quality")]
+        workers = [start_worker(s, worker_log, stage) for stage in ("identify", "quality", "routing")]
 
         start = time.monotonic()
         event_ids: list[str] = []
         records: dict[tuple[str, str], list[str]] = {}
+        latest_deaths: dict[tuple[str, str], tuple[str, bool]] = {}
         quarantined = 0
         for source in sources:
             adapter = build_adapter(s, source, settle_seconds=0)
-            adapter.publisher = RecordingPublisher(adapter.publisher, event_ids, records)
+            adapter.publisher = RecordingPublisher(adapter.publisher, event_ids, records, latest_deaths)
             quarantined += adapter.run_once().quarantined
             adapter.close()
         produced = len(event_ids)
@@ -151,6 +169,7 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         verdicts = _read_verdicts(s, set(event_ids), workers, worker_log, deadline)
         accepted = sum(verdicts.values())
         progress = _run_sinks(s, accepted, accepted + produced, workers, worker_log, deadline)
+        routed = _wait_routed(s, accepted, workers, worker_log, deadline)
         seconds = time.monotonic() - start
         # Rows are counted by this run's accepted event ids: what passed must be in both sinks, once.
         accepted_ids = [e for e, passed in verdicts.items() if passed]
@@ -167,12 +186,14 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
             _injected_defects(exchange_dsn, sources), records, rules_of,
             {e for e, passed in verdicts.items() if not passed})
         parents = sum(n for (kind, table), n in synth.rows.items() if not _is_child(table))
+        deaths = [e for e, cancelled in latest_deaths.values() if not cancelled and verdicts.get(e)]
+        routing = summarise(s.postgres_url, accepted_ids, deaths)
         from streams.quality.rule_set import default_rule_set
 
         return DemoResult(parents, quarantined, produced, progress[0].consumed, postgres_rows,
                           clickhouse_rows, sum(p.dead_lettered for p in progress), seconds, persons, without_person,
                           accepted, produced - accepted, verdict_rows, default_rule_set().version, detection,
-                          false_rejections)
+                          false_rejections, routed, routing)
     finally:
         for worker in workers:
             stop_pid(worker.pid)
@@ -231,6 +252,22 @@ def _read_verdicts(s: Settings, event_ids: set[str], workers: list[Any], worker_
     if len(verdicts) < len(event_ids):
         raise RuntimeError(f"only {len(verdicts)} of {len(event_ids)} events were judged in time; see {worker_log}")
     return verdicts
+
+
+def _wait_routed(s: Settings, accepted: int, workers: list[Any], worker_log: Any, deadline: float) -> int:
+    """Until the routing stage has committed every validated event (it publishes no output per input)."""
+    from avro_schemas.topics import validated_topic
+    from ops.topic_admin import committed_total
+
+    topics = [s.topic_name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
+    done = 0
+    while time.monotonic() < deadline:
+        _check_workers(workers, worker_log)
+        done = committed_total(s.confluent_config(), s.group_id("routing"), topics)
+        if done >= accepted:
+            return done
+        time.sleep(0.5)
+    raise RuntimeError(f"the routing stage committed only {done} of {accepted} validated events in time; see {worker_log}")
 
 
 def _run_sinks(s: Settings, accepted: int, clickhouse_expected: int, workers: list[Any], worker_log: Any,

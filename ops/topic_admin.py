@@ -56,3 +56,20 @@ def delete_topics(kafka_config: dict[str, Any], names: list[str]) -> None:
         except KafkaException as exc:
             if exc.args[0].code() != exc.args[0].UNKNOWN_TOPIC_OR_PART:
                 raise
+
+
+def committed_total(kafka_config: dict[str, Any], group: str, topics: list[str]) -> int:
+    """How many messages of ``topics`` the consumer group has committed (the sum of its committed offsets
+    over every partition; a partition it never committed counts 0): how far a stage that publishes no
+    output per input has come."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    metadata = admin_client(kafka_config).list_topics(timeout=10)
+    partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics for p in metadata.topics[t].partitions]
+    if not partitions:
+        return 0
+    consumer = Consumer({**kafka_config, "group.id": group, "enable.auto.commit": False, "log_level": 3})
+    try:
+        return sum(tp.offset for tp in consumer.committed(partitions, timeout=10) if tp.offset > 0)
+    finally:
+        consumer.close()

@@ -42,6 +42,10 @@ def test_demo_counts_agree(settings: Settings) -> None:
     assert figures["produced"] + figures["quarantined"] == figures["exchange_rows"]  # every row accounted for
     assert figures["defects_caught"] > 0.9 * figures["defects_injected"] > 0
     assert figures["false_rejections"] == 0
+    # the routing stage consumed every validated event; the synthetic world feeds the main routes
+    assert figures["routed"] == figures["accepted"]
+    assert figures["items_chronic_disease"] > 0 and figures["items_vaccination"] > 0
+    assert figures["items_resident_update"] > 0
     assert "counts agree" in result.stdout
 
 

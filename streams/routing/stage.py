@@ -29,6 +29,7 @@ from avro_schemas.topics import (CLINICAL_ALERTS, IDENTITY_CHANGE_TYPES, PIPELIN
                                  validated_topic)
 from ops.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
+from streams.deadlock_retry import retry_on_deadlock
 from streams.raw_intake import RawIntake
 from streams.routing.clinical_reminders import Reminder, ReminderWindows, reminder_value
 from streams.routing.ledger import ChangeMessage, RoutingLedger
@@ -67,22 +68,29 @@ class RoutingState:
     def route_events(self, events: list[tuple[str, dict[str, Any]]]) -> tuple[list[Reminder], list[Reminder]]:
         from streams.routing.order_history import record_batch
 
-        with self.conn.transaction():
-            self.ledger.apply_events(events)
-            return record_batch(self.conn, events, self.windows)
+        def route() -> tuple[list[Reminder], list[Reminder]]:
+            with self.conn.transaction():
+                self.ledger.apply_events(events)
+                return record_batch(self.conn, events, self.windows)
+
+        return retry_on_deadlock(route)  # sealing persons can meet the identify stage's person locks
 
     def identity_change(self, change_type: str, change: dict[str, Any]) -> tuple[list[Reminder], list[Reminder]]:
         from streams.routing.order_history import move_person, relink_record
 
         cause = change["change_id"]
-        with self.conn.transaction():
-            if change_type == "empi.person_merged":
-                self.ledger.apply_merge(change)
-                return move_person(self.conn, change["absorbed_person_id"], change["survivor_person_id"],
-                                   windows=self.windows, cause=cause)
-            self.ledger.apply_relink(change)
-            return relink_record(self.conn, change["org_code"], change["local_patient_id"], change["to_person_id"],
-                                 windows=self.windows, cause=cause)
+
+        def move() -> tuple[list[Reminder], list[Reminder]]:
+            with self.conn.transaction():
+                if change_type == "empi.person_merged":
+                    self.ledger.apply_merge(change)
+                    return move_person(self.conn, change["absorbed_person_id"], change["survivor_person_id"],
+                                       windows=self.windows, cause=cause)
+                self.ledger.apply_relink(change)
+                return relink_record(self.conn, change["org_code"], change["local_patient_id"],
+                                     change["to_person_id"], windows=self.windows, cause=cause)
+
+        return retry_on_deadlock(move)
 
     def prune(self) -> int:
         """Drop orders too old to remind anything (twice the longest window back, for late uploads)."""

@@ -29,6 +29,7 @@ import psycopg.errors
 import redis
 from psycopg.types.json import Jsonb
 
+from streams.deadlock_retry import retry_on_deadlock
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.master_index.cache import PersonCache
 from streams.identity.master_index.record_lifecycle import on_record_unmerged, record_status
@@ -171,14 +172,7 @@ def _mask_identifier(kind: str, value: str) -> str:
 # -- helpers -------------------------------------------------------------------------------------------
 
 def _retrying(action: Callable[[], T]) -> T:
-    """Run a transactional action, again if PostgreSQL broke a deadlock by aborting it."""
-    for attempt in range(_RETRIES):
-        try:
-            return action()
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            if attempt == _RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    return retry_on_deadlock(action, _RETRIES)
 
 
 def _person_uuid(person_id: str) -> str:

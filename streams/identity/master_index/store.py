@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
+from streams.deadlock_retry import retry_on_deadlock
 from streams.identity.blocking import MAX_RECORDS_PER_KEY, index_keys, query_keys
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.fellegi_sunter import MatchModel
@@ -216,10 +217,16 @@ def resolve_records(conn: psycopg.Connection, records: Sequence[SourceRecord], m
     cheap. Later records of the batch see earlier ones (same transaction)."""
     prepared = [(record, extract_features(record)) for record in records]
     locks = sorted(set().union(*(_lock_keys(r, f) for r, f in prepared))) if prepared else []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
-                     "FROM unnest(%s::text[]) AS k ORDER BY 1) AS ordered", (locks,))
-        return [_resolve_locked(conn, record, features, model, actor) for record, features in prepared]
+
+    def resolve() -> list[Resolution]:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
+                         "FROM unnest(%s::text[]) AS k ORDER BY 1) AS ordered", (locks,))
+            return [_resolve_locked(conn, record, features, model, actor) for record, features in prepared]
+
+    # Person rows are share-locked as records link to them; a routing worker sealing a person or an operator
+    # merging may hold one in another order: PostgreSQL aborts one of us and we run the batch again.
+    return retry_on_deadlock(resolve)
 
 
 def resolve_record(conn: psycopg.Connection, record: SourceRecord, model: MatchModel,
