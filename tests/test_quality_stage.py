@@ -112,6 +112,24 @@ def test_a_registered_death_flags_later_clinical_events_until_it_is_cancelled(se
     fresh.state.close()
 
 
+def test_a_health_record_sealed_by_the_routing_stage_counts_as_a_registered_death(settings: Settings) -> None:
+    from streams.identity.master_index.record_lifecycle import deregister
+
+    patient = identified_visits(1, seed=47)[0]
+    person = str(uuid.uuid4())  # a person whose death the quality stage never saw (e.g. moved here by a merge)
+    patient["envelope"]["person_id"] = person
+    stage = _stage(settings)
+    with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO empi.persons (person_id) VALUES (%s)", (person,))
+        with conn.transaction():
+            deregister(conn, person, patient["envelope"]["occurred_at"] - dt.timedelta(days=2), "ORG", "death:1",
+                       None, str(uuid.uuid4()), "I21.900", "test", "sealed by the routing stage")
+    out = stage.handle_batch(as_messages(settings.topic_prefix, [patient]))
+    verdict = CODEC.decode(_by_topic(out, QUALITY_RESULTS)[0].value).value
+    assert [v["rule_id"] for v in verdict["violations"]] == ["LOG-AFTER-DEATH"]
+    stage.state.close()
+
+
 def _publish(s: Settings, events: list[dict]) -> None:
     producer = Producer(producer_config(s.confluent_config()))
     for m in as_messages(s.topic_prefix, events):

@@ -1,8 +1,9 @@
 """Registered deaths the quality rules read ("nothing clinical after a registered death").
 
 The quality stage registers a death when a death record (or a discharge by death) passes its rules, and
-withdraws it when that record is cancelled; per person the latest registration wins. The routing stage's
-death deregistration (issue #6) builds the full record lifecycle on the same table.
+withdraws it when that record is cancelled; per person the latest registration wins. The rules also read
+the routing stage's health-record seals (empi.deregistrations, docs/routing.md), so a death that reached
+the platform by a merge or through another stage's order counts as well.
 """
 
 from __future__ import annotations
@@ -58,10 +59,15 @@ def ensure_registered_deaths(conn: psycopg.Connection) -> None:
 
 
 def deaths_of(conn: psycopg.Connection, person_ids: list[str]) -> dict[str, dt.datetime]:
+    """The registered death of each person: this stage's own register, and the health-record seals the
+    routing stage keeps in the EMPI (empi.deregistrations), which follow merges to the surviving person.
+    Where both know a death, the earlier time counts."""
     if not person_ids:
         return {}
-    rows = conn.execute("SELECT person_id, died_at FROM registered_deaths WHERE person_id = ANY(%s)",
-                        (person_ids,)).fetchall()
+    rows = conn.execute(
+        "SELECT person_id, min(died_at) FROM (SELECT person_id, died_at FROM registered_deaths "
+        "WHERE person_id = ANY(%s) UNION ALL SELECT person_id::text, died_at FROM empi.deregistrations "
+        "WHERE person_id::text = ANY(%s)) d GROUP BY person_id", (person_ids, person_ids)).fetchall()
     return {p: d for p, d in rows}
 
 

@@ -54,10 +54,12 @@ class QualityState:
     def __init__(self, postgres_url: str) -> None:
         import psycopg
 
+        from streams.identity.master_index.schema import ensure_master_index
         from streams.quality.issue_store import ensure_issue_store
         from streams.quality.registered_deaths import ensure_registered_deaths
 
         self.conn = psycopg.connect(postgres_url, autocommit=True)
+        ensure_master_index(self.conn)  # the rules read its health-record seals (empi.deregistrations)
         ensure_registered_deaths(self.conn)
         ensure_issue_store(self.conn)
 
