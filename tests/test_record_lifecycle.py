@@ -22,12 +22,11 @@ from ops.stack.postgres import server_conninfo
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.operator_actions import merge, show_person, unmerge
 from streams.identity.master_index.record_lifecycle import (DEREGISTERED, REINSTATED, UnknownPerson,
-                                                            apply_death_registration, deregister, record_status,
+                                                            deregister, record_status,
                                                             reinstate)
 from streams.identity.master_index.schema import ensure_master_index
 from streams.identity.master_index.store import merge_persons, resolve_records
 from streams.identity.record import SourceRecord
-from streams.quality.registered_deaths import death_registration
 from streams.standards.citizen_id import make_citizen_id
 
 MODEL = MatchModel.load(Path(__file__).resolve().parent.parent / "streams" / "identity" / "default_model.json")
@@ -172,25 +171,6 @@ def test_cancelling_another_record_leaves_the_seal(conn: psycopg.Connection) -> 
     seal(conn, b, event="ev-3", record_key=DUPLICATE, org=ORG_B, local="B-9", cause=None)
     assert cancel(conn, b, "ev-4") is None
     assert cancel(conn, b, "ev-5", record_key=DUPLICATE, org=ORG_B) is not None
-    assert status_of(conn, b) == "active"
-
-
-def test_events_from_the_quality_stage_shape(conn: psycopg.Connection) -> None:
-    _, b = two_persons(conn)
-
-    def event(event_id: str, cancelled: bool, died_at: dt.datetime | None) -> dict:
-        return {"envelope": {"person_id": b, "event_id": event_id, "cancelled": cancelled,
-                             "source": {"org_code": ORG_B, "record_key": "discharge:Z-1"}},
-                "discharge_method": "DEATH", "died_at": died_at}
-
-    death = death_registration("inpatient.discharge", event(str(uuid.uuid4()), False, DIED))
-    with conn.transaction():
-        change = apply_death_registration(conn, death, "B-9", None, ACTOR)
-    assert change is not None and change.cause_code is None and status_of(conn, b) == "deceased"
-    withdrawn = death_registration("inpatient.discharge", event(str(uuid.uuid4()), True, DIED))
-    assert withdrawn is not None and withdrawn.died_at is None
-    with conn.transaction():
-        assert apply_death_registration(conn, withdrawn, "B-9", None, ACTOR).action == REINSTATED
     assert status_of(conn, b) == "active"
 
 

@@ -29,7 +29,6 @@ from typing import Any
 import psycopg
 
 from streams.identity.master_index.store import write_audit
-from streams.quality.registered_deaths import DeathRegistration
 
 DEREGISTERED = "deregistered"
 REINSTATED = "reinstated"
@@ -207,18 +206,6 @@ def reinstate(conn: psycopg.Connection, person_id: str, org_code: str, record_ke
                 detail=_detail(current, cancelling_event_id=event_id))
     return LifecycleChange(change, REINSTATED, live, current.died_at, org_code, record_key, current.cause_code,
                            actor, reason, _now())
-
-
-def apply_death_registration(conn: psycopg.Connection, registration: DeathRegistration,
-                             local_patient_id: str | None, cause_code: str | None,
-                             actor: str) -> LifecycleChange | None:
-    """A death (``died_at`` set) seals the record; a cancellation (``died_at`` None) re-opens it if it sealed it."""
-    r = registration
-    if r.died_at is None:
-        return reinstate(conn, r.person_id, r.org_code, r.record_key, r.event_id, actor,
-                         f"death record {r.org_code}:{r.record_key} cancelled (event {r.event_id})")
-    return deregister(conn, r.person_id, r.died_at, r.org_code, r.record_key, local_patient_id, r.event_id,
-                      cause_code, actor, f"death registered by {r.org_code}:{r.record_key} (event {r.event_id})")
 
 
 def record_status(conn: psycopg.Connection, person_id: str) -> HealthRecordStatus:
