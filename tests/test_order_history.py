@@ -23,6 +23,7 @@ from streams.routing.order_history import (
 )
 from tests.test_clinical_reminders import (
     AMLODIPINE,
+    CBC,
     CLINIC_C,
     DAY,
     HOSPITAL_A,
@@ -75,6 +76,14 @@ def rx(org: str, number: str, at: dt.datetime, drugs: list[Any], **env: Any) -> 
 
 def lab(org: str, number: str, at: dt.datetime, **env: Any) -> Event:
     return "lab.report", lab_report(org, number, at, [("HBA1C", "糖化血红蛋白")], **env)
+
+
+def labs(org: str, number: str, at: dt.datetime, codes: list[tuple[str, str]] = CBC, **env: Any) -> Event:
+    return "lab.report", lab_report(org, number, at, codes, **env)
+
+
+def rows(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT * FROM routing.clinical_reminders ORDER BY reminder_id").fetchall()
 
 
 def apply(conn: psycopg.Connection, *events: Event) -> tuple[list[Reminder], list[Reminder]]:
@@ -193,6 +202,79 @@ def test_a_cancelled_earlier_order_makes_the_reminder_name_the_next_one(conn: ps
     raised, withdrawn = apply(conn, rx(HOSPITAL_B, "CF2", T0 + 2 * DAY, [IRBESARTAN], person=person, cancelled=True))
     assert summary(raised) == {("prescription:CF3", "C09C", "prescription:CF1", "ACTIVE")}
     assert summary(withdrawn) == {("prescription:CF2", "C09C", "prescription:CF1", "WITHDRAWN")}
+
+
+# -- lab reports: one reminder per report ------------------------------------------------------------------------
+
+def test_a_blood_count_repeated_at_another_institution_is_one_reminder_listing_6_items(conn: psycopg.Connection,
+                                                                                        person: str) -> None:
+    earlier = labs(HOSPITAL_A, "L1", T0, person=person)
+    raised, withdrawn = apply(conn, earlier, labs(HOSPITAL_B, "L2", T0 + DAY, person=person))
+    assert withdrawn == [] and len(raised) == 1
+    reminder = raised[0]
+    assert reminder.reminder_id == reminder_id(HOSPITAL_B, "lab_report:L2", OrderKind.LAB_ITEM)
+    assert summary(raised) == {("lab_report:L2", "HGB,LYMPH%,NEUT%,PLT,RBC,WBC", "lab_report:L1", "ACTIVE")}
+    assert [(r.item, r.earlier_record_key, r.earlier_event_id, r.earlier_at) for r in reminder.repeats] == [
+        (code, "lab_report:L1", earlier[1]["envelope"]["event_id"], T0) for code, _ in sorted(CBC)]
+    assert dict((r.item, r.item_name) for r in reminder.repeats) == dict(CBC)
+    assert count(conn, "clinical_reminders") == 1 and count(conn, "order_history") == 12
+
+
+def test_a_report_sharing_only_2_items_lists_those_2(conn: psycopg.Connection, person: str) -> None:
+    apply(conn, labs(HOSPITAL_A, "L1", T0, person=person))
+    raised, _ = apply(conn, labs(HOSPITAL_B, "L2", T0 + DAY, [("CRP", "C反应蛋白"), ("WBC", "白细胞计数"),
+                                                               ("NEUT%", "中性粒细胞百分比")], person=person))
+    assert summary(raised) == {("lab_report:L2", "NEUT%,WBC", "lab_report:L1", "ACTIVE")}
+    assert [r.item for r in raised[0].repeats] == ["NEUT%", "WBC"]
+
+
+def test_cancelling_the_earlier_report_withdraws_the_grouped_reminder(conn: psycopg.Connection, person: str) -> None:
+    raised, _ = apply(conn, labs(HOSPITAL_A, "L1", T0, person=person), labs(HOSPITAL_B, "L2", T0 + DAY, person=person))
+    cancel = labs(HOSPITAL_A, "L1", T0, person=person, cancelled=True)
+    result = apply(conn, cancel)
+    assert result[0] == [] and [r.reminder_id for r in result[1]] == [raised[0].reminder_id]
+    assert summary(result[1]) == {("lab_report:L2", "HGB,LYMPH%,NEUT%,PLT,RBC,WBC", "lab_report:L1", "WITHDRAWN")}
+    assert apply(conn, cancel) == result  # a replay publishes the same withdrawal again
+    assert count(conn, "clinical_reminders", "status = 'WITHDRAWN'") == 1 and count(conn, "clinical_reminders") == 1
+
+
+def test_a_grouped_reminder_follows_each_items_history(conn: psycopg.Connection, person: str) -> None:
+    """Cancelling or adding an earlier report that shares some items re-evaluates the whole report."""
+    raised, _ = apply(conn, labs(HOSPITAL_A, "L1", T0, [("WBC", "白细胞计数"), ("HGB", "血红蛋白")], person=person),
+                      labs(HOSPITAL_B, "L3", T0 + 3 * DAY, person=person))
+    assert summary(raised) == {("lab_report:L3", "HGB,WBC", "lab_report:L1", "ACTIVE")}
+    rid = raised[0].reminder_id
+    # A late upload of a report at a third institution sharing one item (PLT) and naming HGB more recently.
+    raised, _ = apply(conn, labs(CLINIC_C, "L2", T0 + DAY, [("HGB", "血红蛋白"), ("PLT", "血小板计数")], person=person))
+    assert summary(raised) == {("lab_report:L3", "HGB,PLT,WBC", "lab_report:L2", "ACTIVE"),
+                               ("lab_report:L2", "HGB", "lab_report:L1", "ACTIVE")}  # L2 itself repeats L1's HGB
+    l3 = next(r for r in raised if r.reminder_id == rid)
+    assert [(r.item, r.earlier_record_key) for r in l3.repeats] == [
+        ("HGB", "lab_report:L2"), ("PLT", "lab_report:L2"), ("WBC", "lab_report:L1")]
+    # Cancelling the first report drops WBC, which only it repeated; HGB and PLT stay, naming L2.
+    raised, withdrawn = apply(conn, labs(HOSPITAL_A, "L1", T0, person=person, cancelled=True))
+    assert summary(raised) == {("lab_report:L3", "HGB,PLT", "lab_report:L2", "ACTIVE")}
+    assert summary(withdrawn) == {("lab_report:L2", "HGB", "lab_report:L1", "WITHDRAWN")}
+    # A correction of the ordering report that keeps only a item L2 lacks: nothing repeats, the one id withdraws.
+    raised, withdrawn = apply(conn, labs(HOSPITAL_B, "L3", T0 + 3 * DAY, [("WBC", "白细胞计数")], person=person,
+                                         version=2))
+    assert raised == [] and [r.reminder_id for r in withdrawn] == [rid]
+    assert count(conn, "clinical_reminders") == 2
+
+
+def test_a_replay_of_lab_reports_changes_nothing(conn: psycopg.Connection, person: str) -> None:
+    events = [labs(HOSPITAL_A, "L1", T0, person=person), labs(CLINIC_C, "L2", T0 + DAY, CBC[:2], person=person),
+              labs(HOSPITAL_B, "L3", T0 + 2 * DAY, person=person), lab(HOSPITAL_B, "L4", T0 + 2 * DAY, person=person)]
+    first = apply(conn, *events)
+    assert summary(first[0]) == {("lab_report:L2", "RBC,WBC", "lab_report:L1", "ACTIVE"),
+                                 ("lab_report:L3", "HGB,LYMPH%,NEUT%,PLT,RBC,WBC", "lab_report:L2", "ACTIVE")}
+    before = rows(conn)
+    with conn.transaction():  # later, so a rewrite would show in changed_at
+        again = record_batch(conn, events, now=NOW + DAY)
+    assert again == first and rows(conn) == before
+    with conn.transaction():  # one event on its own, too
+        alone = record_batch(conn, events[1:2], now=NOW + DAY)
+    assert all(r in first[0] for r in alone[0]) and alone[1] == [] and rows(conn) == before
 
 
 def test_an_unidentified_event_is_ignored_but_a_cancellation_without_person_still_cancels(

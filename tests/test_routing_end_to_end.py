@@ -189,6 +189,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(own_db_sett
     from confluent_kafka import Producer
 
     from avro_schemas.topics import source_patient_key, validated_topic
+    from ops.topic_admin import committed_total
     from producers.publisher import producer_config
     from streams.routing.routes import claims_of
     from tests.pipeline_harness import start_stage_worker
@@ -231,7 +232,10 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(own_db_sett
             os.killpg(worker.pid, signal.SIGKILL)
     assert 0 < len(stored()) < len(expected), "the kill must land mid-stream"
     with stage_worker(s, tmp_path / "w2.log", "routing") as again:
-        _wait("every item after the restart", lambda: stored() == expected, [again], tmp_path)
+        # Every input acknowledged (a stage acks only after its outputs are delivered), then the tables.
+        _wait("every visit committed", lambda: committed_total(s.confluent_config(), s.group_id("routing"),
+                                                                [target]) >= len(visits), [again], tmp_path)
+        assert stored() == expected
     with psycopg.connect(s.postgres_url) as conn:
         changes = {c for (c,) in conn.execute("SELECT change_id::text FROM routing.changes")}
         evidence = conn.execute("SELECT sum((payload->>'evidence_count')::int) FROM routing.chronic_disease").fetchone()[0]

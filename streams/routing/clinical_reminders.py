@@ -12,9 +12,19 @@ Rules (issue #6):
   institution: the earlier result may be reused (检查检验结果互认). A repeat at the same institution is
   that institution's own business (a follow-up test), so it raises nothing.
 
+What one reminder covers (``Order.reminder_key``):
+
+* drug class: one per ordering prescription × class. Two classes on one prescription are two risks.
+* lab items: **one per ordering lab report**, listing every item it repeats (``Reminder.repeats``). A
+  complete blood count repeated elsewhere is one reminder with six items, not six reminders: a clinician
+  decides about the report, and per-item reminders drowned everything else.
+* exam item: one per exam report (a report has one exam item).
+
 A reminder goes to the ordering institution (the later order's) and names the earlier order: institution,
-record key, event id, time. It carries no name, ID number, phone or address; the institution-local patient
-id lets the institution find its patient, the platform person id is internal.
+record key, event id, time; for each repeated item in ``repeats``, and at the top level the most recent
+earlier order among them (so a consumer that reads only the top level still gets a sound reminder). It
+carries no name, ID number, phone or address; the institution-local patient id lets the institution find
+its patient, the platform person id is internal.
 
 Windows (``ReminderWindows``), with the defaults and why:
 
@@ -29,11 +39,13 @@ Windows (``ReminderWindows``), with the defaults and why:
 
 Order and ties: an order is earlier than another when its (time, event id) is smaller, so two orders at
 the same instant give exactly one reminder: the one with the larger event id reminds, naming the other.
-Among several earlier orders in their windows the most recent one is named.
+Among several earlier orders of one item in their windows the most recent one is named.
 
-Identity: a reminder is keyed by the ordering *source record* and what it is about (institution, record
-key, kind, item), not by the event id: a correction of the record has a new event id but is the same
-order, so a replay, a re-send or a correction updates the one reminder instead of raising a second one.
+Identity: a reminder is keyed by the ordering *source record* and what it is about, not by the event id:
+(institution, record key, kind, item) for a drug class or exam item, (institution, record key, kind) for a
+lab report. A correction of the record has a new event id but is the same order, so a replay, a re-send
+or a correction updates the one reminder instead of raising a second one, and when none of a lab report's
+items repeats any more its one reminder is withdrawn.
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +69,11 @@ class OrderKind(str, enum.Enum):
     DRUG_CLASS = "drug_class"  # item: ATC level-3 code
     LAB_ITEM = "lab_item"  # item: the lab item code (LOINC or the institution's)
     EXAM_ITEM = "exam_item"  # item: the exam item code
+
+
+# Kinds whose reminder covers the whole ordering record (every item it repeats), not one item.
+PER_RECORD_KINDS: frozenset[OrderKind] = frozenset((OrderKind.LAB_ITEM,))
+ReminderKey = tuple[str, str, OrderKind, "str | None"]  # org_code × record_key × kind × item (None: per record)
 
 
 class ReminderStatus(str, enum.Enum):
@@ -89,6 +106,12 @@ class Order:
         return self.person_id, self.kind, self.item
 
     @property
+    def reminder_key(self) -> ReminderKey:
+        """Which reminder this order belongs to: its record and kind, and its item unless the kind's
+        reminder covers the whole record (lab reports)."""
+        return self.org_code, self.record_key, self.kind, None if self.kind in PER_RECORD_KINDS else self.item
+
+    @property
     def order_key(self) -> tuple[dt.datetime, str]:
         """Time, then event id: a total order, so a tie at the same instant has one earlier side."""
         return self.at, self.event_id
@@ -116,11 +139,27 @@ class ReminderWindows:
 
 
 @dataclass(frozen=True, slots=True)
-class Reminder:
-    reminder_id: str
-    kind: OrderKind
+class Repeat:
+    """One item a reminder is about, and the earlier order it repeats (the most recent qualifying one)."""
+
     item: str
     item_name: str | None
+    earlier_org_code: str
+    earlier_record_key: str
+    earlier_event_id: str
+    earlier_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """One reminder. The ``item`` and ``earlier_*`` fields are the headline: the repeated item codes
+    (sorted, joined by ","), and the most recent earlier order among ``repeats``, which lists every
+    repeated item (one for a drug class or exam item, each repeated item of a lab report)."""
+
+    reminder_id: str
+    kind: OrderKind
+    item: str  # the repeated item code, or codes sorted and joined by ","
+    item_name: str | None  # its name; for several items their names (the code if unnamed) joined by "、"
     person_id: str
     org_code: str  # the ordering institution: the later order's
     record_key: str
@@ -134,10 +173,16 @@ class Reminder:
     same_institution: bool
     window: dt.timedelta
     status: ReminderStatus = ReminderStatus.ACTIVE
+    repeats: tuple[Repeat, ...] = ()
 
 
-def reminder_id(org_code: str, record_key: str, kind: OrderKind, item: str) -> str:
-    """Deterministic id of the reminder an order can raise: its source record, kind and item."""
+def reminder_id(org_code: str, record_key: str, kind: OrderKind, item: str | None = None) -> str:
+    """Deterministic id of the reminder an order can raise: its source record and kind, and its item unless
+    the kind's reminder covers the whole record (lab reports: ``item`` is ignored)."""
+    if kind in PER_RECORD_KINDS:
+        return str(uuid.uuid5(REMINDER_NAMESPACE, f"{org_code}\x1f{record_key}\x1f{kind.value}"))
+    if item is None:
+        raise ValueError(f"a {kind.value} reminder is per item: give the item")
     return str(uuid.uuid5(REMINDER_NAMESPACE, f"{org_code}\x1f{record_key}\x1f{kind.value}\x1f{item}"))
 
 
@@ -189,9 +234,10 @@ def orders_of(event_type: str, event: Mapping[str, Any]) -> list[Order]:
     return [order(OrderKind.EXAM_ITEM, code, event.get("exam_item_name"), event["reported_at"])] if code else []
 
 
-def reminders_for(order: Order, earlier: Iterable[Order], windows: ReminderWindows) -> Reminder | None:
-    """The reminder ``order`` raises against the orders in ``earlier`` (any orders; those that do not
-    qualify are skipped), naming the most recent qualifying one; None when none qualifies.
+def earlier_order(order: Order, earlier: Iterable[Order],
+                  windows: ReminderWindows) -> tuple[Order, dt.timedelta] | None:
+    """The order in ``earlier`` (any orders; those that do not qualify are skipped) that ``order`` repeats,
+    the most recent qualifying one, with its window; None when none qualifies.
 
     Qualifying: same person, kind and item; another source record; earlier by (time, event id); within
     the earlier order's window; for lab and exam items, at another institution."""
@@ -206,19 +252,63 @@ def reminders_for(order: Order, earlier: Iterable[Order], windows: ReminderWindo
             continue
         if best is None or other.order_key > best[0].order_key:
             best = (other, window)
-    if best is None:
+    return best
+
+
+def reminder_for(orders: Sequence[Order], earlier: Iterable[Order], windows: ReminderWindows) -> Reminder | None:
+    """The one reminder ``orders`` raise against ``earlier``: ``orders`` are those of one reminder (one
+    ``reminder_key``: a prescription's class, a lab report's items, an exam report's item). It lists each
+    order that repeats an earlier one (``earlier_order``) and heads with the most recent earlier order
+    among them; None when no order repeats anything (or there are no orders)."""
+    if not orders:
         return None
-    other, window = best
+    rkey = orders[0].reminder_key
+    if any(o.reminder_key != rkey for o in orders):
+        raise ValueError(f"orders of several reminders: {sorted({str(o.reminder_key) for o in orders})}")
+    by_key: dict[tuple[str, OrderKind, str], list[Order]] = {}
+    for other in earlier:
+        by_key.setdefault(other.key, []).append(other)
+    matches: dict[str, tuple[Order, Order, dt.timedelta]] = {}  # item → (order, earlier order, window)
+    for order in orders:
+        found = earlier_order(order, by_key.get(order.key, ()), windows)
+        if found is not None and order.item not in matches:
+            matches[order.item] = (order, *found)
+    if not matches:
+        return None
+    ordered = sorted(matches.items())
+    repeats = tuple(Repeat(item, order.item_name, other.org_code, other.record_key, other.event_id, other.at)
+                    for item, (order, other, _) in ordered)
+    # The headline: the most recent earlier order among the repeats (the first item's on a tie).
+    order, other, window = max((match for _, match in ordered), key=lambda m: m[1].order_key)
+    name = order.item_name if len(repeats) == 1 else "、".join(r.item_name or r.item for r in repeats)
     return Reminder(
-        reminder_id(order.org_code, order.record_key, order.kind, order.item), order.kind, order.item,
-        order.item_name, order.person_id, order.org_code, order.record_key, order.local_patient_id, order.event_id,
-        order.at, other.org_code, other.record_key, other.at, other.event_id, other.org_code == order.org_code,
-        window)
+        reminder_id(*rkey), order.kind, ",".join(item for item, _ in ordered), name, order.person_id,
+        order.org_code, order.record_key, order.local_patient_id, order.event_id, order.at, other.org_code,
+        other.record_key, other.at, other.event_id, other.org_code == order.org_code, window, ReminderStatus.ACTIVE,
+        repeats)
+
+
+def reminders_for(orders: Iterable[Order], earlier: Iterable[Order], windows: ReminderWindows) -> list[Reminder]:
+    """The reminders any ``orders`` raise against ``earlier``: ``reminder_for`` of each reminder key, in
+    key order."""
+    groups: dict[ReminderKey, list[Order]] = {}
+    for order in orders:
+        groups.setdefault(order.reminder_key, []).append(order)
+    earlier = list(earlier)
+    found = (reminder_for(group, earlier, windows)
+             for _, group in sorted(groups.items(), key=lambda g: (*g[0][:3], g[0][3] or "")))
+    return [r for r in found if r is not None]
 
 
 def _days_text(window: dt.timedelta) -> str:
     days = window.total_seconds() / 86400
     return f"{days:g}" if days == int(days) else f"{days:.1f}"
+
+
+def _repeats(r: Reminder) -> tuple[Repeat, ...]:
+    """The reminder's repeats; a hand-built reminder without them has its headline as its one repeat."""
+    return r.repeats or (Repeat(r.item, r.item_name, r.earlier_org_code, r.earlier_record_key, r.earlier_event_id,
+                                r.earlier_at),)
 
 
 def _messages(r: Reminder) -> tuple[str, str]:
@@ -234,10 +324,27 @@ def _messages(r: Reminder) -> tuple[str, str]:
                 f"A drug of the same class {what_en} was prescribed to the patient at {where_en} on {day} and "
                 f"its {days}-day window has not passed: check for duplicate therapy.")
     noun, noun_en = ("检验", "lab test") if r.kind is OrderKind.LAB_ITEM else ("检查", "examination")
-    return (f"患者{day}已在{where}做过同一{noun}项目 {what}，在{days}天内，可调阅前次结果（检查检验结果互认），"
+    if len(r.repeats) <= 1:  # one item: the headline says it all
+        return (f"患者{day}已在{where}做过同一{noun}项目 {what}，在{days}天内，可调阅前次结果（检查检验结果互认），"
+                f"请核实是否需要重复{noun}。",
+                f"The same {noun_en} {what_en} was done for the patient at {where_en} on {day}, within {days} days: "
+                f"the earlier result may be reused; check whether a repeat is needed.")
+    # Several items (a lab report): grouped by the earlier order they repeat, the most recent one first.
+    by_earlier: dict[tuple[str, str], list[Repeat]] = {}
+    for repeat in sorted(r.repeats, key=lambda x: (x.earlier_at, x.earlier_event_id), reverse=True):
+        by_earlier.setdefault((repeat.earlier_org_code, repeat.earlier_record_key), []).append(repeat)
+    parts, parts_en = [], []
+    for (org_code, _), repeats in by_earlier.items():
+        on = repeats[0].earlier_at.astimezone(CST).date().isoformat()
+        same = org_code == r.org_code
+        items = "、".join(f"{x.item}（{x.item_name}）" if x.item_name else x.item for x in repeats)
+        items_en = ", ".join(f"{x.item} ({x.item_name})" if x.item_name else x.item for x in repeats)
+        parts.append(f"{on}已在{'本机构' if same else '机构' + org_code}做过同一{noun}项目 {items}")
+        parts_en.append(f"{items_en} at {'this institution' if same else 'institution ' + org_code} on {on}")
+    return (f"患者{'；'.join(parts)}（共{len(r.repeats)}项），在{days}天内，可调阅前次结果（检查检验结果互认），"
             f"请核实是否需要重复{noun}。",
-            f"The same {noun_en} {what_en} was done for the patient at {where_en} on {day}, within {days} days: "
-            f"the earlier result may be reused; check whether a repeat is needed.")
+            f"The same {len(r.repeats)} {noun_en} items were done for the patient within {days} days: "
+            f"{'; '.join(parts_en)}. The earlier results may be reused; check whether a repeat is needed.")
 
 
 def reminder_value(reminder: Reminder) -> dict[str, Any]:
@@ -261,6 +368,9 @@ def reminder_value(reminder: Reminder) -> dict[str, Any]:
         "earlier_at": reminder.earlier_at,
         "same_institution": reminder.same_institution,
         "window_seconds": int(reminder.window.total_seconds()),
+        "repeats": [{"item": r.item, "item_name": r.item_name, "earlier_org_code": r.earlier_org_code,
+                     "earlier_record_key": r.earlier_record_key, "earlier_event_id": r.earlier_event_id,
+                     "earlier_at": r.earlier_at} for r in _repeats(reminder)],
         "message_zh": message_zh,
         "message_en": message_en,
     }

@@ -8,15 +8,20 @@ Tables (schema ``routing``):
   their orders are gone.
 * ``order_history``: the orders of the current version of each record (clinical_reminders.Order), primary
   key (org_code, record_key, kind, item), so a corrected record replaces its orders.
-* ``clinical_reminders``: one row per reminder (id = ordering record × kind × item), ACTIVE or WITHDRAWN,
-  with ``changed_by``: the event (or identity change) that last changed it.
+* ``clinical_reminders``: one row per reminder, ACTIVE or WITHDRAWN, with ``changed_by``: the event (or
+  identity change) that last changed it. Its id is ``Order.reminder_key``: ordering record × kind × item
+  for drug classes and exam items, ordering record × kind for lab reports (one row lists the report's
+  repeated items in ``repeats``, jsonb).
 
 Reminders are a function of the order history: whenever a batch adds, removes, corrects or moves orders,
-the orders of the touched person × kind × item from the earliest touched time on are evaluated again
-(``reminders_for``), and a reminder row is inserted, updated (it now names another earlier order, or its
-order's event changed), re-activated or withdrawn to match. So the result does not depend on the order
-events arrive in: a late upload of an earlier prescription reminds the later order, a cancelled earlier
-order makes the later order's reminder name the next qualifying earlier order, or withdraws it.
+every reminder an order of a touched person × kind × item from the earliest touched time on belongs to is
+evaluated again, whole: all the orders of its reminder key (for a lab report, every item of the report,
+touched or not) against the history of each of their items (``reminder_for``). A reminder row is then
+inserted, updated (it now lists other items or names another earlier order, or its order's event
+changed), re-activated or withdrawn to match. So the result does not depend on the order events arrive
+in: a late upload of an earlier prescription reminds the later order, a cancelled earlier order makes the
+later order's reminder name the next qualifying earlier order, drop the items only it repeated, or
+withdraw the reminder when nothing repeats any more.
 
 What a call returns, (raised, withdrawn): every reminder whose ``changed_by`` is an event of the batch, in
 its current state, whether this call changed it or an earlier run of the same events did. A replay after a
@@ -37,17 +42,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from streams.routing.clinical_reminders import (
     ORDER_EVENT_TYPES,
     Order,
     OrderKind,
     Reminder,
+    ReminderKey,
     ReminderStatus,
     ReminderWindows,
+    Repeat,
     orders_of,
+    reminder_for,
     reminder_id,
-    reminders_for,
 )
 
 _DDL = """
@@ -100,12 +108,14 @@ CREATE TABLE IF NOT EXISTS routing.clinical_reminders (
     earlier_at         timestamptz NOT NULL,
     same_institution   boolean     NOT NULL,
     window_seconds     bigint      NOT NULL,
+    repeats            jsonb       NOT NULL DEFAULT '[]',
     status             text        NOT NULL DEFAULT 'ACTIVE' CHECK (status IN ('ACTIVE', 'WITHDRAWN')),
     raised_at          timestamptz NOT NULL,
     withdrawn_at       timestamptz,
     changed_by         text        NOT NULL,
     changed_at         timestamptz NOT NULL
 );
+ALTER TABLE routing.clinical_reminders ADD COLUMN IF NOT EXISTS repeats jsonb NOT NULL DEFAULT '[]';
 CREATE INDEX IF NOT EXISTS clinical_reminders_event ON routing.clinical_reminders (event_id);
 CREATE INDEX IF NOT EXISTS clinical_reminders_earlier_event ON routing.clinical_reminders (earlier_event_id);
 CREATE INDEX IF NOT EXISTS clinical_reminders_changed_by ON routing.clinical_reminders (changed_by);
@@ -115,12 +125,11 @@ _ORDER_COLUMNS = "person_id, kind, item, item_name, org_code, record_key, local_
 # The columns that make a reminder's content; a row whose content differs from the evaluation is rewritten.
 _CONTENT_COLUMNS = ("kind", "item", "item_name", "person_id", "org_code", "record_key", "local_patient_id",
                     "event_id", "at", "earlier_org_code", "earlier_record_key", "earlier_event_id", "earlier_at",
-                    "same_institution", "window_seconds")
+                    "same_institution", "window_seconds", "repeats")
 _REMINDER_COLUMNS = ("reminder_id",) + _CONTENT_COLUMNS + ("status",)
 _LOCK_CLASS = "healthbus.routing.orders"
 
 Key = tuple[str, OrderKind, str]  # person × kind × item
-Pk = tuple[str, str, OrderKind, str]  # org_code × record_key × kind × item: one order, one possible reminder
 
 
 def ensure_order_history(conn: psycopg.Connection) -> None:
@@ -135,15 +144,11 @@ class _Touched:
     """What a batch changed, to evaluate again: per key the earliest time touched and the last cause."""
 
     keys: dict[Key, tuple[dt.datetime, str]] = field(default_factory=dict)
-    gone: dict[Pk, str] = field(default_factory=dict)  # orders removed and not re-added → their cause
+    gone: dict[ReminderKey, str] = field(default_factory=dict)  # reminders of removed orders → their cause
 
     def touch(self, order: Order, cause: str) -> None:
         since, _ = self.keys.get(order.key, (order.at, cause))
         self.keys[order.key] = (min(since, order.at), cause)
-
-
-def _pk(order: Order) -> Pk:
-    return order.org_code, order.record_key, order.kind, order.item
 
 
 def _order(row: Sequence[Any]) -> Order:
@@ -159,13 +164,24 @@ def _reminder(row: Sequence[Any]) -> Reminder:
         values["person_id"], values["org_code"], values["record_key"], values["local_patient_id"],
         values["event_id"], values["at"], values["earlier_org_code"], values["earlier_record_key"],
         values["earlier_at"], values["earlier_event_id"], values["same_institution"],
-        dt.timedelta(seconds=values["window_seconds"]), ReminderStatus(values["status"]))
+        dt.timedelta(seconds=values["window_seconds"]), ReminderStatus(values["status"]),
+        tuple(Repeat(r["item"], r["item_name"], r["earlier_org_code"], r["earlier_record_key"],
+                     r["earlier_event_id"], dt.datetime.fromisoformat(r["earlier_at"])) for r in values["repeats"]))
 
 
 def _content(r: Reminder) -> tuple[Any, ...]:
+    """What makes a reminder's row, to compare (repeats as Repeat tuples: aware times compare by instant)."""
     return (r.kind.value, r.item, r.item_name, r.person_id, r.org_code, r.record_key, r.local_patient_id,
             r.event_id, r.at, r.earlier_org_code, r.earlier_record_key, r.earlier_event_id, r.earlier_at,
-            r.same_institution, int(r.window.total_seconds()))
+            r.same_institution, int(r.window.total_seconds()), r.repeats)
+
+
+def _params(r: Reminder) -> tuple[Any, ...]:
+    """``_content`` as query parameters."""
+    return (*_content(r)[:-1], Jsonb([
+        {"item": x.item, "item_name": x.item_name, "earlier_org_code": x.earlier_org_code,
+         "earlier_record_key": x.earlier_record_key, "earlier_event_id": x.earlier_event_id,
+         "earlier_at": x.earlier_at.isoformat()} for x in r.repeats]))
 
 
 def _lock_persons(cur: psycopg.Cursor[Any], persons: Iterable[str]) -> None:
@@ -261,42 +277,78 @@ def _apply(cur: psycopg.Cursor[Any], event_type: str, event: Mapping[str, Any],
     for o in old + new:
         touched.touch(o, event_id)
     for o in old:
-        touched.gone[_pk(o)] = event_id
+        touched.gone[o.reminder_key] = event_id
     for o in new:
-        touched.gone.pop(_pk(o), None)
+        touched.gone.pop(o.reminder_key, None)
 
 
 def _reevaluate(cur: psycopg.Cursor[Any], touched: _Touched, windows: ReminderWindows, now: dt.datetime) -> None:
     """Bring the reminders of every order at or after a touched point (and of removed orders) in line with
-    the history as it now is."""
+    the history as it now is: each evaluated whole, from all the orders of its reminder key."""
     if not touched.keys:
         return
-    keys = list(touched.keys)
-    cur.execute(
-        f"SELECT {', '.join('h.' + c.strip() for c in _ORDER_COLUMNS.split(','))} "
-        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[]) AS k(person_id, kind, item, since) "
-        "JOIN routing.order_history h ON h.person_id = k.person_id AND h.kind = k.kind AND h.item = k.item "
-        "AND h.at >= k.since",
-        ([p for p, _, _ in keys], [k.value for _, k, _ in keys], [i for _, _, i in keys],
-         [touched.keys[key][0] - windows.longest for key in keys]))
-    history: dict[Key, list[Order]] = {}
-    for row in cur.fetchall():
-        order = _order(row)
-        history.setdefault(order.key, []).append(order)
-    wanted: dict[str, tuple[Reminder | None, str]] = {}  # reminder id → what it should be, and why
+    bounds = {key: since - windows.longest for key, (since, _) in touched.keys.items()}
+    history = _history(cur, bounds)
+    causes: dict[ReminderKey, str] = {}  # the reminders to evaluate again → why (the last touch)
     for key, (since, cause) in touched.keys.items():
-        orders = history.get(key, [])
-        for order in orders:
+        for order in history.get(key, ()):
             if order.at >= since:
-                rid = reminder_id(order.org_code, order.record_key, order.kind, order.item)
-                wanted[rid] = (reminders_for(order, orders, windows), cause)
-    for (org_code, record_key, kind, item), cause in touched.gone.items():
-        wanted.setdefault(reminder_id(org_code, record_key, kind, item), (None, cause))
+                causes[order.reminder_key] = cause
+    for rkey, cause in touched.gone.items():
+        causes.setdefault(rkey, cause)
+    groups = _reminder_orders(cur, causes)
+    # A lab report's other items, and items touched only after this report, need history back from it.
+    more: dict[Key, dt.datetime] = {}
+    for orders in groups.values():
+        for order in orders:
+            bound = order.at - windows.longest
+            if bound < bounds.get(order.key, order.at):
+                more[order.key] = min(bound, more.get(order.key, bound))
+    history.update(_history(cur, more))  # from an earlier bound, so each list is a superset of the one it replaces
+    wanted: dict[str, tuple[Reminder | None, str]] = {}  # reminder id → what it should be, and why
+    for rkey, cause in causes.items():
+        orders = groups.get(rkey, [])
+        earlier = [other for key in {o.key for o in orders} for other in history.get(key, ())]
+        wanted[reminder_id(*rkey)] = (reminder_for(orders, earlier, windows), cause)
     cur.execute(f"SELECT {', '.join(_REMINDER_COLUMNS)} FROM routing.clinical_reminders "
                 "WHERE reminder_id = ANY(%s::uuid[])", (list(wanted),))
     current = {str(row[0]): _reminder(row) for row in cur.fetchall()}
     for rid, (reminder, cause) in wanted.items():
         _write(cur, rid, reminder, current.get(rid), cause, now)
+
+
+def _history(cur: psycopg.Cursor[Any], bounds: Mapping[Key, dt.datetime]) -> dict[Key, list[Order]]:
+    """The orders of each person × kind × item at or after its bound."""
+    if not bounds:
+        return {}
+    keys = list(bounds)
+    cur.execute(
+        f"SELECT {', '.join('h.' + c.strip() for c in _ORDER_COLUMNS.split(','))} "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[]) AS k(person_id, kind, item, since) "
+        "JOIN routing.order_history h ON h.person_id = k.person_id AND h.kind = k.kind AND h.item = k.item "
+        "AND h.at >= k.since",
+        ([p for p, _, _ in keys], [k.value for _, k, _ in keys], [i for _, _, i in keys], [bounds[k] for k in keys]))
+    history: dict[Key, list[Order]] = {key: [] for key in keys}
+    for row in cur.fetchall():
+        order = _order(row)
+        history[order.key].append(order)
+    return history
+
+
+def _reminder_orders(cur: psycopg.Cursor[Any], rkeys: Iterable[ReminderKey]) -> dict[ReminderKey, list[Order]]:
+    """The current orders of each reminder key (all the items of a lab report); a key without any is absent."""
+    rkeys = list(rkeys)
+    cur.execute(
+        f"SELECT {', '.join('h.' + c.strip() for c in _ORDER_COLUMNS.split(','))} "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(org_code, record_key, kind, item) "
+        "JOIN routing.order_history h ON h.org_code = k.org_code AND h.record_key = k.record_key "
+        "AND h.kind = k.kind AND (k.item IS NULL OR h.item = k.item)",
+        ([r[0] for r in rkeys], [r[1] for r in rkeys], [r[2].value for r in rkeys], [r[3] for r in rkeys]))
+    groups: dict[ReminderKey, list[Order]] = {}
+    for row in cur.fetchall():
+        order = _order(row)
+        groups.setdefault(order.reminder_key, []).append(order)
+    return groups
 
 
 def _write(cur: psycopg.Cursor[Any], rid: str, reminder: Reminder | None, current: Reminder | None, cause: str,
@@ -310,13 +362,13 @@ def _write(cur: psycopg.Cursor[Any], rid: str, reminder: Reminder | None, curren
         cur.execute(
             f"INSERT INTO routing.clinical_reminders ({', '.join(_REMINDER_COLUMNS)}, raised_at, changed_by, "
             f"changed_at) VALUES ({', '.join(['%s'] * (len(_REMINDER_COLUMNS) + 3))})",
-            (rid, *_content(reminder), ReminderStatus.ACTIVE.value, now, cause, now))
+            (rid, *_params(reminder), ReminderStatus.ACTIVE.value, now, cause, now))
     elif current.status is ReminderStatus.WITHDRAWN or _content(current) != _content(reminder):
         assignments = ", ".join(f"{c} = %s" for c in _CONTENT_COLUMNS)
         cur.execute(
             f"UPDATE routing.clinical_reminders SET {assignments}, status = 'ACTIVE', withdrawn_at = NULL, "
             "raised_at = CASE WHEN status = 'WITHDRAWN' THEN %s ELSE raised_at END, changed_by = %s, changed_at = %s "
-            "WHERE reminder_id = %s", (*_content(reminder), now, cause, now, rid))
+            "WHERE reminder_id = %s", (*_params(reminder), now, cause, now, rid))
 
 
 def _changed_by(cur: psycopg.Cursor[Any], causes: Sequence[str]) -> tuple[list[Reminder], list[Reminder]]:

@@ -124,13 +124,17 @@ def ensure_county_role(conn: psycopg.Connection, county_code: str, role_prefix: 
 
 
 def save_items(conn: psycopg.Connection, rows: list[ItemRow]) -> None:
-    """Write items (insert or update by item id). Existing rows first: a merge may move an item off the
-    business key that a new row then takes, and the key is unique."""
+    """Write items (insert or update by item id), one statement batch per route. Existing rows first: a
+    merge may move an item off the business key that a new row then takes, and the key is unique."""
     with conn.cursor() as cur:
         for stored in (True, False):
-            for item in (i for i in rows if i.stored is stored):
-                _check_route(item.route)
-                cur.execute(
+            by_route: dict[str, list[ItemRow]] = {}
+            for item in rows:
+                if item.stored is stored:
+                    _check_route(item.route)
+                    by_route.setdefault(item.route, []).append(item)
+            for route, items in by_route.items():
+                cur.executemany(
                     sql.SQL("INSERT INTO routing.{} (item_id, business_key, person_id, county_code, kind, payload, "
                             "source_event_ids, status, status_by, status_at, status_reason) VALUES "
                             "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (item_id) DO UPDATE SET "
@@ -138,11 +142,12 @@ def save_items(conn: psycopg.Connection, rows: list[ItemRow]) -> None:
                             "payload = EXCLUDED.payload, source_event_ids = EXCLUDED.source_event_ids, "
                             "status = EXCLUDED.status, status_by = EXCLUDED.status_by, "
                             "status_at = EXCLUDED.status_at, status_reason = EXCLUDED.status_reason"
-                            ).format(sql.Identifier(item.route)),
-                    (item.item_id, item.business_key, item.person_id, item.county_code, item.kind,
-                     json.dumps(item.payload or {}, ensure_ascii=False), item.source_event_ids, item.status,
-                     item.status_by, item.status_at, item.status_reason))
-                item.stored = True
+                            ).format(sql.Identifier(route)),
+                    [(i.item_id, i.business_key, i.person_id, i.county_code, i.kind,
+                      json.dumps(i.payload or {}, ensure_ascii=False), i.source_event_ids, i.status, i.status_by,
+                      i.status_at, i.status_reason) for i in items])
+                for i in items:
+                    i.stored = True
 
 
 def decide(conn: psycopg.Connection, route: str, item: str, status: str, actor: str, reason: str = "",
