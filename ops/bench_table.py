@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -27,3 +29,13 @@ def print_bench(title: str, rows: list[BenchRow], as_json: bool) -> None:
         print(f"{r.label.ljust(width)}  {shown}  {r.note}")
     if as_json:
         print(json.dumps({r.key: round(r.value, 4) for r in rows}))
+
+
+def best_rate(fn: Callable[[], object], n: int, runs: int = 3) -> float:
+    """n items over the fastest of ``runs`` calls of ``fn`` (the least disturbed by a busy machine)."""
+    best = 0.0
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = max(best, n / (time.perf_counter() - start))
+    return best

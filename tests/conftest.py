@@ -19,7 +19,7 @@ from psycopg import sql
 
 from ops.settings import Settings
 from ops.stack.broker import broker_answers, start_tansu
-from ops.stack.postgres import ensure_database, server_conninfo
+from ops.stack.postgres import ensure_database, private_database, server_conninfo
 from ops.stack.processes import free_port, stop_pid
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.worker_process import worker_env
@@ -107,11 +107,5 @@ def own_db_settings(settings: Settings) -> Iterator[Settings]:
     """``settings`` with a PostgreSQL database of its own (dropped afterwards), for tests whose code reads
     whole tables (the upload monitor closes every open alert it does not find failing; a report ranks every
     institution in quality_issues)."""
-    name = f"hb_test_own_{uuid.uuid4().hex[:10]}"
-    url = psycopg.conninfo.make_conninfo(settings.postgres_url, dbname=name)
-    ensure_database(url)
-    try:
+    with private_database(settings.postgres_url, f"hb_test_own_{uuid.uuid4().hex[:10]}") as url:
         yield settings.model_copy(update={"postgres_url": url})
-    finally:
-        with psycopg.connect(server_conninfo(settings.postgres_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

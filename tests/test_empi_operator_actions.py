@@ -19,12 +19,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from psycopg import sql
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import IDENTITY_CHANGE_TYPES, topic
 from ops.settings import Settings
-from ops.stack.postgres import server_conninfo
+from ops.stack.postgres import private_database
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from producers.publisher import producer_config
 from streams.identity.fellegi_sunter import MatchModel
@@ -63,14 +62,8 @@ def rec(org: str, local: str, name: str, sex: str = "", birth: str = "", id_numb
 def db_url() -> Iterator[str]:
     """A private database for this module, dropped at the end."""
     base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"hb_test_ops_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_conninfo(base), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(base, dbname=name)
-    finally:
-        with psycopg.connect(server_conninfo(base), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with private_database(base, f"hb_test_ops_{uuid.uuid4().hex[:10]}") as url:
+        yield url
 
 
 @pytest.fixture

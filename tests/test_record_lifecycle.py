@@ -16,9 +16,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from ops.stack.postgres import server_conninfo
+from ops.stack.postgres import private_database
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.operator_actions import merge, show_person, unmerge
 from streams.identity.master_index.record_lifecycle import (DEREGISTERED, REINSTATED, UnknownPerson,
@@ -50,14 +49,8 @@ def rec(org: str, local: str, name: str, sex: str = "", birth: str = "", id_numb
 @pytest.fixture(scope="module")
 def db_url() -> Iterator[str]:
     base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"hb_test_lifecycle_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_conninfo(base), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(base, dbname=name)
-    finally:
-        with psycopg.connect(server_conninfo(base), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with private_database(base, f"hb_test_lifecycle_{uuid.uuid4().hex[:10]}") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ time (the same for every path, and dominated by the local broker's join delay) a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 import time
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -59,26 +60,43 @@ def _fill(settings: Settings, topic: str, events: int) -> None:
     produce_all(settings, topic, (prepared[i % len(prepared)] for i in range(events)))
 
 
+class BrokerTimeSpan:
+    """The span of broker timestamps over the messages seen: how long a worker took to write its outputs."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last: float | None = None
+        self.seen = 0
+
+    def add(self, msg: Any) -> None:
+        ts = msg.timestamp()[1] / 1000.0
+        self.first = ts if self.first is None else min(self.first, ts)
+        self.last = ts if self.last is None else max(self.last, ts)
+        self.seen += 1
+
+    @property
+    def seconds(self) -> float:
+        if self.first is None or self.last is None:
+            raise RuntimeError("no messages were seen")
+        return max(self.last - self.first, 1e-3)
+
+
 def output_span(conf: dict, topic: str, events: int, group: str, timeout: float) -> float:
     """Seconds between the first and last output message (broker timestamps); waits until all N are there."""
     consumer = Consumer({**consumer_config(conf, group, 6000), "enable.partition.eof": False})
     consumer.subscribe([topic])
-    first, last, seen = None, None, 0
+    span = BrokerTimeSpan()
     deadline = time.monotonic() + timeout
     try:
-        while seen < events and time.monotonic() < deadline:
+        while span.seen < events and time.monotonic() < deadline:
             for msg in consumer.consume(10000, timeout=0.5):
-                if msg.error():
-                    continue
-                ts = msg.timestamp()[1] / 1000.0
-                first = ts if first is None else min(first, ts)
-                last = ts if last is None else max(last, ts)
-                seen += 1
+                if msg.error() is None:
+                    span.add(msg)
     finally:
         consumer.close()
-    if seen < events:
-        raise RuntimeError(f"only {seen} of {events} events reached {topic} within {timeout:.0f} s")
-    return max(last - first, 1e-3)
+    if span.seen < events:
+        raise RuntimeError(f"only {span.seen} of {events} events reached {topic} within {timeout:.0f} s")
+    return span.seconds
 
 
 def confluent_loop(conf: dict, source: str, target: str, events: int, group: str) -> None:

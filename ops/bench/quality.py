@@ -19,14 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 from avro_schemas.json_form import event_from_json_line, to_json
 from avro_schemas.serde import EventCodec
-from ops.bench_table import BenchRow
+from ops.bench_table import BenchRow, best_rate
+from ops.stack.postgres import private_database
 from ops.settings import Settings
 from producers.synthetic.outpatient_visits import outpatient_visits
 from streams.quality.engine import RuleEngine
@@ -34,15 +32,6 @@ from streams.quality.rule_set import default_rule_set
 from streams.quality.stage import QualityStage
 
 TARGET = 10_000
-
-
-def _best_rate(fn: Callable[[], object], n: int, runs: int = 3) -> float:
-    best = 0.0
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = max(best, n / (time.perf_counter() - start))
-    return best
 
 
 def spoiled_visits(events: int, seed: int, share: float = 0.05) -> list[dict]:
@@ -96,15 +85,15 @@ def run(events: int = 50_000, seed: int = 11) -> list[BenchRow]:
             json.dumps(engine.judge(event_type, event).output_json())
 
     passed = judge_all()
-    rule_rate = _best_rate(judge_all, events)
+    rule_rate = best_rate(judge_all, events)
     rows = [
-        BenchRow("decode only events/s", _best_rate(lambda: [codec.decode(p) for p in payloads], events),
+        BenchRow("decode only events/s", best_rate(lambda: [codec.decode(p) for p in payloads], events),
                  "baseline: fastavro single-object decode of the same events"),
         BenchRow("rule evaluation events/s", rule_rate,
                  f"RuleEngine.judge, {len(rules.for_event_type('outpatient.visit'))} rules; target ≥ {TARGET:,}"),
-        BenchRow("stage core events/s", _best_rate(stage_all, events),
+        BenchRow("stage core events/s", best_rate(stage_all, events),
                  "decode + judge + encode verdict + route, batches of 1000, no database"),
-        BenchRow("batch cli line path events/s", _best_rate(cli_all, events), "JSON line → from_json → judge → JSON"),
+        BenchRow("batch cli line path events/s", best_rate(cli_all, events), "JSON line → from_json → judge → JSON"),
         BenchRow("rule evaluation vs target", rule_rate / TARGET, "≥ 1 meets the issue's target"),
         BenchRow("events rejected share", 1 - passed / events,
                  f"rule set {rules.version}; ~5 % spoiled, only errors reject"),
@@ -113,23 +102,6 @@ def run(events: int = 50_000, seed: int = 11) -> list[BenchRow]:
 
 
 EVENT_TYPE = "outpatient.visit"
-
-
-@contextmanager
-def _private_database(settings: Settings, run_id: str) -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-
-    from ops.stack.postgres import ensure_database, server_conninfo
-
-    name = f"hb_bench_quality_{run_id}"
-    url = psycopg.conninfo.make_conninfo(settings.postgres_url, dbname=name)
-    ensure_database(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(server_conninfo(url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _worker_rate(s: Settings, stage: str, output_topic: str, events: int) -> float:
@@ -160,7 +132,7 @@ def stream_rows(settings: Settings, events: int, seed: int = 13) -> list[BenchRo
     codec = EventCodec()
     values = spoiled_visits(events, seed)
     conf = settings.confluent_config()
-    with _private_database(settings, run_id) as url:
+    with private_database(settings.postgres_url, f"hb_bench_quality_{run_id}") as url:
         runs = {name: settings.model_copy(update={"postgres_url": url, "topic_prefix": f"bench-{run_id}-{name}.",
                                                   "group_prefix": f"bench-{run_id}-{name}"})
                 for name in ("quality", "passthrough")}

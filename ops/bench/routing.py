@@ -40,14 +40,13 @@ import copy
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import validated_topic
-from ops.bench_table import BenchRow
+from ops.bench_table import BenchRow, best_rate
+from ops.stack.postgres import private_database
 from ops.settings import Settings
 from producers.synthetic.outpatient_visits import outpatient_visits
 from streams.routing.routes import claims_of
@@ -67,15 +66,6 @@ DEATH_CAUSES = ("I21.900", "C34.100", "J44.100")
 # Event type shares of the mix (the rest are outpatient visits), and of visits' primary diagnoses.
 MIX = (("prescription", 0.075), ("vaccination.record", 0.04), ("patient.registered", 0.03), ("death.record", 0.005))
 DIAGNOSIS_MIX = ((CHRONIC, 0.30), (TUMOUR, 0.02), (NOTIFIABLE, 0.03))
-
-
-def _best_rate(fn: Callable[[], object], n: int, runs: int = 3) -> float:
-    best = 0.0
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = max(best, n / (time.perf_counter() - start))
-    return best
 
 
 def _pick(rng: random.Random, shares: tuple[tuple[Any, float], ...], rest: Any) -> Any:
@@ -150,22 +140,6 @@ class _Message:
         self.topic, self.partition, self.offset, self.key, self.value, self.headers = topic, 0, offset, b"k:1", value, None
 
 
-@contextmanager
-def _private_database(settings: Settings, name: str) -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-
-    from ops.stack.postgres import ensure_database, server_conninfo
-
-    url = psycopg.conninfo.make_conninfo(settings.postgres_url, dbname=name)
-    ensure_database(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(server_conninfo(url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def _routing_state(settings: Settings, url: str, persons: list[str]) -> Any:
     from streams.routing.stage import RoutingState, reminder_windows
 
@@ -184,7 +158,7 @@ def _stage_rates(settings: Settings, codec: EventCodec, messages: list[_Message]
     batches = [messages[i:i + BATCH] for i in range(0, len(messages), BATCH)]
     first, replay, changes, outputs = 0.0, 0.0, 0, 0
     for run in range(3):
-        with _private_database(settings, f"hb_bench_routing_{run_id}_{run}") as url:
+        with private_database(settings.postgres_url, f"hb_bench_routing_{run_id}_{run}") as url:
             state = _routing_state(settings, url, persons)
             try:
                 stage = RoutingStage(codec, "bench-", state)
@@ -217,10 +191,10 @@ def run(settings: Settings, events: int = 30_000, seed: int = 17) -> list[BenchR
         return sum(1 for t, e in decoded if claims_of(t, e))
 
     routed = decide_all()
-    decide_rate = _best_rate(decide_all, events)
+    decide_rate = best_rate(decide_all, events)
     first, replay, changes, outputs = _stage_rates(settings, codec, messages, persons, uuid.uuid4().hex[:8])
     return [
-        BenchRow("decode only events/s", _best_rate(lambda: [codec.decode(p) for p in payloads], events),
+        BenchRow("decode only events/s", best_rate(lambda: [codec.decode(p) for p in payloads], events),
                  "baseline: fastavro single-object decode of the same events"),
         BenchRow("routing decisions events/s", decide_rate,
                  f"claims_of over decoded events, 6 routes; target ≥ {TARGET:,}"),
@@ -263,6 +237,7 @@ def written_span(conf: dict, topics: list[str], group: str) -> tuple[float, int]
     ``topics`` now, read from the beginning to the high watermarks."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+    from ops.bench.passthrough import BrokerTimeSpan
     from sinks.batch_consumer import consumer_config
 
     consumer = Consumer({**consumer_config(conf, group, 6000), "enable.auto.commit": False,
@@ -276,23 +251,20 @@ def written_span(conf: dict, topics: list[str], group: str) -> tuple[float, int]
                 if high > low:
                     ends[(t, p)] = high
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
-        first, last, seen = None, None, 0
+        span = BrokerTimeSpan()
         deadline = time.monotonic() + 120
         while ends and time.monotonic() < deadline:
             for msg in consumer.consume(10000, timeout=0.5):
                 if msg.error():
                     continue
-                ts = msg.timestamp()[1] / 1000.0
-                first = ts if first is None else min(first, ts)
-                last = ts if last is None else max(last, ts)
-                seen += 1
+                span.add(msg)
                 if msg.offset() + 1 >= ends.get((msg.topic(), msg.partition()), 0):
                     ends.pop((msg.topic(), msg.partition()), None)
     finally:
         consumer.close()
-    if ends or first is None or last is None:
+    if ends or span.seen == 0:
         raise RuntimeError(f"could not read the outputs on {len(ends)} partitions back")
-    return max(last - first, 1e-3), seen
+    return span.seconds, span.seen
 
 
 def _worker_rates(s: Settings, stage: str, inputs: list[str], events: int) -> tuple[float, float, int]:
@@ -335,7 +307,7 @@ def stream_rows(settings: Settings, events: int, seed: int = 19) -> list[BenchRo
     def key_of(v: dict[str, Any]) -> bytes:
         return source_patient_key(v["envelope"]["source"]["org_code"], v["envelope"]["patient"]["local_patient_id"])
 
-    with _private_database(settings, f"hb_bench_routing_{run_id}_stream") as url:
+    with private_database(settings.postgres_url, f"hb_bench_routing_{run_id}_stream") as url:
         runs = {name: settings.model_copy(update={"postgres_url": url, "topic_prefix": f"bench-{run_id}-{name}.",
                                                   "group_prefix": f"bench-{run_id}-{name}"})
                 for name in ("routing", "passthrough")}

@@ -6,6 +6,8 @@ import glob
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -95,3 +97,16 @@ def stop_private_cluster(data_dir: Path) -> None:
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
                    check=False, stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def private_database(base_url: str, name: str) -> Iterator[str]:
+    """A database of its own on ``base_url``'s server for a test or a benchmark: created, its URL yielded,
+    dropped afterwards (connections and all)."""
+    url = make_conninfo(base_url, dbname=name)
+    ensure_database(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server_conninfo(url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

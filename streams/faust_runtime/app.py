@@ -92,3 +92,8 @@ def batch_stage_app(settings: Settings, stage_name: str, inputs: list[str], hand
     agent = BatchAgent(app, handle_batch, producer_config(settings.confluent_config()), blocking=True)
     app.agent(topic, name=stage_name, supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
     return app
+
+
+def run_batch_stage(settings: Settings, stage_name: str, stage: Any, group_suffix: str = "") -> None:
+    """Run a batch stage (``stage.inputs``, ``stage.handle_batch``) as a Faust worker until it is stopped."""
+    run_worker(batch_stage_app(settings, stage_name, stage.inputs, stage.handle_batch, group_suffix))

@@ -121,14 +121,7 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Ide
     return IdentifyStage(codec, settings.topic_prefix, master, resolver, event_types, publish)
 
 
-def build_app(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> Any:
-    from streams.faust_runtime.app import batch_stage_app
-
-    stage = build_stage(settings, event_types)
-    return batch_stage_app(settings, STAGE, stage.inputs, stage.handle_batch, group_suffix)
-
-
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
-    from streams.faust_runtime.app import run_worker as run_faust_worker
+    from streams.faust_runtime.app import run_batch_stage
 
-    run_faust_worker(build_app(settings, event_types, group_suffix), logging.WARNING)
+    run_batch_stage(settings, STAGE, build_stage(settings, event_types), group_suffix)

@@ -16,7 +16,6 @@ by change id / reminder id. Nothing is published for a change that did not commi
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +36,6 @@ from streams.routing.ledger import ChangeMessage, RoutingLedger
 STAGE = "routing"
 PRUNE_EVERY = dt.timedelta(minutes=10)
 
-log = logging.getLogger(__name__)
 
 CHANGES = PromCounter("healthbus_routing_changes_total", "Work-item changes the routing stage made",
                       ["route", "kind"])
@@ -193,14 +191,7 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Rou
     return RoutingStage(codec_for(settings.schema_registry_config()), settings.topic_prefix, state, event_types)
 
 
-def build_app(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> Any:
-    from streams.faust_runtime.app import batch_stage_app
-
-    stage = build_stage(settings, event_types)
-    return batch_stage_app(settings, STAGE, stage.inputs, stage.handle_batch, group_suffix)
-
-
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
-    from streams.faust_runtime.app import run_worker as run_faust_worker
+    from streams.faust_runtime.app import run_batch_stage
 
-    run_faust_worker(build_app(settings, event_types, group_suffix), logging.WARNING)
+    run_batch_stage(settings, STAGE, build_stage(settings, event_types), group_suffix)
