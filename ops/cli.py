@@ -242,19 +242,26 @@ def worker_quality(
 
 @worker_app.command("routing")
 def worker_routing(
+    routes: Annotated[Optional[list[str]], typer.Option("--route", help="Run only these (repeat the option): a "
+                      "route such as chronic_disease, or clinical_reminders; a consumer group of their own. "
+                      "Default: all")] = None,
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
     metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
 ) -> None:
     """validated.* + empi.* → collab.<route>, record.deregistered, alerts.clinical: collaboration routing
     with its PostgreSQL work queues (routing.<route>), the health-record seal and clinical reminders."""
-    from streams.routing.stage import run_worker
+    from streams.routing.stage import ROUTING_PARTS, run_worker
 
+    unknown = set(routes or ()) - set(ROUTING_PARTS)
+    if unknown:
+        raise typer.BadParameter(f"unknown {', '.join(sorted(unknown))}; one of {', '.join(ROUTING_PARTS)}",
+                                 param_hint="--route")
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    run_worker(get_settings(), event_types or None, group_suffix)
+    run_worker(get_settings(), event_types or None, group_suffix, tuple(routes) if routes else ROUTING_PARTS)
 
 
 @worker_app.command("passthrough")

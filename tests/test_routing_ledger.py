@@ -52,7 +52,7 @@ def test_first_diagnosis_registers_later_ones_are_evidence_and_a_replay_changes_
         ("DIABETES", "pending", "1", "411521"), ("HYPERTENSION", "pending", "2", "411521")]
     assert rows[1][5]["detail"]["diagnosis_code"] == "I10.x00x002"  # the first diagnosis registered it
     assert route(ledger, first, second) == []  # a replay
-    assert ledger.changes_for([first["envelope"]["event_id"]])[0].value["kind"] == "REGISTERED"
+    assert ledger.changes_for([first["envelope"]["event_id"]], ["collab.chronic_disease"])[0].value["kind"] == "REGISTERED"
 
 
 def test_cancelling_evidence_amends_and_cancelling_the_last_record_withdraws(ledger: RoutingLedger) -> None:

@@ -101,3 +101,32 @@ def test_undecodable_and_misfiled_messages_are_dead_lettered(stage: RoutingStage
     assert [r.topic for r in out] == [PREFIX + topic("dlq.routing").name] * 2
     reasons = [CODEC.decode(r.value).value["error_code"] for r in out]
     assert reasons[1] == "wrong_event_type" and reasons[0] != "wrong_event_type"
+
+
+def test_workers_running_different_routes_share_the_ledger_without_stepping_on_each_other(
+        postgres_url: str) -> None:
+    """The CDC runs infectious_disease in a worker group of its own; the chronic-disease worker sees the same
+    records and cancellations, each keeps its own record versions, and each publishes its own changes only."""
+    windows = reminder_windows(Settings())
+    chronic = RoutingStage(CODEC, PREFIX, RoutingState(postgres_url, windows, ROLE_PREFIX, ("chronic_disease",)))
+    infectious = RoutingStage(CODEC, PREFIX, RoutingState(postgres_url, windows, ROLE_PREFIX,
+                                                          ("infectious_disease", "clinical_reminders")))
+    try:
+        assert PREFIX + validated_topic("prescription").name not in chronic.inputs
+        assert PREFIX + validated_topic("prescription").name in infectious.inputs
+        p = Patient()
+        visit = p.visit("I10", "J10.100")  # hypertension and influenza on one visit
+        batch = messages([visit])
+        assert [t for t, _ in decoded(chronic.handle_batch(batch))] == ["collab.chronic_disease"]
+        assert [t for t, _ in decoded(infectious.handle_batch(batch))] == ["collab.infectious_disease"]
+        assert decoded(chronic.handle_batch(batch)) == decoded(chronic.handle_batch(batch))  # replays: its own only
+        gone = messages([cancelled(visit)])
+        assert [(t, v["kind"]) for t, v in decoded(infectious.handle_batch(gone))] == [
+            ("collab.infectious_disease", "WITHDRAWN")]
+        assert [(t, v["kind"]) for t, v in decoded(chronic.handle_batch(gone))] == [
+            ("collab.chronic_disease", "WITHDRAWN")]
+    finally:
+        chronic.state.close()
+        infectious.state.close()
+    with pytest.raises(ValueError):
+        RoutingState(postgres_url, windows, ROLE_PREFIX, ("no_such_route",))

@@ -36,10 +36,10 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from avro_schemas.json_form import timestamp_text
-from avro_schemas.topics import collab_topic_name
+from avro_schemas.topics import COLLAB_ROUTES, collab_topic_name
 from streams.routing.claims import Claim, RouteSpec, SourceRef, iso
 from streams.routing.items import ChangeKind, business_key, change_kind, episode_anchor, item_payload, primary_of
-from streams.routing.routes import SPEC_BY_NAME, claims_of, routes_read
+from streams.routing.routes import SPEC_BY_NAME, claims_of
 from streams.routing.work_queue import DEFAULT_ROLE_PREFIX, ItemRow, ensure_work_queues, item_id as new_item_id, save_items
 
 ACTOR = "healthbus-routing"
@@ -67,11 +67,12 @@ CREATE INDEX IF NOT EXISTS claims_item ON routing.claims (route, business_key);
 CREATE INDEX IF NOT EXISTS claims_person ON routing.claims (person_id, route, subject);
 CREATE INDEX IF NOT EXISTS claims_patient ON routing.claims (org_code, local_patient_id);
 CREATE TABLE IF NOT EXISTS routing.source_records (
+    route          text NOT NULL,
     org_code       text NOT NULL,
     record_key     text NOT NULL,
     record_version int  NOT NULL,
     event_id       text NOT NULL,
-    PRIMARY KEY (org_code, record_key)
+    PRIMARY KEY (route, org_code, record_key)
 );
 CREATE TABLE IF NOT EXISTS routing.changes (
     seq          bigserial,
@@ -158,16 +159,17 @@ class _Work:
 
     def __init__(self, conn: psycopg.Connection, specs: dict[str, RouteSpec]) -> None:
         self.conn = conn
-        self.specs = specs
+        self.specs = specs  # the routes this ledger runs; claims of other routes are not read or written
+        self.routes = sorted(specs)
         self.by_item: dict[tuple[str, str], dict[tuple[str, str], Claim]] = {}  # (route, key) → record → claim
         self.by_record: dict[tuple[str, str], dict[tuple[str, str], tuple[Claim, str]]] = {}
         self.episodes: dict[tuple[str, str, str], set[str]] = {}  # (route, person, subject) → business keys
         self.loaded_triples: set[tuple[str, str, str]] = set()
         self.items: dict[tuple[str, str], ItemRow | None] = {}
-        self.versions: dict[tuple[str, str], tuple[int, str]] = {}
+        self.versions: dict[tuple[str, str, str], tuple[int, str]] = {}  # (route, org, record key) →
         self.claim_writes: dict[tuple[str, str, str, str], tuple[Claim, str] | None] = {}  # None: delete
         self.item_writes: dict[str, ItemRow] = {}
-        self.version_writes: dict[tuple[str, str], tuple[int, str]] = {}
+        self.version_writes: dict[tuple[str, str, str], tuple[int, str]] = {}
         self.messages: list[ChangeMessage] = []
 
     # -- loading ---------------------------------------------------------------------------------------
@@ -182,7 +184,8 @@ class _Work:
             return []
         rows = self.conn.execute(
             f"SELECT {_CLAIM_COLUMNS} FROM routing.claims c JOIN unnest(%s::text[], %s::text[]) AS r(o, k) "
-            "ON c.org_code = r.o AND c.record_key = r.k", (list(orgs), list(keys))).fetchall()
+            "ON c.org_code = r.o AND c.record_key = r.k WHERE c.route = ANY(%s)",
+            (list(orgs), list(keys), self.routes)).fetchall()
         return [_claim_from_row(r) for r in rows]
 
     def load_records(self, records: list[tuple[str, str]]) -> None:
@@ -190,11 +193,11 @@ class _Work:
             self._index(claim, key)
         if records:
             orgs, keys = zip(*records)
-            for org, rk, version, event_id in self.conn.execute(
-                    "SELECT s.org_code, s.record_key, s.record_version, s.event_id FROM routing.source_records s "
-                    "JOIN unnest(%s::text[], %s::text[]) AS r(o, k) ON s.org_code = r.o AND s.record_key = r.k",
-                    (list(orgs), list(keys))).fetchall():
-                self.versions[(org, rk)] = (version, event_id)
+            for route, org, rk, version, event_id in self.conn.execute(
+                    "SELECT s.route, s.org_code, s.record_key, s.record_version, s.event_id FROM routing.source_records s "
+                    "JOIN unnest(%s::text[], %s::text[]) AS r(o, k) ON s.org_code = r.o AND s.record_key = r.k "
+                    "WHERE s.route = ANY(%s)", (list(orgs), list(keys), self.routes)).fetchall():
+                self.versions[(route, org, rk)] = (version, event_id)
 
     def load_triples(self, triples: Iterable[tuple[str, str, str]]) -> None:
         todo = sorted(set(triples) - self.loaded_triples)
@@ -336,10 +339,10 @@ class _Work:
                       c.source.event_type) for c, k in upserts])
             if self.version_writes:
                 cur.executemany(
-                    "INSERT INTO routing.source_records (org_code, record_key, record_version, event_id) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (org_code, record_key) DO UPDATE SET "
+                    "INSERT INTO routing.source_records (route, org_code, record_key, record_version, event_id) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (route, org_code, record_key) DO UPDATE SET "
                     "record_version = EXCLUDED.record_version, event_id = EXCLUDED.event_id",
-                    [(o, k, v, e) for (o, k), (v, e) in self.version_writes.items()])
+                    [(r, o, k, v, e) for (r, o, k), (v, e) in self.version_writes.items()])
             save_items(self.conn, list(self.item_writes.values()))
             if self.messages:
                 cur.executemany(
@@ -354,14 +357,21 @@ class RoutingLedger:
 
     conn: psycopg.Connection
     hooks: dict[str, list[ItemHook]] = field(default_factory=dict)
+    routes: tuple[str, ...] = COLLAB_ROUTES  # a worker may run some routes only (its own consumer group)
 
     def __post_init__(self) -> None:
-        self._specs = dict(SPEC_BY_NAME)
+        unknown = set(self.routes) - set(SPEC_BY_NAME)
+        if unknown or not self.routes:
+            raise ValueError(f"unknown routes {sorted(unknown)}; routes: {', '.join(SPEC_BY_NAME)}")
+        self._specs = {r: SPEC_BY_NAME[r] for r in self.routes}
+
+    def reads(self, event_type: str) -> bool:
+        return any(event_type in s.event_types for s in self._specs.values())
 
     # -- events ----------------------------------------------------------------------------------------
     def apply_events(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[ChangeMessage]:
         """Route events in order; returns the changes they made (also stored in routing.changes)."""
-        decided = [(t, e, claims_of(t, e)) for t, e in events if routes_read(t)]
+        decided = [(t, e, claims_of(t, e, self.routes)) for t, e in events if self.reads(t)]
         if not decided:
             return []
         work = _Work(self.conn, self._specs)
@@ -385,15 +395,19 @@ class RoutingLedger:
         source = envelope["source"]
         record = (source["org_code"], source["record_key"])
         version, event_id = envelope["record_version"], envelope["event_id"]
-        seen = work.versions.get(record)
-        if seen is not None and (seen[0] > version or seen[1] == event_id):
-            return  # an older version arriving late, or this very event again (a replay)
         old = dict(work.by_record.get(record, {}))
-        if not old and not claims:
-            return
-        work.versions[record] = work.version_writes[record] = (version, event_id)
-        cause = Cause(event_id, record[0], record[1])
         new = {c.key: c for c in claims}
+        for route in {k[0] for k in old} | {k[0] for k in new}:  # versions are kept per route
+            seen = work.versions.get((route, *record))
+            if seen is not None and (seen[0] > version or seen[1] == event_id):
+                # an older version arriving late, or this very event again (a replay): this route keeps its claims
+                old = {k: v for k, v in old.items() if k[0] != route}
+                new = {k: v for k, v in new.items() if k[0] != route}
+            else:
+                work.versions[(route, *record)] = work.version_writes[(route, *record)] = (version, event_id)
+        if not old and not new:
+            return
+        cause = Cause(event_id, record[0], record[1])
         touched: dict[tuple[str, str], tuple[bool, Claim | None, Claim | None]] = {}
         for claim_key in sorted(old.keys() | new.keys()):
             before = old.get(claim_key)
@@ -431,7 +445,8 @@ class RoutingLedger:
     def _move(self, change: str, where: str, params: tuple[str, ...], to_person: str, reason: str) -> list[ChangeMessage]:
         work = _Work(self.conn, self._specs)
         moving = [_claim_from_row(r) for r in self.conn.execute(
-            f"SELECT {_CLAIM_COLUMNS} FROM routing.claims WHERE {where}", params).fetchall()]
+            f"SELECT {_CLAIM_COLUMNS} FROM routing.claims WHERE route = ANY(%s) AND {where}",
+            (list(self.routes), *params)).fetchall()]
         if not moving:
             return []
         triples = {(c.route, c.person_id, c.subject) for c, _ in moving} | {(c.route, to_person, c.subject)
@@ -468,13 +483,14 @@ class RoutingLedger:
         return work.messages
 
     # -- publishing ------------------------------------------------------------------------------------
-    def changes_for(self, cause_ids: Sequence[str]) -> list[ChangeMessage]:
-        """Every stored change of these causes, oldest first: what a batch publishes after commit."""
-        if not cause_ids:
+    def changes_for(self, cause_ids: Sequence[str], topics: Sequence[str]) -> list[ChangeMessage]:
+        """Every stored change of these causes on these topics, oldest first: what a batch publishes after
+        commit (and again on a replay)."""
+        if not cause_ids or not topics:
             return []
         rows = self.conn.execute(
             "SELECT change_id::text, cause_id, topic, message_key, event_type, value FROM routing.changes "
-            "WHERE cause_id = ANY(%s) ORDER BY seq", (list(cause_ids),)).fetchall()
+            "WHERE cause_id = ANY(%s) AND topic = ANY(%s) ORDER BY seq", (list(cause_ids), list(topics))).fetchall()
         return [ChangeMessage(*r) for r in rows]
 
 

@@ -24,16 +24,20 @@ from prometheus_client import Counter as PromCounter, Histogram
 
 from avro_schemas.json_form import from_json
 from avro_schemas.serde import DecodeError, EventCodec, codec_for
-from avro_schemas.topics import (CLINICAL_ALERTS, IDENTITY_CHANGE_TYPES, PIPELINE_EVENT_TYPES, topic,
-                                 validated_topic)
+from avro_schemas.topics import (CLINICAL_ALERTS, COLLAB_ROUTES, IDENTITY_CHANGE_TYPES, PIPELINE_EVENT_TYPES,
+                                 RECORD_DEREGISTERED, collab_topic_name, topic, validated_topic)
 from ops.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
 from streams.deadlock_retry import retry_on_deadlock
 from streams.raw_intake import RawIntake
-from streams.routing.clinical_reminders import Reminder, ReminderWindows, reminder_value
+from streams.routing.clinical_reminders import ORDER_EVENT_TYPES, Reminder, ReminderWindows, reminder_value
 from streams.routing.ledger import ChangeMessage, RoutingLedger
 
 STAGE = "routing"
+REMINDERS_PART = "clinical_reminders"
+# What a routing worker can run: the collaboration routes and the clinical reminders. A worker runs all of
+# them by default; `healthbus worker routing --route …` runs some in a consumer group of their own.
+ROUTING_PARTS: tuple[str, ...] = (*COLLAB_ROUTES, REMINDERS_PART)
 PRUNE_EVERY = dt.timedelta(minutes=10)
 
 
@@ -47,11 +51,16 @@ BATCH_SECONDS = Histogram("healthbus_routing_batch_seconds", "Time to route one 
 class RoutingState:
     """The stage's PostgreSQL edge: the ledger, the order history and the EMPI health-record seal."""
 
-    def __init__(self, postgres_url: str, windows: ReminderWindows, role_prefix: str) -> None:
+    def __init__(self, postgres_url: str, windows: ReminderWindows, role_prefix: str,
+                 parts: Sequence[str] = ROUTING_PARTS) -> None:
         import psycopg
 
         from streams.identity.master_index.schema import ensure_master_index
         from streams.routing.ledger import ensure_ledger
+
+        unknown = set(parts) - set(ROUTING_PARTS)
+        if unknown or not parts:
+            raise ValueError(f"unknown routing parts {sorted(unknown)}; parts: {', '.join(ROUTING_PARTS)}")
         from streams.routing.order_history import ensure_order_history
         from streams.routing.record_seal import death_hooks
 
@@ -59,7 +68,12 @@ class RoutingState:
         ensure_master_index(self.conn)
         ensure_ledger(self.conn, role_prefix)
         ensure_order_history(self.conn)
-        self.ledger = RoutingLedger(self.conn, hooks=death_hooks())
+        routes = tuple(r for r in COLLAB_ROUTES if r in parts)
+        self.ledger = RoutingLedger(self.conn, hooks=death_hooks(), routes=routes) if routes else None
+        self.reminders = REMINDERS_PART in parts
+        # What this worker publishes: a cause's stored changes of other routes are their workers' to publish.
+        self.topics = [collab_topic_name(r) for r in routes] + (
+            [RECORD_DEREGISTERED] if "death_registration" in routes else [])
         self.windows = windows
         self.pruned_at = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
@@ -68,8 +82,9 @@ class RoutingState:
 
         def route() -> tuple[list[Reminder], list[Reminder]]:
             with self.conn.transaction():
-                self.ledger.apply_events(events)
-                return record_batch(self.conn, events, self.windows)
+                if self.ledger is not None:
+                    self.ledger.apply_events(events)
+                return record_batch(self.conn, events, self.windows) if self.reminders else ([], [])
 
         return retry_on_deadlock(route)  # sealing persons can meet the identify stage's person locks
 
@@ -80,11 +95,14 @@ class RoutingState:
 
         def move() -> tuple[list[Reminder], list[Reminder]]:
             with self.conn.transaction():
-                if change_type == "empi.person_merged":
-                    self.ledger.apply_merge(change)
+                merge = change_type == "empi.person_merged"
+                if self.ledger is not None:
+                    (self.ledger.apply_merge if merge else self.ledger.apply_relink)(change)
+                if not self.reminders:
+                    return [], []
+                if merge:
                     return move_person(self.conn, change["absorbed_person_id"], change["survivor_person_id"],
                                        windows=self.windows, cause=cause)
-                self.ledger.apply_relink(change)
                 return relink_record(self.conn, change["org_code"], change["local_patient_id"],
                                      change["to_person_id"], windows=self.windows, cause=cause)
 
@@ -95,13 +113,17 @@ class RoutingState:
         from streams.routing.order_history import prune_order_history
 
         now = dt.datetime.now(dt.timezone.utc)
-        if now - self.pruned_at < PRUNE_EVERY:
+        if not self.reminders or now - self.pruned_at < PRUNE_EVERY:
             return 0
         self.pruned_at = now
         return prune_order_history(self.conn, now - 2 * self.windows.longest)
 
     def changes_for(self, cause_ids: Sequence[str]) -> list[ChangeMessage]:
-        return self.ledger.changes_for(cause_ids)
+        return self.ledger.changes_for(cause_ids, self.topics) if self.ledger is not None else []
+
+    def reads(self, event_type: str) -> bool:
+        return (self.ledger is not None and self.ledger.reads(event_type)) or (
+            self.reminders and event_type in ORDER_EVENT_TYPES)
 
     def close(self) -> None:
         self.conn.close()
@@ -110,7 +132,7 @@ class RoutingState:
 class RoutingStage:
     def __init__(self, codec: EventCodec, topic_prefix: str, state: RoutingState,
                  event_types: list[str] | None = None) -> None:
-        types = event_types or list(PIPELINE_EVENT_TYPES)
+        types = [t for t in event_types or PIPELINE_EVENT_TYPES if state.reads(t)]
         self.codec = codec
         self.state = state
         self.prefix = topic_prefix
@@ -186,12 +208,19 @@ def reminder_windows(settings: Settings) -> ReminderWindows:
                            exam_item=dt.timedelta(days=settings.reminder_exam_item_days))
 
 
-def build_stage(settings: Settings, event_types: list[str] | None = None) -> RoutingStage:
-    state = RoutingState(settings.postgres_url, reminder_windows(settings), settings.county_role_prefix)
+def build_stage(settings: Settings, event_types: list[str] | None = None,
+                parts: Sequence[str] = ROUTING_PARTS) -> RoutingStage:
+    state = RoutingState(settings.postgres_url, reminder_windows(settings), settings.county_role_prefix, parts)
     return RoutingStage(codec_for(settings.schema_registry_config()), settings.topic_prefix, state, event_types)
 
 
-def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
+def group_suffix_of(parts: Sequence[str]) -> str:
+    """All parts: the ``routing`` group; some: a group of their own (``routing.chronic_disease+vaccination``)."""
+    return "" if set(parts) == set(ROUTING_PARTS) else "." + "+".join(sorted(parts))
+
+
+def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "",
+               parts: Sequence[str] = ROUTING_PARTS) -> None:
     from streams.faust_runtime.app import run_batch_stage
 
-    run_batch_stage(settings, STAGE, build_stage(settings, event_types), group_suffix)
+    run_batch_stage(settings, STAGE, build_stage(settings, event_types, parts), group_suffix_of(parts) + group_suffix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from streams.routing.claims import Claim, RouteSpec
@@ -15,10 +16,9 @@ _BY_EVENT_TYPE: dict[str, tuple[RouteSpec, ...]] = {
     t: tuple(s for s in ROUTE_SPECS if t in s.event_types) for s0 in ROUTE_SPECS for t in s0.event_types}
 
 
-def claims_of(event_type: str, event: dict[str, Any]) -> list[Claim]:
-    """Every route's claims of one event: the routing decision (pure; the stage and `routing decide` call it)."""
-    return [c for s in _BY_EVENT_TYPE.get(event_type, ()) for c in s.claims(event_type, event)]
+def claims_of(event_type: str, event: dict[str, Any], routes: Collection[str] | None = None) -> list[Claim]:
+    """Every route's claims of one event (or those of ``routes``): the routing decision, pure; the stage
+    and `routing decide` call it."""
+    return [c for s in _BY_EVENT_TYPE.get(event_type, ()) if routes is None or s.name in routes
+            for c in s.claims(event_type, event)]
 
-
-def routes_read(event_type: str) -> bool:
-    return event_type in _BY_EVENT_TYPE
