@@ -27,8 +27,11 @@ from ops.dlq_cli import dlq_app  # noqa: E402 (own modules: these groups have ma
 from ops.empi_cli import empi_app  # noqa: E402
 from ops.quality_cli import quality_app  # noqa: E402
 from ops.routing_cli import routing_app  # noqa: E402
+from ops.surveillance_cli import surveillance_app  # noqa: E402
+from ops.syndromes_cli import syndromes_app  # noqa: E402
 
-for sub, name in ((empi_app, "empi"), (quality_app, "quality"), (routing_app, "routing"), (dlq_app, "dlq"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
+for sub, name in ((empi_app, "empi"), (quality_app, "quality"), (routing_app, "routing"), (syndromes_app, "syndromes"),
+                  (surveillance_app, "surveillance"), (dlq_app, "dlq"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
                   (worker_app, "worker"), (sink_app, "sink"), (adapter_app, "adapter")):
     app.add_typer(sub, name=name)
 

@@ -14,12 +14,17 @@ setup() {
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 }
 
-# The quality report tests render HTML in Debian's headless Chromium (with a CJK font for the screenshots).
-ensure_chromium() {
-  command -v chromium >/dev/null && return 0
+# Debian packages the tests use: headless Chromium (with a CJK font) renders the HTML reports; R's
+# surveillance package is the oracle the EARS C1/C2 detection is checked against (~100 MB, 16 s).
+ensure_test_packages() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium fonts-wqy-microhei)
+  Rscript -e 'quit(status = !requireNamespace("surveillance", quietly = TRUE))' >/dev/null 2>&1 \
+    || missing+=(r-cran-surveillance)
+  [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 stack_down() { .venv/bin/healthbus stack down || true; }
@@ -35,7 +40,7 @@ case "$cmd" in
     ;;
   test)
     setup
-    ensure_chromium
+    ensure_test_packages
     .venv/bin/healthbus stack up
     trap stack_down EXIT
     # pytest exits 5 when it collected nothing: that is a failure here, as is any other non-zero exit.
