@@ -19,7 +19,7 @@ SCHEMA_DIR = Path(__file__).parent
 EVENT_TYPE_ATTRIBUTE = "healthbus.event_type"
 # Order matters: a named type must be parsed before a file that refers to it.
 COMMON_FILES = ("common/source.avsc", "common/patient.avsc", "common/diagnosis.avsc", "common/envelope.avsc")
-EVENT_DIRS = ("events", "identity", "quality", "collab", "alerts", "ops")
+EVENT_DIRS = ("events", "identity", "quality", "collab", "surveillance", "alerts", "ops")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class KeyScheme(str, enum.Enum):
     SOURCE_RECORD = "source-record"  # the key of the message that failed (dead letters keep it)
     PERSON = "person"  # the (survivor) platform person id: one person's identity changes in order
     INSTITUTION = "institution"  # the institution's GB 32100 code: one institution's alerts in order
+    SERIES = "series"  # a surveillance series id (syndrome:county[:group]): one series' alerts in order
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,11 @@ ALERT_RETENTION_MS = 90 * DAY_MS
 
 # Event types the adapters publish (everything in events/; identity changes and dead letters are not).
 PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(
-    t for t in current_schemas() if not t.startswith(("ops.", "empi.", "quality.", "alerts.", "collab.", "record.")))
+    t for t in current_schemas() if not t.startswith(("ops.", "empi.", "quality.", "alerts.", "collab.", "record.", "surveillance.")))
 # Identity changes the master patient index publishes (identity/): merges, relinks.
 IDENTITY_CHANGE_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if t.startswith("empi."))
-STAGES: tuple[str, ...] = ("adapter", "identify", "quality", "routing", "sink-postgres", "sink-clickhouse")
+STAGES: tuple[str, ...] = ("adapter", "identify", "quality", "routing", "surveillance", "sink-postgres",
+                           "sink-clickhouse")
 QUALITY_RESULTS = "quality.results"
 QUALITY_ALERTS = "alerts.quality"
 # Collaboration routes (issue #6): each has its topic collab.<route> and its work-queue table routing.<route>.
@@ -72,7 +74,9 @@ COLLAB_ROUTES: tuple[str, ...] = ("chronic_disease", "tumor_registry", "death_re
                                   "vaccination", "resident_update")
 RECORD_DEREGISTERED = "record.deregistered"
 CLINICAL_ALERTS = "alerts.clinical"
-COLLAB_RETENTION_MS = 30 * DAY_MS  # a county system offline for a holiday week still catches up
+COLLAB_RETENTION_MS = 30 * DAY_MS
+SURVEILLANCE_CASES = "surveillance.cases"
+SURVEILLANCE_ALERTS = "alerts.surveillance"  # a county system offline for a holiday week still catches up
 
 
 def collab_topic_name(route: str) -> str:
@@ -121,6 +125,14 @@ def _catalogue() -> dict[str, TopicSpec]:
     specs.append(TopicSpec(
         CLINICAL_ALERTS, "alerts", KeyScheme.INSTITUTION, "alerts.clinical_reminder", ALERT_PARTITIONS,
         ALERT_RETENTION_MS, "delete", "clinical reminders (智能提示): repeated drug class or test, for the ordering institution",
+    ))
+    specs.append(TopicSpec(
+        SURVEILLANCE_CASES, "surveillance", KeyScheme.SOURCE_PATIENT, "surveillance.case", EVENT_PARTITIONS,
+        COLLAB_RETENTION_MS, "delete", "outpatient visits classified into syndromes (pseudonymised, matched terms only)",
+    ))
+    specs.append(TopicSpec(
+        SURVEILLANCE_ALERTS, "alerts", KeyScheme.SERIES, "alerts.surveillance_alert", ALERT_PARTITIONS,
+        ALERT_RETENTION_MS, "delete", "syndromic early warning: a series above its threshold (open, updated, closed)",
     ))
     for stage in STAGES:
         specs.append(TopicSpec(

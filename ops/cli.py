@@ -267,6 +267,22 @@ def worker_routing(
     run_worker(get_settings(), event_types or None, group_suffix, tuple(routes) if routes else ROUTING_PARTS)
 
 
+@worker_app.command("surveillance")
+def worker_surveillance(
+    group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+) -> None:
+    """validated.outpatient.visit → surveillance.cases: classifies every visit into the syndromes of
+    DOMAIN.md §5 and keeps daily counts per syndrome × county × population group (PostgreSQL)."""
+    from streams.surveillance.stage import run_worker
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    run_worker(get_settings(), None, group_suffix)
+
+
 @worker_app.command("passthrough")
 def worker_passthrough(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,

@@ -24,6 +24,7 @@ from typing import Any
 
 from avro_schemas.json_form import timestamp_text
 from streams.standards.china_time import CST
+from streams.standards.region_codes import residence_county
 
 
 class Primary(str, enum.Enum):
@@ -86,14 +87,9 @@ def source_of(event_type: str, event: dict[str, Any]) -> SourceRef:
 
 
 def county_of(event: dict[str, Any]) -> str:
-    """The county of residence (GB/T 2260 county level) an item is addressed to: the patient's residence
-    region when it names one, else the reporting institution's county (where an unknown-address resident
-    is followed up, as the county CDCs do today)."""
-    envelope = event["envelope"]
-    residence = envelope["patient"].get("residence_region_code") or ""
-    if len(residence) >= 6 and residence[:6].isdigit() and residence[4:6] != "00":
-        return residence[:6]
-    return envelope["source"]["region_code"][:6]
+    """The county of residence an item is addressed to (the reporting institution's when the address is
+    unknown: that is where an unknown-address resident is followed up, as the county CDCs do today)."""
+    return residence_county(event["envelope"])
 
 
 def routable(event: dict[str, Any]) -> bool:

@@ -106,3 +106,13 @@ def region_name(code: str, year: int) -> str | None:
         if first <= year <= last:
             return name
     return None
+
+
+def residence_county(envelope: dict) -> str:
+    """The county an event belongs to for public health (DOMAIN.md §5 geography, §4 routing): the patient's
+    county of residence (GB/T 2260, county level) when the record names one, else the reporting
+    institution's county."""
+    residence = envelope["patient"].get("residence_region_code") or ""
+    if len(residence) >= 6 and residence[:6].isdigit() and residence[4:6] != "00":
+        return residence[:6]
+    return envelope["source"]["region_code"][:6]

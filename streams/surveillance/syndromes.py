@@ -64,6 +64,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+CLASSIFIER_VERSION = "2026.11.1"  # bump when a definition or the lexicon changes: cases name the version that made them
 FEVER_MIN_C = 37.3  # fever: a temperature ≥ 37.3 ℃ (DOMAIN.md §5)
 ILI_MIN_C = 38.0  # ILI: a temperature ≥ 38.0 ℃
 PLAUSIBLE_C = (34.0, 43.0)  # temperatures outside are typos or not temperatures
