@@ -5,7 +5,9 @@ identify stage (a real ``healthbus worker identify`` process: the master patient
 resident's person id) → identified.* → the quality stage (``healthbus worker quality``: the rule set judges
 every event; errors go to dlq.quality) → validated.* → PostgreSQL and ClickHouse sinks (ClickHouse also keeps
 every verdict from quality.results) and the routing stage (``healthbus worker routing``: work items per
-collaboration route, health-record seals, clinical reminders). Topics and consumer groups are fresh per run and deleted afterwards;
+collaboration route, health-record seals, clinical reminders) and the surveillance stage (``healthbus worker
+surveillance``: every outpatient visit classified into syndromes, daily counts for early warning; the cases
+and the notifiable-disease reports land in ClickHouse too). Topics and consumer groups are fresh per run and deleted afterwards;
 the demo institutions' watermarks are reset, so every run publishes the synthetic world again. Rows are counted by this run's
 event ids: re-running with the same seed shows the sinks' idempotence (the rows are there once).
 """
@@ -18,14 +20,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from avro_schemas.topics import PIPELINE_EVENT_TYPES
+from avro_schemas.topics import PIPELINE_EVENT_TYPES, SURVEILLANCE_CASES, collab_topic_name, validated_topic
 from ops.settings import Settings
 from ops.stack import lifecycle
 from ops.stack.postgres import ensure_database
 from ops.stack.processes import stop_pid
 from ops.quality_detection import measure_detection
 from ops.routing_summary import RoutingSummary, summarise
-from ops.topic_admin import create_topics, delete_topics, existing_topics
+from ops.topic_admin import committed_total, count_messages, create_topics, delete_topics, existing_topics
 from ops.worker_process import start_worker
 from producers.adapters.config import load_config
 from producers.adapters.runner import build_adapter
@@ -56,13 +58,21 @@ class DemoResult:
     false_rejections: int = 0  # events rejected although their source record has no injected defect
     routed: int = 0  # validated events the routing stage consumed and committed
     routing: RoutingSummary | None = None
+    visits_classified: int = 0  # validated outpatient visits the surveillance stage committed
+    syndrome_cases: dict[str, int] = field(default_factory=dict)  # syndrome → visits of this run
+    cases_published: int = 0  # surveillance.cases records
+    cases_in_clickhouse: int = 0  # this run's visits in surveillance_cases FINAL that are cases
+    visits_accepted: int = 0
+    distinct_cases: int = 0  # this run's visits that are cases (PostgreSQL visit_cases)
 
     @property
     def consistent(self) -> bool:
         return (self.accepted + self.rejected == self.produced == self.verdicts_in_clickhouse > 0
                 and self.accepted == self.consumed == self.postgres_rows == self.clickhouse_rows == self.routed > 0
                 and self.events_without_person == 0
-                and (self.routing is None or self.routing.deaths_unrouted == 0))
+                and (self.routing is None or self.routing.deaths_unrouted == 0)
+                and self.visits_classified == self.visits_accepted
+                and self.cases_in_clickhouse == self.distinct_cases)
 
     def figures(self) -> dict[str, float]:
         return {"produced": self.produced, "consumed": self.consumed, "postgres_rows": self.postgres_rows,
@@ -76,7 +86,10 @@ class DemoResult:
                 **({f"items_{route}": sum(by.values()) for route, by in self.routing.items.items()}
                    if self.routing else {}),
                 "health_records_sealed": self.routing.sealed if self.routing else 0,
-                "clinical_reminders": self.routing.reminders if self.routing else 0}
+                "clinical_reminders": self.routing.reminders if self.routing else 0,
+                "visits_classified": self.visits_classified, "visits_accepted": self.visits_accepted,
+                "syndrome_cases": self.distinct_cases, "syndrome_cases_in_clickhouse": self.cases_in_clickhouse,
+                **{f"cases_{k.lower()}": v for k, v in self.syndrome_cases.items()}}
 
     def table(self) -> str:
         rows = [("rows in the synthetic exchange databases (parents)", self.exchange_rows),
@@ -91,6 +104,10 @@ class DemoResult:
                 ("rows in ClickHouse (event_log FINAL)", self.clickhouse_rows),
                 ("dead letters at the sinks", self.dead_letters),
                 ("events routed (validated.* committed by the routing stage)", self.routed),
+                ("outpatient visits classified (surveillance stage)", self.visits_classified),
+                ("  of which syndrome cases (surveillance.cases)", self.distinct_cases),
+                ("  syndrome cases in ClickHouse (surveillance_cases FINAL)", self.cases_in_clickhouse),
+                *((f"    {syndrome}", n) for syndrome, n in self.syndrome_cases.items()),
                 ("residents (distinct person ids on the events)", self.persons),
                 ("events without a person id", self.events_without_person)]
         if self.routing is not None:
@@ -112,9 +129,10 @@ class RecordingPublisher:
     source record each came from (to match the synthetic defects)."""
 
     def __init__(self, inner: Any, event_ids: list[str], records: dict[tuple[str, str], list[str]],
-                 latest_deaths: dict[tuple[str, str], tuple[str, bool]]) -> None:
+                 latest_deaths: dict[tuple[str, str], tuple[str, bool]], event_types: dict[str, str]) -> None:
         self.inner = inner
         self.event_ids = event_ids
+        self.event_types = event_types
         self.records = records
         self.latest_deaths = latest_deaths  # death record → (its latest event id, cancelled)
 
@@ -122,6 +140,7 @@ class RecordingPublisher:
         self.inner.publish(event_type, value)
         envelope = value["envelope"]
         self.event_ids.append(envelope["event_id"])
+        self.event_types[envelope["event_id"]] = event_type
         source = envelope["source"]
         self.records.setdefault((source["org_code"], source["record_key"]), []).append(envelope["event_id"])
         if event_type == "death.record":
@@ -152,27 +171,36 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         state.close()
         create_topics(conf, s.topic_prefix)
         worker_log = s.state_dir / "logs" / f"demo-worker-{run}.log"
-        workers = [start_worker(s, worker_log, stage) for stage in ("identify", "quality", "routing")]
+        workers = [start_worker(s, worker_log, stage) for stage in ("identify", "quality", "routing", "surveillance")]
 
         start = time.monotonic()
         event_ids: list[str] = []
         records: dict[tuple[str, str], list[str]] = {}
         latest_deaths: dict[tuple[str, str], tuple[str, bool]] = {}
+        event_types: dict[str, str] = {}
         quarantined = 0
         for source in sources:
             adapter = build_adapter(s, source, settle_seconds=0)
-            adapter.publisher = RecordingPublisher(adapter.publisher, event_ids, records, latest_deaths)
+            adapter.publisher = RecordingPublisher(adapter.publisher, event_ids, records, latest_deaths, event_types)
             quarantined += adapter.run_once().quarantined
             adapter.close()
         produced = len(event_ids)
         deadline = time.monotonic() + timeout
         verdicts = _read_verdicts(s, set(event_ids), workers, worker_log, deadline)
         accepted = sum(verdicts.values())
-        progress = _run_sinks(s, accepted, accepted + produced, workers, worker_log, deadline)
-        routed = _wait_routed(s, accepted, workers, worker_log, deadline)
+        accepted_ids = [e for e, passed in verdicts.items() if passed]
+        visit_ids = [e for e in accepted_ids if event_types[e] == "outpatient.visit"]
+        validated = [s.topic_name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
+        routed = _wait_committed(s, "routing", validated, accepted, workers, worker_log, deadline)
+        classified = _wait_committed(s, "surveillance", [s.topic_name(validated_topic("outpatient.visit").name)],
+                                     len(visit_ids), workers, worker_log, deadline)
+        # ClickHouse also lands the verdicts, the syndrome cases and the notifiable-disease reports.
+        cases_published, reports = (count_messages(conf, [s.topic_name(t)])
+                                    for t in (SURVEILLANCE_CASES, collab_topic_name("infectious_disease")))
+        progress = _run_sinks(s, accepted, accepted + produced + cases_published + reports, workers, worker_log,
+                              deadline)
         seconds = time.monotonic() - start
         # Rows are counted by this run's accepted event ids: what passed must be in both sinks, once.
-        accepted_ids = [e for e, passed in verdicts.items() if passed]
         pg = PostgresEventStore(s.postgres_url)
         postgres_rows = pg.count_event_ids(accepted_ids)
         persons, without_person = pg.person_counts(accepted_ids)
@@ -181,7 +209,9 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         clickhouse_rows = ch.count_event_ids(accepted_ids)
         verdict_rows = ch.count_event_ids(event_ids, table="quality_results")
         rules_of = ch.failed_rules(event_ids)
+        cases_in_clickhouse = ch.count_surveillance_cases(visit_ids)
         ch.close()
+        syndrome_cases, distinct_cases = _syndrome_cases(s.postgres_url, visit_ids)
         detection, false_rejections, _ = measure_detection(
             _injected_defects(exchange_dsn, sources), records, rules_of,
             {e for e, passed in verdicts.items() if not passed})
@@ -193,7 +223,8 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         return DemoResult(parents, quarantined, produced, progress[0].consumed, postgres_rows,
                           clickhouse_rows, sum(p.dead_lettered for p in progress), seconds, persons, without_person,
                           accepted, produced - accepted, verdict_rows, default_rule_set().version, detection,
-                          false_rejections, routed, routing)
+                          false_rejections, routed, routing, classified, syndrome_cases, cases_published,
+                          cases_in_clickhouse, len(visit_ids), distinct_cases)
     finally:
         for worker in workers:
             stop_pid(worker.pid)
@@ -254,20 +285,31 @@ def _read_verdicts(s: Settings, event_ids: set[str], workers: list[Any], worker_
     return verdicts
 
 
-def _wait_routed(s: Settings, accepted: int, workers: list[Any], worker_log: Any, deadline: float) -> int:
-    """Until the routing stage has committed every validated event (it publishes no output per input)."""
-    from avro_schemas.topics import validated_topic
-    from ops.topic_admin import committed_total
-
-    topics = [s.topic_name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
+def _wait_committed(s: Settings, stage: str, topics: list[str], expected: int, workers: list[Any], worker_log: Any,
+                    deadline: float) -> int:
+    """Until ``stage`` has committed ``expected`` messages of ``topics`` (it publishes no output per input)."""
     done = 0
     while time.monotonic() < deadline:
         _check_workers(workers, worker_log)
-        done = committed_total(s.confluent_config(), s.group_id("routing"), topics)
-        if done >= accepted:
+        done = committed_total(s.confluent_config(), s.group_id(stage), topics)
+        if done >= expected:
             return done
         time.sleep(0.5)
-    raise RuntimeError(f"the routing stage committed only {done} of {accepted} validated events in time; see {worker_log}")
+    raise RuntimeError(f"the {stage} stage committed only {done} of {expected} events in time; see {worker_log}")
+
+
+def _syndrome_cases(postgres_url: str, visit_ids: list[str]) -> tuple[dict[str, int], int]:
+    """(syndrome → this run's visits with it, visits that are a case) from the surveillance stage's state."""
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT syndromes FROM surveillance.visit_cases WHERE event_id = ANY(%s) "
+                            "AND NOT cancelled AND cardinality(syndromes) > 0", (visit_ids,)).fetchall()
+    by_syndrome: dict[str, int] = {}
+    for (syndromes,) in rows:
+        for syndrome in syndromes:
+            by_syndrome[syndrome] = by_syndrome.get(syndrome, 0) + 1
+    return dict(sorted(by_syndrome.items())), len(rows)
 
 
 def _run_sinks(s: Settings, accepted: int, clickhouse_expected: int, workers: list[Any], worker_log: Any,

@@ -73,3 +73,26 @@ def committed_total(kafka_config: dict[str, Any], group: str, topics: list[str])
         return sum(tp.offset for tp in consumer.committed(partitions, timeout=10) if tp.offset > 0)
     finally:
         consumer.close()
+
+
+def count_messages(kafka_config: dict[str, Any], topics: list[str], idle_seconds: float = 1.5) -> int:
+    """How many messages ``topics`` hold, read from the beginning until nothing new comes for
+    ``idle_seconds`` (the local broker's ListOffsets is wrong, STACK.md: reading is the honest count)."""
+    import time
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({**kafka_config, "group.id": f"count-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "log_level": 3})
+    consumer.subscribe(topics)
+    seen, quiet_since = 0, time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_seconds:
+            batch = [m for m in consumer.consume(1000, timeout=0.2) if m.error() is None]
+            if batch:
+                seen += len(batch)
+                quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return seen

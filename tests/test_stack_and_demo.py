@@ -46,6 +46,10 @@ def test_demo_counts_agree(settings: Settings) -> None:
     assert figures["routed"] == figures["accepted"]
     assert figures["items_chronic_disease"] > 0 and figures["items_vaccination"] > 0
     assert figures["items_resident_update"] > 0
+    # every accepted visit classified; each case once in ClickHouse; the synthetic world has respiratory cases
+    assert figures["visits_classified"] == figures["visits_accepted"] > 0
+    assert figures["syndrome_cases_in_clickhouse"] == figures["syndrome_cases"] > 0
+    assert figures["cases_fever_resp"] > 0
     assert "counts agree" in result.stdout
 
 

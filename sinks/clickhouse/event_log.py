@@ -13,10 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from avro_schemas.topics import QUALITY_RESULTS
+from avro_schemas.topics import QUALITY_RESULTS, SURVEILLANCE_CASES, collab_topic_name
 from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
+from sinks.clickhouse.surveillance_tables import (NOTIFIABLE_COLUMNS, SURVEILLANCE_CASE_COLUMNS, notifiable_row,
+                                                  surveillance_case_row, surveillance_ddl)
 from sinks.event_sink import SinkRecord
 from streams.privacy import pseudonym
+from streams.standards.china_time import CST
+from streams.standards.population_groups import age_at
 
 
 def table_ddl(database: str) -> list[str]:
@@ -68,23 +72,16 @@ VISIT_COLUMNS = ["event_id", "occurred_at", "org_code", "org_region_code", "resi
                  "diagnosis_codes", "primary_diagnosis_code", "record_version", "cancelled", "ingested_at"]
 
 
-def age_at(birth: dt.date | None, moment: dt.datetime) -> int | None:
-    if birth is None:
-        return None
-    day = moment.date()
-    years = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-    return years if 0 <= years <= 150 else None
-
-
 class ClickHouseEventLog:
     name = "sink-clickhouse"
-    also_reads: tuple[str, ...] = (QUALITY_RESULTS,)  # the verdicts, for the quality scores
+    # The verdicts (quality scores), syndrome cases and notifiable-disease reports (surveillance analytics).
+    also_reads: tuple[str, ...] = (QUALITY_RESULTS, SURVEILLANCE_CASES, collab_topic_name("infectious_disease"))
 
     def __init__(self, client: Any, database: str, pseudonym_key: bytes) -> None:
         self._client = client
         self._db = database
         self._key = pseudonym_key
-        for ddl in table_ddl(database) + quality_ddl(database):
+        for ddl in table_ddl(database) + quality_ddl(database) + surveillance_ddl(database):
             client.command(ddl)
 
     def _person(self, env: dict[str, Any]) -> str:
@@ -99,9 +96,19 @@ class ClickHouseEventLog:
         log_rows: list[list[Any]] = []
         visit_rows: list[list[Any]] = []
         quality_rows: list[list[Any]] = []
+        case_rows: list[list[Any]] = []
+        report_rows: list[list[Any]] = []
         for r in records:
             if r.event_type == "quality.result":  # the quality stage's verdicts (quality.results)
                 quality_rows.append(quality_row(r.value))
+                continue
+            if r.event_type == "surveillance.case":
+                case_rows.append(surveillance_case_row(r.value, now))
+                continue
+            if r.event_type == "collab.work_item_change":
+                row = notifiable_row(r.value, self._key, now)
+                if row is not None:
+                    report_rows.append(row)
                 continue
             env = r.value["envelope"]
             source, patient = env["source"], env["patient"]
@@ -115,7 +122,7 @@ class ClickHouseEventLog:
                 primary = next((d["code"] for d in v["diagnoses"] if d["is_primary"]), codes[0] if codes else "")
                 visit_rows.append([env["event_id"], env["occurred_at"], source["org_code"], source["region_code"],
                                    residence, person, patient.get("sex") or "",
-                                   age_at(patient.get("birth_date"), env["occurred_at"]), v["visit_type"],
+                                   age_at(patient.get("birth_date"), env["occurred_at"].astimezone(CST).date()), v["visit_type"],
                                    v.get("department_code") or "", v.get("temperature_c"), codes, primary,
                                    env["record_version"], env["cancelled"], now])
         if log_rows:
@@ -124,7 +131,11 @@ class ClickHouseEventLog:
             self._client.insert(f"{self._db}.outpatient_visits", visit_rows, column_names=VISIT_COLUMNS)
         if quality_rows:
             self._client.insert(f"{self._db}.quality_results", quality_rows, column_names=QUALITY_COLUMNS)
-        return len(log_rows) + len(quality_rows)
+        if case_rows:
+            self._client.insert(f"{self._db}.surveillance_cases", case_rows, column_names=SURVEILLANCE_CASE_COLUMNS)
+        if report_rows:
+            self._client.insert(f"{self._db}.notifiable_reports", report_rows, column_names=NOTIFIABLE_COLUMNS)
+        return len(log_rows) + len(quality_rows) + len(case_rows) + len(report_rows)
 
     def count(self, table: str = "event_log") -> int:
         return int(self._client.command(f"SELECT count() FROM {self._db}.{table} FINAL"))
@@ -151,6 +162,13 @@ class ClickHouseEventLog:
             rows = self._client.query(f"SELECT toString(event_id), rule_ids FROM {self._db}.quality_results FINAL "
                                       f"WHERE {wanted}").result_rows
         return {e: frozenset(r) for e, r in rows}
+
+    def count_surveillance_cases(self, case_ids: list[str]) -> int:
+        """How many of these visits are syndrome cases in surveillance_cases (FINAL: once each, latest version)."""
+        with self._wanted(case_ids) as wanted:
+            return int(self._client.command(
+                f"SELECT count() FROM {self._db}.surveillance_cases FINAL WHERE {wanted.replace('event_id IN', 'case_id IN', 1)} "
+                "AND NOT withdrawn AND length(syndromes) > 0"))
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)

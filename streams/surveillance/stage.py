@@ -28,7 +28,8 @@ from streams.raw_intake import RawIntake
 from streams.standards.china_time import CST
 from streams.standards.region_codes import residence_county
 from streams.surveillance.case_store import UNKNOWN_GROUP, VisitCase
-from streams.surveillance.syndromes import CLASSIFIER_VERSION, Classification, age_at, classify, population_group
+from streams.standards.population_groups import age_at, population_group
+from streams.surveillance.syndromes import CLASSIFIER_VERSION, Classification, classify
 
 STAGE = "surveillance"
 EVENT_TYPE = "outpatient.visit"
@@ -49,8 +50,7 @@ def visit_case(visit: dict[str, Any], classification: Classification) -> VisitCa
     envelope = visit["envelope"]
     source, patient = envelope["source"], envelope["patient"]
     day = envelope["occurred_at"].astimezone(CST).date()
-    birth = patient.get("birth_date")
-    group = population_group(age_at(birth, day)) if birth else None
+    group = population_group(age_at(patient.get("birth_date"), day))
     return VisitCase(source["org_code"], source["record_key"], envelope["event_id"], envelope["record_version"],
                      envelope["cancelled"], day, residence_county(envelope), group or UNKNOWN_GROUP,
                      tuple(s.value for s in classification.syndromes))

@@ -56,8 +56,6 @@ Speed: one regex scan per text plus a dict look-up per matched term; nothing is 
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -410,25 +408,3 @@ def classify(chief_complaint: str | None, symptoms: Sequence[str] = (), temperat
 def syndromes_field(classification: Classification) -> str:
     """The syndrome codes sorted and joined by ";" ("" when none): the CLI's ``syndromes`` column."""
     return ";".join(sorted(s.value for s in classification.syndromes))
-
-
-# -- population groups -------------------------------------------------------------------------------
-def age_at(birth_date: dt.date, day: dt.date) -> int:
-    """Completed years on ``day`` (a 29 February birthday falls on 1 March in common years)."""
-    if day < birth_date:
-        raise ValueError(f"day {day} before birth date {birth_date}")
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
-
-
-def population_group(age_years: int | float | None) -> str | None:
-    """DOMAIN.md §5 group by completed years at the visit: child 0–6, student 7–18, adult 19–59, elderly ≥ 60.
-    A fractional age counts by its completed years (6.9 → child); None, negative or NaN → None."""
-    if age_years is None:
-        return None
-    try:
-        age = math.floor(age_years)
-    except (ValueError, OverflowError, TypeError):
-        return None
-    if age < 0:
-        return None
-    return "child" if age <= 6 else "student" if age <= 18 else "adult" if age <= 59 else "elderly"
