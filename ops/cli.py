@@ -520,6 +520,20 @@ def bench_quality(
                 as_json)
 
 
+@bench_app.command("syndromes")
+def bench_syndromes(
+    complaints: Annotated[int, typer.Option()] = 20000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Syndrome classification per worker (target ≥ 20,000 complaints/s) next to a normalise-only baseline;
+    early-warning detection over 10 counties × 9 syndromes × 4 groups × 3 years (target < 1 s per method)."""
+    from ops.bench.syndromes import run
+    from ops.bench_table import print_bench
+
+    print_bench(f"syndromes: {complaints} synthetic outpatient complaints; detection over 360 series × 1096 days",
+                run(complaints), as_json)
+
+
 @bench_app.command("routing")
 def bench_routing(
     events: Annotated[int, typer.Option()] = 30000,
