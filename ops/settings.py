@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     """Upload monitoring: a feed with nothing received by this local time (Asia/Shanghai) raises NO_UPLOAD."""
     quality_monitor_min_share: float = 0.5
     """Upload monitoring: a complete day below this share of the feed's own 4-week median raises LOW_VOLUME."""
+    surveillance_detection_plan: Path | None = None
+    """Early warning: the detection plan (YAML: methods and parameters per syndrome, county, group); unset: the
+    shipped streams/surveillance/detection_plan.yaml."""
+    surveillance_partial_day_hours: float = 12.0
+    """Early warning: today's count so far is judged once this many hours of the day (Asia/Shanghai) have passed;
+    it may open an alert, never close one. 24 or more: closed days only."""
     county_role_prefix: str = "healthbus_county_"
     """Routing work queues: each county reads its own residents' items through the NOLOGIN role '<prefix><county code>'."""
     reminder_drug_class_days: int = 7

@@ -245,3 +245,102 @@ def detect_command(
     print(f"surveillance detect {chosen.value}: {len(data.series)} series{short}, {data.rows} rows{filled}, "
           f"{judged} judged days, {alarm_days} alarm days in {alarmed_series} series; {seconds:.2f} s -> "
           f"{output_path}", file=sys.stderr)
+
+
+@surveillance_app.command("report")
+def report_command(
+    first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (Asia/Shanghai)")],
+    last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (Asia/Shanghai)")],
+    out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("surveillance.html"),
+) -> None:
+    """症候群监测预警报告: a self-contained HTML page of every county's syndrome curves with the alarm days
+    marked, and the alerts open in the period (PostgreSQL surveillance.daily_counts and surveillance.alerts)."""
+    import psycopg
+
+    from ops.reports.surveillance_report import render_surveillance_report
+    from ops.reports.surveillance_report_data import gather_surveillance_report
+    from ops.settings import get_settings
+    from streams.surveillance.alert_store import ensure_alert_store
+    from streams.surveillance.case_store import ensure_case_store
+
+    try:
+        day_from, day_to = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    except ValueError:
+        raise typer.BadParameter(f"--from and --to must be YYYY-MM-DD, got {first!r} and {last!r}") from None
+    if day_from > day_to:
+        raise typer.BadParameter(f"--from {first} is after --to {last}")
+    try:
+        with psycopg.connect(get_settings().postgres_url, autocommit=True) as conn:
+            ensure_case_store(conn)
+            ensure_alert_store(conn)
+            data = gather_surveillance_report(conn, day_from, day_to, dt.datetime.now(dt.timezone.utc))
+    except psycopg.OperationalError as exc:
+        typer.secho(f"error: PostgreSQL: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    out.write_text(render_surveillance_report(data), encoding="utf-8")
+    opened = sum(1 for a in data.alerts if a.state == "OPEN")
+    typer.echo(f"{out}: {first} – {last}, {len(data.counties)} counties, {data.visits} visits, "
+               f"{sum(len(c.curves) for c in data.counties)} curves, {len(data.alerts)} alerts ({opened} open)"
+               + (" — no data" if data.empty else ""))
+
+
+@surveillance_app.command("monitor")
+def monitor_command(
+    at: Annotated[Optional[str], typer.Option(help="Judge as of this moment (ISO 8601 with offset; default now)")
+                  ] = None,
+    every: Annotated[float, typer.Option(help="Seconds between runs; 0: run once")] = 0,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+) -> None:
+    """Early warning: judge the closed days not judged yet (and today's partial day) from the daily counts;
+    open, update and close alerts on alerts.surveillance (ops/surveillance_monitor.py)."""
+    import psycopg
+    from confluent_kafka import Producer
+
+    from avro_schemas.serde import codec_for
+    from ops.settings import get_settings
+    from ops.surveillance_monitor import run_once
+    from producers.publisher import producer_config
+    from streams.surveillance.detection_plan import PlanError, load_plan
+
+    settings = get_settings()
+    moment = None
+    if at:
+        try:
+            moment = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise typer.BadParameter(f"--at must be ISO 8601, got {at!r}") from None
+        if moment.tzinfo is None:
+            raise typer.BadParameter("--at needs a UTC offset, e.g. 2026-11-21T13:00+08:00")
+    try:
+        plan = load_plan(settings.surveillance_detection_plan)
+    except (PlanError, OSError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    codec = codec_for(settings.schema_registry_config())
+    producer = Producer(producer_config(settings.confluent_config()))
+    while True:
+        now = moment or dt.datetime.now(dt.timezone.utc)
+        try:
+            run = run_once(settings, now, producer, codec, plan)
+        except (RuntimeError, OSError, psycopg.OperationalError) as exc:
+            if not every:
+                raise
+            # with --every a broker or database outage skips this run; nothing was recorded, the next catches up
+            typer.secho(f"{now.isoformat()}: run failed, retrying in {every:g} s: {exc}", fg=typer.colors.RED, err=True)
+            time.sleep(every)
+            continue
+        judged = ", ".join(f"{d.day}{' (partial)' if d.partial_day else ''}" for d in run.days) or "nothing new"
+        typer.echo(f"{now.isoformat()}: judged {judged}; opened {len(run.opened)}, updated {len(run.updated)}, "
+                   f"closed {len(run.closed)}, open now {run.open_now}")
+        for c in run.changes():
+            a = c.alert
+            partial = " partial" if c.partial_day else ""
+            typer.echo(f"  {c.state:<7} {a.series_id} {a.method} {a.level} {c.day}{partial} "
+                       f"observed {a.observed} threshold {a.threshold:.4g} statistic {a.statistic:.4g}")
+        if not every:
+            return
+        time.sleep(every)

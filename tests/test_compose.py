@@ -41,7 +41,8 @@ def test_infrastructure_is_there() -> None:
 
 def test_project_services_run_real_subcommands_with_real_options() -> None:
     project = {n: s for n, s in _services().items() if n not in INFRASTRUCTURE}
-    assert {"topics", "worker-identify", "worker-quality", "worker-routing", "quality-monitor", "sink-postgres",
+    assert {"topics", "worker-identify", "worker-quality", "worker-routing", "worker-surveillance",
+            "surveillance-monitor", "quality-monitor", "sink-postgres",
             "sink-clickhouse"} <= set(project)
     for name, service in project.items():
         command = service["command"]

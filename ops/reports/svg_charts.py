@@ -423,3 +423,119 @@ def stacked_bar_chart(
                          f'text-anchor="middle" font-size="10" fill="{MUTED}">{_e(format_number(totals[d]))}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+ALARM_LEVELS: dict[str, tuple[str, str]] = {  # level → (dot, band) colours; red wins over yellow
+    "red": (ALARM, ALARM_BAND),
+    "yellow": ("#d97706", "#fef3c7"),
+}
+SHARE_INK = "#0f766e"
+
+
+def alarm_line_chart(
+    points: list[tuple[str, float]],
+    *,
+    title: str,
+    chart_id: str,
+    alarms: Mapping[int, str] | None = None,
+    alarm_notes: Mapping[int, str] | None = None,
+    share: Sequence[float | None] | None = None,
+    share_format: Format | None = None,
+    width: float = 360,
+    height: float = 170,
+) -> str:
+    """A compact daily count curve (a small multiple) with alarm days marked by level.
+
+    ``alarms`` maps point indexes to a level of :data:`ALARM_LEVELS` (``red`` or ``yellow``; anything else is
+    drawn red): each gets a band (``class="alarm-band alarm-<level>"``) and a dot (``class="point marker
+    alarm-<level>"``); ``alarm_notes`` adds text to that dot's hover title. Other days are ``class="point"``.
+    ``share`` (one value or None per point) is a second, dashed line (``class="line share"``) on a right axis of
+    its own, e.g. the cases' share of visits in percent; None leaves a gap. Counts start at 0."""
+    if not points:
+        return _empty(chart_id, title, height)
+    values = [float(v) for _, v in points]
+    _check_finite(values, "alarm_line_chart")
+    labels = [str(label) for label, _ in points]
+    levels = {i: (lv if lv in ALARM_LEVELS else "red") for i, lv in (alarms or {}).items() if 0 <= i < len(points)}
+    notes = alarm_notes or {}
+    if share is not None:
+        if len(share) != len(points):
+            raise ValueError(f"alarm_line_chart: {len(share)} share values for {len(points)} points")
+        _check_finite([float(s) for s in share if s is not None], "alarm_line_chart share")
+
+    top, bottom, left = 10.0, 24.0, 40.0
+    right = 44.0 if share is not None else 12.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+    lo, hi, ticks = _scale(0.0, max(values), None, integer=all(v.is_integer() for v in values))
+    band = plot_w / len(points)
+    base_y = top + plot_h
+
+    def x_of(i: int) -> float:
+        return left + (i + 0.5) * band
+
+    def y_of(v: float) -> float:
+        return top + plot_h * (1 - (min(max(v, lo), hi) - lo) / (hi - lo))
+
+    parts = [_open(chart_id, title, width, height)]
+    for i in sorted(levels):
+        parts.append(
+            f'<rect class="alarm-band alarm-{levels[i]}" data-label="{_e(labels[i])}" data-level="{levels[i]}" '
+            f'x="{_n(left + i * band)}" y="{_n(top)}" width="{_n(max(band, 1.0))}" height="{_n(plot_h)}" '
+            f'fill="{ALARM_LEVELS[levels[i]][1]}"/>'
+        )
+    parts += _y_axis(ticks, y_of, left, width - right, _tick_format(ticks))
+    parts.append(f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
+                 f'y2="{_n(base_y)}" stroke="{AXIS}"/>')
+    parts += _x_labels(labels, x_of, band, base_y + 16)
+
+    if share is not None:
+        shown = [float(s) for s in share if s is not None]
+        s_lo, s_hi, s_ticks = _scale(0.0, max(shown, default=0.0), None, integer=False)
+        s_tick_fmt = share_format or _tick_format(s_ticks)
+
+        def sy_of(v: float) -> float:
+            return top + plot_h * (1 - (min(max(v, s_lo), s_hi) - s_lo) / (s_hi - s_lo))
+
+        for t in (s_ticks[0], s_ticks[-1]):
+            parts.append(f'<text class="axis-label tick share-tick" x="{_n(width - right + 6)}" '
+                         f'y="{_n(sy_of(t) + 4)}" font-size="10" fill="{SHARE_INK}">{_e(s_tick_fmt(t))}</text>')
+        run: list[str] = []
+        runs: list[list[str]] = []
+        for i, s in enumerate(share):
+            if s is None:
+                if run:
+                    runs.append(run)
+                run = []
+            else:
+                run.append(f"{_n(x_of(i))},{_n(sy_of(float(s)))}")
+        if run:
+            runs.append(run)
+        for r in runs:
+            if len(r) > 1:
+                parts.append(f'<polyline class="line share" points="{" ".join(r)}" fill="none" stroke="{SHARE_INK}" '
+                             f'stroke-width="1.2" stroke-dasharray="3 2" stroke-opacity="0.8"/>')
+
+    coords = [(x_of(i), y_of(v)) for i, v in enumerate(values)]
+    if len(coords) > 1:
+        line = " ".join(f"{_n(x)},{_n(y)}" for x, y in coords)
+        parts.append(f'<polyline class="line" points="{line}" fill="none" stroke="{ACCENT}" stroke-width="1.6" '
+                     f'stroke-linejoin="round" stroke-linecap="round"/>')
+    radius = 2.2 if band >= 6 else 1.4
+    for i, ((x, y), label, value) in enumerate(zip(coords, labels, values)):
+        data = f'data-label="{_e(label)}" data-value="{_e(format_number(value))}"'
+        extra = ""
+        if share is not None and share[i] is not None:
+            extra = f" ({_e((share_format or format_number)(float(share[i])))})"
+        if i in levels:
+            note = f" · {_e(notes[i])}" if notes.get(i) else ""
+            parts.append(
+                f'<circle class="point marker alarm-{levels[i]}" {data} data-level="{levels[i]}" cx="{_n(x)}" '
+                f'cy="{_n(y)}" r="{_n(radius + 1.6)}" fill="{ALARM_LEVELS[levels[i]][0]}" stroke="#fff" '
+                f'stroke-width="1"><title>{_e(label)}: {_e(format_number(value))}{extra}{note}</title></circle>'
+            )
+        else:
+            parts.append(f'<circle class="point" {data} cx="{_n(x)}" cy="{_n(y)}" r="{_n(radius)}" fill="#fff" '
+                         f'stroke="{ACCENT}" stroke-width="1.2"><title>{_e(label)}: {_e(format_number(value))}'
+                         f"{extra}</title></circle>")
+    parts.append("</svg>")
+    return "".join(parts)
