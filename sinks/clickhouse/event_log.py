@@ -103,7 +103,7 @@ class ClickHouseEventLog:
                 quality_rows.append(quality_row(r.value))
                 continue
             if r.event_type == "surveillance.case":
-                case_rows.append(surveillance_case_row(r.value, now))
+                case_rows.append(surveillance_case_row(r.value, self._key, now))
                 continue
             if r.event_type == "collab.work_item_change":
                 row = notifiable_row(r.value, self._key, now)

@@ -1,7 +1,7 @@
 """ClickHouse side of surveillance: syndrome cases and notifiable-disease reports, and the daily views.
 
 ``surveillance_cases`` holds one row per outpatient visit that is or was a case (``surveillance.cases``),
-a ReplacingMergeTree on the source record whose version orders corrections and cancellations (a withdrawn
+a ReplacingMergeTree on a pseudonym of the source record whose version orders corrections and cancellations (a withdrawn
 row replaces the case it withdraws). ``surveillance_daily`` counts cases per syndrome × county ×
 population group × day, ``surveillance_daily_county`` per syndrome × county × day: the same series the
 stream stage keeps in PostgreSQL for detection, here for analysts. ``notifiable_reports`` holds the
@@ -18,7 +18,7 @@ from typing import Any
 from streams.privacy import pseudonym
 from streams.standards.china_time import CST
 
-SURVEILLANCE_CASE_COLUMNS = ["org_code", "record_key", "version", "case_id", "person_pseudonym", "county_code",
+SURVEILLANCE_CASE_COLUMNS = ["org_code", "visit_pseudonym", "version", "case_id", "person_pseudonym", "county_code",
                              "population_group", "day", "occurred_at", "syndromes", "max_temperature_c",
                              "evidence_terms", "withdrawn", "classifier_version", "ingested_at"]
 NOTIFIABLE_COLUMNS = ["item_id", "changed_at", "kind", "person_pseudonym", "county_code", "disease", "disease_zh",
@@ -30,7 +30,7 @@ def surveillance_ddl(database: str) -> list[str]:
     return [
         f"""CREATE TABLE IF NOT EXISTS {database}.surveillance_cases (
             org_code LowCardinality(String),
-            record_key String,
+            visit_pseudonym String,
             version UInt64,
             case_id UUID,
             person_pseudonym String,
@@ -46,7 +46,7 @@ def surveillance_ddl(database: str) -> list[str]:
             ingested_at DateTime64(3, 'UTC')
         ) ENGINE = ReplacingMergeTree(version)
         PARTITION BY toYYYYMM(day)
-        ORDER BY (org_code, record_key)
+        ORDER BY (org_code, visit_pseudonym)
         COMMENT '症候群监测病例, 每就诊一行, 无个人身份信息 / Syndrome cases, one row per visit, no personal identifiers'""",
         f"""CREATE OR REPLACE VIEW {database}.surveillance_daily AS
         SELECT syndrome, county_code, population_group, day, count() AS cases
@@ -87,9 +87,11 @@ def surveillance_ddl(database: str) -> list[str]:
     ]
 
 
-def surveillance_case_row(value: dict[str, Any], now: dt.datetime) -> list[Any]:
-    """A ``surveillance.case`` as its row (already pseudonymised by the stage)."""
-    return [value["org_code"], value["record_key"], value["record_version"] * 2 + int(value["withdrawn"]),
+def surveillance_case_row(value: dict[str, Any], pseudonym_key: bytes, now: dt.datetime) -> list[Any]:
+    """A ``surveillance.case`` as its row: the person is already a pseudonym; the visit's source key (an
+    institution's own record number) becomes one too, which still keys its versions."""
+    return [value["org_code"], pseudonym(pseudonym_key, "visit", value["org_code"], value["record_key"]),
+            value["record_version"] * 2 + int(value["withdrawn"]),
             value["case_id"], value["person_pseudonym"], value["county_code"], value["population_group"],
             value["day"], value["occurred_at"], value["syndromes"], value["max_temperature_c"],
             [e["term"] for e in value["evidence"]], value["withdrawn"], value["classifier_version"], now]
