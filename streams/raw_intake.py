@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from avro_schemas.serde import DecodeError, EventCodec, PeekedEnvelope
+from avro_schemas.serde import DecodedEvent, DecodeError, EventCodec, PeekedEnvelope
 from avro_schemas.topics import dead_letter_topic
 from streams.dead_letters import DEAD_LETTERS, dead_letter
 from streams.faust_runtime.batch_agent import OutRecord
@@ -62,6 +62,18 @@ class RawIntake:
             return self.dead_letter(m, *problem)
         kept = [(k, v) for k, v in headers or () if k != SIGNATURE_HEADER] or None
         return AcceptedEvent(m, peeked, kept)
+
+    def decode(self, m: Any) -> DecodedEvent | OutRecord:
+        """The whole decoded event of a later stage's input (authenticated upstream), or the dead letter that
+        replaces it: a body that does not decode, or an event of another type than its topic carries."""
+        try:
+            event = self.codec.decode(m.value)
+        except DecodeError as exc:
+            return self.dead_letter(m, exc.code.value, exc.message)
+        expected = self.inputs[m.topic]
+        if event.event_type != expected:
+            return self.dead_letter(m, WRONG_EVENT_TYPE, f"a {event.event_type} event on the {expected} topic")
+        return event
 
     def check_source_only(self, m: Any) -> OutRecord | None:
         """The same checks reading only the type and the org code (header speed); None when it passes."""

@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from html import escape
 
+from ops.reports.report_style import base_css
 from ops.reports.svg_charts import bar_chart, format_number, line_chart, stacked_bar_chart
 
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -401,25 +402,9 @@ def _footnote(r: QualityReport) -> str:
     )
 
 
-CSS = """
-*{box-sizing:border-box}
-html{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-body{margin:0;background:#eef1f5;color:#1f2937;font:14px/1.55 "PingFang SC","Hiragino Sans GB","Microsoft YaHei",
-"Noto Sans CJK SC","Source Han Sans SC","WenQuanYi Micro Hei",system-ui,"Segoe UI",Roboto,"Helvetica Neue",Arial,
-sans-serif}
-.report{max-width:960px;margin:24px auto;background:#fff;padding:36px 44px 28px;border-radius:6px;
-box-shadow:0 1px 3px rgba(15,23,42,.12)}
-.en{color:#6b7280;font-weight:400}
-h1 .en,h2 .en{font-size:.78em;margin-left:.2em}
-code{font-family:"SFMono-Regular",Consolas,"Liberation Mono",Menlo,monospace;font-size:.9em}
-.report-header{border-bottom:3px solid #1d4ed8;padding-bottom:14px;margin-bottom:20px}
-.kicker{margin:0;color:#1d4ed8;font-size:12px;letter-spacing:.04em}
-h1{margin:4px 0 10px;font-size:24px;line-height:1.3}
+CSS = base_css("#1d4ed8", 960) + """
 .hospital{margin:0 0 10px;font-size:20px;font-weight:700}
-.meta{display:grid;grid-template-columns:repeat(3,auto);gap:6px 28px;margin:0;justify-content:start}
 .meta div{min-width:0}
-.meta dt{font-size:11px;color:#6b7280}
-.meta dd{margin:0;font-weight:600}
 .tiles{display:grid;grid-template-columns:1.3fr repeat(3,1fr);gap:10px;margin:0 0 8px}
 .tile{border:1px solid #e5e7eb;border-radius:6px;padding:10px 14px;background:#f9fafb;min-width:0}
 .tile-label{font-size:12px;color:#374151}
@@ -432,27 +417,12 @@ justify-content:center}
 .tile-rejected .tile-value{color:#b91c1c}
 .tile-late .tile-value{color:#b45309}
 .tile-city-rank .tile-value,.tile-county-rank .tile-value{font-size:19px}
-.block{margin-top:26px}
-h2{font-size:17px;margin:0 0 6px;padding-bottom:4px;border-bottom:1px solid #e5e7eb;break-after:avoid}
-h2 .num{display:inline-block;min-width:22px;height:22px;line-height:22px;margin-right:8px;border-radius:11px;
-background:#1d4ed8;color:#fff;font-size:12px;text-align:center;vertical-align:2px}
-.note{margin:0 0 8px;font-size:12px;color:#374151}
-.note .en{display:block}
 .figure{margin:0;break-inside:avoid}
-.chart{display:block;width:100%;height:auto}
-table.data{width:100%;border-collapse:collapse;font-size:12.5px}
-table.data th{text-align:left;font-weight:600;background:#f3f4f6;border-bottom:1px solid #d1d5db;padding:6px 8px;
-vertical-align:bottom;font-size:12px}
-table.data th .en{display:block;font-size:11px;margin:0}
-table.data td{border-bottom:1px solid #e5e7eb;padding:6px 8px;vertical-align:top}
 table.data td.rule-id{white-space:nowrap}
 table.data tbody tr:nth-child(even) td{background:#fafafa}
-table.data .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.data td.msg .en{font-size:11.5px}
-table.data td.empty{text-align:center;color:#6b7280;padding:14px}
 table.data td.rank{color:#6b7280}
 table.rules code,table.fields code{word-break:break-all}
-.badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:11px;white-space:nowrap;border:1px solid}
 .sev-error{background:#fef2f2;color:#b91c1c;border-color:#fecaca}
 .sev-warning{background:#fffbeb;color:#b45309;border-color:#fde68a}
 .sev-info,.sev-other{background:#f3f4f6;color:#374151;border-color:#d1d5db}
@@ -470,17 +440,8 @@ code.id{word-break:break-all;font-size:11px}
 .tz{font-size:11px;color:#6b7280}
 table.examples{table-layout:fixed}
 table.examples td code{overflow-wrap:anywhere;font-size:11px}
-.footnote{margin-top:30px;padding-top:10px;border-top:1px solid #d1d5db;font-size:12px;color:#374151;
-break-inside:avoid}
-.footnote h2{font-size:14px;border:0}
-.footnote p{margin:4px 0}
-.footnote p.en{color:#6b7280}
 @page{size:A4;margin:12mm}
 @media print{
-body{background:#fff;font-size:12px}
-.report{max-width:none;margin:0;padding:0;box-shadow:none;border-radius:0}
-thead{display:table-header-group}
-tr{break-inside:avoid}
 .tile{break-inside:avoid}
 }
 @media (max-width:700px){

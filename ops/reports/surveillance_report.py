@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from html import escape
 
+from ops.reports.report_style import base_css
 from ops.reports.svg_charts import ALARM_LEVELS, alarm_line_chart, format_number
 
 SYNDROME_EN: dict[str, str] = {
@@ -372,41 +373,16 @@ def _footnote() -> str:
     )
 
 
-CSS = """
-*{box-sizing:border-box}
-html{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-body{margin:0;background:#eef1f5;color:#1f2937;font:14px/1.55 "PingFang SC","Hiragino Sans GB","Microsoft YaHei",
-"Noto Sans CJK SC","Source Han Sans SC","WenQuanYi Micro Hei",system-ui,"Segoe UI",Roboto,"Helvetica Neue",Arial,
-sans-serif}
+CSS = base_css("#b91c1c", 1180) + """
 .report{max-width:1180px;margin:24px auto;background:#fff;padding:32px 40px 24px;border-radius:6px;
 box-shadow:0 1px 3px rgba(15,23,42,.12)}
-.en{color:#6b7280;font-weight:400}
-h1 .en,h2 .en{font-size:.78em;margin-left:.2em}
-code{font-family:"SFMono-Regular",Consolas,"Liberation Mono",Menlo,monospace;font-size:.9em}
 .report-header{border-bottom:3px solid #b91c1c;padding-bottom:14px;margin-bottom:18px}
-.kicker{margin:0;color:#b91c1c;font-size:12px;letter-spacing:.04em}
-h1{margin:4px 0 10px;font-size:24px;line-height:1.3}
-.meta{display:grid;grid-template-columns:repeat(3,auto);gap:6px 28px;margin:0;justify-content:start}
-.meta dt{font-size:11px;color:#6b7280}
-.meta dd{margin:0;font-weight:600}
 .block{margin-top:24px}
-h2{font-size:17px;margin:0 0 6px;padding-bottom:4px;border-bottom:1px solid #e5e7eb;break-after:avoid}
-h2 .num{display:inline-block;min-width:22px;height:22px;line-height:22px;margin-right:8px;border-radius:11px;
-background:#b91c1c;color:#fff;font-size:12px;text-align:center;vertical-align:2px}
-.note{margin:0 0 8px;font-size:12px;color:#374151}
-.note .en{display:block}
-table.data{width:100%;border-collapse:collapse;font-size:12.5px}
-table.data th{text-align:left;font-weight:600;background:#f3f4f6;border-bottom:1px solid #d1d5db;padding:6px 8px;
-vertical-align:bottom;font-size:12px}
-table.data th .en{display:block;font-size:11px;margin:0}
 table.data td{border-bottom:1px solid #e5e7eb;padding:5px 8px;vertical-align:top}
 table.data td .en{font-size:11px}
-table.data .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.data td.day{white-space:nowrap;font-variant-numeric:tabular-nums}
-table.data td.empty{text-align:center;color:#6b7280;padding:14px}
 table.syndromes{max-width:720px}
 tr.state-open td{background:#fff7f7}
-.badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:11px;white-space:nowrap;border:1px solid}
 .state-open .badge.state-open,.badge.state-open{background:#fef2f2;color:#b91c1c;border-color:#fecaca;font-weight:600}
 .badge.state-closed{background:#f3f4f6;color:#374151;border-color:#d1d5db}
 .badge.level-red{background:#fef2f2;color:#b91c1c;border-color:#fecaca}
@@ -430,23 +406,13 @@ tr.state-open td{background:#fff7f7}
 .panel figcaption .en{font-size:11px}
 .panel-total{float:right;font-variant-numeric:tabular-nums;color:#374151;font-size:12px}
 .panel .badge{margin-left:4px;font-size:10px}
-.chart{display:block;width:100%;height:auto}
 .empty{color:#6b7280}
 .no-data{margin-top:30px;padding:28px;border:2px dashed #d1d5db;border-radius:8px;text-align:center;background:#f9fafb}
 .no-data-title{font-size:20px;font-weight:700;margin:0 0 8px}
 .no-data .en{display:block}
 .footnote{margin-top:28px;padding-top:10px;border-top:1px solid #d1d5db;font-size:12px;color:#374151;
 break-inside:avoid}
-.footnote h2{font-size:14px;border:0}
-.footnote p{margin:4px 0}
-.footnote p.en{color:#6b7280}
 @page{size:A4 landscape;margin:10mm}
-@media print{
-body{background:#fff;font-size:12px}
-.report{max-width:none;margin:0;padding:0;box-shadow:none;border-radius:0}
-thead{display:table-header-group}
-tr{break-inside:avoid}
-}
 @media (max-width:900px){
 .report{padding:18px}
 .panels{grid-template-columns:repeat(2,minmax(0,1fr))}

@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client import Counter as PromCounter, Histogram
 
-from avro_schemas.serde import DecodeError, EventCodec, codec_for
+from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, identified_topic, validated_topic
 from ops.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
@@ -128,16 +128,8 @@ class QualityStage:
     def _handle(self, messages: list[Any]) -> list[OutRecord]:
         decoded: list[tuple[Any, str, dict[str, Any]] | OutRecord] = []
         for m in messages:
-            try:
-                event = self.codec.decode(m.value)
-            except DecodeError as exc:
-                decoded.append(self.intake.dead_letter(m, exc.code.value, exc.message))
-                continue
-            expected = self.intake.inputs[m.topic]
-            if event.event_type != expected:
-                decoded.append(self.intake.dead_letter(m, "wrong_event_type", f"a {event.event_type} event on the {expected} topic"))
-                continue
-            decoded.append((m, event.event_type, event.value))
+            event = self.intake.decode(m)
+            decoded.append(event if isinstance(event, OutRecord) else (m, event.event_type, event.value))
         persons = list({d[2]["envelope"].get("person_id") for d in decoded
                         if not isinstance(d, OutRecord) and d[2]["envelope"].get("person_id")})
         deaths = dict(self.state.deaths_of(persons)) if self.state is not None and persons else {}

@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import Counter as PromCounter, Histogram
 
 from avro_schemas.json_form import from_json
-from avro_schemas.serde import DecodeError, EventCodec, codec_for
+from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import (CLINICAL_ALERTS, COLLAB_ROUTES, IDENTITY_CHANGE_TYPES, PIPELINE_EVENT_TYPES,
                                  RECORD_DEREGISTERED, collab_topic_name, topic, validated_topic)
 from ops.settings import Settings
@@ -164,15 +164,9 @@ class RoutingStage:
                 run.clear()
 
         for m in messages:
-            try:
-                event = self.codec.decode(m.value)
-            except DecodeError as exc:
-                out.append(self.intake.dead_letter(m, exc.code.value, exc.message))
-                continue
-            expected = self.intake.inputs[m.topic]
-            if event.event_type != expected:
-                out.append(self.intake.dead_letter(m, "wrong_event_type",
-                                                   f"a {event.event_type} event on the {expected} topic"))
+            event = self.intake.decode(m)
+            if isinstance(event, OutRecord):  # undecodable or misfiled: a dead letter
+                out.append(event)
                 continue
             if event.event_type in IDENTITY_CHANGE_TYPES:
                 flush_run()  # identity changes apply in order with the events around them

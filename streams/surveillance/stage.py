@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import Counter as PromCounter, Histogram
 
-from avro_schemas.serde import DecodeError, EventCodec, codec_for
+from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import SURVEILLANCE_CASES, validated_topic
 from ops.settings import Settings
 from streams.deadlock_retry import retry_on_deadlock
@@ -126,14 +126,9 @@ class SurveillanceStage:
         out: list[OutRecord] = []
         visits: list[tuple[Any, dict[str, Any], Classification, VisitCase]] = []
         for m in messages:
-            try:
-                event = self.codec.decode(m.value)
-            except DecodeError as exc:
-                out.append(self.intake.dead_letter(m, exc.code.value, exc.message))
-                continue
-            if event.event_type != EVENT_TYPE:
-                out.append(self.intake.dead_letter(m, "wrong_event_type", f"a {event.event_type} event on the "
-                                                   f"{EVENT_TYPE} topic"))
+            event = self.intake.decode(m)
+            if isinstance(event, OutRecord):  # undecodable or misfiled: a dead letter
+                out.append(event)
                 continue
             classification = classify_visit(event.value)
             visits.append((m, event.value, classification, visit_case(event.value, classification)))
