@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     surveillance_detection_plan: Path | None = None
     """Early warning: the detection plan (YAML: methods and parameters per syndrome, county, group); unset: the
     shipped streams/surveillance/detection_plan.yaml."""
+    surveillance_close_day_hours: float = 10.0
+    """Early warning: a day is judged as closed this many hours into the next day (Asia/Shanghai), once the
+    institutions' uploads for it are in (the upload monitor's cutoff is 10:00)."""
     surveillance_partial_day_hours: float = 12.0
     """Early warning: today's count so far is judged once this many hours of the day (Asia/Shanghai) have passed;
     it may open an alert, never close one. 24 or more: closed days only."""

@@ -89,11 +89,16 @@ def ensure_monitor_tables(conn: psycopg.Connection) -> None:
         conn.execute(DDL)
 
 
-def days_to_judge(conn: psycopg.Connection, at: dt.datetime, partial_day_hours: float) -> list[tuple[dt.date, bool]]:
-    """(day, partial) in judging order: the closed days not judged yet, then today when enough of it passed."""
+def days_to_judge(conn: psycopg.Connection, at: dt.datetime, partial_day_hours: float,
+                  close_day_hours: float = 0.0) -> list[tuple[dt.date, bool]]:
+    """(day, partial) in judging order: the closed days not judged yet, then today when enough of it passed.
+    Yesterday counts as closed only ``close_day_hours`` into today: institutions upload a day's visits
+    until the next morning (the upload monitor's cutoff is 10:00), and a day judged at midnight would miss
+    them; until then it stands as the partial day it was judged the evening before."""
     local = at.astimezone(CST)
     today = local.date()
-    yesterday = today - dt.timedelta(days=1)
+    hours = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 3600
+    yesterday = today - dt.timedelta(days=1 if hours >= close_day_hours else 2)
     last_closed, first_partial = conn.execute(
         "SELECT max(day) FILTER (WHERE NOT partial), min(day) FILTER (WHERE partial) "
         "FROM surveillance.judged_days").fetchone()
@@ -102,7 +107,6 @@ def days_to_judge(conn: psycopg.Connection, at: dt.datetime, partial_day_hours: 
     else:  # a first run: yesterday (or the day a partial judgement already began with)
         start = min(first_partial, yesterday) if first_partial is not None else yesterday
     out = [(start + dt.timedelta(days=k), False) for k in range((yesterday - start).days + 1)]
-    hours = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 3600
     if hours >= partial_day_hours and (last_closed is None or today > last_closed):
         out.append((today, True))
     return out
@@ -134,7 +138,7 @@ def publish(producer: Any, codec: EventCodec, topic: str, values: list[dict[str,
 
 
 def run_monitor(conn: psycopg.Connection, producer: Any, codec: EventCodec, topic_prefix: str, plan: DetectionPlan,
-                at: dt.datetime, partial_day_hours: float) -> MonitorRun:
+                at: dt.datetime, partial_day_hours: float, close_day_hours: float = 0.0) -> MonitorRun:
     """One run at ``at`` (an aware datetime); ``conn`` in autocommit mode."""
     if at.tzinfo is None:
         raise ValueError("the moment needs a UTC offset")
@@ -144,7 +148,7 @@ def run_monitor(conn: psycopg.Connection, producer: Any, codec: EventCodec, topi
     run = MonitorRun(at)
     conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (LOCK,))
     try:
-        days = days_to_judge(conn, at, partial_day_hours)
+        days = days_to_judge(conn, at, partial_day_hours, close_day_hours)
         if days:
             first, last = history_window(plan, days[0][0], days[-1][0])
             counts = daily_counts(conn, first, last, group=None)
@@ -189,4 +193,4 @@ def run_once(settings: Settings, at: dt.datetime, producer: Any = None, codec: E
     producer = producer or Producer(producer_config(settings.confluent_config()))
     with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
         return run_monitor(conn, producer, codec, settings.topic_prefix, plan, at,
-                           settings.surveillance_partial_day_hours)
+                           settings.surveillance_partial_day_hours, settings.surveillance_close_day_hours)

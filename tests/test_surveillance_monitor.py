@@ -16,7 +16,7 @@ import ops.surveillance_monitor as monitor_module
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import SURVEILLANCE_ALERTS, SURVEILLANCE_CASES
 from ops.settings import Settings
-from ops.surveillance_monitor import run_once
+from ops.surveillance_monitor import days_to_judge, ensure_monitor_tables, run_once
 from streams.surveillance.alert_store import StoredAlert
 from streams.surveillance.alerting import (CLOSED, OPEN, UPDATED, alert_id, alert_value, case_filter, decide,
                                            judge_day, series_id, series_key)
@@ -283,7 +283,7 @@ def test_message_without_personal_data() -> None:
 
 
 def test_one_alert_opens_updates_while_above_and_closes(own_db_settings: Settings) -> None:
-    s = own_db_settings
+    s = own_db_settings.model_copy(update={"surveillance_close_day_hours": 0})  # days close at midnight here
     hfmd = flat(d0=40, d1=38, d2=9)
     put(s, {("HFMD", SHIHE, "ALL"): hfmd})
     the_id = alert_id("HFMD:411502", "ears-c2", S)
@@ -340,7 +340,7 @@ def test_one_alert_opens_updates_while_above_and_closes(own_db_settings: Setting
 
 
 def test_partial_day_opens_but_never_closes(own_db_settings: Settings) -> None:
-    s = own_db_settings
+    s = own_db_settings.model_copy(update={"surveillance_close_day_hours": 0})  # days close at midnight here
     hfmd, diarrhea = flat(last=day(-1)), flat(dm1=40)
     diarrhea[S] = 2  # today so far: low, as every morning
     hfmd[S] = 30  # a surge visible by noon
@@ -381,7 +381,7 @@ def test_partial_day_opens_but_never_closes(own_db_settings: Settings) -> None:
 
 
 def test_catch_up_after_downtime_judges_each_day_in_order(own_db_settings: Settings) -> None:
-    s = own_db_settings
+    s = own_db_settings.model_copy(update={"surveillance_close_day_hours": 0})  # days close at midnight here
     put(s, {("HFMD", SHIHE, "ALL"): flat(d1=40, d2=41, d3=10, d4=9)})
     assert run_once(s, at(day(1), 8)).changes() == []  # judges S: quiet
     # down for three days; the next run judges S+1 … S+4, one after the other
@@ -399,7 +399,7 @@ def test_catch_up_after_downtime_judges_each_day_in_order(own_db_settings: Setti
 
 def test_a_crash_between_publish_and_save_republishes_the_same_alert(own_db_settings: Settings,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    s = own_db_settings
+    s = own_db_settings.model_copy(update={"surveillance_close_day_hours": 0})  # days close at midnight here
     put(s, {("JAUNDICE", SHIHE, "ALL"): flat(cycle=(0, 0, 1, 0), d0=4)})
 
     def crash(*_args: object) -> None:
@@ -425,7 +425,7 @@ def test_group_series_alert_independently_and_the_plan_file_is_honoured(own_db_s
         "groups: [child]\n"
         "defaults:\n  - method: ears-c2\n    min_sigma: 0.5\n"
         "rules:\n  - syndromes: [HFMD]\n    methods:\n      - method: ears-c1\n        min_sigma: 0.5\n", "utf-8")
-    s = own_db_settings.model_copy(update={"surveillance_detection_plan": plan})
+    s = own_db_settings.model_copy(update={"surveillance_detection_plan": plan, "surveillance_close_day_hours": 0})
     put(s, {
         ("HFMD", SHIHE, "ALL"): flat(cycle=(30, 50), d0=52),  # noisy: 52 is within its bound
         ("HFMD", SHIHE, "child"): flat(cycle=(1, 3), d0=12),  # the children's series surges
@@ -451,7 +451,7 @@ def test_group_series_alert_independently_and_the_plan_file_is_honoured(own_db_s
 
 
 def test_shipped_plan_ewma_and_c2_and_a_county_without_history(own_db_settings: Settings) -> None:
-    s = own_db_settings
+    s = own_db_settings.model_copy(update={"surveillance_close_day_hours": 0})  # days close at midnight here
     put(s, {("ILI", SHIHE, "ALL"): flat(cycle=(20, 31, 25, 18), d0=70),
             ("ILI", PINGQIAO, "ALL"): flat(first=S - dt.timedelta(days=12), cycle=(20, 31, 25, 18), d0=70)},
         visits=(SHIHE,))
@@ -467,3 +467,13 @@ def test_shipped_plan_ewma_and_c2_and_a_county_without_history(own_db_settings: 
     assert ewma["alert_id"] != got[("ILI:411502", "ears-c2")]["alert_id"]
     assert "红色预警" in ewma["message_zh"] and "EWMA" in ewma["message_en"] and "p<0.001" in ewma["message_en"]
     assert got[("ILI:411503", "ears-c2")]["message_zh"].startswith("411503 平桥区 流感样病例")
+
+
+def test_a_day_closes_only_once_its_uploads_are_in(own_db_settings: Settings) -> None:
+    """Before HEALTHBUS_SURVEILLANCE_CLOSE_DAY_HOURS (10:00) yesterday is not judged as closed yet."""
+    with psycopg.connect(own_db_settings.postgres_url, autocommit=True) as conn:
+        ensure_monitor_tables(conn)
+        d = dt.date(2026, 11, 20)
+        assert days_to_judge(conn, at(d, 9, 59), 12.0, 10.0) == [(d - dt.timedelta(days=2), False)]
+        assert days_to_judge(conn, at(d, 10), 12.0, 10.0) == [(d - dt.timedelta(days=1), False)]
+        assert days_to_judge(conn, at(d, 13), 12.0, 10.0) == [(d - dt.timedelta(days=1), False), (d, True)]
