@@ -75,17 +75,21 @@ def committed_total(kafka_config: dict[str, Any], group: str, topics: list[str])
         consumer.close()
 
 
-def count_messages(kafka_config: dict[str, Any], topics: list[str], idle_seconds: float = 1.5) -> int:
+def count_messages(kafka_config: dict[str, Any], topics: list[str], idle_seconds: float = 2.0) -> int:
     """How many messages ``topics`` hold, read from the beginning until nothing new comes for
-    ``idle_seconds`` (the local broker's ListOffsets is wrong, STACK.md: reading is the honest count)."""
+    ``idle_seconds`` (the local broker's ListOffsets is wrong, STACK.md: reading is the honest count).
+    Partitions are assigned, not subscribed: a group join can take longer than the idle time."""
     import time
-    import uuid
 
-    from confluent_kafka import Consumer
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer({**kafka_config, "group.id": f"count-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False, "log_level": 3})
-    consumer.subscribe(topics)
+    metadata = admin_client(kafka_config).list_topics(timeout=10)
+    partitions = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics if t in metadata.topics
+                  for p in metadata.topics[t].partitions]
+    if not partitions:
+        return 0
+    consumer = Consumer({**kafka_config, "group.id": "healthbus-count", "enable.auto.commit": False, "log_level": 3})
+    consumer.assign(partitions)
     seen, quiet_since = 0, time.monotonic()
     try:
         while time.monotonic() - quiet_since < idle_seconds:
