@@ -15,7 +15,7 @@ from sinks.event_sink import SinkRecord
 from streams.routing.ledger import RoutingLedger, ensure_ledger
 from streams.surveillance.stage import SurveillanceStage, SurveillanceState
 from tests.routing_events import AT, Patient, cancelled
-from tests.test_surveillance_stage import messages, visit
+from tests.test_surveillance_stage import PREFIX, messages, visit
 
 CODEC = EventCodec()
 KEY = b"test-pseudonym-key"
@@ -30,7 +30,7 @@ def test_cases_and_notifiable_reports_land_once_and_the_views_count_them(own_db_
 
     s = own_db_settings
     state = SurveillanceState(s.postgres_url)
-    stage = SurveillanceStage(CODEC, "ch-", state, KEY)
+    stage = SurveillanceStage(CODEC, PREFIX, state, KEY)
     adult, child = Patient(county="411521"), Patient(county="411525")
     flu = visit(adult, "发热2天，咳嗽", 38.8, birth=dt.date(1980, 1, 1))
     hfmd = visit(child, "手足口腔疱疹", None, birth=dt.date(2022, 6, 1))
