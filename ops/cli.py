@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ops.settings import get_settings
+from ops.metrics_server import serve_metrics
 
 app = typer.Typer(help="healthbus: the event-streaming integration bus of the Xinyang health information platform.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -219,10 +220,7 @@ def worker_identify(
     """raw.* → identified.*: checks each event's institution, attaches the resident's person id (EMPI)."""
     from streams.identity.stage import run_worker
 
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    serve_metrics(metrics_port)
     run_worker(get_settings(), event_types or None, group_suffix)
 
 
@@ -236,10 +234,7 @@ def worker_quality(
     every verdict to quality.results."""
     from streams.quality.stage import run_worker
 
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    serve_metrics(metrics_port)
     run_worker(get_settings(), event_types or None, group_suffix)
 
 
@@ -260,10 +255,7 @@ def worker_routing(
     if unknown:
         raise typer.BadParameter(f"unknown {', '.join(sorted(unknown))}; one of {', '.join(ROUTING_PARTS)}",
                                  param_hint="--route")
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    serve_metrics(metrics_port)
     run_worker(get_settings(), event_types or None, group_suffix, tuple(routes) if routes else ROUTING_PARTS)
 
 
@@ -276,10 +268,7 @@ def worker_surveillance(
     DOMAIN.md §5 and keeps daily counts per syndrome × county × population group (PostgreSQL)."""
     from streams.surveillance.stage import run_worker
 
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    serve_metrics(metrics_port)
     run_worker(get_settings(), None, group_suffix)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from ops.settings import Settings, get_settings
+from ops.metrics_server import serve_metrics
 
 quality_app = typer.Typer(help="Data quality: rules, batch checks, ranking, feedback reports, upload monitoring.",
                           no_args_is_help=True)
@@ -167,10 +168,7 @@ def monitor(
     from streams.quality.upload_monitor import parse_cutoff
 
     settings = get_settings()
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    serve_metrics(metrics_port)
     codec = codec_for(settings.schema_registry_config())
     producer = Producer(producer_config(settings.confluent_config()))
     while True:

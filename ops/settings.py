@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     surveillance_partial_day_hours: float = 12.0
     """Early warning: today's count so far is judged once this many hours of the day (Asia/Shanghai) have passed;
     it may open an alert, never close one. 24 or more: closed days only."""
+    metrics_host: str = "127.0.0.1"
+    """Address every process's /metrics listens on. Keep 127.0.0.1 on a shared host; compose sets 0.0.0.0 inside
+    its private network so that Prometheus can scrape the containers."""
     county_role_prefix: str = "healthbus_county_"
     """Routing work queues: each county reads its own residents' items through the NOLOGIN role '<prefix><county code>'."""
     reminder_drug_class_days: int = 7

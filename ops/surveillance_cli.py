@@ -32,6 +32,7 @@ import datetime as dt
 import math
 import sys
 import time
+from ops.metrics_server import serve_metrics
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -316,10 +317,7 @@ def monitor_command(
     except (PlanError, OSError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    serve_metrics(metrics_port)
     codec = codec_for(settings.schema_registry_config())
     producer = Producer(producer_config(settings.confluent_config()))
     while True:

@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 
 from avro_schemas.serde import codec_for
 from ops.settings import Settings
+from ops.metrics_server import serve_metrics
 from producers.adapters.config import SourceConfig
 from producers.adapters.poller import ExchangeAdapter, PollSummary
 from producers.adapters.state_store import AdapterState
@@ -37,10 +38,7 @@ def build_adapter(settings: Settings, source: SourceConfig, page_size: int = 200
 def run_adapters(settings: Settings, sources: list[SourceConfig], once: bool = False, interval: float = 1.0,
                  settle_seconds: float = 2.0, metrics_port: int | None = None) -> dict[str, PollSummary]:
     """``once``: publish what is there now and return; else poll until SIGTERM/SIGINT."""
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    serve_metrics(metrics_port)
     adapters = [build_adapter(settings, s, settle_seconds=settle_seconds) for s in sources]
     summaries: dict[str, PollSummary] = {}
     if once:
