@@ -92,12 +92,16 @@ def _print_status(rows: list) -> None:
 
 # -- topics ------------------------------------------------------------------------------------------
 @topics_app.command("create")
-def topics_create(replication_factor: Annotated[int, typer.Option(help="-1: the broker's default")] = -1) -> None:
+def topics_create(
+    replication_factor: Annotated[int, typer.Option(help="-1: the broker's default")] = -1,
+    event_partitions: Annotated[Optional[int], typer.Option(
+        help="Partitions of each event-layer topic (default: the catalogue's 6); docs/scaling.md")] = None,
+) -> None:
     """Create every catalogue topic that is missing (idempotent)."""
     from ops.topic_admin import create_topics
 
     s = get_settings()
-    outcomes = create_topics(s.confluent_config(), s.topic_prefix, replication_factor)
+    outcomes = create_topics(s.confluent_config(), s.topic_prefix, replication_factor, event_partitions=event_partitions)
     created = [o.name for o in outcomes if o.created]
     print(f"{len(created)} created, {len(outcomes) - len(created)} already present")
     for name in created:

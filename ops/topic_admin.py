@@ -8,7 +8,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from avro_schemas.topics import CATALOGUE, TopicSpec
+from avro_schemas.topics import CATALOGUE, EVENT_PARTITIONS, TopicSpec
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,18 @@ def admin_client(kafka_config: dict[str, Any]) -> AdminClient:
 
 
 def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_factor: int = -1,
-                  specs: list[TopicSpec] | None = None) -> list[TopicOutcome]:
-    """Idempotent: topics that exist are left as they are. Replication -1 is the broker's default."""
+                  specs: list[TopicSpec] | None = None, event_partitions: int | None = None) -> list[TopicOutcome]:
+    """Idempotent: topics that exist are left as they are. Replication -1 is the broker's default.
+    ``event_partitions`` overrides the catalogue's partition count of the event-layer topics (those it gives
+    ``EVENT_PARTITIONS``); the single-partition topics keep theirs, since their order is their contract."""
     admin = admin_client(kafka_config)
     wanted = specs or list(CATALOGUE.values())
     existing = set(admin.list_topics(timeout=10).topics)
-    new = [NewTopic(s.full_name(prefix), num_partitions=s.partitions, replication_factor=replication_factor,
+
+    def partitions(s: TopicSpec) -> int:
+        return event_partitions if event_partitions and s.partitions == EVENT_PARTITIONS else s.partitions
+
+    new = [NewTopic(s.full_name(prefix), num_partitions=partitions(s), replication_factor=replication_factor,
                     config=s.config()) for s in wanted if s.full_name(prefix) not in existing]
     outcomes = {s.full_name(prefix): TopicOutcome(s.full_name(prefix), False) for s in wanted}
     for name, future in (admin.create_topics(new, operation_timeout=30) if new else {}).items():

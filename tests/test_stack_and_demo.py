@@ -71,3 +71,20 @@ def test_topics_create_is_idempotent(settings: Settings) -> None:
     listing = healthbus("topics", "list", env=env)
     assert f"{settings.topic_prefix}raw.outpatient.visit" in listing.stdout
     assert " no\n" not in listing.stdout + "\n"  # every catalogue topic exists
+
+
+def test_topics_create_sets_the_event_layer_partitions_and_keeps_single_partition_topics(settings: Settings) -> None:
+    import uuid
+
+    from ops.topic_admin import delete_topics, existing_topics
+
+    s = settings.model_copy(update={"topic_prefix": f"p{uuid.uuid4().hex[:6]}-"})
+    try:
+        result = healthbus("topics", "create", "--event-partitions", "3", env=settings_env(s))
+        assert result.returncode == 0, result.stderr
+        created = existing_topics(s.confluent_config(), s.topic_prefix)
+        assert created[f"{s.topic_prefix}raw.outpatient.visit"] == 3
+        assert created[f"{s.topic_prefix}collab.chronic_disease"] == 3
+        assert created[f"{s.topic_prefix}empi.person_merged"] == 1 and created[f"{s.topic_prefix}alerts.quality"] == 1
+    finally:
+        delete_topics(s.confluent_config(), list(existing_topics(s.confluent_config(), s.topic_prefix)))
