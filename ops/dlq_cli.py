@@ -53,6 +53,40 @@ def dlq_list(stage: StageOption = "quality", reason: CodeOption = None, rule: Ru
     typer.echo(f"{len(letters)} dead letter(s) on dlq.{stage}")
 
 
+@dlq_app.command("show")
+def dlq_show(
+    dead_letter_id: Annotated[str, typer.Argument(help="The id `healthbus dlq list` prints")],
+    stage: StageOption = "quality",
+) -> None:
+    """One dead letter whole: where it came from, why it failed (every detail), and its payload decoded with
+    every personal field masked (the raw bytes stay on the topic for replay)."""
+    import json
+
+    from avro_schemas.json_form import to_json
+    from avro_schemas.serde import DecodeError, codec_for
+    from streams.privacy import masked_event
+
+    matches = [d for d in _selected(stage, _filter(None, None, None, None, None)) if d["dead_letter_id"] == dead_letter_id]
+    if not matches:
+        typer.secho(f"no dead letter {dead_letter_id} on dlq.{stage}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    d = matches[0]
+    org = (d["key"] or b"").decode(errors="replace").split(":", 1)[0]
+    typer.echo(f"dead letter {d['dead_letter_id']} on dlq.{stage}, failed {d['failed_at']:%Y-%m-%d %H:%M:%S} UTC")
+    typer.echo(f"  from        {d['source_topic']} partition {d['source_partition']} offset {d['source_offset']}")
+    typer.echo(f"  institution {org}")
+    typer.echo(f"  reason      {d['error_code']}: {d['error_message']}")
+    for name, value in sorted(d["details"].items()):
+        typer.echo(f"  {name:<11} {value}")
+    try:
+        event = codec_for(get_settings().schema_registry_config()).decode(d["payload"])
+    except DecodeError as exc:
+        typer.echo(f"  payload     {len(d['payload'] or b'')} bytes, not decodable ({exc.code.value})")
+        return
+    typer.echo(f"  payload     {event.event_type}, personal fields masked:")
+    typer.echo(json.dumps(json.loads(to_json(masked_event(event.value))), ensure_ascii=False, indent=2))
+
+
 @dlq_app.command("replay")
 def dlq_replay(
     reason_text: Annotated[str, typer.Option("--why", help="Why you replay (kept in the audit)")],

@@ -57,3 +57,29 @@ def mask_address(value: str) -> str:
 
 def mask_birth_date(value: str) -> str:
     return f"{value[:4]}-**-**" if len(value) >= 4 else ("*" * len(value))
+
+
+# The personal fields of an event (envelope.patient and the mother on a birth record), with their masks.
+_PATIENT_MASKS = {"name": mask_name, "id_number": mask_id_number, "phone": mask_phone, "address": mask_address,
+                  "health_card": mask_card, "insurance_card": mask_card}
+_EVENT_MASKS = {"mother_name": mask_name, "mother_id_number": mask_id_number}
+
+
+def masked_event(event: dict) -> dict:
+    """A copy of an event (JSON form or decoded) with every personal field masked (张*丰, 411502********1234):
+    what an operator may see of a dead letter's payload outside the EMPI."""
+    out = dict(event)
+    envelope = dict(out.get("envelope") or {})
+    patient = dict(envelope.get("patient") or {})
+    for field, mask in _PATIENT_MASKS.items():
+        if patient.get(field):
+            patient[field] = mask(str(patient[field]))
+    if patient.get("birth_date"):
+        patient["birth_date"] = mask_birth_date(str(patient["birth_date"]))
+    if envelope:
+        envelope["patient"] = patient
+        out["envelope"] = envelope
+    for field, mask in _EVENT_MASKS.items():
+        if out.get(field):
+            out[field] = mask(str(out[field]))
+    return out

@@ -175,6 +175,13 @@ def test_rejected_events_replayed_after_the_rule_is_corrected_reach_the_sink_onc
     env = settings_env(settings)
     listed = healthbus("dlq", "list", "--stage", "quality", "--rule", "COR-TEMPERATURE", env=env)
     assert listed.returncode == 0 and f"{len(feverish)} dead letter(s)" in listed.stdout, listed.stderr
+    letter_id = listed.stdout.splitlines()[1].split()[0]
+    shown = healthbus("dlq", "show", letter_id, "--stage", "quality", env=env)
+    assert shown.returncode == 0 and "COR-TEMPERATURE" in shown.stdout and "outpatient.visit" in shown.stdout, shown.stderr
+    patients = [v["envelope"]["patient"] for v in visits]
+    assert not any(p["name"] in shown.stdout or (p["id_number"] and p["id_number"] in shown.stdout) for p in patients)
+    payload = json.loads(shown.stdout.split("personal fields masked:\n", 1)[1])
+    assert "*" in payload["envelope"]["patient"]["name"]  # masked, shown
     with stage_worker(settings, tmp_path / "fixed.log", stage="quality"):  # the corrected (shipped) rules
         first = healthbus("dlq", "replay", "--stage", "quality", "--rule", "COR-TEMPERATURE",
                           "--why", "temperature rule fixed", "--actor", "ops-test", env=env)
