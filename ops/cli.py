@@ -423,6 +423,15 @@ def exchange_dsn(postgres_url: str) -> str:
     return make_conninfo(postgres_url, dbname=f"{conninfo_to_dict(postgres_url).get('dbname') or 'healthbus'}_exchange")
 
 
+@app.command("status")
+def status(as_json: JsonFlag = False) -> None:
+    """One screen for the operator on call: services, workers and their lag (from fetch high watermarks),
+    dead letters by reason, the newest event per institution, open alerts. No personal data."""
+    from ops.status import status_command
+
+    print(status_command(get_settings(), as_json), end="")
+
+
 # -- demo and benchmarks -----------------------------------------------------------------------------
 @app.command("demo")
 def demo(
