@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from html import escape
 
-from ops.reports.report_style import base_css
+from ops.reports.report_style import (base_css, bilingual as _bi, empty_row as _empty_row, esc as _e,
+                                      local_time as _when, section as _section)
 from ops.reports.svg_charts import bar_chart, format_number, line_chart, stacked_bar_chart
 
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -146,30 +146,12 @@ class QualityReport:
 # --- formatting ----------------------------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
 def _pct(fraction: float, decimals: int = 1) -> str:
     return f"{fraction * 100:.{decimals}f}%"
 
 
 def _share(part: int, whole: int) -> str:
     return _pct(part / whole) if whole else "—"
-
-
-def _when(moment: dt.datetime) -> str:
-    text = moment.strftime("%Y-%m-%d %H:%M")
-    offset = moment.utcoffset()
-    if offset is None:
-        return text
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"{text} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
-
-
-def _bi(zh: str, en: str) -> str:
-    return f'{_e(zh)} <span class="en">/ {_e(en)}</span>'
 
 
 def _key(value: object) -> str:
@@ -247,12 +229,6 @@ def _tiles(r: QualityReport) -> str:
     return f'<section class="tiles" aria-label="概览 / Summary">{"".join(cells)}</section>'
 
 
-def _section(number: int, zh: str, en: str, body: str, note: str = "", css: str = "") -> str:
-    note_html = f'<p class="note">{note}</p>' if note else ""
-    return (f'<section class="block {css}"><h2><span class="num">{number}</span>{_bi(zh, en)}</h2>'
-            f"{note_html}{body}</section>")
-
-
 def _day_labels(r: QualityReport, days: list[DailyQuality]) -> list[str]:
     same_year = r.period_from.year == r.period_to.year
     return [d.day.strftime("%m-%d") if same_year else d.day.isoformat() for d in days]
@@ -303,10 +279,6 @@ def _categories(r: QualityReport) -> str:
                       horizontal=True, colors=("#2563eb", "#f59e0b", "#dc2626", "#7c3aed", "#6b7280"))
     return _section(3, "各维度失败次数", "Failures by category", f'<figure class="figure">{chart}</figure>',
                     "一条记录可能同时违反多条规则。<span class=\"en\"> One record can fail several rules.</span>")
-
-
-def _empty_row(columns: int, zh: str, en: str) -> str:
-    return f'<tr><td class="empty" colspan="{columns}">{_e(zh)} <span class="en">/ {_e(en)}</span></td></tr>'
 
 
 def _rules_table(r: QualityReport) -> str:

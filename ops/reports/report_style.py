@@ -1,7 +1,12 @@
 """The house style every HTML report shares: page, header, section headings, data tables, badges,
-footnote and print rules. Each report adds its own rules after these (and so may override them)."""
+footnote and print rules (``base_css``; each report adds its own rules after these and may override
+them), and the small HTML pieces built the same way everywhere: escaped text, a bilingual label, a local
+time with its offset, a numbered section, an empty table row."""
 
 from __future__ import annotations
+
+import datetime as dt
+from html import escape
 
 
 def base_css(accent: str, max_width_px: int) -> str:
@@ -50,3 +55,33 @@ thead{{display:table-header-group}}
 tr{{break-inside:avoid}}
 }}
 """
+
+
+def esc(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def bilingual(zh: str, en: str) -> str:
+    """Chinese first, English secondary (the city's staff read Chinese)."""
+    return f'{esc(zh)} <span class="en">/ {esc(en)}</span>'
+
+
+def local_time(moment: dt.datetime) -> str:
+    """2026-11-27 19:31 (UTC+08:00): the offset written out, so a printed report is unambiguous."""
+    text = moment.strftime("%Y-%m-%d %H:%M")
+    offset = moment.utcoffset()
+    if offset is None:
+        return text
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{text} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+
+
+def section(number: int, zh: str, en: str, body: str, note: str = "", css: str = "") -> str:
+    note_html = f'<p class="note">{note}</p>' if note else ""
+    return (f'<section class="block {css}"><h2><span class="num">{number}</span>{bilingual(zh, en)}</h2>'
+            f"{note_html}{body}</section>")
+
+
+def empty_row(columns: int, zh: str, en: str) -> str:
+    return f'<tr><td class="empty" colspan="{columns}">{esc(zh)} <span class="en">/ {esc(en)}</span></td></tr>'

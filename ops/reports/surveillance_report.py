@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from html import escape
 
-from ops.reports.report_style import base_css
+from ops.reports.report_style import (base_css, bilingual as _bi, empty_row as _empty_row, esc as _e,
+                                      local_time as _when, section as _section)
 from ops.reports.svg_charts import ALARM_LEVELS, alarm_line_chart, format_number
 
 SYNDROME_EN: dict[str, str] = {
@@ -141,24 +141,6 @@ class SurveillanceReport:
 # --- formatting ----------------------------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _bi(zh: str, en: str) -> str:
-    return f'{_e(zh)} <span class="en">/ {_e(en)}</span>'
-
-
-def _when(moment: dt.datetime) -> str:
-    text = moment.strftime("%Y-%m-%d %H:%M")
-    offset = moment.utcoffset()
-    if offset is None:
-        return text
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"{text} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
-
-
 def _per100(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "—"
 
@@ -182,16 +164,6 @@ def _state_badge(state: str) -> str:
     if state == "OPEN":
         return '<span class="badge state-open">开启 · open</span>'
     return f'<span class="badge state-closed">{"已关闭 · closed" if state == "CLOSED" else _e(state)}</span>'
-
-
-def _section(number: int, zh: str, en: str, body: str, note: str = "", css: str = "") -> str:
-    note_html = f'<p class="note">{note}</p>' if note else ""
-    return (f'<section class="block {css}"><h2><span class="num">{number}</span>{_bi(zh, en)}</h2>'
-            f"{note_html}{body}</section>")
-
-
-def _empty_row(columns: int, zh: str, en: str) -> str:
-    return f'<tr><td class="empty" colspan="{columns}">{_e(zh)} <span class="en">/ {_e(en)}</span></td></tr>'
 
 
 # --- sections ------------------------------------------------------------------------------------------
