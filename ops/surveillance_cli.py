@@ -279,7 +279,7 @@ def report_command(
         typer.secho(f"error: PostgreSQL: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     out.write_text(render_surveillance_report(data), encoding="utf-8")
-    opened = sum(1 for a in data.alerts if a.state == "OPEN")
+    opened = sum(1 for e in data.alerts if e.alert.state == "OPEN")
     typer.echo(f"{out}: {first} – {last}, {len(data.counties)} counties, {data.visits} visits, "
                f"{sum(len(c.curves) for c in data.counties)} curves, {len(data.alerts)} alerts ({opened} open)"
                + (" — no data" if data.empty else ""))

@@ -116,7 +116,7 @@ def test_model_curves_marks_and_alert_order() -> None:
     ili = r.counties[0].curves[1]
     assert ili.alarm_days == {k: "red" for k in range(20, 24)}
     assert r.counties[1].curves[0].alarm_days == {4: "yellow", 5: "yellow", 6: "yellow"}
-    assert [a.alert_id for a in r.alerts] == [OPEN_ALERT.alert_id, CLOSED_ALERT.alert_id]
+    assert [e.alert.alert_id for e in r.alerts] == [OPEN_ALERT.alert_id, CLOSED_ALERT.alert_id]
     assert r.visits == sum(n for s, *_, n in in_period(rows) if s == "VISITS")
     assert r.cases_by_syndrome["ILI"] == sum(n for s, *_, n in in_period(rows) if s == "ILI")
     # a red and a yellow alert on the same day: red wins

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from ops.reports.report_style import (base_css, bilingual as _bi, empty_row as _empty_row, esc as _e,
                                       local_time as _when, section as _section)
 from ops.reports.svg_charts import ALARM_LEVELS, alarm_line_chart, format_number
+from streams.surveillance.alert_store import StoredAlert
 
 SYNDROME_EN: dict[str, str] = {
     "FEVER_RESP": "Fever with respiratory symptoms",
@@ -59,24 +60,12 @@ def mark_level(level: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AlertEntry:
-    """One alert that was open at some time in the period (its state is the one at generation time)."""
+    """One alert that was open at some time in the period (its state is the one at generation time), with
+    the names the page shows."""
 
-    alert_id: str
-    syndrome: str
+    alert: StoredAlert
     syndrome_zh: str
-    county_code: str
     county_name: str
-    population_group: str | None
-    method: str
-    level: str
-    state: str
-    opened_day: dt.date
-    last_day: dt.date
-    closed_day: dt.date | None
-    observed: int
-    expected: float
-    threshold: float
-    partial_day: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +160,7 @@ def _state_badge(state: str) -> str:
 
 def _header(r: SurveillanceReport) -> str:
     days = len(r.days)
-    open_now = sum(1 for a in r.alerts if a.state == "OPEN")
+    open_now = sum(1 for e in r.alerts if e.alert.state == "OPEN")
     meta = [
         (_bi("统计周期", "Period"),
          f"{_e(r.period_from.isoformat())} 至 {_e(r.period_to.isoformat())}（{days} 天 / days，北京时间 / CST）"),
@@ -193,8 +182,8 @@ def _header(r: SurveillanceReport) -> str:
 
 def _syndrome_table(r: SurveillanceReport) -> str:
     alerts: dict[str, int] = {}
-    for a in r.alerts:
-        alerts[a.syndrome] = alerts.get(a.syndrome, 0) + 1
+    for e in r.alerts:
+        alerts[e.alert.syndrome] = alerts.get(e.alert.syndrome, 0) + 1
     codes = [c for c in r.cases_by_syndrome if r.cases_by_syndrome[c] or alerts.get(c)]
     codes += [c for c in alerts if c not in r.cases_by_syndrome]
     rows = [
@@ -217,15 +206,16 @@ def _syndrome_table(r: SurveillanceReport) -> str:
 
 def _alerts_table(r: SurveillanceReport) -> str:
     rows = []
-    for a in r.alerts:
+    for e in r.alerts:
+        a = e.alert
         closed = a.closed_day.isoformat() if a.closed_day else "—"
         partial = ' <span class="partial" title="当日未结束 / partial day">*</span>' if a.partial_day else ""
         rows.append(
             f'<tr class="alert-row state-{_e(a.state.lower())}" data-alert-id="{_e(a.alert_id)}" '
             f'data-state="{_e(a.state)}" data-county="{_e(a.county_code)}" data-syndrome="{_e(a.syndrome)}">'
             f"<td>{_state_badge(a.state)}</td>"
-            f'<td>{_e(a.county_name)}<div class="en"><code>{_e(a.county_code)}</code></div></td>'
-            f"<td>{_syndrome(a.syndrome, a.syndrome_zh)}</td><td>{_group(a.population_group)}</td>"
+            f'<td>{_e(e.county_name)}<div class="en"><code>{_e(a.county_code)}</code></div></td>'
+            f"<td>{_syndrome(a.syndrome, e.syndrome_zh)}</td><td>{_group(a.population_group)}</td>"
             f"<td>{_e(METHODS.get(a.method, a.method))}</td><td>{_level_badge(a.level)}</td>"
             f'<td class="day">{_e(a.opened_day.isoformat())}</td><td class="day">{_e(a.last_day.isoformat())}'
             f'{partial}</td><td class="day">{_e(closed)}</td>'

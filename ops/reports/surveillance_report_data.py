@@ -109,10 +109,7 @@ def build_surveillance_report(counts: Mapping[tuple[str, str, str], Mapping[dt.d
     ordered = sorted(alerts, key=lambda a: (a.state != "OPEN", rank[mark_level(a.level)], -a.opened_day.toordinal(),
                                             a.county_code, _syndrome_key(a.syndrome), a.population_group or "",
                                             a.method))
-    entries = [AlertEntry(a.alert_id, a.syndrome, syndrome_zh(a.syndrome), a.county_code,
-                          county_name(a.county_code, last.year), a.population_group, a.method, a.level, a.state,
-                          a.opened_day, a.last_day, a.closed_day, a.observed, a.expected, a.threshold, a.partial_day)
-               for a in ordered]
+    entries = [AlertEntry(a, syndrome_zh(a.syndrome), county_name(a.county_code, last.year)) for a in ordered]
     zh = {s: syndrome_zh(s) for s in set(by_syndrome) | {a.syndrome for a in alerts}}
     return SurveillanceReport(first, last, generated_at, sections, entries, by_syndrome, visits, zh)
 
