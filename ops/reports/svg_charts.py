@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from html import escape
+
+from ops.reports.report_style import esc as _e
 
 Format = Callable[[float], str]
 
@@ -32,10 +33,6 @@ EMPTY_MESSAGE = "暂无数据 / No data"
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-
-
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
 
 
 def _n(value: float) -> str:
