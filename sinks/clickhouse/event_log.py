@@ -141,12 +141,12 @@ class ClickHouseEventLog:
         return int(self._client.command(f"SELECT count() FROM {self._db}.{table} FINAL"))
 
     @contextmanager
-    def _wanted(self, event_ids: list[str]) -> Iterator[str]:
+    def _wanted(self, event_ids: list[str], column: str = "event_id") -> Iterator[str]:
         """A session-temporary table of event ids to filter on (an IN list of 10⁵ literals is slow to parse)."""
         self._client.command("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_event_ids (event_id UUID) ENGINE = Memory")
         try:
             self._client.insert("wanted_event_ids", [[e] for e in event_ids], column_names=["event_id"])
-            yield "event_id IN (SELECT event_id FROM wanted_event_ids)"
+            yield f"{column} IN (SELECT event_id FROM wanted_event_ids)"
         finally:
             self._client.command("DROP TEMPORARY TABLE IF EXISTS wanted_event_ids")
 
@@ -165,10 +165,9 @@ class ClickHouseEventLog:
 
     def count_surveillance_cases(self, case_ids: list[str]) -> int:
         """How many of these visits are syndrome cases in surveillance_cases (FINAL: once each, latest version)."""
-        with self._wanted(case_ids) as wanted:
-            return int(self._client.command(
-                f"SELECT count() FROM {self._db}.surveillance_cases FINAL WHERE {wanted.replace('event_id IN', 'case_id IN', 1)} "
-                "AND NOT withdrawn AND length(syndromes) > 0"))
+        with self._wanted(case_ids, column="case_id") as wanted:
+            return int(self._client.command(f"SELECT count() FROM {self._db}.surveillance_cases FINAL WHERE {wanted} "
+                                            "AND NOT withdrawn AND length(syndromes) > 0"))
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)
