@@ -6,8 +6,8 @@ same new resident at once serialise on the shared identifier: the second finds t
 kill -9 mid-batch rolls back the open transaction; the replayed record then resolves afresh, and the
 person it founds has the same id (derived from the record), so nothing is duplicated or lost.
 
-Merges and relinks (automatic or by an operator) go through `merge_persons` / `move_record`, which keep
-the invariants: a record never points at a merged person; identifiers follow their records; every move
+Merges (automatic or by an operator) go through `merge_persons`, relinks through the operator actions'
+unmerge and review decisions (operator_actions.py); both keep the invariants: a record never points at a merged person; identifiers follow their records; every move
 is in `record_moves` (what unmerge restores from), in the audit log, and in the outbox for publishing.
 """
 
