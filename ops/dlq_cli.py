@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from typing import Annotated, Optional
 
 import typer
 
+from ops.audit_cli import ActorOption
 from ops.settings import get_settings
 
 dlq_app = typer.Typer(help="Dead letters: list them, replay them to the stage that rejected them.",
@@ -18,9 +18,11 @@ OrgOption = Annotated[Optional[str], typer.Option("--org", help="Only this insti
 CodeOption = Annotated[Optional[str], typer.Option("--reason", help="Only this error code")]
 SinceOption = Annotated[Optional[str], typer.Option(help="Failed at or after (ISO 8601)")]
 UntilOption = Annotated[Optional[str], typer.Option(help="Failed before (ISO 8601)")]
+TopicOption = Annotated[Optional[str], typer.Option("--topic", help="Only those that came from this topic "
+                                                    "(catalogue name, e.g. raw.outpatient.visit)")]
 
 
-def _filter(reason, rule, org, since, until):
+def _filter(reason, rule, org, since, until, topic=None):
     from ops.dlq_replay import DeadLetterFilter
 
     def moment(text: str | None) -> dt.datetime | None:
@@ -28,7 +30,8 @@ def _filter(reason, rule, org, since, until):
             return None
         value = dt.datetime.fromisoformat(text)
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    return DeadLetterFilter(reason, rule, org, moment(since), moment(until))
+    source = get_settings().topic_name(topic) if topic else None
+    return DeadLetterFilter(reason, rule, org, moment(since), moment(until), source)
 
 
 def _selected(stage: str, flt) -> list[dict]:
@@ -43,9 +46,9 @@ def _selected(stage: str, flt) -> list[dict]:
 
 @dlq_app.command("list")
 def dlq_list(stage: StageOption = "quality", reason: CodeOption = None, rule: RuleOption = None, org: OrgOption = None,
-             since: SinceOption = None, until: UntilOption = None) -> None:
+             since: SinceOption = None, until: UntilOption = None, topic: TopicOption = None) -> None:
     """Dead letters with their reasons (no payloads: they hold personal data)."""
-    letters = _selected(stage, _filter(reason, rule, org, since, until))
+    letters = _selected(stage, _filter(reason, rule, org, since, until, topic))
     typer.echo(f"{'dead letter id':<36}  {'failed at (UTC)':<19}  {'reason':<22} {'rules / message'}")
     for d in letters:
         rules = d["details"].get("rule_ids") or d["error_message"]
@@ -90,10 +93,10 @@ def dlq_show(
 @dlq_app.command("replay")
 def dlq_replay(
     reason_text: Annotated[str, typer.Option("--why", help="Why you replay (kept in the audit)")],
+    actor: ActorOption,
     stage: StageOption = "quality", reason: CodeOption = None, rule: RuleOption = None, org: OrgOption = None,
-    since: SinceOption = None, until: UntilOption = None,
+    since: SinceOption = None, until: UntilOption = None, topic: TopicOption = None,
     again: Annotated[bool, typer.Option(help="Also those replayed before")] = False,
-    actor: Annotated[Optional[str], typer.Option(help="Who replays (default: the login)")] = None,
 ) -> None:
     """Send the selected dead letters back to the topic they came from; the stage judges them again."""
     import psycopg
@@ -103,9 +106,9 @@ def dlq_replay(
     from producers.publisher import producer_config
 
     s = get_settings()
-    letters = _selected(stage, _filter(reason, rule, org, since, until))
+    letters = _selected(stage, _filter(reason, rule, org, since, until, topic))
     producer = Producer(producer_config(s.confluent_config()))
     with psycopg.connect(s.postgres_url, autocommit=True) as conn:
-        outcome = replay(conn, producer, letters, actor or getpass.getuser(), reason_text, again)
+        outcome = replay(conn, producer, letters, actor, reason_text, again)
     typer.echo(f"selected {outcome.selected}, replayed {outcome.replayed}, "
                f"skipped {outcome.skipped_already_replayed} already replayed (use --again)")

@@ -4,8 +4,8 @@ A dead letter (ops.dead_letter) keeps the original key, payload and headers byte
 produces exactly those to the topic it came from (header ``healthbus-replay-of`` = the dead-letter id),
 so the stage that rejected it judges it again: it passes if the cause was fixed (a rule, a registered
 death withdrawn) and is dead-lettered again if not. Each replay is recorded in PostgreSQL with who and why
-(``dlq_replays``, append-only); a dead letter already replayed is skipped unless asked ``again``, and the
-sinks' writes by event id make even a repeated replay land once.
+(``dlq_replays``, append-only: a trigger refuses changes, ops/audit_trail.py); a dead letter already replayed
+is skipped unless asked ``again``, and the sinks' writes by event id make even a repeated replay land once.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from avro_schemas.serde import DecodeError, EventCodec
 from avro_schemas.topics import dead_letter_topic
+from ops.audit_trail import append_only
 
 REPLAY_HEADER = "healthbus-replay-of"
 DDL = """
@@ -44,9 +45,12 @@ class DeadLetterFilter:
     org_code: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    source_topic: str | None = None  # the full topic name the message came from
 
     def matches(self, value: dict[str, Any]) -> bool:
         if self.error_code and value["error_code"] != self.error_code:
+            return False
+        if self.source_topic and value["source_topic"] != self.source_topic:
             return False
         if self.rule_id and self.rule_id not in (value["details"].get("rule_ids") or "").split(","):
             return False
@@ -89,6 +93,7 @@ def ensure_replay_table(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('healthbus.dlq_replays.ddl'))")
         conn.execute(DDL)
+    append_only(conn, "dlq_replays")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ops.audit_cli import ActorOption
 from streams.identity.record import CSV_HEADER, SourceRecord
 
 empi_app = typer.Typer(help="Master patient index: batch linking, model training, operator actions.",
@@ -129,20 +130,9 @@ if TYPE_CHECKING:
 
     from streams.identity.master_index.cache import PersonCache
 
-ActorOption = Annotated[str, typer.Option("--actor", help="Operator login for the audit log",
-                                          default_factory=lambda: _os_user(), show_default="the OS user")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the audit log (no personal data)")]
 PUBLISH_TIMEOUT_S = 10.0
 ForceOption = Annotated[bool, typer.Option("--force", help="Merge even with different valid citizen IDs or sexes")]
-
-
-def _os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (a container without a passwd entry): still audit something true
-        return "unknown"
 
 
 def _connect() -> psycopg.Connection:

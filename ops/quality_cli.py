@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ops.audit_cli import ActorOption
 from ops.settings import Settings, get_settings
 from ops.metrics_server import serve_metrics
 
@@ -124,12 +125,14 @@ def report(
     org: Annotated[str, typer.Option(help="The hospital's GB 32100 code")],
     first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD")],
     last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD")],
+    actor: ActorOption,
     out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("report.html"),
 ) -> None:
     """A self-contained HTML feedback report for one hospital (score trend, failures, worst fields, masked
-    examples, rank)."""
+    examples, rank). The export is audited (who, when, parameters, the file's SHA-256): `healthbus audit list`."""
     import psycopg
 
+    from ops.audit_trail import EXPORT_QUALITY_REPORT, ensure_audit_trail, export_file
     from ops.reports.quality_feedback import render_quality_report
     from ops.reports.quality_report_data import gather_quality_report
 
@@ -140,14 +143,18 @@ def report(
             from streams.quality.issue_store import ensure_issue_store
 
             ensure_issue_store(conn)
+            ensure_audit_trail(conn)
             data = gather_quality_report(client, settings.clickhouse_database, conn, _rule_set(settings), org,
                                          _day(first, "--from"), _day(last, "--to"), dt.datetime.now(dt.timezone.utc))
+            export_file(conn, actor, EXPORT_QUALITY_REPORT, {"org_code": org, "from": first, "to": last}, out,
+                        render_quality_report(data).encode("utf-8"),
+                        {"received": data.received, "accepted": data.accepted, "rejected": data.rejected,
+                         "late": data.late, "masked_examples": len(data.examples)})
     except LookupError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     finally:
         client.close()
-    out.write_text(render_quality_report(data), encoding="utf-8")
     typer.echo(f"{out}: {data.org_name} {first} – {last}, score {data.score:.1%}, "
                f"city rank {data.city_rank.rank if data.city_rank else '-'}")
 

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ops.audit_cli import ActorOption
 from ops.settings import get_settings
 
 routing_app = typer.Typer(help="Collaboration routing: decisions, work queues, county access.", no_args_is_help=True)
@@ -72,12 +73,15 @@ def items(
 @routing_app.command("county-access")
 def county_access(
     county: Annotated[str, typer.Argument(help="County code (GB/T 2260, 6 digits)")],
+    actor: ActorOption,
     grant: Annotated[Optional[str], typer.Option(help="Make this existing login a member of the county role")] = None,
 ) -> None:
-    """Create the county's role over the work queues (its residents' items only) and grant it to a login."""
+    """Create the county's role over the work queues (its residents' items only) and grant it to a login;
+    a grant is audited (`healthbus audit list`)."""
     import psycopg
     from psycopg import sql
 
+    from ops.audit_trail import GRANT_COUNTY_ACCESS, ensure_audit_trail, record_action
     from streams.routing.ledger import ensure_ledger
     from streams.routing.work_queue import ensure_county_role
 
@@ -86,5 +90,8 @@ def county_access(
         ensure_ledger(conn, settings.county_role_prefix)
         role = ensure_county_role(conn, county, settings.county_role_prefix)
         if grant:
-            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(grant)))
+            ensure_audit_trail(conn)
+            with conn.transaction():  # the grant and its audit entry, or neither
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(grant)))
+                record_action(conn, actor, GRANT_COUNTY_ACCESS, {"county": county, "role": role, "grantee": grant})
     typer.echo(f"{role}: reads and decides routing items of county {county}" + (f"; granted to {grant}" if grant else ""))

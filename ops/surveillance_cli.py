@@ -40,6 +40,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ops.audit_cli import ActorOption
+
 surveillance_app = typer.Typer(help="Syndromic surveillance: early-warning detection over daily count series.",
                                no_args_is_help=True)
 
@@ -252,12 +254,15 @@ def detect_command(
 def report_command(
     first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (Asia/Shanghai)")],
     last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (Asia/Shanghai)")],
+    actor: ActorOption,
     out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("surveillance.html"),
 ) -> None:
     """症候群监测预警报告: a self-contained HTML page of every county's syndrome curves with the alarm days
-    marked, and the alerts open in the period (PostgreSQL surveillance.daily_counts and surveillance.alerts)."""
+    marked, and the alerts open in the period (PostgreSQL surveillance.daily_counts and surveillance.alerts).
+    The export is audited (who, when, period, the file's SHA-256): `healthbus audit list`."""
     import psycopg
 
+    from ops.audit_trail import EXPORT_SURVEILLANCE_REPORT, ensure_audit_trail, export_file
     from ops.reports.surveillance_report import render_surveillance_report
     from ops.reports.surveillance_report_data import gather_surveillance_report
     from ops.settings import get_settings
@@ -274,12 +279,16 @@ def report_command(
         with psycopg.connect(get_settings().postgres_url, autocommit=True) as conn:
             ensure_case_store(conn)
             ensure_alert_store(conn)
+            ensure_audit_trail(conn)
             data = gather_surveillance_report(conn, day_from, day_to, dt.datetime.now(dt.timezone.utc))
+            opened = sum(1 for e in data.alerts if e.alert.state == "OPEN")
+            export_file(conn, actor, EXPORT_SURVEILLANCE_REPORT, {"from": first, "to": last}, out,
+                        render_surveillance_report(data).encode("utf-8"),
+                        {"counties": len(data.counties), "curves": sum(len(c.curves) for c in data.counties),
+                         "visits": data.visits, "alerts": len(data.alerts), "open_alerts": opened})
     except psycopg.OperationalError as exc:
         typer.secho(f"error: PostgreSQL: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
-    out.write_text(render_surveillance_report(data), encoding="utf-8")
-    opened = sum(1 for e in data.alerts if e.alert.state == "OPEN")
     typer.echo(f"{out}: {first} – {last}, {len(data.counties)} counties, {data.visits} visits, "
                f"{sum(len(c.curves) for c in data.counties)} curves, {len(data.alerts)} alerts ({opened} open)"
                + (" — no data" if data.empty else ""))

@@ -176,6 +176,9 @@ def test_rejected_events_replayed_after_the_rule_is_corrected_reach_the_sink_onc
     listed = healthbus("dlq", "list", "--stage", "quality", "--rule", "COR-TEMPERATURE", env=env)
     assert listed.returncode == 0 and f"{len(feverish)} dead letter(s)" in listed.stdout, listed.stderr
     letter_id = listed.stdout.splitlines()[1].split()[0]
+    by_topic = healthbus("dlq", "list", "--stage", "quality", "--topic", "identified.outpatient.visit", env=env)
+    elsewhere = healthbus("dlq", "list", "--stage", "quality", "--topic", "identified.lab.report", env=env)
+    assert f"{len(feverish)} dead letter(s)" in by_topic.stdout and "0 dead letter(s)" in elsewhere.stdout
     shown = healthbus("dlq", "show", letter_id, "--stage", "quality", env=env)
     assert shown.returncode == 0 and "COR-TEMPERATURE" in shown.stdout and "outpatient.visit" in shown.stdout, shown.stderr
     patients = [v["envelope"]["patient"] for v in visits]

@@ -278,10 +278,9 @@ def _merge_locked(conn: psycopg.Connection, survivor_given: str, absorbed_given:
                     (low, high)).fetchone():
         # The operator now says they are one: the earlier separation no longer holds.
         write_audit(conn, actor, "separation_removed", survivor, absorbed, change=change_key, reason=reason)
-    moved = merge_persons(conn, survivor, absorbed, rule=rule, actor=actor, reason=reason, change=change_key)
-    if vetoes:
-        conn.execute("UPDATE empi.audit_log SET detail = detail || %s WHERE change_id = %s AND action = 'merge'",
-                     (Jsonb({"forced": True, "overridden": vetoes}), change_key))
+    # A forced merge says so in its own audit entry (the log is append-only: nothing is added later).
+    moved = merge_persons(conn, survivor, absorbed, rule=rule, actor=actor, reason=reason, change=change_key,
+                          audit_detail={"forced": True, "overridden": vetoes} if vetoes else None)
     return MergeResult(change_key, survivor, absorbed, tuple(moved), forced_over=tuple(vetoes))
 
 

@@ -140,11 +140,12 @@ def now_ms() -> int:
 
 
 def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rule: str, actor: str,
-                  reason: str, change: str) -> list[RecordKey]:
+                  reason: str, change: str, audit_detail: dict[str, object] | None = None) -> list[RecordKey]:
     """Move every record and identifier of ``absorbed`` to ``survivor``; returns the records moved.
 
     Runs inside the caller's transaction. A person merged away redirects to its survivor. A sealed health
-    record (a registered death) goes with the absorbed person to the survivor (record_lifecycle.on_merge)."""
+    record (a registered death) goes with the absorbed person to the survivor (record_lifecycle.on_merge).
+    ``audit_detail`` goes into the merge's audit entry (a forced merge's overridden vetoes)."""
     from streams.identity.master_index.record_lifecycle import on_merge  # it imports this module
 
     moved = [(org, local) for org, local in conn.execute(
@@ -159,7 +160,7 @@ def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rul
     conn.execute("UPDATE empi.persons s SET sex = COALESCE(s.sex, a.sex), updated_at = now() "
                  "FROM empi.persons a WHERE s.person_id = %s AND a.person_id = %s", (survivor, absorbed))
     write_audit(conn, actor, "merge", survivor, absorbed, change=change, reason=reason,
-                detail={"rule": rule, "records_moved": len(moved)})
+                detail={"rule": rule, "records_moved": len(moved), **(audit_detail or {})})
     on_merge(conn, survivor, absorbed, merge_change=change, actor=actor)
     queue_change(conn, change, "empi.person_merged", survivor, {
         "change_id": change, "occurred_at": now_ms(), "survivor_person_id": survivor,

@@ -1,0 +1,142 @@
+"""The audit trail on real PostgreSQL (and the broker, for a dead-letter replay): every audit table refuses
+UPDATE, DELETE and TRUNCATE; exports and grants through the real CLI leave their entries; `healthbus audit
+list` shows EMPI actions, replays, exports and grants in order. One database for the module, dropped after."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from psycopg import sql
+
+from avro_schemas.topics import topic
+from ops.audit_trail import EXPORT_QUALITY_REPORT, ensure_audit_trail, export_file, record_action
+from ops.dlq_replay import replay
+from ops.settings import Settings
+from ops.stack.postgres import private_database
+from ops.topic_admin import create_topics, delete_topics
+from producers.publisher import producer_config
+from streams.identity.fellegi_sunter import MatchModel
+from streams.identity.master_index.operator_actions import merge
+from streams.identity.master_index.store import resolve_records, write_audit
+from streams.identity.record import SourceRecord
+from tests.conftest import healthbus, settings_env
+
+MODEL = MatchModel.load(Path(__file__).resolve().parent.parent / "streams" / "identity" / "default_model.json")
+AUDIT_TABLES = ("empi.audit_log", "dlq_replays", "audit.operator_actions")
+ORG = "12411502MB0000002B"
+
+
+@pytest.fixture(scope="module")
+def db_url() -> Iterator[str]:
+    base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with private_database(base, f"hb_test_audit_{uuid.uuid4().hex[:10]}") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            ensure_audit_trail(conn)
+            ensure_audit_trail(conn)  # idempotent
+        yield url
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+def test_every_audit_table_refuses_update_delete_and_truncate(conn: psycopg.Connection) -> None:
+    write_audit(conn, "ops.wang", "merge", str(uuid.uuid4()), str(uuid.uuid4()), change=str(uuid.uuid4()),
+                reason="dup")
+    conn.execute("INSERT INTO dlq_replays (dead_letter_id, replayed_at, stage, source_topic, actor, reason) "
+                 "VALUES (%s, now(), 'quality', 'validated.x', 'ops.wang', 'rule fixed')", (str(uuid.uuid4()),))
+    record_action(conn, "ops.wang", EXPORT_QUALITY_REPORT, {"org_code": ORG})
+    counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in AUDIT_TABLES}
+    assert all(counts.values())  # an empty table would refuse nothing: the triggers below must see rows
+    statements = ["UPDATE {} SET actor = 'someone else'", "DELETE FROM {}", "TRUNCATE {}"]
+    for table in AUDIT_TABLES:
+        for statement in statements:
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement.format(table))
+        # a superuser replaying a dump (session_replication_role = replica) is refused too: ENABLE ALWAYS
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"), conn.transaction():
+                conn.execute(f"DELETE FROM {table}")
+    assert {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in AUDIT_TABLES} == counts
+
+
+def test_an_export_that_cannot_be_written_leaves_no_entry(conn: psycopg.Connection, tmp_path: Path) -> None:
+    before = conn.execute("SELECT count(*) FROM audit.operator_actions").fetchone()[0]
+    with pytest.raises(FileNotFoundError):
+        export_file(conn, "ops.wang", EXPORT_QUALITY_REPORT, {"org_code": ORG}, tmp_path / "no-dir" / "r.html",
+                    b"<html></html>", {"received": 0})
+    assert conn.execute("SELECT count(*) FROM audit.operator_actions").fetchone()[0] == before
+
+
+def _rec(local: str, name: str) -> SourceRecord:
+    # no identifiers in common: two persons that the operator then merges
+    return SourceRecord(f"{ORG}:{local}", ORG, local, name, "1", "", "", "", "", "", "", "")
+
+
+def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
+        conn: psycopg.Connection, db_url: str, bootstrap: str, tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    a, b = resolve_records(conn, [_rec(f"A-{run}", "张伟"), _rec(f"B-{run}", "李娜")], MODEL)
+    merged = merge(conn, a.person_id, b.person_id, "ops.li", "同一人: 电话核实")
+
+    kafka = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"t{run}-").confluent_config()
+    source = topic("validated.outpatient.visit").full_name(f"t{run}-")
+    create_topics(kafka, f"t{run}-", specs=[topic("validated.outpatient.visit")])
+    try:
+        letter = {"dead_letter_id": str(uuid.uuid4()), "headers": {}, "source_topic": source, "payload": b"\x00",
+                  "key": f"{ORG}:A-{run}".encode(), "stage": "quality"}
+        outcome = replay(conn, Producer(producer_config(kafka)), [letter], "ops.zhao", "ICD table updated")
+        assert outcome.replayed == 1
+    finally:
+        delete_topics(kafka, [source])
+
+    prefix = f"hbt{run}_county_"
+    login = f"{prefix}ds"
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
+    try:
+        env = {**settings_env(Settings(postgres_url=db_url, state_dir=tmp_path / "state")),
+               "HEALTHBUS_COUNTY_ROLE_PREFIX": prefix}
+        page = tmp_path / "surveillance.html"
+        export = healthbus("surveillance", "report", "--from", "2026-11-01", "--to", "2026-11-07", "--out", str(page),
+                           "--actor", "cdc.chen", env=env)
+        assert export.returncode == 0, export.stderr
+        grant = healthbus("routing", "county-access", "411525", "--grant", login, "--actor", "ops.zhao", env=env)
+        assert grant.returncode == 0, grant.stderr
+        assert conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (login, f"{prefix}411525")).fetchone()[0]
+        listed = healthbus("audit", "list", "--json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        only_exports = healthbus("audit", "list", "--kind", "export", "--actor", "cdc.chen", env=env)
+    finally:
+        for role in (login, f"{prefix}411525"):
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+    entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    mine = [e for e in entries if e["actor"] in ("ops.li", "ops.zhao", "cdc.chen")]
+    assert [(e["kind"], e["actor"]) for e in mine] == [
+        ("empi.merge", "ops.li"), ("dlq.replay", "ops.zhao"), ("export.surveillance_report", "cdc.chen"),
+        ("grant.county_access", "ops.zhao")]
+    assert [e["at"] for e in mine] == sorted(e["at"] for e in mine)
+    assert not any(e["kind"] == "empi.link" for e in entries)  # the stage's per-record links stay out
+    empi_merge, dlq_replay, exported, granted = mine
+    assert empi_merge["detail"]["change_id"] == merged.change_id and empi_merge["reason"] == "同一人: 电话核实"
+    assert dlq_replay["subject"] == "dlq.quality" and dlq_replay["detail"]["dead_letters"] == 1
+    assert exported["subject"] == str(page.resolve())
+    assert exported["detail"]["sha256"] == hashlib.sha256(page.read_bytes()).hexdigest()
+    assert exported["detail"]["parameters"] == {"from": "2026-11-01", "to": "2026-11-07"}
+    assert exported["detail"]["row_counts"]["visits"] == 0
+    assert granted["detail"]["parameters"] == {"county": "411525", "role": f"{prefix}411525", "grantee": login}
+    assert "张伟" not in listed.stdout and "李娜" not in listed.stdout  # persons by platform id only
+    assert only_exports.returncode == 0 and only_exports.stdout.count("export.surveillance_report") == 1
+    assert "dlq.replay" not in only_exports.stdout and "1 entry" in only_exports.stdout
