@@ -8,8 +8,18 @@ import hmac
 
 def pseudonym(key: bytes, *parts: str) -> str:
     """Keyed HMAC-SHA256 pseudonym (hex, 32 chars): stable for a key, unlinkable without it. Rotating the
-    key gives every person a new pseudonym."""
+    key gives every person a new pseudonym; ops/pseudonym_rotation.py re-keys what ClickHouse already holds,
+    from the parts PostgreSQL knows (docs/security.md)."""
     return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def person_pseudonym(key: bytes, person_id: str | None, org_code: str, local_patient_id: str) -> str:
+    """The one analytics key of a resident: the platform person id's pseudonym; an event without one (not yet
+    resolved by the identify stage) counts as that institution's patient. Every analytics table and topic uses
+    this, so cases, visits and reports of one patient join."""
+    if person_id:
+        return pseudonym(key, "person", person_id)
+    return pseudonym(key, org_code, local_patient_id)
 
 
 def mask_name(name: str | None) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,9 +62,13 @@ def install_postgres() -> Path:
     return bindir
 
 
-def start_private_cluster(url: str, data_dir: Path, log_path: Path) -> Path:
+def start_private_cluster(url: str, data_dir: Path, log_path: Path, server_settings: Mapping[str, str] | None = None,
+                          hba_rules: Sequence[str] | None = None) -> Path:
     """initdb (as the postgres user when we are root) and pg_ctl start, listening on 127.0.0.1 only.
-    Returns the data directory, which ``stop_private_cluster`` takes."""
+    ``server_settings`` are extra ``-c name=value`` server settings (``ssl=on``, ``ssl_cert_file``…) and
+    ``hba_rules`` replace pg_hba.conf (``hostssl all all 127.0.0.1/32 trust`` refuses unencrypted clients);
+    ``url`` must then carry what the server demands (``sslmode``, ``sslrootcert``), since readiness is
+    checked through it. Returns the data directory, which ``stop_private_cluster`` takes."""
     params = conninfo_to_dict(url)
     host, port = params.get("host", "127.0.0.1"), int(params.get("port", 5432))
     if host not in ("127.0.0.1", "localhost"):
@@ -83,8 +88,15 @@ def start_private_cluster(url: str, data_dir: Path, log_path: Path) -> Path:
     if not (data_dir / "PG_VERSION").exists():
         subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data_dir), "-U", user, "--auth=trust",
                         "-E", "UTF8", "--locale=C.UTF-8"], check=True, stdout=subprocess.DEVNULL)
+    if hba_rules is not None:
+        hba = data_dir / "pg_hba.conf"
+        hba.write_text("".join(f"{rule}\n" for rule in hba_rules))
+        if os.geteuid() == 0:
+            shutil.chown(hba, "postgres", "postgres")
+    # pg_ctl hands -o to a shell: each setting is quoted as one word.
+    extra = "".join(f" -c {shlex.quote(f'{name}={value}')}" for name, value in (server_settings or {}).items())
     subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(log_path), "-w", "start",
-                    "-o", f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={data_dir}"],
+                    "-o", f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={data_dir}{extra}"],
                    check=True, stdout=subprocess.DEVNULL)
     wait_until(lambda: server_answers(url), 15, "postgres (private cluster)", f"See {log_path}.")
     return data_dir

@@ -18,7 +18,7 @@ from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quali
 from sinks.clickhouse.surveillance_tables import (NOTIFIABLE_COLUMNS, SURVEILLANCE_CASE_COLUMNS, notifiable_row,
                                                   surveillance_case_row, surveillance_ddl)
 from sinks.event_sink import SinkRecord
-from streams.privacy import pseudonym
+from streams.privacy import person_pseudonym
 from streams.standards.china_time import CST
 from streams.standards.population_groups import age_at
 
@@ -85,11 +85,8 @@ class ClickHouseEventLog:
             client.command(ddl)
 
     def _person(self, env: dict[str, Any]) -> str:
-        # The resident across institutions: a pseudonym of the platform person id the identify stage attached.
-        # An event without one (written before identity resolution) counts as one institution's patient.
-        if env.get("person_id"):
-            return pseudonym(self._key, "person", env["person_id"])
-        return pseudonym(self._key, env["source"]["org_code"], env["patient"]["local_patient_id"])
+        return person_pseudonym(self._key, env.get("person_id"), env["source"]["org_code"],
+                                env["patient"]["local_patient_id"])
 
     def write(self, records: list[SinkRecord]) -> int:
         now = dt.datetime.now(dt.timezone.utc)
