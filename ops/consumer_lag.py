@@ -10,6 +10,7 @@ soon as one fetch for that partition has come back, an empty partition included.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,3 +113,18 @@ def lag(kafka_config: dict[str, Any], group: str, topics: list[str], timeout: fl
     Never commits, never joins the group."""
     marks = watermarks(kafka_config, topics, timeout)
     return lag_from(marks, committed_offsets(kafka_config, group, list(marks), timeout))
+
+
+def stage_lags(kafka_config: dict[str, Any], inputs: dict[str, list[str]], group_of: Callable[[str], str],
+               marks: dict[tuple[str, int], tuple[int, int]]) -> dict[str, tuple[str, list[PartitionLag], bool]]:
+    """Stage → (its group, lag rows on its input partitions that exist, whether the group ever committed),
+    from watermarks measured once for every stage. A stage none of whose inputs exist is left out."""
+    out: dict[str, tuple[str, list[PartitionLag], bool]] = {}
+    for stage, topics in inputs.items():
+        wanted = [k for k in marks if k[0] in topics]
+        if not wanted:
+            continue
+        group = group_of(stage)
+        committed = committed_offsets(kafka_config, group, wanted)
+        out[stage] = (group, lag_from(marks, committed, topics), bool(committed))
+    return out

@@ -76,17 +76,11 @@ def _services(settings: Settings) -> Section:
 
 
 def _workers(settings: Settings, marks: dict[tuple[str, int], tuple[int, int]]) -> Section:
-    from ops.consumer_lag import committed_offsets, lag_from
+    from ops.consumer_lag import stage_lags
 
     section = Section("workers", "Workers (consumer lag from fetch high watermarks)")
-    conf = settings.confluent_config()
-    for stage, topics in stage_inputs(settings).items():
-        wanted = [k for k in marks if k[0] in topics]
-        if not wanted:
-            continue  # none of its input topics exists
-        group = settings.group_id(stage)
-        committed = committed_offsets(conf, group, wanted)
-        rows = lag_from(marks, committed, topics)
+    lags = stage_lags(settings.confluent_config(), stage_inputs(settings), settings.group_id, marks)
+    for stage, (group, rows, committed) in lags.items():
         if not committed:
             section.rows.append({"stage": stage, "group": group, "state": "no group", "lag": None,
                                  "worst_partition": None, "worst_lag": None, "backlog": sum(r.high for r in rows)})

@@ -3,6 +3,9 @@
 At-least-once: offsets are committed synchronously only after the sink wrote the batch (and any dead
 letters were acknowledged), so a crash re-reads at most the uncommitted batch, and the sink's idempotent
 write by event id absorbs the repeat. Undecodable messages never stop the loop: they go to ``dlq.<stage>``.
+A database that cannot be reached is waited out: the same batch is written again with backoff (the sink
+reconnects) for up to ``OUTAGE_LIMIT_SECONDS``, which stays under the consumer's max.poll.interval.ms so the
+group keeps the partitions; past it the process stops and its restart re-reads the batch.
 """
 
 from __future__ import annotations
@@ -16,13 +19,21 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+import psycopg
+from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseUnreachable
+
 from avro_schemas.serde import DecodeError, EventCodec
 from avro_schemas.topics import dead_letter_topic
 from producers.publisher import producer_config
 from sinks.event_sink import EventSink, SinkRecord
 from streams.dead_letters import DEAD_LETTERS, dead_letter
+from streams.flow_metrics import (BATCH_EVENTS, BATCH_SECONDS, EVENTS_IN, EVENTS_REJECTED, SINK_ROWS_WRITTEN,
+                                  SINK_WRITE_ERRORS, TopicLabels, count_flow, observe_bus_latency,
+                                  observe_source_to_sink)
 
 log = logging.getLogger(__name__)
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, ClickHouseUnreachable)
+OUTAGE_LIMIT_SECONDS = 240.0  # under max.poll.interval.ms (300 s): the group must not drop us mid-wait
 
 
 @dataclass
@@ -49,8 +60,11 @@ def consumer_config(kafka_config: dict[str, Any], group_id: str, session_timeout
 class BatchConsumer:
     def __init__(self, sink: EventSink, topics: list[str], group_id: str, kafka_config: dict[str, Any],
                  codec: EventCodec, dlq_topic: str, session_timeout_ms: int = 6000,
-                 batch_size: int = 2000, batch_seconds: float = 0.5) -> None:
+                 batch_size: int = 2000, batch_seconds: float = 0.5, topic_prefix: str = "",
+                 outage_limit_seconds: float = OUTAGE_LIMIT_SECONDS) -> None:
         self.sink = sink
+        self.labels = TopicLabels(topic_prefix)
+        self.outage_limit_seconds = outage_limit_seconds
         self.topics = topics
         self.codec = codec
         self.dlq_topic = dlq_topic
@@ -90,9 +104,11 @@ class BatchConsumer:
         return batch
 
     def _process(self, messages: list[Message]) -> None:
+        started = time.monotonic()
         records: list[SinkRecord] = []
         offsets: dict[tuple[str, int], int] = {}
-        dead = 0
+        dead: list[str] = []
+        timestamps: list[int] = []
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -100,16 +116,18 @@ class BatchConsumer:
                     log.warning("consumer error on %s: %s", msg.topic(), err)
                 continue
             offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            timestamps.append(msg.timestamp()[1])
             try:
                 decoded = self.codec.decode(msg.value())
             except DecodeError as exc:
                 self._dead_letter(msg, exc.code.value, exc.message)
-                dead += 1
+                dead.append(msg.topic())
                 continue
             records.append(SinkRecord(decoded.event_type, decoded.value, msg.topic(), msg.partition(), msg.offset()))
         if records:
-            written = self.sink.write(records)
+            written = self._write(records)
             self.progress.written += written
+            SINK_ROWS_WRITTEN.labels(self.sink.name).inc(written)
         if dead:
             if self._dlq_producer.flush(30):
                 raise RuntimeError("dead letters not acknowledged; not committing")
@@ -118,9 +136,42 @@ class BatchConsumer:
                 offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
             )
         self.progress.consumed += len(messages)
-        self.progress.dead_lettered += dead
+        self.progress.dead_lettered += len(dead)
         self.progress.batches += 1
         self.progress.last_message_at = time.monotonic()
+        self._count(records, dead, timestamps, time.monotonic() - started)
+
+    def _write(self, records: list[SinkRecord]) -> int:
+        """``sink.write``, again with backoff while its database can't be reached (the sink reconnects)."""
+        lost_at: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                return self.sink.write(records)
+            except OUTAGE_ERRORS as exc:
+                SINK_WRITE_ERRORS.labels(self.sink.name, type(exc).__name__).inc()
+                now = time.monotonic()
+                lost_at = lost_at or now
+                if now - lost_at > self.outage_limit_seconds or self._stop.is_set():
+                    raise
+                # The class name only: driver messages may quote row values.
+                log.warning("%s: %s writing a batch of %d; retrying in %.1f s", self.sink.name,
+                            type(exc).__name__, len(records), delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception as exc:
+                SINK_WRITE_ERRORS.labels(self.sink.name, type(exc).__name__).inc()
+                raise
+
+    def _count(self, records: list[SinkRecord], dead: list[str], timestamps: list[int], seconds: float) -> None:
+        name = self.sink.name
+        count_flow(EVENTS_IN, name, self.labels, (r.topic for r in records))
+        if dead:
+            count_flow(EVENTS_REJECTED, name, self.labels, dead)
+        BATCH_EVENTS.labels(name).observe(len(records) + len(dead))
+        BATCH_SECONDS.labels(name).observe(seconds)
+        observe_bus_latency(name, timestamps)
+        observe_source_to_sink(name, (r.value["envelope"]["emitted_at"] for r in records if "envelope" in r.value))
 
     def _dead_letter(self, msg: Message, code: str, message: str) -> None:
         DEAD_LETTERS.labels(self.sink.name, code).inc()

@@ -42,7 +42,7 @@ def build_consumer(settings: Settings, sink: EventSink, event_types: list[str] |
     return BatchConsumer(
         sink, topics, settings.group_id(sink.name), settings.confluent_config(),
         codec_for(settings.schema_registry_config()), dlq_topic_for(sink.name, settings.topic_prefix),
-        settings.session_timeout_ms, settings.sink_batch_size, settings.sink_batch_seconds,
+        settings.session_timeout_ms, settings.sink_batch_size, settings.sink_batch_seconds, settings.topic_prefix,
     )
 
 

@@ -32,7 +32,8 @@ class PassthroughRouter:
         out: list[OutRecord] = []
         for m in messages:
             rejected = self.intake.check_source_only(m)
-            out.append(rejected or OutRecord(self.outputs[self.inputs[m.topic]], m.key, m.value, message_headers(m.headers)))
+            out.append(rejected or OutRecord(self.outputs[self.inputs[m.topic]], m.key, m.value, message_headers(m.headers),
+                                             m.timestamp))
         return out
 
 
@@ -47,7 +48,8 @@ def build_app(settings: Settings, event_types: list[str] | None = None, group_su
     master = settings.adapter_master_key.get_secret_value().encode() if settings.require_signed_sources else None
     router = PassthroughRouter(codec_for(settings.schema_registry_config()), settings.topic_prefix, master, event_types)
     topic = app.topic(*router.inputs, schema=RawBytesSchema())
-    agent = BatchAgent(app, router.route_batch, producer_config(settings.confluent_config()))
+    agent = BatchAgent(app, router.route_batch, producer_config(settings.confluent_config()), stage_name=STAGE,
+                       topic_prefix=settings.topic_prefix)
     app.agent(topic, name="passthrough", supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
     return app
 

@@ -102,7 +102,8 @@ class RawIntake:
         DEAD_LETTERS.labels(self.stage, code).inc()
         value = dead_letter(self.stage, code, message, m.topic, m.partition, m.offset, m.key, m.value,
                             message_headers(m.headers), details)
-        return OutRecord(self.dlq_topic, m.key, self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic))
+        return OutRecord(self.dlq_topic, m.key, self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic),
+                         timestamp=m.timestamp, rejects=m.topic)
 
 
 def message_headers(headers: Any) -> list[tuple[str, bytes]] | None:

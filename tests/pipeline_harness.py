@@ -11,30 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dataclasses import dataclass
-
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from ops.settings import Settings
+from streams.faust_runtime.batch_agent import PlainMessage
 from tests.conftest import settings_env
 
-
-@dataclass
-class RawMessage:
-    """The fields of a Faust message a stage's batch function reads, for driving it without Kafka."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list | None = None
+RawMessage = PlainMessage  # a stage's input without Kafka
 
 
-def start_stage_worker(s: Settings, log: Path, stage: str = "passthrough") -> subprocess.Popen[bytes]:
+def start_stage_worker(s: Settings, log: Path, stage: str = "passthrough", *options: str) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", stage], env=settings_env(s),
+        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", stage, *options], env=settings_env(s),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -27,6 +27,7 @@ from ops.bench_table import BenchRow, best_rate
 from ops.stack.postgres import private_database
 from ops.settings import Settings
 from producers.synthetic.outpatient_visits import outpatient_visits
+from streams.faust_runtime.batch_agent import PlainMessage
 from streams.quality.engine import RuleEngine
 from streams.quality.rule_set import default_rule_set
 from streams.quality.stage import QualityStage
@@ -52,13 +53,6 @@ def spoiled_visits(events: int, seed: int, share: float = 0.05) -> list[dict]:
     return values
 
 
-class _Message:
-    __slots__ = ("topic", "partition", "offset", "key", "value", "headers")
-
-    def __init__(self, topic: str, offset: int, value: bytes) -> None:
-        self.topic, self.partition, self.offset, self.key, self.value, self.headers = topic, 0, offset, b"k:1", value, None
-
-
 def run(events: int = 50_000, seed: int = 11) -> list[BenchRow]:
     codec = EventCodec()
     rules = default_rule_set()
@@ -69,7 +63,7 @@ def run(events: int = 50_000, seed: int = 11) -> list[BenchRow]:
     lines = [to_json(v) for v in decoded]
     stage = QualityStage(codec, "bench-", engine, None, ["outpatient.visit"])
     topic = stage.inputs[0]
-    messages = [_Message(topic, n, p) for n, p in enumerate(payloads)]
+    messages = [PlainMessage(topic, 0, n, b"k:1", p) for n, p in enumerate(payloads)]
     engine.judge("outpatient.visit", decoded[0])  # load the code tables before timing
 
     def judge_all() -> int:

@@ -49,6 +49,7 @@ from ops.bench_table import BenchRow, best_rate
 from ops.stack.postgres import private_database
 from ops.settings import Settings
 from producers.synthetic.outpatient_visits import outpatient_visits
+from streams.faust_runtime.batch_agent import PlainMessage
 from streams.routing.routes import claims_of
 
 TARGET = 10_000
@@ -133,13 +134,6 @@ def routing_mix(events: int, seed: int = 17) -> list[tuple[str, dict[str, Any]]]
     return out
 
 
-class _Message:
-    __slots__ = ("topic", "partition", "offset", "key", "value", "headers")
-
-    def __init__(self, topic: str, offset: int, value: bytes) -> None:
-        self.topic, self.partition, self.offset, self.key, self.value, self.headers = topic, 0, offset, b"k:1", value, None
-
-
 def _routing_state(settings: Settings, url: str, persons: list[str]) -> Any:
     from streams.routing.stage import RoutingState, reminder_windows
 
@@ -150,7 +144,7 @@ def _routing_state(settings: Settings, url: str, persons: list[str]) -> Any:
     return state
 
 
-def _stage_rates(settings: Settings, codec: EventCodec, messages: list[_Message], persons: list[str],
+def _stage_rates(settings: Settings, codec: EventCodec, messages: list[PlainMessage], persons: list[str],
                  run_id: str) -> tuple[float, float, int, int]:
     """(first-time events/s, replay events/s, work-item changes, outputs) over three fresh databases."""
     from streams.routing.stage import RoutingStage
@@ -183,7 +177,7 @@ def run(settings: Settings, events: int = 30_000, seed: int = 17) -> list[BenchR
     mix = routing_mix(events, seed)
     payloads = [codec.encode(t, v) for t, v in mix]
     decoded = [(d.event_type, d.value) for d in (codec.decode(p) for p in payloads)]
-    messages = [_Message("bench-" + validated_topic(t).name, n, p) for n, (p, (t, _)) in enumerate(zip(payloads, mix))]
+    messages = [PlainMessage("bench-" + validated_topic(t).name, 0, n, b"k:1", p) for n, (p, (t, _)) in enumerate(zip(payloads, mix))]
     persons = sorted({v["envelope"]["person_id"] for _, v in mix})
     claims_of(*decoded[0])  # load the code tables before timing
 

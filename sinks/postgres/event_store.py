@@ -45,10 +45,13 @@ class PostgresEventStore:
     also_reads: tuple[str, ...] = ()
 
     def __init__(self, postgres_url: str) -> None:
+        self._url = postgres_url
         self._conn = psycopg.connect(postgres_url, autocommit=True)
         ensure_event_store(self._conn)
 
     def write(self, records: list[SinkRecord]) -> int:
+        if self._conn.broken or self._conn.closed:  # the server went away: the sink loop retries on a new one
+            self._conn = psycopg.connect(self._url, autocommit=True)
         cols = ", ".join(COLUMNS)
         with self._conn.transaction():
             self._conn.execute(

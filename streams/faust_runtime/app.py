@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import faust
 from yarl import URL
@@ -11,6 +12,9 @@ from yarl import URL
 from ops.settings import Profile, Settings
 from streams.faust_runtime.fast_consumer import TRANSPORT_SCHEME
 from streams.faust_runtime.lean_monitor import LeanMonitor
+
+if TYPE_CHECKING:
+    from streams.faust_runtime.batch_agent import BatchStage
 
 
 class RawBytesSchema(faust.Schema):
@@ -77,23 +81,28 @@ def run_worker(app: faust.App, loglevel: int = logging.WARNING) -> None:
     StageWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
-def batch_stage_app(settings: Settings, stage_name: str, inputs: list[str], handle_batch: Any,
-                    group_suffix: str = "") -> faust.App:
-    """The Faust app of a batch stage: one agent over ``inputs`` running ``handle_batch`` (messages →
-    OutRecords) off the event loop, because stages wait on PostgreSQL and Redis and the loop must keep
-    heartbeats going; a crash stops the worker (CrashingSupervisor) rather than skipping a batch."""
+def batch_stage_app(settings: Settings, stage_name: str, build: Callable[[], BatchStage], group_suffix: str = ""
+                    ) -> faust.App:
+    """The Faust app of a batch stage: one agent over the stage's inputs running its ``handle_batch``
+    (messages → OutRecords) off the event loop, because stages wait on PostgreSQL and Redis and the loop must
+    keep heartbeats going. A database outage is waited out on a stage rebuilt by ``build`` (BatchAgent);
+    any other crash stops the worker (CrashingSupervisor) rather than skipping a batch."""
     import mode
 
     from producers.publisher import producer_config
     from streams.faust_runtime.batch_agent import BatchAgent
 
+    stage = build()
     app = make_app(settings, stage_name + group_suffix)
-    topic = app.topic(*inputs, schema=RawBytesSchema())
-    agent = BatchAgent(app, handle_batch, producer_config(settings.confluent_config()), blocking=True)
+    topic = app.topic(*stage.inputs, schema=RawBytesSchema())
+    agent = BatchAgent(app, stage.handle_batch, producer_config(settings.confluent_config()), blocking=True,
+                       stage_name=stage_name, topic_prefix=settings.topic_prefix, stage=stage, rebuild=build)
     app.agent(topic, name=stage_name, supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
     return app
 
 
-def run_batch_stage(settings: Settings, stage_name: str, stage: Any, group_suffix: str = "") -> None:
-    """Run a batch stage (``stage.inputs``, ``stage.handle_batch``) as a Faust worker until it is stopped."""
-    run_worker(batch_stage_app(settings, stage_name, stage.inputs, stage.handle_batch, group_suffix))
+def run_batch_stage(settings: Settings, stage_name: str, build: Callable[[], BatchStage], group_suffix: str = ""
+                    ) -> None:
+    """Run a batch stage (built by ``build``: ``inputs``, ``handle_batch``, ``close``) as a Faust worker until
+    it is stopped."""
+    run_worker(batch_stage_app(settings, stage_name, build, group_suffix))

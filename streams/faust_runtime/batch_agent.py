@@ -10,7 +10,10 @@ Why this is at-least-once: in Faust an input offset becomes committable only thr
 Inputs are acked strictly after ``Producer.flush`` returned with every record delivered; a delivery
 failure raises, and the agent's ``CrashingSupervisor`` stops the worker before anything later is acked.
 A kill at any point re-delivers the unacked tail: outputs may repeat, never go missing, and every sink
-is idempotent by event id.
+is idempotent by event id. A lost database connection is waited out on a rebuilt stage (``rebuild``).
+
+Outputs keep their input's Kafka timestamp (``OutRecord.timestamp``), so every later stage can tell how long
+an event has been on the bus (streams/flow_metrics.py).
 
 Why not iterate the stream: ``async for event in stream`` costs an event-loop turn plus sensor calls per
 event; reading the channel queue in bulk is what lets a Faust stage keep up with the plain clients
@@ -23,11 +26,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import psycopg
+import redis
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from streams.flow_metrics import (BATCH_EVENTS, BATCH_SECONDS, EVENTS_IN, EVENTS_OUT, EVENTS_REJECTED,
+                                  OUTAGE_RETRIES, TopicLabels, count_flow, observe_bus_latency)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,21 @@ class OutRecord:
     key: bytes | None
     value: bytes
     headers: Sequence[tuple[str, bytes]] | None = None
+    timestamp: float | None = None  # seconds: the input's Kafka timestamp, kept so latency spans the whole bus
+    rejects: str | None = None  # a dead letter: the input topic whose event it replaces
+
+
+@dataclass(slots=True)
+class PlainMessage:
+    """The fields of a Faust ``Message`` a stage reads, for driving a stage without Kafka (tests, benchmarks)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list | None = None
+    timestamp: float | None = None
 
 
 BatchHandler = Callable[[list[Any]], list[OutRecord]]
@@ -69,9 +93,36 @@ class AgentProgress:
     records_out: int = 0
 
 
+class BatchStage(Protocol):
+    """A stage object: the topics it reads, its batch function, and what it holds open."""
+
+    @property
+    def inputs(self) -> list[str]: ...
+
+    def handle_batch(self, messages: list[Any]) -> list[OutRecord]: ...
+
+    def close(self) -> None: ...
+
+
+# Lost connections to PostgreSQL or Redis: the batch is kept and retried on a rebuilt stage (see __call__).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, redis.exceptions.ConnectionError,
+                                                  redis.exceptions.TimeoutError)
+OUTAGE_LIMIT_SECONDS = 600.0  # longer than this and the worker stops: an operator should look
+
+
 class BatchAgent:
+    """``stage`` and ``rebuild`` (a factory of fresh stages) make the agent ride out a database outage: a
+    batch whose handler lost its connection is kept, unacknowledged, while the agent waits with backoff; the
+    old stage is closed and a new one built, exactly as a restarted worker would build it (no in-memory state
+    of the failed attempt survives), and the same batch is handled again. Retrying is safe for the reason a
+    restart is: every stage's writes are idempotent by event id. Without ``rebuild`` the error stops the
+    worker."""
+
     def __init__(self, app: Any, handler: BatchHandler, producer_config: dict[str, Any], max_batch: int = 2000,
-                 flush_timeout: float = 30.0, blocking: bool = False) -> None:
+                 flush_timeout: float = 30.0, blocking: bool = False, stage_name: str = "passthrough",
+                 topic_prefix: str = "", stage: BatchStage | None = None,
+                 rebuild: Callable[[], BatchStage] | None = None,
+                 outage_limit_seconds: float = OUTAGE_LIMIT_SECONDS) -> None:
         self.app = app
         self.handler = handler
         self.blocking = blocking  # the handler waits on I/O (a database): run it off the event loop
@@ -81,6 +132,11 @@ class BatchAgent:
         self.producer = Producer({**producer_config, "delivery.report.only.error": True,
                                   "on_delivery": self.errors})
         self.progress = AgentProgress()
+        self.stage_name = stage_name
+        self.labels = TopicLabels(topic_prefix)
+        self.stage = stage
+        self.rebuild = rebuild
+        self.outage_limit_seconds = outage_limit_seconds
 
     async def __call__(self, stream: Any) -> None:
         app = self.app
@@ -106,11 +162,11 @@ class BatchAgent:
                 if not message.tracked:  # so a rebalance or shutdown waits for our acks
                     message.tracked = True
                     track(message)
+            started = time.monotonic()
             messages = [e.message for e in events]
-            if self.blocking:
-                outputs = await loop.run_in_executor(None, self.handler, messages)
-            else:
-                outputs = self.handler(messages)
+            outputs = await self._handle(loop, messages, generation)
+            if outputs is None:
+                continue  # a rebalance happened while the database was away: the batch is fetched again
             for out in outputs:
                 self._produce(out)
             remaining = await loop.run_in_executor(None, self.producer.flush, self.flush_timeout)
@@ -120,14 +176,66 @@ class BatchAgent:
                                      f"{errors[:1]}. Inputs not acknowledged; the worker stops.")
             for event in events:
                 event.ack()
-            self.progress.batches += 1
-            self.progress.events_in += len(events)
-            self.progress.records_out += len(outputs)
+            self._count(messages, outputs, time.monotonic() - started)
 
-    def _produce(self, out: OutRecord) -> None:
+    async def _handle(self, loop: asyncio.AbstractEventLoop, messages: list[Any], generation: int
+                      ) -> list[OutRecord] | None:
+        """The handler's outputs; across a database outage, those of a rebuilt stage. None: the consumer
+        group rebalanced meanwhile, so the batch is no longer ours to finish."""
+        lost_at: float | None = None
+        delay = 0.5
         while True:
             try:
-                self.producer.produce(out.topic, out.value, out.key, headers=out.headers)
+                if lost_at is not None:  # build the stage afresh, as a restarted worker would
+                    fresh = await loop.run_in_executor(None, self.rebuild)  # type: ignore[arg-type]
+                    old, self.stage, self.handler = self.stage, fresh, fresh.handle_batch
+                    if old is not None:
+                        await loop.run_in_executor(None, _close_quietly, old)
+                if self.blocking:
+                    return await loop.run_in_executor(None, self.handler, messages)
+                return self.handler(messages)
+            except OUTAGE_ERRORS as exc:
+                if self.rebuild is None:
+                    raise
+                now = time.monotonic()
+                lost_at = lost_at or now
+                if now - lost_at > self.outage_limit_seconds:
+                    raise
+                OUTAGE_RETRIES.labels(self.stage_name).inc()
+                # The class name only: driver messages may quote statement parameters.
+                log.warning("%s: %s while handling a batch of %d; keeping it and retrying in %.1f s",
+                            self.stage_name, type(exc).__name__, len(messages), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                if self.app.consumer_generation_id != generation:
+                    return None
+
+    def _count(self, messages: list[Any], outputs: list[OutRecord], seconds: float) -> None:
+        self.progress.batches += 1
+        self.progress.events_in += len(messages)
+        self.progress.records_out += len(outputs)
+        stage = self.stage_name
+        count_flow(EVENTS_IN, stage, self.labels, (m.topic for m in messages))
+        count_flow(EVENTS_OUT, stage, self.labels, (o.topic for o in outputs))
+        rejected = [o.rejects for o in outputs if o.rejects is not None]
+        if rejected:
+            count_flow(EVENTS_REJECTED, stage, self.labels, rejected)
+        BATCH_EVENTS.labels(stage).observe(len(messages))
+        BATCH_SECONDS.labels(stage).observe(seconds)
+        observe_bus_latency(stage, (int(m.timestamp * 1000) if m.timestamp else None for m in messages))
+
+    def _produce(self, out: OutRecord) -> None:
+        timestamp = int(out.timestamp * 1000) if out.timestamp else 0  # 0: the producer stamps it now
+        while True:
+            try:
+                self.producer.produce(out.topic, out.value, out.key, headers=out.headers, timestamp=timestamp)
                 return
             except BufferError:  # local queue full: serve delivery reports, retry
                 self.producer.poll(0.05)
+
+
+def _close_quietly(stage: BatchStage) -> None:
+    try:
+        stage.close()
+    except Exception:  # a half-broken connection may fail to close; the new stage is what matters
+        log.debug("closing the previous stage failed", exc_info=True)

@@ -68,6 +68,9 @@ class IdentifyStage:
     def inputs(self) -> list[str]:
         return list(self.intake.inputs)
 
+    def close(self) -> None:
+        self.resolver.close()
+
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
         checked: list[AcceptedEvent | OutRecord] = []
         for m in messages:
@@ -94,7 +97,8 @@ class IdentifyStage:
                 metrics.RECORDS_MOVED.inc(len(resolution.moved_records))
             payload = self.codec.stamp_identity(item.message.value, item.peeked, resolution.person_id,
                                                 resolution.rule, resolution.weight, resolution.review)
-            out.append(OutRecord(self.outputs[item.event_type], item.message.key, payload, item.headers))
+            out.append(OutRecord(self.outputs[item.event_type], item.message.key, payload, item.headers,
+                                 item.message.timestamp))
         if self.publish_outbox is not None and (merged or time.monotonic() >= self._outbox_due):
             self.publish_outbox()
             self._outbox_due = time.monotonic() + OUTBOX_INTERVAL_SECONDS
@@ -124,4 +128,4 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Ide
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
     from streams.faust_runtime.app import run_batch_stage
 
-    run_batch_stage(settings, STAGE, build_stage(settings, event_types), group_suffix)
+    run_batch_stage(settings, STAGE, lambda: build_stage(settings, event_types), group_suffix)

@@ -121,6 +121,10 @@ class QualityStage:
     def inputs(self) -> list[str]:
         return list(self.intake.inputs)
 
+    def close(self) -> None:
+        if self.state is not None:
+            self.state.close()
+
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
         with BATCH_SECONDS.time():
             return self._handle(messages)
@@ -152,7 +156,7 @@ class QualityStage:
                 failures.update({(v.rule_id, v.severity.value) for v in verdict.violations})
             out.append(OutRecord(self.results_topic, m.key,
                                  self.codec.encode("quality.result", verdict_value(verdict, envelope, judged_at),
-                                                   topic=self.results_topic)))
+                                                   topic=self.results_topic), timestamp=m.timestamp))
             if verdict.violations:
                 issues.append(QualityIssue(verdict, envelope["occurred_at"], envelope["source"]["org_code"], event))
             if verdict.passed:
@@ -164,7 +168,7 @@ class QualityStage:
                     else:
                         deaths[registration.person_id] = registration.died_at
                 headers = [*(message_headers(m.headers) or ()), (QUALITY_HEADER, quality_header(verdict))]
-                out.append(OutRecord(self.outputs[event_type], m.key, m.value, headers))
+                out.append(OutRecord(self.outputs[event_type], m.key, m.value, headers, m.timestamp))
             else:
                 out.append(self._reject(m, verdict))
         if self.state is not None:
@@ -200,4 +204,4 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Qua
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
     from streams.faust_runtime.app import run_batch_stage
 
-    run_batch_stage(settings, STAGE, build_stage(settings, event_types), group_suffix)
+    run_batch_stage(settings, STAGE, lambda: build_stage(settings, event_types), group_suffix)

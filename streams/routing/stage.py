@@ -145,6 +145,9 @@ class RoutingStage:
     def inputs(self) -> list[str]:
         return list(self.intake.inputs)
 
+    def close(self) -> None:
+        self.state.close()
+
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
         with BATCH_SECONDS.time():
             return self._handle(messages)
@@ -217,4 +220,5 @@ def run_worker(settings: Settings, event_types: list[str] | None = None, group_s
                parts: Sequence[str] = ROUTING_PARTS) -> None:
     from streams.faust_runtime.app import run_batch_stage
 
-    run_batch_stage(settings, STAGE, build_stage(settings, event_types, parts), group_suffix_of(parts) + group_suffix)
+    run_batch_stage(settings, STAGE, lambda: build_stage(settings, event_types, parts),
+                    group_suffix_of(parts) + group_suffix)

@@ -23,7 +23,7 @@ from avro_schemas.topics import SURVEILLANCE_CASES, validated_topic
 from ops.settings import Settings
 from streams.deadlock_retry import retry_on_deadlock
 from streams.faust_runtime.batch_agent import OutRecord
-from streams.privacy import pseudonym
+from streams.privacy import person_pseudonym
 from streams.raw_intake import RawIntake
 from streams.standards.china_time import CST
 from streams.standards.region_codes import residence_county
@@ -60,13 +60,13 @@ def case_value(visit: dict[str, Any], case: VisitCase, classification: Classific
                pseudonym_key: bytes) -> dict[str, Any]:
     """The ``surveillance.case`` record (no name, ID, phone, address or free text)."""
     envelope = visit["envelope"]
-    person = envelope.get("person_id") or f"{case.org_code}:{envelope['patient']['local_patient_id']}"
     withdrawn = case.cancelled or not case.syndromes
     evidence = [] if withdrawn or classification is None else [
         {"kind": e.kind, "term": e.term, "concept": e.concept.value if e.concept else None,
          "syndromes": [s.value for s in e.syndromes]} for e in classification.evidence]
     return {"case_id": case.event_id, "org_code": case.org_code, "record_key": case.record_key,
-            "record_version": case.record_version, "person_pseudonym": pseudonym(pseudonym_key, "person", person),
+            "record_version": case.record_version, "person_pseudonym": person_pseudonym(
+                pseudonym_key, envelope.get("person_id"), case.org_code, envelope["patient"]["local_patient_id"]),
             "county_code": case.county_code, "population_group": case.population_group, "day": case.day,
             "occurred_at": envelope["occurred_at"], "syndromes": [] if case.cancelled else list(case.syndromes),
             "max_temperature_c": None if classification is None else classification.max_temperature,
@@ -118,6 +118,9 @@ class SurveillanceStage:
     def inputs(self) -> list[str]:
         return list(self.intake.inputs)
 
+    def close(self) -> None:
+        self.state.close()
+
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
         with BATCH_SECONDS.time():
             return self._handle(messages)
@@ -153,7 +156,8 @@ class SurveillanceStage:
                     case.syndromes or case.cancelled or case.record_version > 1):
                 continue  # an older version arriving late, or a replayed visit that never was a case
             out.append(OutRecord(self.cases_topic, m.key, self.codec.encode(
-                "surveillance.case", case_value(visit, case, classification, self.key), topic=self.cases_topic)))
+                "surveillance.case", case_value(visit, case, classification, self.key), topic=self.cases_topic),
+                timestamp=m.timestamp))
         VISITS.inc(len(changed))
         for syndrome, n in syndromes.items():
             CASES.labels(syndrome).inc(n)
@@ -168,7 +172,7 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Sur
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
     from streams.faust_runtime.app import run_batch_stage
 
-    run_batch_stage(settings, STAGE, build_stage(settings, event_types), group_suffix)
+    run_batch_stage(settings, STAGE, lambda: build_stage(settings, event_types), group_suffix)
 
 
 def today() -> dt.date:
