@@ -27,7 +27,7 @@ from ops.stack.postgres import ensure_database
 from ops.stack.processes import stop_pid
 from ops.quality_detection import measure_detection
 from ops.routing_summary import RoutingSummary, summarise
-from ops.topic_admin import committed_total, count_messages, create_topics, delete_topics, existing_topics
+from ops.topic_admin import committed_total, count_messages, create_topics, delete_topics, topics_of_run
 from ops.worker_process import start_worker
 from producers.adapters.config import load_config
 from producers.adapters.runner import build_adapter
@@ -228,7 +228,7 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
     finally:
         for worker in workers:
             stop_pid(worker.pid)
-        delete_topics(conf, list(existing_topics(conf, s.topic_prefix)))
+        delete_topics(conf, topics_of_run(conf, s.topic_prefix, s.group_prefix))
         if before.broker_pid is None and before.redis_pid is None and before.postgres_data_dir is None:
             lifecycle.down(settings)
 

@@ -52,6 +52,13 @@ def existing_topics(kafka_config: dict[str, Any], prefix: str = "") -> dict[str,
     return {name: len(t.partitions) for name, t in metadata.topics.items() if name.startswith(prefix)}
 
 
+def topics_of_run(kafka_config: dict[str, Any], topic_prefix: str, group_prefix: str) -> list[str]:
+    """What a run with these prefixes leaves on the broker: its catalogue topics, and the topic Faust creates
+    per worker app, named after the app id (the group id), not the topic prefix: ``<group>-__assignor-__leader``."""
+    return [name for name in existing_topics(kafka_config) if name.startswith(topic_prefix)
+            or (name.startswith(group_prefix + ".") and name.endswith("-__assignor-__leader"))]
+
+
 def delete_topics(kafka_config: dict[str, Any], names: list[str]) -> None:
     if not names:
         return

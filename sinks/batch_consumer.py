@@ -30,6 +30,7 @@ from streams.dead_letters import DEAD_LETTERS, dead_letter
 from streams.flow_metrics import (BATCH_EVENTS, BATCH_SECONDS, EVENTS_IN, EVENTS_REJECTED, SINK_ROWS_WRITTEN,
                                   SINK_WRITE_ERRORS, TopicLabels, count_flow, observe_bus_latency,
                                   observe_source_to_sink)
+from streams.raw_intake import WRONG_EVENT_TYPE
 
 log = logging.getLogger(__name__)
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, ClickHouseUnreachable)
@@ -121,6 +122,11 @@ class BatchConsumer:
                 decoded = self.codec.decode(msg.value())
             except DecodeError as exc:
                 self._dead_letter(msg, exc.code.value, exc.message)
+                dead.append(msg.topic())
+                continue
+            catalogued, expected = self.labels(msg.topic())
+            if catalogued != "other" and decoded.event_type != expected:  # a valid record of another kind
+                self._dead_letter(msg, WRONG_EVENT_TYPE, f"a {decoded.event_type} record on the {expected} topic")
                 dead.append(msg.topic())
                 continue
             records.append(SinkRecord(decoded.event_type, decoded.value, msg.topic(), msg.partition(), msg.offset()))

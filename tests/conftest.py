@@ -21,7 +21,7 @@ from ops.settings import Settings
 from ops.stack.broker import broker_answers, start_tansu
 from ops.stack.postgres import ensure_database, private_database, server_conninfo
 from ops.stack.processes import free_port, stop_pid
-from ops.topic_admin import create_topics, delete_topics, existing_topics
+from ops.topic_admin import create_topics, delete_topics, topics_of_run
 from ops.worker_process import worker_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def settings(bootstrap: str, postgres_url: str, tmp_path: Path) -> Iterator[Sett
     try:
         yield s
     finally:
-        delete_topics(s.confluent_config(), list(existing_topics(s.confluent_config(), s.topic_prefix)))
+        delete_topics(s.confluent_config(), topics_of_run(s.confluent_config(), s.topic_prefix, s.group_prefix))
 
 
 def settings_env(s: Settings) -> dict[str, str]:

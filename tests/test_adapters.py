@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 
 from avro_schemas.serde import EventCodec
-from avro_schemas.topics import dead_letter_topic, raw_topic, validated_topic
+from avro_schemas.topics import dead_letter_topic, raw_topic
 from ops.settings import Settings
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
 from producers.adapters.tables import TABLES
-from sinks.postgres.event_store import PostgresEventStore
-from sinks.runner import build_consumer
 from tests.conftest import settings_env
 from tests.exchange_fixtures import execute_in, make_exchange
-from tests.pipeline_harness import stage_worker, read_topic
+from tests.pipeline_harness import read_topic
 
 CODEC = EventCodec()
 
@@ -104,56 +100,6 @@ def test_rows_with_equal_timestamps_are_neither_skipped_nor_repeated(settings: S
     assert summary.tables["vaccination"].published == 251
     numbers = [v["vaccination_no"] for v in _events(settings, "vaccination.record", 251)]
     assert len(numbers) == len(set(numbers)) == 251
-
-
-def test_kill_9_between_publish_and_watermark_commit_loses_and_duplicates_nothing(
-        settings: Settings, tmp_path: Path) -> None:
-    source = make_exchange(settings.postgres_url, "hospital")
-    env = settings_env(settings)
-    argv = [sys.executable, "-m", "ops.cli", "adapter", "his", "--org", source.org_code, "--dsn", source.dsn,
-            "--schema", source.schema_name, "--name", "测试机构", "--settle", "0", "--once"]
-    AdapterState(settings.postgres_url).close()  # the state tables exist before we lock a row of them
-    blocker = psycopg.connect(settings.postgres_url)
-    blocker.execute("INSERT INTO adapter_watermark (source_id, table_name, updated_at, pk) "
-                    "VALUES (%s, 'patient', '1900-01-01', '')", (source.source_id,))
-    blocker.commit()
-    # Hold the row: the adapter reads the watermark, publishes its first page, then blocks advancing it.
-    blocker.execute("SELECT 1 FROM adapter_watermark WHERE source_id = %s AND table_name = 'patient' FOR UPDATE",
-                    (source.source_id,))
-    with open(tmp_path / "adapter-1.log", "wb") as log:
-        adapter = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not read_topic(settings, settings.topic_name(
-                raw_topic("patient.registered").name), 2, timeout=0.2):
-            pass  # the first page is published and acknowledged; the watermark commit is waiting on our lock
-        assert adapter.poll() is None
-        os.killpg(adapter.pid, signal.SIGKILL)
-        adapter.wait(10)
-    finally:
-        blocker.rollback()
-        blocker.close()
-    restarted = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    republished = read_topic(settings, settings.topic_name(raw_topic("patient.registered").name), 4, timeout=5)
-    assert len(republished) == 4  # the first page went out twice: at least once, never skipped
-
-    raw_counts: dict[str, int] = {}
-    wanted = set()
-    for event_type in sorted({spec.event_type for spec in TABLES["hospital"]}):
-        messages = read_topic(settings, settings.topic_name(raw_topic(event_type).name), idle=0.5)
-        raw_counts[event_type] = len(messages)
-        wanted |= {CODEC.decode(m.value()).value["envelope"]["event_id"] for m in messages}
-    assert len(wanted) == 11  # every mappable row's event, each id once
-    with stage_worker(settings, tmp_path / "worker.log"), \
-            stage_worker(settings, tmp_path / "quality.log", stage="quality"):  # the sinks read validated.*
-        total = sum(len(read_topic(settings, settings.topic_name(validated_topic(t).name), n, timeout=60))
-                    for t, n in raw_counts.items())
-    store = PostgresEventStore(settings.postgres_url)
-    consumer = build_consumer(settings, store, sorted({spec.event_type for spec in TABLES["hospital"]}))
-    consumer.run(until=lambda p: p.consumed >= total)
-    assert store.count_event_ids(sorted(wanted)) == 11  # in the sink exactly once each
-    store.close()
 
 
 def test_metrics_count_rows_events_and_failures_per_institution_and_table(settings: Settings) -> None:
