@@ -25,15 +25,17 @@ sink_app = typer.Typer(help="Sinks: land pipeline events in PostgreSQL or ClickH
 adapter_app = typer.Typer(help="Adapters: publish what institutions write to their exchange databases.",
                           no_args_is_help=True)
 from ops.dlq_cli import dlq_app  # noqa: E402 (own modules: these groups have many commands)
+from ops.audit_cli import audit_app  # noqa: E402
 from ops.empi_cli import empi_app  # noqa: E402
+from ops.privacy_cli import privacy_app  # noqa: E402
 from ops.quality_cli import quality_app  # noqa: E402
 from ops.routing_cli import routing_app  # noqa: E402
 from ops.surveillance_cli import surveillance_app  # noqa: E402
 from ops.syndromes_cli import syndromes_app  # noqa: E402
 
 for sub, name in ((empi_app, "empi"), (quality_app, "quality"), (routing_app, "routing"), (syndromes_app, "syndromes"),
-                  (surveillance_app, "surveillance"), (dlq_app, "dlq"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
-                  (worker_app, "worker"), (sink_app, "sink"), (adapter_app, "adapter")):
+                  (surveillance_app, "surveillance"), (dlq_app, "dlq"), (audit_app, "audit"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
+                  (worker_app, "worker"), (sink_app, "sink"), (adapter_app, "adapter"), (privacy_app, "privacy")):
     app.add_typer(sub, name=name)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object of the figures.")]
@@ -215,11 +217,14 @@ def schemas_release(version: Annotated[str, typer.Argument(help="e.g. 1.1.0")]) 
 
 
 # -- workers and sinks -------------------------------------------------------------------------------
+MetricsPort = Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")]
+
+
 @worker_app.command("identify")
 def worker_identify(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """raw.* → identified.*: checks each event's institution, attaches the resident's person id (EMPI)."""
     from streams.identity.stage import run_worker
@@ -232,7 +237,7 @@ def worker_identify(
 def worker_quality(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """identified.* → validated.*: judges every event by the quality rule set; errors go to dlq.quality,
     every verdict to quality.results."""
@@ -249,7 +254,7 @@ def worker_routing(
                       "Default: all")] = None,
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """validated.* + empi.* → collab.<route>, record.deregistered, alerts.clinical: collaboration routing
     with its PostgreSQL work queues (routing.<route>), the health-record seal and clinical reminders."""
@@ -266,7 +271,7 @@ def worker_routing(
 @worker_app.command("surveillance")
 def worker_surveillance(
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """validated.outpatient.visit → surveillance.cases: classifies every visit into the syndromes of
     DOMAIN.md §5 and keeps daily counts per syndrome × county × population group (PostgreSQL)."""
@@ -290,27 +295,30 @@ def worker_passthrough(
 @sink_app.command("postgres")
 def sink_postgres(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """validated.* → PostgreSQL event store (idempotent by event id)."""
     from sinks.runner import run_sink
 
+    serve_metrics(metrics_port)
     run_sink(get_settings(), "postgres", event_types or None)
 
 
 @sink_app.command("clickhouse")
 def sink_clickhouse(
     event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """validated.* and quality.results → ClickHouse analytics tables (no personal identifiers)."""
     from sinks.runner import run_sink
 
+    serve_metrics(metrics_port)
     run_sink(get_settings(), "clickhouse", event_types or None)
 
 
 # -- adapters ----------------------------------------------------------------------------------------
 OnceFlag = Annotated[bool, typer.Option("--once", help="Publish what is there now, then exit")]
 SettleOption = Annotated[float, typer.Option(help="Only rows updated at least this long ago (open transactions)")]
-MetricsPort = Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")]
 
 
 def _run_adapters(sources: list, once: bool, settle: float, metrics_port: int | None) -> None:
@@ -430,6 +438,33 @@ def status(as_json: JsonFlag = False) -> None:
     from ops.status import status_command
 
     print(status_command(get_settings(), as_json), end="")
+
+
+@app.command("lag")
+def lag(
+    metrics_port: MetricsPort = None,
+    every: Annotated[float, typer.Option(help="Seconds between measurements when serving metrics")] = 15.0,
+) -> None:
+    """Consumer lag of every stage and sink per input partition (from fetch high watermarks). With
+    --metrics-port: keep measuring and serve it as healthbus_consumer_lag_messages."""
+    import signal
+    import threading
+
+    from ops.lag_exporter import LagExporter
+
+    exporter = LagExporter(get_settings())
+    if not metrics_port:
+        prefix = get_settings().topic_prefix
+        print(f"{'stage':<16} {'topic[partition]':<44} {'committed':>10} {'high':>10} {'lag':>8}")
+        for stage, _group, row in exporter.measure():
+            where = f"{row.topic.removeprefix(prefix)}[{row.partition}]"
+            committed = "-" if row.committed is None else str(row.committed)
+            print(f"{stage:<16} {where:<44} {committed:>10} {row.high:>10} {row.lag:>8}")
+        return
+    serve_metrics(metrics_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    exporter.run(every, stop)
 
 
 # -- demo and benchmarks -----------------------------------------------------------------------------
@@ -552,6 +587,23 @@ def bench_routing(
     rows = run(settings, events) + (stream_rows(settings, stream) if stream else [])
     print_bench(f"routing: {events} validated events (visits, prescriptions, doses, registrations, deaths) in "
                 f"process, {stream} through workers", rows, as_json)
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    events: Annotated[int, typer.Option(help="At least this many exchange rows for the throughput run")] = 10000,
+    offered_rate: Annotated[float, typer.Option(help="Events/s offered in the latency run")] = 1000,
+    offered_seconds: Annotated[float, typer.Option(help="Seconds of the latency run")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """The whole pipeline as processes (adapters → identify → quality → routing, surveillance → both sinks):
+    events/s per stage and end to end (target ≥ 5,000), p50/p99 latency at a fixed offered load (target p99
+    < 2 s at 1,000 events/s), peak memory per process, next to a plain aiokafka consume→produce loop."""
+    from ops.bench.e2e import print_e2e, run
+
+    result = run(get_settings(), events, offered_rate, offered_seconds)
+    print_e2e(f"e2e: {result.events} events through the pipeline; latency at {offered_rate:g} events/s offered for "
+              f"{offered_seconds:g} s", result, as_json)
 
 
 def entrypoint() -> None:
