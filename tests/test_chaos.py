@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,41 +100,36 @@ def _check(report: FaultReport) -> None:
     assert report.recovery_seconds <= RECOVERY_BOUND, report
 
 
-def test_kill_9_the_stream_workers_mid_stream(chaos: Chaos) -> None:
-    source, p = chaos.source(0), chaos.pipeline
+def _kill_9_mid_stream(chaos: Chaos, index: int, processes: tuple[str, ...], progress: Callable[[Flow], int],
+                      fault: str, measured: str, pause: float = 0.0) -> None:
+    """Load one institution, kill -9 ``processes`` as soon as ``progress`` shows work under way, restart them,
+    and check the sinks end up holding everything once."""
+    source, p = chaos.source(index), chaos.pipeline
     publish_in_process(chaos.s, source)
     flow = Flow(p, chaos.verdicts, expected_ids(chaos.s, source))
-    flow.wait_until(lambda: _judged(flow) > 0, 60, "the first verdicts")
-    for stage in ("identify", "quality"):
-        p.kill9(stage)  # no shutdown, no commit, open transactions
-    at_kill = _judged(flow)
+    flow.wait_until(lambda: progress(flow) > 0, 60, f"the first {measured}")
+    for name in processes:
+        p.kill9(name)  # no shutdown, no commit, open transactions
+    at_kill = progress(flow)
     assert at_kill < len(flow.sent), "the kill must land mid-stream"
-    time.sleep(1.0)
+    time.sleep(pause)
     restarted = time.monotonic()
-    for stage in ("identify", "quality"):
-        p.start(stage)
-    report = flow.report("kill -9 identify + quality workers", restarted, flow.wait_caught_up(),
-                         f"{at_kill} judged at the kill")
+    for name in processes:
+        p.start(name)
+    report = flow.report(fault, restarted, flow.wait_caught_up(), f"{at_kill} {measured} at the kill")
     chaos.reports.append(report)
     _check(report)
+
+
+def test_kill_9_the_stream_workers_mid_stream(chaos: Chaos) -> None:
+    _kill_9_mid_stream(chaos, 0, ("identify", "quality"), _judged, "kill -9 identify + quality workers", "judged",
+                       pause=1.0)
 
 
 def test_kill_9_both_sinks_mid_batch(chaos: Chaos) -> None:
-    source, p = chaos.source(1), chaos.pipeline
-    publish_in_process(chaos.s, source)
-    flow = Flow(p, chaos.verdicts, expected_ids(chaos.s, source))
-    flow.wait_until(lambda: flow.progress() > 0, 60, "the first rows in PostgreSQL")
-    for sink in ("sink-postgres", "sink-clickhouse"):
-        p.kill9(sink)  # written but not committed: the restart re-reads the batch
-    at_kill = flow.progress()
-    assert at_kill < len(flow.sent), "the kill must land mid-stream"
-    restarted = time.monotonic()
-    for sink in ("sink-postgres", "sink-clickhouse"):
-        p.start(sink)
-    report = flow.report("kill -9 both sinks mid-batch", restarted, flow.wait_caught_up(),
-                         f"{at_kill} in PostgreSQL at the kill")
-    chaos.reports.append(report)
-    _check(report)
+    # written but not committed: the restart re-reads the batch
+    _kill_9_mid_stream(chaos, 1, ("sink-postgres", "sink-clickhouse"), Flow.progress, "kill -9 both sinks mid-batch",
+                       "in PostgreSQL")
 
 
 def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(chaos: Chaos) -> None:
