@@ -8,7 +8,9 @@ A sink is a stage whose output is a table (``stage="sink-postgres"``).
 Latency comes from Kafka timestamps: the adapter's producer stamps each raw event when it publishes it,
 and every stage produces its outputs with the timestamp of the input they came from (as Kafka Streams
 does), so at any later stage ``now - timestamp`` is the time since the event entered the bus. At a sink
-that is the bus's end-to-end latency. ``healthbus_source_to_sink_seconds`` adds the adapter's polling:
+that is the bus's end-to-end latency. An input over a day old is re-stamped instead (retention deletes by
+timestamp; streams/faust_runtime/batch_agent.py), so after such a backlog the later stages measure from
+the re-stamp, while the stage that met the backlog shows its true age. ``healthbus_source_to_sink_seconds`` adds the adapter's polling:
 it starts when the source committed the record to its exchange database (the envelope's ``emitted_at``).
 When the record happened (``occurred_at``) is the source's own timeliness, judged by the quality rules.
 """

@@ -21,6 +21,7 @@ from ops.topic_admin import committed_total
 from producers.publisher import producer_config
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
+from streams.faust_runtime.batch_agent import carried_timestamp_ms
 from tests.pipeline_harness import read_topic, start_stage_worker
 from tests.quality_events import identified_visits
 
@@ -156,3 +157,10 @@ def test_the_lag_exporter_measures_each_group_per_partition_and_drops_gone_serie
     exporter.settings = s.model_copy(update={"topic_prefix": s.topic_prefix + "gone-"})
     assert exporter.measure() == [] and gauge("identify", 1) is None
     assert not [m for m in LAG.collect()[0].samples if m.labels["group"] == s.group_id("identify")]
+
+
+def test_outputs_carry_a_recent_input_timestamp_but_a_stale_one_is_restamped() -> None:
+    now = 1_800_000_000.0
+    assert carried_timestamp_ms(now - 3600.5, now) == int((now - 3600.5) * 1000)  # an hour on the bus: kept
+    assert carried_timestamp_ms(now - 2 * 86_400, now) == 0  # a reprocessed backlog: stamped on produce
+    assert carried_timestamp_ms(None, now) == 0 and carried_timestamp_ms(0.0, now) == 0

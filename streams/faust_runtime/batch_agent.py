@@ -13,7 +13,9 @@ A kill at any point re-delivers the unacked tail: outputs may repeat, never go m
 is idempotent by event id. A lost database connection is waited out on a rebuilt stage (``rebuild``).
 
 Outputs keep their input's Kafka timestamp (``OutRecord.timestamp``), so every later stage can tell how long
-an event has been on the bus (streams/flow_metrics.py).
+an event has been on the bus (streams/flow_metrics.py) — unless the input is older than a day: topics delete
+by record timestamp, and a reprocessed week-old raw event stamped with its old time would be due for
+deletion on a 3-day topic before the next stage had read it (``carried_timestamp_ms``).
 
 Why not iterate the stream: ``async for event in stream`` costs an event-loop turn plus sensor calls per
 event; reading the channel queue in bulk is what lets a Faust stage keep up with the plain clients
@@ -225,13 +227,24 @@ class BatchAgent:
         observe_bus_latency(stage, (int(m.timestamp * 1000) if m.timestamp else None for m in messages))
 
     def _produce(self, out: OutRecord) -> None:
-        timestamp = int(out.timestamp * 1000) if out.timestamp else 0  # 0: the producer stamps it now
+        timestamp = carried_timestamp_ms(out.timestamp, time.time())
         while True:
             try:
                 self.producer.produce(out.topic, out.value, out.key, headers=out.headers, timestamp=timestamp)
                 return
             except BufferError:  # local queue full: serve delivery reports, retry
                 self.producer.poll(0.05)
+
+
+CARRY_TIMESTAMP_MAX_AGE_SECONDS = 86_400.0  # well inside the shortest pipeline retention (3 days)
+
+
+def carried_timestamp_ms(input_timestamp: float | None, now: float) -> int:
+    """The Kafka timestamp for an output: its input's (milliseconds) while that is under a day old, else 0
+    (the producer stamps it now), so retention never deletes a reprocessed backlog before it is read."""
+    if not input_timestamp or now - input_timestamp > CARRY_TIMESTAMP_MAX_AGE_SECONDS:
+        return 0
+    return int(input_timestamp * 1000)
 
 
 def _close_quietly(stage: BatchStage) -> None:
