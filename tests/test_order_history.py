@@ -147,6 +147,35 @@ def test_two_orders_at_the_same_instant_raise_one_reminder(conn: psycopg.Connect
     assert len(raised) == 1
 
 
+def test_a_record_changed_twice_in_one_batch_ends_as_if_each_event_came_alone(conn: psycopg.Connection,
+                                                                              person: str) -> None:
+    # A batch keeps its records' orders in memory and writes them once: a correction, a cancellation and a
+    # late older version of records the same batch wrote must leave what one batch per event leaves.
+    events = [rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person),
+              rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN, AMLODIPINE], person=person),
+              rx(CLINIC_C, "CF3", T0 + 2 * DAY, [AMLODIPINE], person=person),
+              rx(HOSPITAL_A, "CF1", T0, [AMLODIPINE], person=person, version=2),
+              rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN], person=person, cancelled=True),
+              rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person)]  # version 1 again, late: ignored
+
+    def state() -> tuple[list[tuple[Any, ...]], ...]:
+        return tuple(conn.execute(q).fetchall() for q in (
+            "SELECT * FROM routing.order_history ORDER BY org_code, record_key, kind, item",
+            "SELECT * FROM routing.order_records ORDER BY org_code, record_key",
+            "SELECT reminder_id, record_key, item, earlier_record_key, earlier_event_id "
+            "FROM routing.clinical_reminders WHERE status = 'ACTIVE' ORDER BY reminder_id"))
+
+    raised, _ = apply(conn, *events)
+    assert summary(raised) == {("prescription:CF3", "C08C", "prescription:CF1", "ACTIVE")}
+    stored = "SELECT record_key, item, record_version FROM routing.order_history ORDER BY 1"
+    assert conn.execute(stored).fetchall() == [("prescription:CF1", "C08C", 2), ("prescription:CF3", "C08C", 1)]
+    together = state()
+    conn.execute("TRUNCATE routing.order_records, routing.order_history, routing.clinical_reminders")
+    for event in events:
+        apply(conn, event)
+    assert state() == together
+
+
 def test_a_correction_replaces_the_records_orders_and_an_older_version_is_ignored(conn: psycopg.Connection,
                                                                                    person: str) -> None:
     original = rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person)

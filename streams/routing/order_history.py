@@ -221,9 +221,12 @@ def record_batch(conn: psycopg.Connection, events: Sequence[tuple[str, Mapping[s
         persons |= {person for person, *_ in _stored_records(cur, records).values() if person}
         _lock_persons(cur, persons)
         stored = _stored_records(cur, records)  # again, under the locks
+        current = _record_orders(cur, records)
         touched = _Touched()
+        writes = _Writes()
         for event_type, event in relevant:
-            _apply(cur, event_type, event, stored, touched)
+            _apply(event_type, event, stored, current, writes, touched)
+        writes.flush(cur, current)
         _reevaluate(cur, touched, windows, now)
         return _changed_by(cur, causes)
 
@@ -245,8 +248,54 @@ def _stored_records(cur: psycopg.Cursor[Any],
     return {(org, key): (person, version, cancelled) for org, key, person, version, cancelled in cur.fetchall()}
 
 
-def _apply(cur: psycopg.Cursor[Any], event_type: str, event: Mapping[str, Any],
-           stored: dict[tuple[str, str], tuple[str | None, int, bool]], touched: _Touched) -> None:
+def _record_orders(cur: psycopg.Cursor[Any],
+                   records: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Order]]:
+    """The stored orders of each record (a record without any is absent), read once per batch under the locks."""
+    cur.execute(
+        f"SELECT {', '.join('h.' + c.strip() for c in _ORDER_COLUMNS.split(','))} "
+        "FROM unnest(%s::text[], %s::text[]) AS k(org_code, record_key) "
+        "JOIN routing.order_history h USING (org_code, record_key)",
+        ([org for org, _ in records], [key for _, key in records]))
+    current: dict[tuple[str, str], list[Order]] = {}
+    for row in cur.fetchall():
+        order = _order(row)
+        current.setdefault(order.record, []).append(order)
+    return current
+
+
+@dataclass
+class _Writes:
+    """A batch's record replacements, kept in memory (later events of the batch see the earlier ones) and
+    written in a few statements before the reminders are evaluated, instead of three per event."""
+
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)  # replaced record → its version now
+    records: list[tuple[Any, ...]] = field(default_factory=list)  # order_records upserts, in event order
+
+    def flush(self, cur: psycopg.Cursor[Any], current: Mapping[tuple[str, str], list[Order]]) -> None:
+        if not self.versions:
+            return
+        replaced = sorted(self.versions)
+        cur.execute("DELETE FROM routing.order_history h USING unnest(%s::text[], %s::text[]) "
+                    "AS k(org_code, record_key) WHERE h.org_code = k.org_code AND h.record_key = k.record_key",
+                    ([org for org, _ in replaced], [key for _, key in replaced]))
+        rows = [(o.person_id, o.kind.value, o.item, o.item_name, o.org_code, o.record_key, o.local_patient_id,
+                 o.event_id, o.at, o.days, self.versions[record])
+                for record in replaced for o in current.get(record, ())]
+        if rows:
+            cur.executemany(
+                f"INSERT INTO routing.order_history ({_ORDER_COLUMNS}, record_version) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+        cur.executemany(  # in event order: a record's later event overwrites, its person id only when it has one
+            "INSERT INTO routing.order_records (org_code, record_key, record_version, cancelled, event_id, person_id, "
+            "local_patient_id, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (org_code, record_key) DO UPDATE SET record_version = EXCLUDED.record_version, "
+            "cancelled = EXCLUDED.cancelled, event_id = EXCLUDED.event_id, "
+            "person_id = coalesce(EXCLUDED.person_id, order_records.person_id), "
+            "local_patient_id = EXCLUDED.local_patient_id, at = EXCLUDED.at", self.records)
+
+
+def _apply(event_type: str, event: Mapping[str, Any], stored: dict[tuple[str, str], tuple[str | None, int, bool]],
+           current: dict[tuple[str, str], list[Order]], writes: _Writes, touched: _Touched) -> None:
     env = event["envelope"]
     source = env["source"]
     record = (source["org_code"], source["record_key"])
@@ -255,23 +304,13 @@ def _apply(cur: psycopg.Cursor[Any], event_type: str, event: Mapping[str, Any],
         return
     if record in stored and not _supersedes(version, cancelled, *stored[record][1:]):
         return  # an older version arriving late, or the record re-sent after its cancellation
-    cur.execute(f"DELETE FROM routing.order_history WHERE org_code = %s AND record_key = %s "
-                f"RETURNING {_ORDER_COLUMNS}", record)
-    old = [_order(row) for row in cur.fetchall()]
+    old = current.pop(record, [])
     new = orders_of(event_type, event)
     if new:
-        cur.executemany(
-            f"INSERT INTO routing.order_history ({_ORDER_COLUMNS}, record_version) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(o.person_id, o.kind.value, o.item, o.item_name, o.org_code, o.record_key, o.local_patient_id,
-              o.event_id, o.at, o.days, version) for o in new])
+        current[record] = new
+    writes.versions[record] = version
     at = max((o.at for o in new), default=env["occurred_at"])
-    cur.execute(
-        "INSERT INTO routing.order_records (org_code, record_key, record_version, cancelled, event_id, person_id, "
-        "local_patient_id, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (org_code, record_key) DO UPDATE "
-        "SET record_version = EXCLUDED.record_version, cancelled = EXCLUDED.cancelled, event_id = EXCLUDED.event_id, "
-        "person_id = coalesce(EXCLUDED.person_id, order_records.person_id), "
-        "local_patient_id = EXCLUDED.local_patient_id, at = EXCLUDED.at",
+    writes.records.append(
         (*record, version, cancelled, event_id, env.get("person_id"), env["patient"]["local_patient_id"], at))
     stored[record] = (env.get("person_id") or stored.get(record, (None, 0, False))[0], version, cancelled)
     for o in old + new:
