@@ -88,28 +88,31 @@ def committed_total(kafka_config: dict[str, Any], group: str, topics: list[str])
         consumer.close()
 
 
-def count_messages(kafka_config: dict[str, Any], topics: list[str], idle_seconds: float = 2.0) -> int:
-    """How many messages ``topics`` hold, read from the beginning until nothing new comes for
-    ``idle_seconds`` (the local broker's ListOffsets is wrong, STACK.md: reading is the honest count).
-    Partitions are assigned, not subscribed: a group join can take longer than the idle time."""
+def count_messages(kafka_config: dict[str, Any], topics: list[str], timeout: float = 120) -> int:
+    """How many messages ``topics`` hold now: read from the beginning until every partition reports its end
+    (partition EOF follows the fetch responses' high watermark, which the local broker gets right; its
+    ListOffsets does not, STACK.md). Partitions are assigned, not subscribed: no group join."""
     import time
 
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    metadata = admin_client(kafka_config).list_topics(timeout=10)
-    partitions = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics if t in metadata.topics
-                  for p in metadata.topics[t].partitions]
+    metadata = admin_client(kafka_config).list_topics(timeout=10).topics
+    partitions = {(t, p) for t in topics if t in metadata for p in metadata[t].partitions}
     if not partitions:
         return 0
-    consumer = Consumer({**kafka_config, "group.id": "healthbus-count", "enable.auto.commit": False, "log_level": 3})
-    consumer.assign(partitions)
-    seen, quiet_since = 0, time.monotonic()
+    consumer = Consumer({**kafka_config, "group.id": "healthbus-count", "enable.auto.commit": False,
+                         "enable.partition.eof": True, "log_level": 3})
+    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in partitions])
+    seen, deadline = 0, time.monotonic() + timeout
     try:
-        while time.monotonic() - quiet_since < idle_seconds:
-            batch = [m for m in consumer.consume(1000, timeout=0.2) if m.error() is None]
-            if batch:
-                seen += len(batch)
-                quiet_since = time.monotonic()
+        while partitions:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(partitions)} partitions did not reach their end in {timeout:.0f} s")
+            for m in consumer.consume(10000, timeout=0.5):
+                if m.error() is None:
+                    seen += 1
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    partitions.discard((m.topic(), m.partition()))
     finally:
         consumer.close()
     return seen

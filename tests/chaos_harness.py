@@ -29,17 +29,17 @@ from psycopg import sql
 
 from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec
-from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, raw_topic, validated_topic
+from avro_schemas.topics import QUALITY_RESULTS, raw_topic
 from ops.consumer_lag import lag
 from ops.settings import Settings
 from ops.stack.postgres import ensure_database, start_private_cluster, stop_private_cluster
 from ops.stack.processes import free_port
+from ops.status import stage_inputs
 from ops.worker_process import worker_env
 from producers.adapters.config import SourceConfig
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
 from producers.adapters.tables import TABLES
-from sinks.clickhouse.event_log import ClickHouseEventLog
 
 CODEC = EventCodec()
 HEALTHBUS = Path(sys.executable).parent / "healthbus"
@@ -203,13 +203,9 @@ def postgres_rows(s: Settings, ids: list[str]) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def clickhouse_topics(s: Settings) -> list[str]:
-    return ([s.topic_name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
-            + [s.topic_name(t) for t in ClickHouseEventLog.also_reads])
-
-
 def clickhouse_lag(s: Settings) -> int:
-    return sum(p.lag for p in lag(s.confluent_config(), s.group_id("sink-clickhouse"), clickhouse_topics(s)))
+    topics = stage_inputs(s)["sink-clickhouse"]  # the same inputs `healthbus status` measures
+    return sum(p.lag for p in lag(s.confluent_config(), s.group_id("sink-clickhouse"), topics))
 
 
 _CLICKHOUSE_COUNT = """

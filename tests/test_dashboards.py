@@ -103,13 +103,14 @@ def _metrics_ports() -> dict[str, int]:
 
 
 def test_metric_definitions_are_found() -> None:
-    assert {"healthbus_dead_letters_total", "healthbus_quality_batch_seconds_bucket",
+    assert {"healthbus_dead_letters_total", "healthbus_stage_batch_processing_seconds_bucket",
             "healthbus_quality_feed_alerts_open", "healthbus_surveillance_alerts_open"} <= DEFINED
 
 
 def test_the_checker_catches_misspelt_and_misused_metrics() -> None:
     assert _unknown_metrics("rate(healthbus_identfy_events_total[5m])") == {"healthbus_identfy_events_total"}
-    assert _unknown_metrics("healthbus_quality_batch_seconds_total") == {"healthbus_quality_batch_seconds_total"}
+    assert _unknown_metrics("healthbus_stage_batch_processing_seconds_total") == {
+        "healthbus_stage_batch_processing_seconds_total"}
     assert _unknown_metrics("healthbus_surveillance_alerts_open_total") == {"healthbus_surveillance_alerts_open_total"}
     assert not _unknown_metrics('sum(rate(healthbus_quality_events_total{outcome="rejected"}[5m]))')
     assert not _balanced("sum(rate(healthbus_dead_letters_total[5m])")

@@ -58,7 +58,7 @@ from ops.bench_table import BenchRow, print_bench
 from ops.settings import Settings
 from ops.stack.postgres import private_database
 from ops.stack.processes import stop_pid
-from ops.topic_admin import create_topics, delete_topics, topics_of_run
+from ops.topic_admin import count_messages, create_topics, delete_topics, topics_of_run
 from ops.worker_process import start_worker, worker_env
 from producers.adapters.config import SourceConfig, load_config
 from producers.adapters.runner import build_adapter
@@ -169,10 +169,10 @@ class _Pipeline:
         deadline = time.monotonic() + timeout
         self._wait("identify", raw_total, deadline)
         # Outputs are acknowledged before inputs are committed: the counts below are final.
-        identified = count_to_end(conf, _topics(s, identified_topic))
+        identified = count_messages(conf, _topics(s, identified_topic))
         self._wait("quality", identified, deadline)
-        validated = count_to_end(conf, _topics(s, validated_topic))
-        visits = count_to_end(conf, _topics(s, validated_topic, ("outpatient.visit",)))
+        validated = count_messages(conf, _topics(s, validated_topic))
+        visits = count_messages(conf, _topics(s, validated_topic, ("outpatient.visit",)))
         totals = {"identify": raw_total, "quality": identified, **{f"sink-{k}": validated for k in SINKS},
                   **({"routing": validated, "surveillance": visits} if side_stages else {})}
         for name, total in totals.items():
@@ -190,32 +190,6 @@ class _Pipeline:
         if after > n1 and end > t1:
             return (after - n1) / (end - t1)
         return (after - before) / max(end - since, 1e-3)  # all committed at once: from ``since``
-
-
-def count_to_end(conf: dict[str, Any], topics: list[str], timeout: float = 120) -> int:
-    """How many messages ``topics`` hold now: read from the beginning until every partition reports its end
-    (partition EOF follows the fetch responses' high watermark, which the local broker gets right; its
-    ListOffsets does not, STACK.md)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-    consumer = Consumer({**conf, "group.id": "healthbus-count", "enable.auto.commit": False,
-                         "enable.partition.eof": True, "log_level": 3})
-    metadata = consumer.list_topics(timeout=10).topics
-    partitions = {(t, p) for t in topics if t in metadata for p in metadata[t].partitions}
-    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in partitions])
-    seen, deadline = 0, time.monotonic() + timeout
-    try:
-        while partitions:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(partitions)} partitions did not reach their end in {timeout:.0f} s")
-            for m in consumer.consume(10000, timeout=0.5):
-                if m.error() is None:
-                    seen += 1
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    partitions.discard((m.topic(), m.partition()))
-    finally:
-        consumer.close()
-    return seen
 
 
 def _warm_up(s: Settings, pipeline: _Pipeline) -> dict[str, int]:

@@ -23,7 +23,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from prometheus_client import Counter as PromCounter, Histogram
+from prometheus_client import Counter as PromCounter
 
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, identified_topic, validated_topic
@@ -45,7 +45,6 @@ EVENTS_JUDGED = PromCounter("healthbus_quality_events_total", "Events the qualit
                         ["event_type", "outcome"])
 RULE_FAILURES = PromCounter("healthbus_quality_rule_failures_total", "Rule failures (one per event and rule)",
                         ["rule_id", "severity"])
-BATCH_SECONDS = Histogram("healthbus_quality_batch_seconds", "Time to judge one batch, with its database work")
 
 
 class QualityState:
@@ -126,10 +125,6 @@ class QualityStage:
             self.state.close()
 
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
-        with BATCH_SECONDS.time():
-            return self._handle(messages)
-
-    def _handle(self, messages: list[Any]) -> list[OutRecord]:
         decoded: list[tuple[Any, str, dict[str, Any]] | OutRecord] = []
         for m in messages:
             event = self.intake.decode(m)

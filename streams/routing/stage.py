@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Counter as PromCounter, Histogram
+from prometheus_client import Counter as PromCounter
 
 from avro_schemas.json_form import from_json
 from avro_schemas.serde import EventCodec, codec_for
@@ -45,7 +45,6 @@ CHANGES = PromCounter("healthbus_routing_changes_total", "Work-item changes the 
                       ["route", "kind"])
 REMINDERS = PromCounter("healthbus_routing_reminders_total", "Clinical reminders raised or withdrawn",
                         ["kind", "status"])
-BATCH_SECONDS = Histogram("healthbus_routing_batch_seconds", "Time to route one batch, with its database work")
 
 
 class RoutingState:
@@ -149,10 +148,6 @@ class RoutingStage:
         self.state.close()
 
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
-        with BATCH_SECONDS.time():
-            return self._handle(messages)
-
-    def _handle(self, messages: list[Any]) -> list[OutRecord]:
         out: list[OutRecord] = []
         causes: list[str] = []
         reminders: list[Reminder] = []

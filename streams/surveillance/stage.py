@@ -16,7 +16,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from prometheus_client import Counter as PromCounter, Histogram
+from prometheus_client import Counter as PromCounter
 
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import SURVEILLANCE_CASES, validated_topic
@@ -37,7 +37,6 @@ EVENT_TYPE = "outpatient.visit"
 CASES = PromCounter("healthbus_surveillance_cases_total", "Visits classified into at least one syndrome, by syndrome",
                     ["syndrome"])
 VISITS = PromCounter("healthbus_surveillance_visits_total", "Outpatient visits the surveillance stage classified")
-BATCH_SECONDS = Histogram("healthbus_surveillance_batch_seconds", "Time to classify one batch, with its database work")
 
 
 def classify_visit(visit: dict[str, Any]) -> Classification:
@@ -122,10 +121,6 @@ class SurveillanceStage:
         self.state.close()
 
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
-        with BATCH_SECONDS.time():
-            return self._handle(messages)
-
-    def _handle(self, messages: list[Any]) -> list[OutRecord]:
         out: list[OutRecord] = []
         visits: list[tuple[Any, dict[str, Any], Classification, VisitCase]] = []
         for m in messages:
