@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from avro_schemas.topics import CATALOGUE, EVENT_PARTITIONS, TopicSpec
 
@@ -15,6 +15,7 @@ from avro_schemas.topics import CATALOGUE, EVENT_PARTITIONS, TopicSpec
 class TopicOutcome:
     name: str
     created: bool  # False: it already existed
+    grown_from: int | None = None  # it existed with this many partitions and was grown (CreatePartitions)
 
 
 def admin_client(kafka_config: dict[str, Any]) -> AdminClient:
@@ -23,12 +24,15 @@ def admin_client(kafka_config: dict[str, Any]) -> AdminClient:
 
 def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_factor: int = -1,
                   specs: list[TopicSpec] | None = None, event_partitions: int | None = None) -> list[TopicOutcome]:
-    """Idempotent: topics that exist are left as they are. Replication -1 is the broker's default.
-    ``event_partitions`` overrides the catalogue's partition count of the event-layer topics (those it gives
-    ``EVENT_PARTITIONS``); the single-partition topics keep theirs, since their order is their contract."""
+    """Idempotent: topics that exist keep their settings. Replication -1 is the broker's default.
+    ``event_partitions`` sets the partition count of the event-layer topics (those the catalogue gives
+    ``EVENT_PARTITIONS``): new ones are created with it, existing ones with fewer are grown to it
+    (CreatePartitions; Kafka cannot shrink a topic). The single-partition topics keep theirs, since their
+    order is their contract. Growing moves keys to other partitions: do it with the adapters stopped and
+    the stages drained (docs/scaling.md)."""
     admin = admin_client(kafka_config)
     wanted = specs or list(CATALOGUE.values())
-    existing = set(admin.list_topics(timeout=10).topics)
+    existing = {name: len(t.partitions) for name, t in admin.list_topics(timeout=10).topics.items()}
 
     def partitions(s: TopicSpec) -> int:
         return event_partitions if event_partitions and s.partitions == EVENT_PARTITIONS else s.partitions
@@ -43,7 +47,33 @@ def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_fa
         except KafkaException as exc:
             if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:  # a racing creator is fine
                 raise
+    _wait_until_listed(admin, [o.name for o in outcomes.values() if o.created])
+    if event_partitions:
+        grow = {s.full_name(prefix): existing[s.full_name(prefix)] for s in wanted
+                if s.full_name(prefix) in existing and existing[s.full_name(prefix)] < partitions(s)}
+        futures = admin.create_partitions([NewPartitions(name, event_partitions) for name in grow],
+                                          operation_timeout=30) if grow else {}
+        for name, future in futures.items():
+            future.result()
+            outcomes[name] = TopicOutcome(name, False, grown_from=grow[name])
     return list(outcomes.values())
+
+
+def _wait_until_listed(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Until the broker's metadata lists every new topic with leaders: CreateTopics answers once the
+    controller committed them, a moment before brokers serve them, and a client that asks at once would be
+    told the topic is unknown."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while names:
+        topics = admin.list_topics(timeout=10).topics
+        names = [n for n in names if n not in topics or topics[n].error is not None
+                 or any(p.leader < 0 for p in topics[n].partitions.values())]
+        if names and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(names)} new topics not served after {timeout:.0f} s, e.g. {names[0]}")
+        if names:
+            time.sleep(0.05)
 
 
 def existing_topics(kafka_config: dict[str, Any], prefix: str = "") -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Fixtures on real services: a Kafka-compatible broker, PostgreSQL, ClickHouse (chDB).
+"""Fixtures on real services: Apache Kafka, PostgreSQL, ClickHouse (chDB).
 
 Each test gets its own topic prefix (topics deleted afterwards); the session gets its own PostgreSQL
 database (dropped afterwards). A broker is started privately when none is configured and stopped at the end.
@@ -18,9 +18,8 @@ import pytest
 from psycopg import sql
 
 from ops.settings import Settings
-from ops.stack.broker import broker_answers, start_tansu
+from ops.stack.broker import broker_answers, private_cluster
 from ops.stack.postgres import ensure_database, private_database, server_conninfo
-from ops.stack.processes import free_port, stop_pid
 from ops.topic_admin import create_topics, delete_topics, topics_of_run
 from ops.worker_process import worker_env
 
@@ -34,12 +33,8 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if broker_answers(configured):
         yield configured
         return
-    port = free_port()
-    pid = start_tansu(port, tmp_path_factory.mktemp("broker") / "broker.log")
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_pid(pid, timeout=2)  # Tansu ignores SIGTERM
+    with private_cluster(tmp_path_factory.mktemp("kafka")) as cluster:
+        yield cluster.bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ class StartedServices:
     """What ``up`` started (and so what ``down`` may stop), kept in <state_dir>/stack.json."""
 
     broker_pid: int | None = None
+    broker_version: str | None = None
     redis_pid: int | None = None
     postgres_data_dir: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -52,7 +53,9 @@ def up(settings: Settings) -> list[ServiceStatus]:
         if host not in broker.LOCAL_HOSTS:
             raise ServiceError(f"broker: {settings.kafka_bootstrap} does not answer. Fix: start it or correct "
                                "HEALTHBUS_KAFKA_BOOTSTRAP.")
-        started.broker_pid = broker.start_tansu(port, logs / "broker.log")
+        cluster = broker.start_local_broker(settings.state_dir, port)
+        started.broker_pid = cluster.nodes[0].pid
+        started.broker_version = broker.KAFKA_VERSION
         started.save(settings)
 
     if not postgres.server_answers(settings.postgres_url):
@@ -78,7 +81,7 @@ def down(settings: Settings) -> list[str]:
     started = StartedServices.load(settings)
     stopped: list[str] = []
     if started.broker_pid:
-        stop_pid(started.broker_pid, timeout=2)  # Tansu ignores SIGTERM; memory storage has nothing to flush
+        stop_pid(started.broker_pid, timeout=60)  # SIGTERM: a controlled shutdown that flushes the logs
         stopped.append("broker")
     if started.redis_pid:
         stop_pid(started.redis_pid)
@@ -94,8 +97,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
     started = StartedServices.load(settings)
     chdb_where = f"chDB at {settings.resolved_chdb_path}"
     return [
-        ServiceStatus("broker", broker.broker_answers(settings.kafka_bootstrap, settings.confluent_config()),
-                      settings.kafka_bootstrap, bool(started.broker_pid and pid_alive(started.broker_pid))),
+        _broker_status(settings, started),
         ServiceStatus("postgres", postgres.server_answers(settings.postgres_url),
                       _without_password(settings.postgres_url), bool(started.postgres_data_dir)),
         ServiceStatus("redis", redis.redis_answers(settings.redis_url), _without_password(settings.redis_url),
@@ -103,6 +105,19 @@ def status(settings: Settings) -> list[ServiceStatus]:
         ServiceStatus("clickhouse", bool(settings.clickhouse_url) or clickhouse.chdb_available(),
                       _without_password(settings.clickhouse_url) if settings.clickhouse_url else chdb_where, False),
     ]
+
+
+def _broker_status(settings: Settings, started: StartedServices) -> ServiceStatus:
+    """Up, where, and which broker: the cluster id from the broker; the version where `stack up` started it
+    (Kafka does not tell clients its own version)."""
+    conf = settings.confluent_config()
+    up = broker.broker_answers(settings.kafka_bootstrap, conf)
+    owned = bool(started.broker_pid and pid_alive(started.broker_pid))
+    where = settings.kafka_bootstrap
+    if up:
+        version = f"Apache Kafka {started.broker_version}" if owned and started.broker_version else "Kafka"
+        where += f" ({version}, cluster {broker.cluster_id(settings.kafka_bootstrap, conf)})"
+    return ServiceStatus("broker", up, where, owned)
 
 
 def _without_password(url: str) -> str:

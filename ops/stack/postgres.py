@@ -77,6 +77,7 @@ def start_private_cluster(url: str, data_dir: Path, log_path: Path, server_setti
         raise ServiceError(f"postgres: something listens on 127.0.0.1:{port} but refuses PostgreSQL connections "
                            f"as {params.get('user', 'postgres')}. Fix: check HEALTHBUS_POSTGRES_URL.")
     bindir = postgres_bindir() or install_postgres()
+    data_dir = data_dir.resolve()  # the server resolves a relative socket directory against its data directory
     user = params.get("user", "postgres")
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     data_dir.mkdir(parents=True, exist_ok=True)
