@@ -105,9 +105,31 @@ def topics_create(
     s = get_settings()
     outcomes = create_topics(s.confluent_config(), s.topic_prefix, replication_factor, event_partitions=event_partitions)
     created = [o.name for o in outcomes if o.created]
-    print(f"{len(created)} created, {len(outcomes) - len(created)} already present")
+    grown = [o for o in outcomes if o.grown_from is not None]
+    print(f"{len(created)} created, {len(grown)} grown, {len(outcomes) - len(created) - len(grown)} already present")
     for name in created:
         print(f"  + {name}")
+    for o in grown:
+        print(f"  ^ {o.name}: {o.grown_from} -> {event_partitions} partitions")
+
+
+@topics_app.command("acls")
+def topics_acls(
+    adapter: Annotated[Optional[list[str]], typer.Option(help="SASL user of an institution's adapter (repeatable)")] = None,
+    county: Annotated[Optional[list[str]], typer.Option(help="SASL user of a county system (repeatable)")] = None,
+    stage_user_prefix: Annotated[str, typer.Option(help="Stage and sink users are <prefix><stage>")] = "hb-",
+    apply: Annotated[bool, typer.Option("--apply", help="Create the ACLs on the broker (as a super user)")] = False,
+) -> None:
+    """The ACLs per principal kind (adapters, stages, sinks, counties); --apply creates them."""
+    from ops.topic_acls import acl_plan, apply_acls
+
+    s = get_settings()
+    grants = acl_plan(s, adapter or [], county or [], stage_user_prefix)
+    print(f"{'principal':<28} {'operation':<9} {'kind':<6} {'pattern':<9} resource")
+    for grant in grants:
+        print(grant.line())
+    if apply:
+        print(f"applied {apply_acls(s.confluent_config(), grants)} ACLs")
 
 
 @topics_app.command("list")
@@ -433,7 +455,7 @@ def exchange_dsn(postgres_url: str) -> str:
 
 @app.command("status")
 def status(as_json: JsonFlag = False) -> None:
-    """One screen for the operator on call: services, workers and their lag (from fetch high watermarks),
+    """One screen for the operator on call: services, workers and their lag (end offsets less commits),
     dead letters by reason, the newest event per institution, open alerts. No personal data."""
     from ops.status import status_command
 
@@ -445,7 +467,7 @@ def lag(
     metrics_port: MetricsPort = None,
     every: Annotated[float, typer.Option(help="Seconds between measurements when serving metrics")] = 15.0,
 ) -> None:
-    """Consumer lag of every stage and sink per input partition (from fetch high watermarks). With
+    """Consumer lag of every stage and sink per input partition (end offsets less commits). With
     --metrics-port: keep measuring and serve it as healthbus_consumer_lag_messages."""
     import signal
     import threading

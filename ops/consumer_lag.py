@@ -1,22 +1,17 @@
-"""Consumer lag per group and partition, from the high watermarks of fetch responses.
+"""Consumer lag per group and partition, from the broker's own offsets (ListOffsets, OffsetFetch).
 
-The local broker answers ListOffsets(latest) wrongly (the first offset of the last batch + 1, STACK.md), so
-``get_watermark_offsets(cached=False)`` under-counts. Every fetch response carries the partition's true high
-watermark, and librdkafka caches it: a consumer assigned (not subscribed: group joins are slow) to each
-partition at its committed offset (or its beginning) returns it from ``get_watermark_offsets(cached=True)`` as
-soon as one fetch for that partition has come back, an empty partition included.
+Measured from outside the workers with the admin API: no consumer, no group join, no fetch, so a dead
+worker's lag keeps growing on the dashboard and a lag probe never disturbs a group.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, TopicPartition
-
-PROBE_GROUP = "healthbus-lag-probe"  # never commits; only names the probe consumer
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, ConsumerGroupTopicPartitions, OffsetSpec
 
 
 @dataclass(frozen=True)
@@ -28,58 +23,42 @@ class PartitionLag:
     lag: int  # high - committed; uncommitted: high - low (everything still on the partition)
 
 
-def _probe_consumer(kafka_config: dict[str, Any], group: str = PROBE_GROUP) -> Consumer:
-    return Consumer({**kafka_config, "group.id": group, "enable.auto.commit": False, "log_level": 3,
-                     # one fetch is all we want: keep what it brings back small
-                     "max.partition.fetch.bytes": 4096, "queued.max.messages.kbytes": 1024,
-                     "fetch.wait.max.ms": 10})
+def _admin(kafka_config: dict[str, Any]) -> AdminClient:
+    return AdminClient({**kafka_config, "log_level": 3})
 
 
-def _partitions(consumer: Consumer, topics: list[str], timeout: float) -> list[TopicPartition]:
-    metadata = consumer.list_topics(timeout=timeout).topics
+def _partitions(admin: AdminClient, topics: list[str], timeout: float) -> list[TopicPartition]:
+    metadata = admin.list_topics(timeout=timeout).topics
     return [TopicPartition(t, p) for t in topics if t in metadata and metadata[t].error is None
             for p in sorted(metadata[t].partitions)]
 
 
-def _fetch_watermarks(consumer: Consumer, partitions: list[TopicPartition], starts: dict[tuple[str, int], int],
-                      timeout: float) -> dict[tuple[str, int], tuple[int, int]]:
-    """(low, high) per partition as the first fetch response for it reported them."""
-    consumer.assign([TopicPartition(tp.topic, tp.partition, starts.get((tp.topic, tp.partition), OFFSET_BEGINNING))
-                     for tp in partitions])
-    found: dict[tuple[str, int], tuple[int, int]] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        for tp in partitions:
-            key = (tp.topic, tp.partition)
-            if key not in found:
-                low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
-                if high != OFFSET_INVALID and high >= 0:
-                    found[key] = (max(low, 0), high)
-        if len(found) == len(partitions):
-            return found
-        if time.monotonic() > deadline:
-            missing = sorted(set((tp.topic, tp.partition) for tp in partitions) - set(found))
-            raise TimeoutError(f"no fetch response within {timeout:.0f} s for {len(missing)} partitions, "
-                               f"e.g. {missing[:3]}")
-        consumer.consume(1000, timeout=0.1)  # drives fetches; the messages themselves are not needed
+def _offsets(admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
+             ) -> dict[tuple[str, int], int]:
+    futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout)
+    return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
 
 
 def watermarks(kafka_config: dict[str, Any], topics: list[str], timeout: float = 15.0
                ) -> dict[tuple[str, int], tuple[int, int]]:
-    """(topic, partition) → (low, high) watermarks from fetch responses. Topics that do not exist are left out."""
-    consumer = _probe_consumer(kafka_config)
-    try:
-        partitions = _partitions(consumer, topics, timeout)
-        return _fetch_watermarks(consumer, partitions, {}, timeout) if partitions else {}
-    finally:
-        consumer.close()
+    """(topic, partition) → (low, high): the first offset still held and the next offset to be written.
+    Topics that do not exist are left out."""
+    admin = _admin(kafka_config)
+    partitions = _partitions(admin, topics, timeout)
+    if not partitions:
+        return {}
+    low = _offsets(admin, partitions, OffsetSpec.earliest(), timeout)
+    high = _offsets(admin, partitions, OffsetSpec.latest(), timeout)
+    return {key: (max(low[key], 0), high[key]) for key in high}
 
 
 def high_watermarks(kafka_config: dict[str, Any], topics: list[str], timeout: float = 15.0
                     ) -> dict[tuple[str, int], int]:
-    """(topic, partition) → high watermark (the end offset: the next offset to be written), from fetch
-    responses. Topics that do not exist are left out."""
-    return {k: high for k, (_, high) in watermarks(kafka_config, topics, timeout).items()}
+    """(topic, partition) → high watermark (the end offset: the next offset to be written). Topics that do not
+    exist are left out."""
+    admin = _admin(kafka_config)
+    partitions = _partitions(admin, topics, timeout)
+    return _offsets(admin, partitions, OffsetSpec.latest(), timeout) if partitions else {}
 
 
 def committed_offsets(kafka_config: dict[str, Any], group: str, partitions: list[tuple[str, int]],
@@ -87,13 +66,10 @@ def committed_offsets(kafka_config: dict[str, Any], group: str, partitions: list
     """The offsets ``group`` committed on these partitions (partitions it never committed are left out)."""
     if not partitions:
         return {}
-    consumer = _probe_consumer(kafka_config, group)  # group.id only names whose commits to read
-    try:
-        return {(tp.topic, tp.partition): tp.offset
-                for tp in consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
-                if tp.offset >= 0}
-    finally:
-        consumer.close()
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
+    future = _admin(kafka_config).list_consumer_group_offsets([request], request_timeout=timeout)[group]
+    return {(tp.topic, tp.partition): tp.offset for tp in future.result(timeout=timeout).topic_partitions
+            if tp.offset >= 0}
 
 
 def lag_from(marks: dict[tuple[str, int], tuple[int, int]], committed: dict[tuple[str, int], int],

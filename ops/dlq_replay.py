@@ -63,8 +63,7 @@ class DeadLetterFilter:
 
 def read_dead_letters(kafka_config: dict[str, Any], codec: EventCodec, topic: str, timeout: float = 30.0
                       ) -> Iterator[dict[str, Any]]:
-    """Every dead letter on ``topic`` from the beginning to the end as it is now (partition EOF: the local
-    broker's ListOffsets can't be trusted, STACK.md)."""
+    """Every dead letter on ``topic`` from the beginning to the end as it is now (partition EOF)."""
     consumer = Consumer({**kafka_config, "group.id": "healthbus-dlq-reader", "enable.auto.commit": False,
                          "enable.partition.eof": True, "log_level": 3})
     try:

@@ -1,7 +1,7 @@
 """Consumer lag as Prometheus gauges: `healthbus lag --metrics-port 9308 --every 15`.
 
-One process measures every stage's and sink's consumer group on each of its input partitions, from fetch
-high watermarks (ops/consumer_lag.py; the local broker's ListOffsets is wrong, STACK.md). Measuring from
+One process measures every stage's and sink's consumer group on each of its input partitions, from the
+broker's end offsets and the group's commits (ops/consumer_lag.py). Measuring from
 outside the workers is the point: a worker that is down or wedged reports nothing itself, and that is
 exactly when its lag must keep growing on the dashboard. It reads only: joins no group, commits nothing.
 """

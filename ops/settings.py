@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Profile(str, enum.Enum):
-    LOCAL = "local"  # the embedded stack: Tansu broker, chDB (STACK.md quirks worked around)
+    LOCAL = "local"  # the local stack: one Apache Kafka node, chDB, short group timeouts
     PRODUCTION = "production"  # Apache Kafka, ClickHouse server, schema registry
 
 
@@ -26,7 +26,8 @@ class Settings(BaseSettings):
                                       use_attribute_docstrings=True)
 
     profile: Profile = Profile.LOCAL
-    """local: the embedded stack with STACK.md workarounds; production: real Kafka, ClickHouse, registry."""
+    """local: the local stack (one Kafka node, chDB, short group timeouts); production: a Kafka cluster,
+    ClickHouse server and schema registry."""
     state_dir: Path = Path(".healthbus")
     """Where the local stack keeps pid files, logs, chDB data and Faust state."""
 
@@ -48,7 +49,8 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     """Client private key (mutual TLS)."""
     kafka_session_timeout_ms: int | None = None
-    """None: 6 s on the local profile (Tansu makes a group join wait half of it), 45 s in production."""
+    """None: 6 s on the local profile (a killed worker's partitions move to a restarted one within seconds),
+    45 s in production (Kafka's default: a long GC pause or network blip does not cost a rebalance)."""
     topic_prefix: str = ""
     """Prepended to every topic name (tests, or several environments on one cluster)."""
     group_prefix: str = "healthbus"

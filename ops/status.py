@@ -2,8 +2,8 @@
 newest event per institution, open alerts.
 
 Codes and counts only (no personal data). Every section is gathered on its own: a service that is down
-makes its sections say "unavailable (<reason>)" and the others still render. Lag comes from fetch high
-watermarks (ops/consumer_lag.py), never from ListOffsets (wrong on the local broker, STACK.md).
+makes its sections say "unavailable (<reason>)" and the others still render. Lag comes from the broker's
+end offsets and each group's commits (ops/consumer_lag.py).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _services(settings: Settings) -> Section:
 def _workers(settings: Settings, marks: dict[tuple[str, int], tuple[int, int]]) -> Section:
     from ops.consumer_lag import stage_lags
 
-    section = Section("workers", "Workers (consumer lag from fetch high watermarks)")
+    section = Section("workers", "Workers (consumer lag)")
     lags = stage_lags(settings.confluent_config(), stage_inputs(settings), settings.group_id, marks)
     for stage, (group, rows, committed) in lags.items():
         if not committed:
@@ -232,7 +232,7 @@ def gather(settings: Settings, now: dt.datetime | None = None) -> StatusReport:
 
     return StatusReport(now, [
         services,
-        kafka("workers", "Workers (consumer lag from fetch high watermarks)", lambda m: _workers(settings, m)),
+        kafka("workers", "Workers (consumer lag)", lambda m: _workers(settings, m)),
         kafka("dead_letters", "Dead letters by stage and reason", lambda m: _dead_letters(settings, m)),
         _guarded("institutions", "Newest event per institution", lambda: _newest_events(settings, now)),
         _guarded("alerts", "Open alerts", lambda: _alerts(settings)),

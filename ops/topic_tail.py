@@ -70,8 +70,6 @@ class TopicTail:
         self.on_undecodable = on_undecodable or _log_undecodable
         self.poll_seconds = poll_seconds
         self.group_id = f"{settings.group_prefix}.tail.{uuid.uuid4().hex[:12]}"
-        self._buffered: list[Any] = []  # fetched while finding the end, not yet handed out
-        self._skip_below: dict[int, int] = {}  # partition -> its end when the tail started (from the end)
         self._consumer = Consumer({
             **settings.confluent_config(),
             "group.id": self.group_id,
@@ -99,37 +97,18 @@ class TopicTail:
         return partitions
 
     def _assign_at_end(self, partitions: list[int]) -> None:
-        """Position each partition at its end as it is now, so everything produced afterwards is read.
-
-        ListOffsets(latest) is wrong on the local broker (STACK.md: the first offset of the last batch + 1,
-        not the end); the high watermark in fetch responses is right. So start at the former (never past the
-        end), learn the latter from the first fetch responses, and skip what lies below it."""
+        """Position each partition at its end as it is now (ListOffsets, resolved before assigning), so
+        everything produced afterwards is read; a lazily resolved OFFSET_END could skip what arrives first."""
         consumer = self._consumer
-        starts = [TopicPartition(self.topic, p, consumer.get_watermark_offsets(
-            TopicPartition(self.topic, p), timeout=10)[1]) for p in partitions]
-        consumer.assign(starts)
-        pending = set(partitions)
-        deadline = time.monotonic() + 10
-        while pending and time.monotonic() < deadline:
-            self._buffered += consumer.consume(num_messages=500, timeout=0.05)
-            for p in list(pending):
-                high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)[1]
-                if high >= 0:  # known once a fetch response for the partition arrived
-                    self._skip_below[p] = high
-                    pending.discard(p)
-        if pending:
-            log.warning("no fetch response for %s partitions %s: starting at the broker's reported end",
-                        self.topic, sorted(pending))
+        consumer.assign([TopicPartition(self.topic, p, consumer.get_watermark_offsets(
+            TopicPartition(self.topic, p), timeout=10)[1]) for p in partitions])
 
     def _batches(self) -> Iterator[list[Any]]:
-        if self._buffered:
-            batch, self._buffered = self._buffered, []
-            yield batch
         while True:
             yield self._consumer.consume(num_messages=500, timeout=self.poll_seconds)
 
     def __iter__(self) -> Iterator[Tailed]:
-        decode, skip_below = self.codec.decode, self._skip_below
+        decode = self.codec.decode
         remaining = self.max_messages
         started = last_arrival = time.monotonic()
         seen_any = False
@@ -150,8 +129,6 @@ class TopicTail:
                     log.warning("consumer error on %s: %s", self.topic, error)
                     continue
                 partition, offset = message.partition(), message.offset()
-                if skip_below and offset < skip_below.get(partition, 0):
-                    continue  # was there before the tail started at the end
                 seen_any = True
                 timestamp_type, timestamp = message.timestamp()
                 meta = MessageMeta(message.topic(), partition, offset, timestamp if timestamp_type else None,

@@ -19,11 +19,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pytest
+import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from psycopg import sql
 
@@ -32,16 +35,23 @@ from avro_schemas.serde import EventCodec
 from avro_schemas.topics import QUALITY_RESULTS, raw_topic
 from ops.consumer_lag import lag
 from ops.settings import Settings
-from ops.stack.postgres import ensure_database, start_private_cluster, stop_private_cluster
+from ops.stack.postgres import (
+    ensure_database,
+    start_private_cluster,
+    stop_private_cluster,
+)
 from ops.stack.processes import free_port
 from ops.status import stage_inputs
+from ops.topic_admin import create_topics, delete_topics, topics_of_run
 from ops.worker_process import worker_env
-from producers.adapters.config import SourceConfig
+from producers.adapters.config import SourceConfig, load_config
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
 from producers.adapters.tables import TABLES
+from producers.synthetic.exchange_data import generate_exchange_data
 
 CODEC = EventCodec()
+RECOVERY_BOUND = 60.0  # seconds from a fault's end until the sinks hold everything (a Faust restart is ~10 s)
 HEALTHBUS = Path(sys.executable).parent / "healthbus"
 SINKS = ("sink-postgres", "sink-clickhouse")
 STAGES = ("identify", "quality")
@@ -317,6 +327,18 @@ class Flow:
                            round(recovered_at - recovered_from, 1), note)
 
 
+def judged(flow: Flow) -> int:
+    return len(flow.sent & flow.verdicts.passed.keys())
+
+
+def check_report(report: FaultReport) -> None:
+    """Nothing lost, nothing a reader sees twice, caught up within RECOVERY_BOUND."""
+    assert report.passed > 0.9 * report.sent, report  # the rules reject only a few clean synthetic rows
+    assert report.in_postgres == report.passed and report.in_clickhouse == report.passed, report  # none lost
+    assert report.duplicates == 0, report
+    assert report.recovery_seconds <= RECOVERY_BOUND, report
+
+
 def format_table(rows: list[FaultReport]) -> str:
     head = (f"{'fault':<34} {'events sent':>11} {'passed':>7} {'in PostgreSQL':>13} {'in ClickHouse':>13} "
             f"{'duplicates':>10} {'CH replays*':>11} {'recovery s':>10}")
@@ -336,6 +358,70 @@ def chaos_settings(bootstrap: str, postgres_url: str, state_dir: Path) -> Settin
     return Settings(kafka_bootstrap=bootstrap, postgres_url=postgres_url, topic_prefix=f"chaos{run}-",
                     group_prefix=f"gchaos{run}", state_dir=state_dir, chdb_path=state_dir / "chdb",
                     schema_registry_url=None, sink_batch_seconds=0.2)
+
+
+@dataclass
+class ChaosRun:
+    """One running pipeline under test: its settings, private PostgreSQL, processes, verdict reader, one
+    synthetic hospital per fault, and the rows of the fault table so far."""
+
+    s: Settings
+    postgres: PrivatePostgres
+    pipeline: Pipeline
+    verdicts: Verdicts
+    sources: list[SourceConfig]
+    reports: list[FaultReport] = field(default_factory=list)
+
+    def source(self, i: int) -> SourceConfig:
+        self.pipeline.revive()  # a failed fault before this one must not fail this one too
+        return self.sources[i]
+
+
+@contextmanager
+def chaos_run(bootstrap: str, state: Path, hospitals: int, replication_factor: int = -1) -> Iterator[ChaosRun]:
+    """Topics, a private PostgreSQL, ``hospitals`` synthetic hospitals' exchange data and the whole pipeline
+    on ``bootstrap``; everything removed afterwards (topics, Redis keys, processes, the cluster's folder)."""
+    postgres = PrivatePostgres()
+    s: Settings | None = None
+    pipeline: Pipeline | None = None
+    verdicts: Verdicts | None = None
+    try:
+        postgres.start()
+        s = chaos_settings(bootstrap, postgres.url, state)
+        ensure_database(postgres.url)
+        create_topics(s.confluent_config(), s.topic_prefix, replication_factor)
+        generate_exchange_data(exchange_dsn(postgres.url), hospitals=hospitals, counties=1, days=1, seed=41,
+                               config_out=state / "adapters.yaml", bad_share=0.0)
+        sources = [src for src in load_config(state / "adapters.yaml").sources if src.kind == "hospital"]
+        pipeline = Pipeline(s, state / "logs")
+        pipeline.start_all()
+        verdicts = Verdicts(s)
+        yield ChaosRun(s, postgres, pipeline, verdicts, sources)
+    finally:
+        if verdicts is not None:
+            verdicts.close()
+        if pipeline is not None:
+            pipeline.close()
+        if s is not None:
+            delete_topics(s.confluent_config(), topics_of_run(s.confluent_config(), s.topic_prefix, s.group_prefix))
+            client = redis.Redis.from_url(s.redis_url)
+            keys = list(client.scan_iter(match=f"hb:{s.topic_prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
+        postgres.remove()
+
+
+def write_report(run: ChaosRun, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The fault table: printed (also without ``-s``, so CI's log has it) and written to the state folder."""
+    table = format_table(run.reports)
+    out = run.s.state_dir / name
+    out.write_text(table + "\n", "utf-8")
+    with capsys.disabled():
+        print(f"\n{table}\n(written to {out})")
+    assert run.reports, "no fault ran"
+    for report in run.reports:
+        check_report(report)
 
 
 def exchange_dsn(postgres_url: str) -> str:

@@ -45,7 +45,7 @@ def stage_worker(s: Settings, log: Path, stage: str = "passthrough") -> Iterator
 def read_topic(s: Settings, topic: str, expect: int | None = None, timeout: float = 60.0, idle: float = 1.0) -> list:
     """Messages on ``topic`` from the beginning: until ``expect`` have arrived, or (``expect`` None) until the
     topic has been quiet for ``idle`` seconds; never longer than ``timeout``. Partitions are assigned, not
-    subscribed: no group join (3 s on the local broker), no committed offsets."""
+    subscribed: no group join, no committed offsets."""
     consumer = Consumer({**s.confluent_config(), "group.id": "unused", "enable.auto.commit": False, "log_level": 3})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])

@@ -13,94 +13,48 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 from confluent_kafka import Producer
 
 from avro_schemas.topics import dead_letter_topic, validated_topic
 from ops.settings import Settings
-from ops.stack.postgres import ensure_database
-from ops.topic_admin import create_topics, delete_topics, topics_of_run
 from ops.worker_process import worker_env
-from producers.adapters.config import AdapterConfig, SourceConfig, dump_config, load_config
+from producers.adapters.config import (
+    AdapterConfig,
+    dump_config,
+)
 from producers.adapters.state_store import AdapterState
 from producers.publisher import producer_config
-from producers.synthetic.exchange_data import generate_exchange_data
-from tests.chaos_harness import (CODEC, HEALTHBUS, FaultReport, Flow, Pipeline, PrivatePostgres, Verdicts,
-                                 chaos_settings, exchange_dsn, expected_ids, format_table, publish_in_process,
-                                 raw_topic_name)
+from tests.chaos_harness import (
+    CODEC,
+    HEALTHBUS,
+    ChaosRun,
+    Flow,
+    chaos_run,
+    check_report,
+    expected_ids,
+    judged,
+    publish_in_process,
+    raw_topic_name,
+    write_report,
+)
 from tests.pipeline_harness import read_topic
 
 pytestmark = pytest.mark.chaos
 
-RECOVERY_BOUND = 60.0  # seconds from a fault's end until the sinks hold everything (a Faust restart is ~10 s)
 OUTAGE_SECONDS = 30.0  # the issue's PostgreSQL outage
 
 
-@dataclass
-class Chaos:
-    s: Settings
-    postgres: PrivatePostgres
-    pipeline: Pipeline
-    verdicts: Verdicts
-    sources: list[SourceConfig]  # one synthetic hospital per fault
-    reports: list[FaultReport] = field(default_factory=list)
-
-    def source(self, i: int) -> SourceConfig:
-        self.pipeline.revive()  # a failed fault before this one must not fail this one too
-        return self.sources[i]
-
-
 @pytest.fixture(scope="module")
-def chaos(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chaos]:
-    postgres = PrivatePostgres()
-    state = tmp_path_factory.mktemp("chaos")
-    s: Settings | None = None
-    pipeline: Pipeline | None = None
-    verdicts: Verdicts | None = None
-    try:
-        postgres.start()
-        s = chaos_settings(bootstrap, postgres.url, state)
-        ensure_database(postgres.url)
-        create_topics(s.confluent_config(), s.topic_prefix)
-        generate_exchange_data(exchange_dsn(postgres.url), hospitals=5, counties=1, days=1, seed=41,
-                               config_out=state / "adapters.yaml", bad_share=0.0)
-        sources = [src for src in load_config(state / "adapters.yaml").sources if src.kind == "hospital"]
-        pipeline = Pipeline(s, state / "logs")
-        pipeline.start_all()
-        verdicts = Verdicts(s)
-        yield Chaos(s, postgres, pipeline, verdicts, sources)
-    finally:
-        if verdicts is not None:
-            verdicts.close()
-        if pipeline is not None:
-            pipeline.close()
-        if s is not None:
-            delete_topics(s.confluent_config(), topics_of_run(s.confluent_config(), s.topic_prefix, s.group_prefix))
-            client = redis.Redis.from_url(s.redis_url)
-            keys = list(client.scan_iter(match=f"hb:{s.topic_prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-            client.close()
-        postgres.remove()
+def chaos(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosRun]:
+    with chaos_run(bootstrap, tmp_path_factory.mktemp("chaos"), hospitals=5) as run:
+        yield run
 
 
-def _judged(flow: Flow) -> int:
-    return len(flow.sent & flow.verdicts.passed.keys())
-
-
-def _check(report: FaultReport) -> None:
-    assert report.passed > 0.9 * report.sent, report  # the rules reject only a few clean synthetic rows
-    assert report.in_postgres == report.passed and report.in_clickhouse == report.passed, report  # none lost
-    assert report.duplicates == 0, report
-    assert report.recovery_seconds <= RECOVERY_BOUND, report
-
-
-def _kill_9_mid_stream(chaos: Chaos, index: int, processes: tuple[str, ...], progress: Callable[[Flow], int],
+def _kill_9_mid_stream(chaos: ChaosRun, index: int, processes: tuple[str, ...], progress: Callable[[Flow], int],
                       fault: str, measured: str, pause: float = 0.0) -> None:
     """Load one institution, kill -9 ``processes`` as soon as ``progress`` shows work under way, restart them,
     and check the sinks end up holding everything once."""
@@ -118,21 +72,21 @@ def _kill_9_mid_stream(chaos: Chaos, index: int, processes: tuple[str, ...], pro
         p.start(name)
     report = flow.report(fault, restarted, flow.wait_caught_up(), f"{at_kill} {measured} at the kill")
     chaos.reports.append(report)
-    _check(report)
+    check_report(report)
 
 
-def test_kill_9_the_stream_workers_mid_stream(chaos: Chaos) -> None:
-    _kill_9_mid_stream(chaos, 0, ("identify", "quality"), _judged, "kill -9 identify + quality workers", "judged",
+def test_kill_9_the_stream_workers_mid_stream(chaos: ChaosRun) -> None:
+    _kill_9_mid_stream(chaos, 0, ("identify", "quality"), judged, "kill -9 identify + quality workers", "judged",
                        pause=1.0)
 
 
-def test_kill_9_both_sinks_mid_batch(chaos: Chaos) -> None:
+def test_kill_9_both_sinks_mid_batch(chaos: ChaosRun) -> None:
     # written but not committed: the restart re-reads the batch
     _kill_9_mid_stream(chaos, 1, ("sink-postgres", "sink-clickhouse"), Flow.progress, "kill -9 both sinks mid-batch",
                        "in PostgreSQL")
 
 
-def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(chaos: Chaos) -> None:
+def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(chaos: ChaosRun) -> None:
     source, s = chaos.source(2), chaos.s
     raw_visit, raw_lab = raw_topic_name(s, "outpatient.visit"), raw_topic_name(s, "lab.report")
     validated_visit = s.topic_name(validated_topic("outpatient.visit").name)
@@ -166,7 +120,7 @@ def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(ch
     report = flow.report("undecodable + wrong-schema messages", injected_at, flow.wait_caught_up(),
                          f"{len(before_load) + len(wrong_type)} injected")
     chaos.reports.append(report)
-    _check(report)
+    check_report(report)
 
     def letters(stage: str) -> dict[tuple[str, int, int], str]:
         topic = s.topic_name(dead_letter_topic(stage).name)
@@ -187,7 +141,7 @@ def _a_dead_letter() -> dict:
     return dead_letter("chaos", "test", "a record of the wrong schema", "t", 0, 0, None, b"", None)
 
 
-def test_kill_9_an_adapter_between_publishing_and_its_watermark_commit(chaos: Chaos, tmp_path: Path) -> None:
+def test_kill_9_an_adapter_between_publishing_and_its_watermark_commit(chaos: ChaosRun, tmp_path: Path) -> None:
     source, s = chaos.source(3), chaos.s
     config = tmp_path / "adapter.yaml"
     dump_config(AdapterConfig(sources=[source]), config)
@@ -224,7 +178,7 @@ def test_kill_9_an_adapter_between_publishing_and_its_watermark_commit(chaos: Ch
     report = flow.report("kill -9 adapter, restart", restarted, flow.wait_caught_up(),
                          f"{len(republished) - len(set(republished))} re-published")
     chaos.reports.append(report)
-    _check(report)
+    check_report(report)
 
 
 def _waits_on_a_lock(postgres_url: str) -> bool:
@@ -239,7 +193,7 @@ def _raw_messages_of(s: Settings, org_code: str, event_type: str) -> list[str]:
             if (m.key() or b"").startswith(org_code.encode())]
 
 
-def test_postgres_down_for_30_seconds(chaos: Chaos) -> None:
+def test_postgres_down_for_30_seconds(chaos: ChaosRun) -> None:
     source, p = chaos.source(4), chaos.pipeline
     publish_in_process(chaos.s, source)  # before the outage: the adapter keeps its watermarks in PostgreSQL
     flow = Flow(p, chaos.verdicts, expected_ids(chaos.s, source))
@@ -247,7 +201,7 @@ def test_postgres_down_for_30_seconds(chaos: Chaos) -> None:
     flow.wait_until(lambda: _empi_records(chaos.s, source.org_code) > 0, 60, "the identify stage at work")
     chaos.postgres.stop()
     try:
-        at_stop = _judged(flow)
+        at_stop = judged(flow)
         assert at_stop < len(flow.sent), "the outage must land mid-stream"
         down_until = time.monotonic() + OUTAGE_SECONDS
         while time.monotonic() < down_until:  # every process must ride the outage out
@@ -259,7 +213,7 @@ def test_postgres_down_for_30_seconds(chaos: Chaos) -> None:
     report = flow.report(f"PostgreSQL down {OUTAGE_SECONDS:.0f} s", back, flow.wait_caught_up(),
                          f"{at_stop} judged at the stop")
     chaos.reports.append(report)
-    _check(report)
+    check_report(report)
 
 
 def _empi_records(s: Settings, org_code: str) -> int:
@@ -270,12 +224,5 @@ def _empi_records(s: Settings, org_code: str) -> int:
             return 0
 
 
-def test_report(chaos: Chaos, capsys: pytest.CaptureFixture[str]) -> None:
-    table = format_table(chaos.reports)
-    out = chaos.s.state_dir / "chaos-report.txt"
-    out.write_text(table + "\n", "utf-8")
-    with capsys.disabled():  # shown in CI's log without -s
-        print(f"\n{table}\n(written to {out})")
-    assert chaos.reports, "no fault ran"
-    for report in chaos.reports:
-        _check(report)
+def test_report(chaos: ChaosRun, capsys: pytest.CaptureFixture[str]) -> None:
+    write_report(chaos, "chaos-report.txt", capsys)

@@ -1,6 +1,6 @@
 """Flow metrics from real processes and loops: events in/out/rejected per stage, topic and event type; Kafka
 timestamps carried from input to output so latency spans the bus; sink batch and latency figures; consumer
-lag per group and partition from fetch high watermarks."""
+lag per group and partition from end offsets and commits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`healthbus status` and consumer lag from fetch high watermarks, on the real broker and PostgreSQL."""
+"""`healthbus status` and consumer lag from the broker's offsets, on Apache Kafka and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -33,19 +33,11 @@ def _produce_batched(settings: Settings, topic: str) -> None:
     producer.flush()
 
 
-def test_high_watermarks_are_the_true_end_offsets(settings: Settings) -> None:
+def test_high_watermarks_are_the_end_offsets_of_multi_message_batches(settings: Settings) -> None:
     topic = settings.topic_name(validated_topic("outpatient.visit").name)
     _produce_batched(settings, topic)
     marks = high_watermarks(settings.confluent_config(), [topic, settings.topic_name("no.such.topic")])
     assert marks == {(topic, p): n for p, n in PER_PARTITION.items()}
-    # what ListOffsets(latest) says, for the record (wrong on the local broker for multi-message batches)
-    probe = Consumer({**settings.confluent_config(), "group.id": "lag-test", "log_level": 3})
-    try:
-        listed = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
-                  for p in PER_PARTITION}
-    finally:
-        probe.close()
-    print("ListOffsets(latest):", listed, "fetch high watermarks:", {p: marks[(topic, p)] for p in PER_PARTITION})
 
 
 def test_lag_of_a_group_that_committed_part_of_a_topic_is_exact(settings: Settings) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from yarl import URL
 
-from ops.settings import Profile, Settings
+from ops.settings import Settings
 from streams.faust_runtime.fast_consumer import TRANSPORT_SCHEME
 from streams.faust_runtime.lean_monitor import LeanMonitor
 
@@ -61,10 +61,6 @@ def make_app(settings: Settings, stage: str) -> faust.App:
         datadir=str(datadir),
         Monitor=LeanMonitor,
     )
-    if settings.profile is Profile.LOCAL:
-        # Faust table recovery relies on ListOffsets, which the local broker answers wrongly unless batches
-        # hold one record (STACK.md). Stages keep state outside Faust; this keeps any table correct anyway.
-        conf["producer_max_batch_size"] = 1
     return faust.App(app_id, **conf)
 
 

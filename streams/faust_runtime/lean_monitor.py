@@ -31,4 +31,4 @@ class LeanMonitor(Monitor):
         pass
 
     def track_tp_end_offset(self, tp: Any, offset: int) -> None:
-        pass  # fed from ListOffsets, which the local broker gets wrong (STACK.md)
+        pass  # lag is measured from outside the workers (ops/consumer_lag.py), not per worker
