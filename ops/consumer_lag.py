@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import TopicPartition
-from confluent_kafka.admin import AdminClient, ConsumerGroupTopicPartitions, OffsetSpec
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ def committed_offsets(kafka_config: dict[str, Any], group: str, partitions: list
     if not partitions:
         return {}
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
-    future = _admin(kafka_config).list_consumer_group_offsets([request], request_timeout=timeout)[group]
+    admin = _admin(kafka_config)  # held until the answer is in: a collected client drops its requests
+    future = admin.list_consumer_group_offsets([request], request_timeout=timeout)[group]
     return {(tp.topic, tp.partition): tp.offset for tp in future.result(timeout=timeout).topic_partitions
             if tp.offset >= 0}
 
