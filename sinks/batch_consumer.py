@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 import psycopg
 from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseUnreachable
@@ -56,6 +56,14 @@ def consumer_config(kafka_config: dict[str, Any], group_id: str, session_timeout
         "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
         "log_level": 3,
     }
+
+
+COMMIT_RETRY_SECONDS = 120.0  # under max.poll.interval.ms: the group keeps this member meanwhile
+COORDINATOR_MOVING = {KafkaError._WAIT_COORD, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+                      KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
+                      KafkaError.REQUEST_TIMED_OUT}
+REBALANCED = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS,
+              KafkaError._ASSIGNMENT_LOST}
 
 
 class BatchConsumer:
@@ -138,14 +146,33 @@ class BatchConsumer:
             if self._dlq_producer.flush(30):
                 raise RuntimeError("dead letters not acknowledged; not committing")
         if offsets:
-            self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
-            )
+            self._commit([TopicPartition(t, p, o) for (t, p), o in offsets.items()])
         self.progress.consumed += len(messages)
         self.progress.dead_lettered += len(dead)
         self.progress.batches += 1
         self.progress.last_message_at = time.monotonic()
         self._count(records, dead, timestamps, time.monotonic() - started)
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit the batch, riding out a coordinator that moved or is loading (a broker failed): retried for
+        up to COMMIT_RETRY_SECONDS. A commit the group refuses because it rebalanced is dropped: the
+        partitions' new owner re-reads from the last commit, and the writes are idempotent."""
+        delay, deadline = 0.2, time.monotonic() + COMMIT_RETRY_SECONDS
+        while True:
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() in REBALANCED:
+                    log.warning("%s: commit refused after a rebalance (%s); the new owner re-reads",
+                                self.sink.name, error.name())
+                    return
+                if not (error.retriable() or error.code() in COORDINATOR_MOVING) or time.monotonic() > deadline:
+                    raise
+                log.warning("%s: commit failed (%s); retrying in %.1f s", self.sink.name, error.name(), delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
 
     def _write(self, records: list[SinkRecord]) -> int:
         """``sink.write``, again with backoff while its database can't be reached (the sink reconnects)."""

@@ -46,7 +46,7 @@ SOURCE_TO_SINK = Histogram("healthbus_source_to_sink_seconds",
                            "Time from the source committing the record to its exchange database to a sink landing it",
                            ["stage"], buckets=SOURCE_BUCKETS)
 OUTAGE_RETRIES = Counter("healthbus_stage_outage_retries_total",
-                         "Batches kept and retried because PostgreSQL or Redis could not be reached", ["stage"])
+                         "Batches kept and retried because PostgreSQL, Redis or the brokers could not be reached", ["stage"])
 SINK_ROWS_WRITTEN = Counter("healthbus_sink_rows_written_total", "Rows a sink added (repeats by event id skipped)",
                             ["stage"])
 SINK_WRITE_ERRORS = Counter("healthbus_sink_write_errors_total", "Failed batch writes (the batch is retried)",

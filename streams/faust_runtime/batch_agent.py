@@ -82,6 +82,10 @@ class DeliveryErrors:
             with self._lock:
                 self._errors.append(f"{msg.topic()}: {err}")
 
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._errors)
+
     def take(self) -> list[str]:
         with self._lock:
             errors, self._errors = self._errors, []
@@ -171,14 +175,29 @@ class BatchAgent:
                 continue  # a rebalance happened while the database was away: the batch is fetched again
             for out in outputs:
                 self._produce(out)
-            remaining = await loop.run_in_executor(None, self.producer.flush, self.flush_timeout)
+            remaining = await loop.run_in_executor(None, self._flush)
             errors = self.errors.take()
             if remaining or errors:
                 raise KafkaException(f"{len(errors)} output(s) failed, {remaining} unconfirmed; first: "
                                      f"{errors[:1]}. Inputs not acknowledged; the worker stops.")
+            if app.consumer_generation_id != generation:
+                continue  # the group rebalanced while the broker was away: the batch is fetched again
             for event in events:
                 event.ack()
             self._count(messages, outputs, time.monotonic() - started)
+
+    def _flush(self) -> int:
+        """Wait until every output is acknowledged; returns how many are not. While the brokers cannot take
+        them (a leader moving, the cluster below min.insync.replicas) the producer keeps retrying, and so
+        does this, for up to ``outage_limit_seconds``: an outage is waited out, a delivery error is not."""
+        waited_since = time.monotonic()
+        while True:
+            remaining = self.producer.flush(self.flush_timeout)
+            if not remaining or self.errors.pending() or time.monotonic() - waited_since > self.outage_limit_seconds:
+                return remaining
+            OUTAGE_RETRIES.labels(self.stage_name).inc()
+            log.warning("%s: %d output(s) unacknowledged for %.0f s; waiting for the brokers", self.stage_name,
+                        remaining, time.monotonic() - waited_since)
 
     async def _handle(self, loop: asyncio.AbstractEventLoop, messages: list[Any], generation: int
                       ) -> list[OutRecord] | None:
