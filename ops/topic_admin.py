@@ -23,13 +23,15 @@ def admin_client(kafka_config: dict[str, Any]) -> AdminClient:
 
 
 def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_factor: int = -1,
-                  specs: list[TopicSpec] | None = None, event_partitions: int | None = None) -> list[TopicOutcome]:
+                  specs: list[TopicSpec] | None = None, event_partitions: int | None = None,
+                  extra_config: dict[str, str] | None = None) -> list[TopicOutcome]:
     """Idempotent: topics that exist keep their settings. Replication -1 is the broker's default.
     ``event_partitions`` sets the partition count of the event-layer topics (those the catalogue gives
     ``EVENT_PARTITIONS``): new ones are created with it, existing ones with fewer are grown to it
     (CreatePartitions; Kafka cannot shrink a topic). The single-partition topics keep theirs, since their
     order is their contract. Growing moves keys to other partitions: do it with the adapters stopped and
-    the stages drained (docs/scaling.md)."""
+    the stages drained (docs/scaling.md). ``extra_config`` is added to every new topic's configuration
+    (benchmarks: LogAppendTime)."""
     admin = admin_client(kafka_config)
     wanted = specs or list(CATALOGUE.values())
     existing = {name: len(t.partitions) for name, t in admin.list_topics(timeout=10).topics.items()}
@@ -38,7 +40,7 @@ def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_fa
         return event_partitions if event_partitions and s.partitions == EVENT_PARTITIONS else s.partitions
 
     new = [NewTopic(s.full_name(prefix), num_partitions=partitions(s), replication_factor=replication_factor,
-                    config=s.config()) for s in wanted if s.full_name(prefix) not in existing]
+                    config={**s.config(), **(extra_config or {})}) for s in wanted if s.full_name(prefix) not in existing]
     outcomes = {s.full_name(prefix): TopicOutcome(s.full_name(prefix), False) for s in wanted}
     for name, future in (admin.create_topics(new, operation_timeout=30) if new else {}).items():
         try:

@@ -53,9 +53,10 @@ from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import (PIPELINE_EVENT_TYPES, TopicSpec, identified_topic, raw_topic, validated_topic)
 from ops.bench.commit_watch import CommitWatch
-from ops.bench.passthrough import aiokafka_loop, output_span, produce_all, signed_visit
+from ops.bench.passthrough import BENCH_TOPIC_CONFIG, aiokafka_loop, output_span, produce_all, signed_visit
 from ops.bench_table import BenchRow, print_bench
 from ops.settings import Settings
+from ops.stack.broker import bootstrap_host_port, listening_pid
 from ops.stack.postgres import private_database
 from ops.stack.processes import stop_pid
 from ops.topic_admin import count_messages, create_topics, delete_topics, topics_of_run
@@ -262,11 +263,11 @@ def _latencies(s: Settings, watch: CommitWatch, published_at: dict[str, float], 
 
 def _aiokafka_baseline(s: Settings, events: int) -> float:
     """Plain aiokafka consume → produce → commit over ``events`` signed visits on the same broker: events/s
-    over the span of its outputs' broker timestamps."""
+    over the span of its outputs' broker append times."""
     conf = s.confluent_config()
     specs = [TopicSpec(f"e2e-baseline-{kind}", "bench", raw_topic("outpatient.visit").key, "outpatient.visit", 6,
                        3_600_000, "delete", "benchmark") for kind in ("in", "out")]
-    create_topics(conf, s.topic_prefix, specs=specs)
+    create_topics(conf, s.topic_prefix, specs=specs, extra_config=BENCH_TOPIC_CONFIG)
     codec = EventCodec()
     prepared = [signed_visit(s, codec, v) for v in outpatient_visits(min(events, 5000), seed=11)]
     source, target = s.topic_name("e2e-baseline-in"), s.topic_name("e2e-baseline-out")
@@ -332,6 +333,8 @@ def run(settings: Settings, events: int = 10_000, offered_rate: float = 1_000, o
             # -- throughput: the adapters publish the synthetic world as fast as they can ------------------
             captured: list[tuple[str, dict[str, Any]]] = []
             cpu_before = {name: cpu_seconds(p.pid) for name, p in procs.items()} | {ADAPTERS: cpu_seconds("self")}
+            broker_pid = listening_pid(bootstrap_host_port(s.kafka_bootstrap)[1])
+            broker_cpu_before = cpu_seconds(broker_pid) if broker_pid else 0.0
             start = time.monotonic()
             for source in sources:
                 adapter = build_adapter(s, source, settle_seconds=0)
@@ -345,6 +348,7 @@ def run(settings: Settings, events: int = 10_000, offered_rate: float = 1_000, o
             e2e_seconds = landed - start
             cpu_used = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in procs.items()}
             cpu_used[ADAPTERS] = cpu_seconds("self") - cpu_before[ADAPTERS]  # the adapters and the sampler
+            broker_cpu = cpu_seconds(broker_pid) - broker_cpu_before if broker_pid else None
             e2e_rate = published / e2e_seconds
             log.info("throughput run: %d events in %.1f s", published, e2e_seconds)
             stage_rates = {name: pipeline.stage_rate(name, before[name], after[name], start) for name in STAGE_LABELS}
@@ -402,6 +406,9 @@ def run(settings: Settings, events: int = 10_000, offered_rate: float = 1_000, o
           for name, seconds in cpu_used.items()),
         BenchRow("CPU ms per event, all our processes", cpu_total * 1000 / published,
                  "PostgreSQL and the broker not included"),
+        *([BenchRow("CPU ms per event, Kafka broker", broker_cpu * 1000 / published,
+                    "the broker JVM's user + system, throughput run (every topic of the chain)")]
+          if broker_cpu is not None else []),
         BenchRow("events/s this CPU cost allows on this machine", cores * published / cpu_total,
                  f"{cores} cores ÷ CPU per event, if nothing else ran"),
     ]

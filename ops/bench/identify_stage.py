@@ -44,7 +44,7 @@ from psycopg import sql
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import IDENTITY_CHANGE_TYPES, dead_letter_topic, identified_topic, raw_topic, topic
-from ops.bench.passthrough import Prepared, output_span, produce_all, signed_visit
+from ops.bench.passthrough import BENCH_TOPIC_CONFIG, Prepared, output_span, produce_all, signed_visit
 from ops.bench_table import BenchRow
 from ops.settings import Settings
 from ops.stack.postgres import ensure_database, server_conninfo
@@ -108,7 +108,7 @@ def _prepare(s: Settings, visits: Iterator[dict]) -> list[Prepared]:
 def _topics(s: Settings) -> None:
     create_topics(s.confluent_config(), s.topic_prefix, specs=[
         raw_topic(EVENT_TYPE), identified_topic(EVENT_TYPE), dead_letter_topic("identify"),
-        *(topic(t) for t in IDENTITY_CHANGE_TYPES)])
+        *(topic(t) for t in IDENTITY_CHANGE_TYPES)], extra_config=BENCH_TOPIC_CONFIG)
 
 
 def _stream_rate(s: Settings, stage: str, events: int, log_dir: Path) -> float:

@@ -2,8 +2,14 @@
 
 All three paths copy the same N pre-produced, signed outpatient.visit payloads from an input topic to an output
 topic and commit their input offsets only after the output is acknowledged (at-least-once). Each rate is
-N divided by the span of the output messages' broker timestamps, so group-join and process start-up
-time (the same for every path, and dominated by the local broker's join delay) are left out.
+N divided by the span of the output messages' broker append times, so group-join and process start-up
+time (the same for every path) are left out.
+
+Append times, not producer timestamps: every bench topic is created with ``message.timestamp.type =
+LogAppendTime`` (``BENCH_TOPIC_CONFIG``), and ``BrokerTimeSpan`` refuses any other kind. A healthbus stage
+produces its outputs with its input's timestamp (so latency spans the bus), and the span of carried
+timestamps is the span of the producer that filled the input, not of the stage: read that way, the Faust
+stage once printed 746,268 events/s beside 42,517 for the aiokafka loop.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import TopicSpec, identified_topic, raw_topic, source_patient_key
@@ -30,6 +36,7 @@ from streams.source_authentication import SIGNATURE_HEADER, sign
 
 
 Prepared = tuple[bytes, bytes, list[tuple[str, bytes]]]  # payload, key, headers
+BENCH_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}  # what a bench times is when the broker appended
 
 
 def signed_visit(settings: Settings, codec: EventCodec, visit: dict) -> Prepared:
@@ -61,7 +68,8 @@ def _fill(settings: Settings, topic: str, events: int) -> None:
 
 
 class BrokerTimeSpan:
-    """The span of broker timestamps over the messages seen: how long a worker took to write its outputs."""
+    """The span of broker append times over the messages seen: how long a worker took to write its outputs.
+    A message with a producer's timestamp is refused: a stage carries its input's, which times the input."""
 
     def __init__(self) -> None:
         self.first: float | None = None
@@ -69,7 +77,10 @@ class BrokerTimeSpan:
         self.seen = 0
 
     def add(self, msg: Any) -> None:
-        ts = msg.timestamp()[1] / 1000.0
+        kind, ms = msg.timestamp()
+        if kind != TIMESTAMP_LOG_APPEND_TIME:
+            raise RuntimeError(f"{msg.topic()} has producer timestamps: create bench topics with BENCH_TOPIC_CONFIG")
+        ts = ms / 1000.0
         self.first = ts if self.first is None else min(self.first, ts)
         self.last = ts if self.last is None else max(self.last, ts)
         self.seen += 1
@@ -82,7 +93,7 @@ class BrokerTimeSpan:
 
 
 def output_span(conf: dict, topic: str, events: int, group: str, timeout: float) -> float:
-    """Seconds between the first and last output message (broker timestamps); waits until all N are there."""
+    """Seconds between the first and last output message (broker append times); waits until all N are there."""
     consumer = Consumer({**consumer_config(conf, group, 6000), "enable.partition.eof": False})
     consumer.subscribe([topic])
     span = BrokerTimeSpan()
@@ -159,7 +170,8 @@ def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
     faust_target = bench.topic_name(identified_topic("outpatient.visit").name)
     extra = [TopicSpec(f"copy-{kind}", "bench", raw_topic("outpatient.visit").key, "outpatient.visit", 6,
                        3_600_000, "delete", "benchmark output") for kind in ("confluent", "aiokafka")]
-    create_topics(conf, bench.topic_prefix, specs=[raw_topic("outpatient.visit"), identified_topic("outpatient.visit"), *extra])
+    create_topics(conf, bench.topic_prefix, specs=[raw_topic("outpatient.visit"), identified_topic("outpatient.visit"), *extra],
+                  extra_config=BENCH_TOPIC_CONFIG)
     rows: list[BenchRow] = []
     try:
         _fill(bench, source, events)

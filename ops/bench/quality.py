@@ -119,7 +119,7 @@ def stream_rows(settings: Settings, events: int, seed: int = 13) -> list[BenchRo
     from avro_schemas.topics import (QUALITY_RESULTS, dead_letter_topic, identified_topic, raw_topic, topic,
                                      validated_topic)
     from avro_schemas.topics import source_patient_key
-    from ops.bench.passthrough import produce_all, signed_visit
+    from ops.bench.passthrough import BENCH_TOPIC_CONFIG, produce_all, signed_visit
     from ops.topic_admin import create_topics, delete_topics, existing_topics
 
     run_id = uuid.uuid4().hex[:8]
@@ -133,7 +133,8 @@ def stream_rows(settings: Settings, events: int, seed: int = 13) -> list[BenchRo
         try:
             q = runs["quality"]
             create_topics(conf, q.topic_prefix, specs=[identified_topic(EVENT_TYPE), validated_topic(EVENT_TYPE),
-                                                       topic(QUALITY_RESULTS), dead_letter_topic("quality")])
+                                                       topic(QUALITY_RESULTS), dead_letter_topic("quality")],
+                          extra_config=BENCH_TOPIC_CONFIG)
             produce_all(q, q.topic_name(identified_topic(EVENT_TYPE).name), (
                 (codec.encode(EVENT_TYPE, v), source_patient_key(v["envelope"]["source"]["org_code"],
                                                                   v["envelope"]["patient"]["local_patient_id"]), [])
@@ -142,7 +143,7 @@ def stream_rows(settings: Settings, events: int, seed: int = 13) -> list[BenchRo
 
             p = runs["passthrough"]
             create_topics(conf, p.topic_prefix, specs=[raw_topic(EVENT_TYPE), identified_topic(EVENT_TYPE),
-                                                       dead_letter_topic("identify")])
+                                                       dead_letter_topic("identify")], extra_config=BENCH_TOPIC_CONFIG)
             produce_all(p, p.topic_name(raw_topic(EVENT_TYPE).name), (signed_visit(p, codec, v) for v in values))
             passthrough_rate = _worker_rate(p, "passthrough", identified_topic(EVENT_TYPE).name, events)
         finally:

@@ -227,7 +227,7 @@ def committed_span(conf: dict, group: str, topics: list[str], events: int, timeo
 
 
 def written_span(conf: dict, topics: list[str], group: str) -> tuple[float, int]:
-    """(seconds between the first and last message's broker timestamp, messages) over everything on
+    """(seconds between the first and last message's broker append time, messages) over everything on
     ``topics`` now, read from the beginning to the high watermarks."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -287,7 +287,7 @@ def _worker_rates(s: Settings, stage: str, inputs: list[str], events: int) -> tu
 
 def stream_rows(settings: Settings, events: int, seed: int = 19) -> list[BenchRow]:
     from avro_schemas.topics import raw_topic, source_patient_key
-    from ops.bench.passthrough import produce_all
+    from ops.bench.passthrough import BENCH_TOPIC_CONFIG, produce_all
     from ops.topic_admin import create_topics, delete_topics, existing_topics
     from streams.source_authentication import SIGNATURE_HEADER, sign
 
@@ -308,7 +308,8 @@ def stream_rows(settings: Settings, events: int, seed: int = 19) -> list[BenchRo
         try:
             r = runs["routing"]
             _routing_state(r, url, persons).close()  # the schema and the EMPI persons, before the worker starts
-            create_topics(conf, r.topic_prefix)  # the whole catalogue: the worker reads every validated.* and empi.*
+            # the whole catalogue: the worker reads every validated.* and empi.*
+            create_topics(conf, r.topic_prefix, extra_config=BENCH_TOPIC_CONFIG)
             for t in types:
                 produce_all(r, r.topic_name(validated_topic(t).name),
                             ((codec.encode(t, v), key_of(v), []) for et, v in mix if et == t))
@@ -316,7 +317,7 @@ def stream_rows(settings: Settings, events: int, seed: int = 19) -> list[BenchRo
                 r, "routing", [r.topic_name(validated_topic(t).name) for t in types], events)
 
             p = runs["passthrough"]
-            create_topics(conf, p.topic_prefix)
+            create_topics(conf, p.topic_prefix, extra_config=BENCH_TOPIC_CONFIG)
             for t in types:
                 signed = []
                 for et, v in mix:

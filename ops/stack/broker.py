@@ -409,3 +409,30 @@ def start_local_broker(state_dir: Path, port: int) -> KraftCluster:
                            f"Fix: set HEALTHBUS_KAFKA_BOOTSTRAP=127.0.0.1:{cluster.nodes[0].port} or remove the folder.")
     cluster.start()
     return cluster
+
+
+def listening_pid(port: int) -> int | None:
+    """The local process listening on 127.0.0.1:``port`` (from /proc: the socket's inode, then whose fd it
+    is), so a benchmark can read the broker's own CPU time. None when it is not a process of this machine."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in wanted for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
