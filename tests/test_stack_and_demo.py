@@ -29,6 +29,50 @@ def test_stack_up_starts_only_what_is_missing_and_down_stops_only_that(settings:
     assert healthbus("stack", "status", env=env).returncode == 1  # the broker is gone: status says so
 
 
+def test_a_stack_restart_keeps_every_acknowledged_message(settings: Settings) -> None:
+    """stack down is a controlled shutdown and the log directory stays: the next stack up serves the same
+    cluster with every message a producer had acknowledged, and a group's committed offsets."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from avro_schemas.topics import raw_topic
+    from ops.consumer_lag import committed_offsets, watermarks
+    from ops.topic_admin import create_topics
+    from producers.publisher import producer_config
+
+    port = free_port()
+    s = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+    env = settings_env(s)
+    topic = s.topic_name(raw_topic("outpatient.visit").name)
+    up = healthbus("stack", "up", env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        cluster_before = up.stdout.split("cluster ")[1].split(")")[0]
+        create_topics(s.confluent_config(), s.topic_prefix, specs=[raw_topic("outpatient.visit")])
+        acknowledged: list[int] = []
+        producer = Producer(producer_config(s.confluent_config()))
+        for i in range(5000):
+            producer.produce(topic, f"v{i}".encode(), f"k{i % 97}".encode(),
+                             on_delivery=lambda err, m: acknowledged.append(m.offset()) if err is None else None)
+        assert producer.flush(30) == 0 and len(acknowledged) == 5000
+        group = s.group_id("restart-check")
+        committer = Consumer({**s.confluent_config(), "group.id": group, "log_level": 3})
+        committer.commit(offsets=[TopicPartition(topic, 0, 17)], asynchronous=False)
+        committer.close()
+        before = watermarks(s.confluent_config(), [topic])
+
+        down = healthbus("stack", "down", env=env)
+        assert down.returncode == 0 and "broker" in down.stdout
+        assert not broker_answers(s.kafka_bootstrap)
+        again = healthbus("stack", "up", env=env)
+        assert again.returncode == 0, again.stderr
+        assert f"cluster {cluster_before})" in again.stdout  # the same cluster, from the same log directory
+        assert watermarks(s.confluent_config(), [topic]) == before
+        assert sum(high - low for low, high in before.values()) == 5000
+        assert committed_offsets(s.confluent_config(), group, [(topic, 0)]) == {(topic, 0): 17}
+    finally:
+        healthbus("stack", "down", env=env)
+
+
 def test_demo_counts_agree(settings: Settings) -> None:
     result = healthbus("demo", "--hospitals", "1", "--counties", "1", "--days", "1", "--seed", "5", "--json",
                        env=settings_env(settings), timeout=300)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ops.settings import Settings
-from ops.stack import broker, clickhouse, postgres, redis
+from ops.stack import broker, clickhouse, postgres, redis, registry
 from ops.stack.processes import ServiceError, pid_alive, stop_pid
 
 
@@ -17,6 +17,7 @@ class StartedServices:
 
     broker_pid: int | None = None
     broker_version: str | None = None
+    registry_pid: int | None = None
     redis_pid: int | None = None
     postgres_data_dir: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -70,6 +71,10 @@ def up(settings: Settings) -> list[ServiceStatus]:
                                                       logs / "redis.log")
         started.save(settings)
 
+    if settings.schema_registry_url and not registry.registry_answers(settings.schema_registry_url):
+        started.registry_pid = registry.start_registry(settings.schema_registry_url, logs / "registry.log")
+        started.save(settings)
+
     if not settings.clickhouse_url and not clickhouse.chdb_available():
         raise ServiceError("clickhouse: chDB is not installed. Fix: pip install 'clickhouse-connect[chdb]' "
                            "or set HEALTHBUS_CLICKHOUSE_URL.")
@@ -83,6 +88,9 @@ def down(settings: Settings) -> list[str]:
     if started.broker_pid:
         stop_pid(started.broker_pid, timeout=60)  # SIGTERM: a controlled shutdown that flushes the logs
         stopped.append("broker")
+    if started.registry_pid:
+        stop_pid(started.registry_pid)  # in-memory: nothing to flush (schemas are registered again on use)
+        stopped.append("registry")
     if started.redis_pid:
         stop_pid(started.redis_pid)
         stopped.append("redis")
@@ -96,7 +104,7 @@ def down(settings: Settings) -> list[str]:
 def status(settings: Settings) -> list[ServiceStatus]:
     started = StartedServices.load(settings)
     chdb_where = f"chDB at {settings.resolved_chdb_path}"
-    return [
+    rows = [
         _broker_status(settings, started),
         ServiceStatus("postgres", postgres.server_answers(settings.postgres_url),
                       _without_password(settings.postgres_url), bool(started.postgres_data_dir)),
@@ -105,6 +113,11 @@ def status(settings: Settings) -> list[ServiceStatus]:
         ServiceStatus("clickhouse", bool(settings.clickhouse_url) or clickhouse.chdb_available(),
                       _without_password(settings.clickhouse_url) if settings.clickhouse_url else chdb_where, False),
     ]
+    if settings.schema_registry_url:
+        rows.append(ServiceStatus("registry", registry.registry_answers(settings.schema_registry_url),
+                                  _without_password(settings.schema_registry_url),
+                                  bool(started.registry_pid and pid_alive(started.registry_pid))))
+    return rows
 
 
 def _broker_status(settings: Settings, started: StartedServices) -> ServiceStatus:
