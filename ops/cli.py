@@ -296,7 +296,7 @@ def worker_surveillance(
     metrics_port: MetricsPort = None,
 ) -> None:
     """validated.outpatient.visit → surveillance.cases: classifies every visit into the syndromes of
-    DOMAIN.md §5 and keeps daily counts per syndrome × county × population group (PostgreSQL)."""
+    docs/domain.md §5 and keeps daily counts per syndrome × county × population group (PostgreSQL)."""
     from streams.surveillance.stage import run_worker
 
     serve_metrics(metrics_port)

@@ -1,4 +1,4 @@
-"""``healthbus surveillance …``: early-warning detection over daily count series (DOMAIN.md §6).
+"""``healthbus surveillance …``: early-warning detection over daily count series (docs/domain.md §6).
 
 ``detect`` reads ``series_id,date,count`` (one row per day per series, ISO dates, any order; extra columns are
 ignored) and writes one row per judged day::
@@ -176,7 +176,7 @@ def _num(value: float) -> str:
 @surveillance_app.command("detect")
 def detect_command(
     input_path: Annotated[Path, typer.Option("--input", help="CSV with series_id,date,count")],
-    method: Annotated[MethodName, typer.Option(help="Detection method (DOMAIN.md §6)")],
+    method: Annotated[MethodName, typer.Option(help="Detection method (docs/domain.md §6)")],
     output_path: Annotated[Path, typer.Option("--output", help="CSV of judged days")],
     baseline: Annotated[Optional[int], typer.Option(help="Baseline days: EARS n (default 7); EWMA B (default 28)")
                         ] = None,

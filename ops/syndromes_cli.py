@@ -1,4 +1,4 @@
-"""``healthbus syndromes …``: syndromic surveillance (DOMAIN.md §5, issue #7).
+"""``healthbus syndromes …``: syndromic surveillance (docs/domain.md §5, issue #7).
 
 `classify` labels a CSV of complaints with the function the surveillance stream stage calls
 (``streams.surveillance.syndromes.classify``), so a file and the stream give the same answer.
@@ -29,13 +29,13 @@ from typing import Annotated
 
 import typer
 
-syndromes_app = typer.Typer(help="Syndromic surveillance: classify visits into the syndromes of DOMAIN.md §5.",
+syndromes_app = typer.Typer(help="Syndromic surveillance: classify visits into the syndromes of docs/domain.md §5.",
                             no_args_is_help=True)
 
 
 @syndromes_app.callback()
 def _group() -> None:
-    """Syndromic surveillance: classify visits into the syndromes of DOMAIN.md §5."""
+    """Syndromic surveillance: classify visits into the syndromes of docs/domain.md §5."""
     # a callback keeps `classify` a subcommand while it is the app's only command
 
 

@@ -122,8 +122,9 @@ def committed_total(kafka_config: dict[str, Any], group: str, topics: list[str])
 
 def count_messages(kafka_config: dict[str, Any], topics: list[str], timeout: float = 120) -> int:
     """How many messages ``topics`` hold now: read from the beginning until every partition reports its end
-    (partition EOF follows the fetch responses' high watermark, which the local broker gets right; its
-    ListOffsets does not, STACK.md). Partitions are assigned, not subscribed: no group join."""
+    (partition EOF). Reading rather than subtracting offsets stays right for compacted topics and for
+    transaction markers, which take offsets but are no messages. Partitions are assigned, not subscribed: a
+    counter needs no group."""
     import time
 
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition

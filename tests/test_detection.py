@@ -1,4 +1,4 @@
-"""Early-warning detection (DOMAIN.md §6): EARS C1/C2/C3 and the ESSENCE EWMA, the alert lifecycle helper, the
+"""Early-warning detection (docs/domain.md §6): EARS C1/C2/C3 and the ESSENCE EWMA, the alert lifecycle helper, the
 R surveillance::earsC oracle for C1/C2, and `healthbus surveillance detect`."""
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def test_alpha_override() -> None:
 
 
 def _naive_ears(counts: list[float], method: Method, params: DetectionParams) -> list[tuple[float, float, bool]]:
-    """A day-by-day reading of DOMAIN.md §6 with the statistics module: (threshold, statistic, alarm) per day."""
+    """A day-by-day reading of docs/domain.md §6 with the statistics module: (threshold, statistic, alarm) per day."""
     n = params.baseline
     z = statistics.NormalDist().inv_cdf(1 - params.alpha_for(method))
     lag = 0 if method is Method.EARS_C1 else 2

@@ -1,4 +1,4 @@
-"""ICD-10 national clinical edition codes against WHO ICD-10 2019 (streams/standards/icd10.py, DOMAIN.md §3)."""
+"""ICD-10 national clinical edition codes against WHO ICD-10 2019 (streams/standards/icd10.py, docs/domain.md §3)."""
 
 from __future__ import annotations
 

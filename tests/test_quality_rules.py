@@ -1,4 +1,4 @@
-"""The data-quality rules (streams/quality/rulesets/quality_rules.yaml, DOMAIN.md §7) and their engine.
+"""The data-quality rules (streams/quality/rulesets/quality_rules.yaml, docs/domain.md §7) and their engine.
 
 * Every shipped rule has a row in ``CASES``: the event type it is tried on, a mutation of that type's clean
   base event that makes it (and only it) fail, the field the violation must name and the rule's severity.
@@ -459,7 +459,7 @@ def test_synthetic_outpatient_visits_are_clean() -> None:
         assert verdict.violations == (), (event["diagnoses"], found(verdict))
 
 
-# -- region codes by year (DOMAIN.md §1) -------------------------------------------------------------------
+# -- region codes by year (docs/domain.md §1) -------------------------------------------------------------------
 @pytest.mark.parametrize(("code", "year", "valid"), [
     ("411503", 1997, False), ("411503", 1998, True), ("411503", 2026, True),  # 平桥区 since 1998
     ("413023", 1980, True), ("413023", 1997, True), ("413023", 1998, False),  # 信阳县 until 1997
@@ -497,7 +497,7 @@ def test_malformed_and_blank_region_codes() -> None:
     assert rule.check(roundtrip("outpatient.visit", event), ALIVE_AT_EVENT) is None  # absent: not judged
 
 
-# -- ICD-10 (DOMAIN.md §3) ---------------------------------------------------------------------------------
+# -- ICD-10 (docs/domain.md §3) ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(("code", "valid"), [
     ("I10.x00x002", True), ("J18.900", True), ("I10", True), ("I10.x", True), ("i10.x00x002", True),
     ("U07.1", True), ("S72.00", True),
@@ -573,7 +573,7 @@ def test_after_birth_uses_chinas_date() -> None:
     assert found(judge("birth.record", event)) == [("LOG-AFTER-BIRTH", "envelope.occurred_at")]
 
 
-# -- timeliness (DOMAIN.md §7) -------------------------------------------------------------------------------
+# -- timeliness (docs/domain.md §7) -------------------------------------------------------------------------------
 def _uploaded_after(event: dict[str, Any], delay: dt.timedelta) -> dict[str, Any]:
     envelope = event["envelope"]
     envelope["emitted_at"] = envelope["occurred_at"] + delay

@@ -1,4 +1,4 @@
-"""The health record lifecycle in the master patient index (DOMAIN.md §8), on real PostgreSQL.
+"""The health record lifecycle in the master patient index (docs/domain.md §8), on real PostgreSQL.
 
 Persons are built the way the identify stage builds them (`store.resolve_records` with the shipped model);
 deaths are applied with `record_lifecycle`. After every step the lifecycle invariants are checked: a person

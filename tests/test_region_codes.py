@@ -14,7 +14,7 @@ from streams.standards.region_codes import (
     region_valid,
 )
 
-# DOMAIN.md §1: the ten county-level divisions of Xinyang.
+# docs/domain.md §1: the ten county-level divisions of Xinyang.
 XINYANG_COUNTIES = {
     "411502": "浉河区",
     "411503": "平桥区",

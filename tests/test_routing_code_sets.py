@@ -1,4 +1,4 @@
-"""Collaboration routing code sets (streams/routing/code_sets.py, DOMAIN.md §4). Pure: no services."""
+"""Collaboration routing code sets (streams/routing/code_sets.py, docs/domain.md §4). Pure: no services."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _id(case: tuple[str, Any, str]) -> str:
 
 
 def _declared_params(cases: list[tuple[str, Any, str]]) -> list[Any]:
-    # Dengue A90–A91 (DOMAIN.md §4) is valid although WHO 2019 replaced it by A97: the national clinical
+    # Dengue A90–A91 (docs/domain.md §4) is valid although WHO 2019 replaced it by A97: the national clinical
     # edition keeps it (streams/standards/data/icd10_who_before_2019.csv).
     return [pytest.param(c, id=_id(c)) for c in cases]
 

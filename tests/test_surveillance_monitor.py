@@ -1,4 +1,4 @@
-"""Early-warning alerts from the daily counts (issue #7, DOMAIN.md §6): the detection plan, the pure alert
+"""Early-warning alerts from the daily counts (issue #7, docs/domain.md §6): the detection plan, the pure alert
 decisions (streams/surveillance/alerting.py), and `healthbus surveillance monitor` end to end over PostgreSQL
 and the broker (ops/surveillance_monitor.py)."""
 

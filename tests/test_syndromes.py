@@ -1,4 +1,4 @@
-"""Syndrome classification of visits (DOMAIN.md §5, issue #7): the labelled complaint set, each negation cue,
+"""Syndrome classification of visits (docs/domain.md §5, issue #7): the labelled complaint set, each negation cue,
 each syndrome rule, each diagnosis prefix, temperatures, NFKC, population groups, and the CLI end to end."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def fields(text: str | None, symptoms: tuple[str, ...] = (), temperature: float 
 
 
 # -- the labelled set --------------------------------------------------------------------------------
-# Every label follows the letter of DOMAIN.md §5 with the lexicon documented in
+# Every label follows the letter of docs/domain.md §5 with the lexicon documented in
 # streams/surveillance/syndromes.py. Rows where the letter and clinical intuition may part:
 # * SC0114 "手足口病接触史，发热1天" → FEVER_RASH;HFMD: "手足口" affirmed anywhere is the HFMD pattern, even
 #   when it names an exposure rather than a sign (§5 has no exception; exposure belongs in its own field).

@@ -1,4 +1,4 @@
-"""ClickHouse: a server over HTTP when ``clickhouse_url`` is set, else embedded chDB (STACK.md).
+"""ClickHouse: a server over HTTP when ``clickhouse_url`` is set, else embedded chDB (docs/operations.md).
 
 Both are driven through clickhouse-connect's client API, so sinks and reports don't care which.
 chDB allows one process per data directory: the process that writes analytics owns it.

@@ -95,7 +95,7 @@ class Person:
         return years - ((day.month, day.day) < (self.birth_date.month, self.birth_date.day))
 
     def age_group(self, day: dt.date) -> int:
-        """DOMAIN.md §5 population groups: 0 child 0-6, 1 student 7-18, 2 adult 19-59, 3 elderly ≥60."""
+        """docs/domain.md §5 population groups: 0 child 0-6, 1 student 7-18, 2 adult 19-59, 3 elderly ≥60."""
         age = self.age_on(day)
         return 0 if age <= 6 else 1 if age <= 18 else 2 if age <= 59 else 3
 

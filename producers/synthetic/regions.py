@@ -1,4 +1,4 @@
-"""Xinyang's county-level GB/T 2260 codes (DOMAIN.md §1)."""
+"""Xinyang's county-level GB/T 2260 codes (docs/domain.md §1)."""
 
 CITY_CODE = "411500"
 COUNTIES: dict[str, str] = {

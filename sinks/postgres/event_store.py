@@ -1,7 +1,7 @@
 """The PostgreSQL event store: every pipeline event once, by event id, in the contracts' JSON form.
 
 Writes are COPY into a temporary table, then ``INSERT … ON CONFLICT (event_id) DO NOTHING``: about twice
-the rate of executemany upserts (STACK.md), and a replayed batch adds nothing.
+the rate of executemany upserts (measured on this project's machines), and a replayed batch adds nothing.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Deterministic keys (`identifier_keys`) link on their own; everything else feeds the Fellegi-Sunter
 comparisons. An ID number with a bad check character is not a key, but its area code, birth date and
-sex digit are still evidence (DOMAIN.md §2): they fill a missing birth date or sex and take part in the
+sex digit are still evidence (docs/domain.md §2): they fill a missing birth date or sex and take part in the
 partial-ID comparison.
 """
 

@@ -1,7 +1,7 @@
 """The rule engine: one event in, one verdict out. The stream stage and `healthbus quality check` both
 call `RuleEngine.judge`; nothing here touches Kafka or a database.
 
-Score: the weighted pass rate of the rules that applied to the event (DOMAIN.md §7): 1 − failed weight /
+Score: the weighted pass rate of the rules that applied to the event (docs/domain.md §7): 1 − failed weight /
 applied weight (1.0 when no rule applied). A rule that fails on several fields counts once. ``passed`` is
 false exactly when an error-severity rule failed; ``late`` when a timeliness rule failed.
 """

@@ -1,4 +1,4 @@
-"""The collaboration routing code sets of DOMAIN.md §4: chronic disease management, tumour registry,
+"""The collaboration routing code sets of docs/domain.md §4: chronic disease management, tumour registry,
 notifiable infectious diseases. Plain functions over one diagnosis code, no I/O.
 
 * ``chronic_disease(code) -> ChronicDisease | None``: the managed chronic disease (基本公卫慢病管理), with
@@ -9,7 +9,7 @@ notifiable infectious diseases. Plain functions over one diagnosis code, no I/O.
 * ``notifiable_disease(code) -> NotifiableDisease | None``: the notifiable infectious disease (法定传染病)
   with its class (A / B / C / LOCAL) and report deadline (2 h class A, 24 h otherwise).
 
-Matching is by code prefix, as DOMAIN.md says. Each table below is one tuple of declarations written like
+Matching is by code prefix, as docs/domain.md says. Each table below is one tuple of declarations written like
 the spec: "I10-I15" is a range of 3-character categories (compared as text, ``in_category_range``), "A20"
 one category, and "U07.1" a WHO 4-character subcategory, which matches only codes with that subcategory
 ("U07.1", "U07.100", "U07.100x001"; not "U07", "U07.x" nor "U07.2"). A subcategory declaration is more
@@ -254,7 +254,7 @@ NOTIFIABLE_DISEASES: tuple[NotifiableDisease, ...] = (
     _disease(_B, "bacillary and amoebic dysentery", "细菌性和阿米巴性痢疾", "A03", "A06.0"),
     _disease(_B, "typhoid and paratyphoid fever", "伤寒和副伤寒", "A01"),
     _disease(_B, "haemorrhagic fever with renal syndrome", "流行性出血热", "A98.5"),
-    # A90-A91 as DOMAIN.md says; WHO ICD-10 2019 (what icd10_valid checks) replaced them by A97, so until
+    # A90-A91 as docs/domain.md says; WHO ICD-10 2019 (what icd10_valid checks) replaced them by A97, so until
     # icd10 accepts them these codes are invalid there and route nowhere (and A97 is not declared).
     _disease(_B, "dengue", "登革热", "A90-A91"),
     _disease(_B, "rabies", "狂犬病", "A82"),

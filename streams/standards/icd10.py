@@ -1,6 +1,6 @@
 """ICD-10 diagnosis codes of the national clinical edition (国家临床版 2.0), checked against WHO ICD-10 2019.
 
-Why this shape (DOMAIN.md §3): hospitals send codes of the national clinical edition, which extends
+Why this shape (docs/domain.md §3): hospitals send codes of the national clinical edition, which extends
 WHO ICD-10 with its own digits: a category "I10", a placeholder subcategory "I10.x", extension codes
 such as "I10.x00x002" or "J18.900". We cannot ship that edition's full list, but every one of its codes
 hangs under a WHO code, so a code counts as valid when

@@ -1,4 +1,4 @@
-"""Age and population group (DOMAIN.md §5): child 0–6, student 7–18, adult 19–59, elderly ≥ 60 years,
+"""Age and population group (docs/domain.md §5): child 0–6, student 7–18, adult 19–59, elderly ≥ 60 years,
 by completed years at the visit or diagnosis. Used by surveillance series, notifiable-disease trends and
 the analytics tables alike, so a person falls in the same group everywhere."""
 
@@ -17,7 +17,7 @@ def age_at(birth_date: dt.date | None, day: dt.date) -> int | None:
 
 
 def population_group(age_years: int | float | None) -> str | None:
-    """DOMAIN.md §5 group by completed years at the visit: child 0–6, student 7–18, adult 19–59, elderly ≥ 60.
+    """docs/domain.md §5 group by completed years at the visit: child 0–6, student 7–18, adult 19–59, elderly ≥ 60.
     A fractional age counts by its completed years (6.9 → child); None, negative or NaN → None."""
     if age_years is None:
         return None

@@ -1,7 +1,7 @@
 """GB/T 2260 administrative division codes (行政区划代码) by year, for per-event data-quality rules.
 
 Why by year: codes change (a prefecture 地区 becomes a city 市, a county becomes a district, names
-change), and DOMAIN.md §1 says an event is judged against the code table of the year it occurred in
+change), and docs/domain.md §1 says an event is judged against the code table of the year it occurred in
 (statistics keep the code of their year). Xinyang shows it: until 1997 it was 信阳地区 413000 with
 信阳市 413001 and 信阳县 413023; since the State Council approval of June 1998 it is the prefecture-level
 city 411500 with 浉河区 411502 and 平桥区 411503. So 413023 is right for a 1990 record and wrong for a
@@ -109,7 +109,7 @@ def region_name(code: str, year: int) -> str | None:
 
 
 def residence_county(envelope: dict) -> str:
-    """The county an event belongs to for public health (DOMAIN.md §5 geography, §4 routing): the patient's
+    """The county an event belongs to for public health (docs/domain.md §5 geography, §4 routing): the patient's
     county of residence (GB/T 2260, county level) when the record names one, else the reporting
     institution's county."""
     residence = envelope["patient"].get("residence_region_code") or ""

@@ -1,4 +1,4 @@
-"""Early-warning alert decisions (DOMAIN.md §6, issue #7): daily counts + open alerts → alert changes.
+"""Early-warning alert decisions (docs/domain.md §6, issue #7): daily counts + open alerts → alert changes.
 
 Pure: no I/O. ops/surveillance_monitor.py reads ``surveillance.daily_counts`` and the open alerts from
 PostgreSQL, calls `judge_day` for each day in order, publishes the changes on ``alerts.surveillance`` and

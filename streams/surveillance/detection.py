@@ -1,8 +1,8 @@
-"""Early-warning detection over daily count series (DOMAIN.md §6): EARS C1, C2, C3 and the ESSENCE EWMA.
+"""Early-warning detection over daily count series (docs/domain.md §6): EARS C1, C2, C3 and the ESSENCE EWMA.
 
 Pure functions, no I/O. A series is one count per consecutive day (syndrome × county × group); day t is
 judged against earlier days only. Day indices are 0-based positions in the series: "the 8th day" of
-DOMAIN.md is index 7.
+docs/domain.md is index 7.
 
 EARS (baseline n, default 7; sd is the sample standard deviation, n − 1, floored at ``min_sigma``;
 z = Φ⁻¹(1 − α)):

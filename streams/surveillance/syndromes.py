@@ -1,4 +1,4 @@
-"""Syndrome classification of one outpatient visit (DOMAIN.md §5, issue #7). Pure functions, no I/O.
+"""Syndrome classification of one outpatient visit (docs/domain.md §5, issue #7). Pure functions, no I/O.
 
 ``classify(chief_complaint, symptoms, temperature_c, diagnosis_codes) -> Classification`` is the one
 function the surveillance stream stage and ``healthbus syndromes classify`` both call. It finds the affirmed
@@ -40,7 +40,7 @@ symptom entries "口腔疱疹" + "手足皮疹". Mouth sites: 口腔 and 口 (�
 口服; hand/foot sites: 手 (手掌, 手心, 手指 …), 足 (足底 …), 脚 — not 手术, 不足, 足月. 咽 / 咽峡 is not the
 mouth, so herpangina ("咽峡部疱疹") is no HFMD pattern.
 
-Lexicon: DOMAIN.md's synonym lists ("at least") plus a few common spellings, marked in ``_LEXICON`` below:
+Lexicon: docs/domain.md's synonym lists ("at least") plus a few common spellings, marked in ``_LEXICON`` below:
 高烧/低烧; 轻咳/咳黄痰/咳白痰; 嗓子痛/嗓子疼/喉咙疼/咽喉肿痛/咽疼; 流清涕/流浓涕/流黄涕; 喘息/气急/憋喘;
 大便稀/便稀/稀水便; 丘疹/疹子; 淤斑/淤点/齿龈出血/鼻腔出血; 颈强直/神志不清/意识不清; 眼发红/眼睛发红/
 眼睛红/红眼; 黄染/皮肤发黄/眼黄. The HFMD lesion words are §5's four plus 水泡 (a common miswriting of 水疱)
@@ -63,13 +63,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 CLASSIFIER_VERSION = "2026.11.1"  # bump when a definition or the lexicon changes: cases name the version that made them
-FEVER_MIN_C = 37.3  # fever: a temperature ≥ 37.3 ℃ (DOMAIN.md §5)
+FEVER_MIN_C = 37.3  # fever: a temperature ≥ 37.3 ℃ (docs/domain.md §5)
 ILI_MIN_C = 38.0  # ILI: a temperature ≥ 38.0 ℃
 PLAUSIBLE_C = (34.0, 43.0)  # temperatures outside are typos or not temperatures
 
 
 class Syndrome(str, Enum):
-    """The nine syndromes of DOMAIN.md §5; the value is the code, ``zh`` the Chinese name."""
+    """The nine syndromes of docs/domain.md §5; the value is the code, ``zh`` the Chinese name."""
 
     zh: str
 
@@ -323,7 +323,7 @@ _NONE = frozenset()
 
 def classify(chief_complaint: str | None, symptoms: Sequence[str] = (), temperature_c: float | None = None,
              diagnosis_codes: Sequence[str] = ()) -> Classification:
-    """The syndromes of one visit (DOMAIN.md §5) with the concepts and evidence behind them."""
+    """The syndromes of one visit (docs/domain.md §5) with the concepts and evidence behind them."""
     hits: list[tuple[str, str, Concept]] = []
     temps: list[tuple[str, float, str]] = []
     sites: list[tuple[str, str, str, str]] = []

@@ -1,4 +1,4 @@
-"""The resident health record lifecycle (DOMAIN.md §8): sealed on a registered death, re-opened on its reversal.
+"""The resident health record lifecycle (docs/domain.md §8): sealed on a registered death, re-opened on its reversal.
 
 Each person has one health record (健康档案) keyed by the platform person id. Its status is the person's
 status in ``empi.persons``: ``active``; ``deceased`` (a death is registered: the record is deregistered and

@@ -55,7 +55,7 @@ def memoised(fn: Callable[[str], bool], limit: int = 200_000) -> Callable[[str],
 
 
 def load_check_kinds() -> dict[str, CheckFactory]:
-    # Importing the modules registers their kinds: one module per quality dimension (DOMAIN.md §7).
+    # Importing the modules registers their kinds: one module per quality dimension (docs/domain.md §7).
     for dimension in ("completeness", "correctness", "logic", "timeliness"):
         importlib.import_module(f"streams.quality.checks.{dimension}")
     return CHECK_KINDS

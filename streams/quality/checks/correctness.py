@@ -74,7 +74,7 @@ def event_year(event: dict[str, Any]) -> int:
 
 @check_kind("region_code", params=('fields',))
 def region_code(params: dict[str, Any]) -> CheckFn:
-    """GB/T 2260: the code exists in the code table of the year the event occurred (DOMAIN.md §1)."""
+    """GB/T 2260: the code exists in the code table of the year the event occurred (docs/domain.md §1)."""
     getters = [compile_path(p) for p in params["fields"]]
     cache: dict[tuple[str, int], bool] = {}
 
@@ -97,7 +97,7 @@ def region_code(params: dict[str, Any]) -> CheckFn:
 
 @check_kind("icd10", params=('fields',))
 def icd10(params: dict[str, Any]) -> CheckFn:
-    """ICD-10 (national clinical edition over WHO ICD-10): DOMAIN.md §3."""
+    """ICD-10 (national clinical edition over WHO ICD-10): docs/domain.md §3."""
     getters = [compile_path(p) for p in params["fields"]]
     valid = memoised(icd10_valid)
 

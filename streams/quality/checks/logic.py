@@ -1,5 +1,5 @@
 """Logical consistency (逻辑性): times in order, nothing clinical after a registered death, diagnoses that fit
-the patient's sex and age, death records that agree with themselves (DOMAIN.md §7)."""
+the patient's sex and age, death records that agree with themselves (docs/domain.md §7)."""
 
 from __future__ import annotations
 

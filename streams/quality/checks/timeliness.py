@@ -1,4 +1,4 @@
-"""Timeliness (及时性): uploaded soon enough after the event (DOMAIN.md §7).
+"""Timeliness (及时性): uploaded soon enough after the event (docs/domain.md §7).
 
 Clinical events 24 h, death records 7 days, class A infectious diseases 2 h. Upload delay = the envelope's
 ``emitted_at`` (when the source wrote the record to its exchange database) − ``occurred_at``: both come

@@ -3,7 +3,7 @@ report to the county CDC with the class, the deadline (2 h class A, 24 h otherwi
 and whether the institution's upload met it; one report per person × disease within 30 days (later
 diagnoses in the window are evidence, a diagnosis 30 days after the report's opens a new one).
 
-Each report carries the age, population group (DOMAIN.md §5) and occupation at diagnosis, for the CDC's
+Each report carries the age, population group (docs/domain.md §5) and occupation at diagnosis, for the CDC's
 trends by county, age group and occupation (ClickHouse ``notifiable_trends``). "Met" compares the source's own upload time (envelope ``emitted_at``) with the deadline, so the
 platform's processing lag never makes a hospital late.
 """
