@@ -22,13 +22,19 @@ from avro_schemas.schema_set import SCHEMA_DIR, EventSchema, current_schemas, pa
 
 RELEASED_DIR = SCHEMA_DIR / "released"
 PRIMITIVE_SAMPLES: dict[str, Any] = {
-    "null": None, "boolean": True, "int": 7, "long": 7, "float": 1.5, "double": 2.5, "bytes": b"\x01",
+    "null": None,
+    "boolean": True,
+    "int": 7,
+    "long": 7,
+    "float": 1.5,
+    "double": 2.5,
+    "bytes": b"\x01",
     "string": "样例",
 }
 LOGICAL_SAMPLES: dict[str, Any] = {
     "date": dt.date(2026, 1, 2),
-    "timestamp-millis": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
-    "timestamp-micros": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+    "timestamp-millis": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    "timestamp-micros": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
     "decimal": decimal.Decimal("12.34"),
 }
 
@@ -110,8 +116,9 @@ def released_writers(released_dir: Path = RELEASED_DIR) -> list[EventSchema]:
     return [s for d in released_versions(released_dir) for s in load_release(d).values()]
 
 
-def check_against_releases(released_dir: Path | None = None,
-                           current: dict[str, EventSchema] | None = None) -> tuple[list[str], int]:
+def check_against_releases(
+    released_dir: Path | None = None, current: dict[str, EventSchema] | None = None
+) -> tuple[list[str], int]:
     """(problems, number of released schemas checked). Every released version is checked, not just the last:
     old data lives on in topics and dead-letter queues."""
     current = current if current is not None else current_schemas()

@@ -50,7 +50,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -61,7 +61,7 @@ _NoneType = type(None)
 # -- Avro value → JSON form ----------------------------------------------------------------------
 def timestamp_text(value: dt.datetime) -> str:
     """A timestamp in the JSON form: ``2026-11-01T08:00:00.000Z``."""
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _default(value: Any) -> Any:
@@ -427,6 +427,7 @@ class _Compiler:
     def _array(self, items: _Node) -> _Node:
         types, item_convert, expected = items.types, items.convert, items.expected
         if types is not None:
+
             def convert(value: Any) -> list[Any]:
                 if type(value) is not list:
                     raise _wrong_type("array", value)
@@ -435,6 +436,7 @@ class _Compiler:
                         raise _wrong_type(expected, item).at(index)
                 return list(value)
         else:
+
             def convert(value: Any) -> list[Any]:
                 if type(value) is not list:
                     raise _wrong_type("array", value)
@@ -528,8 +530,10 @@ class _Compiler:
             unscaled = int.from_bytes(default.encode("latin-1"), "big", signed=True)
             return decimal.Decimal(unscaled).scaleb(-schema.get("scale", 0))
         if kind in ("record", "error"):
-            return {f["name"]: self._decode_default(f["type"], default[f["name"]] if f["name"] in default
-                                                    else f["default"]) for f in schema["fields"]}
+            return {
+                f["name"]: self._decode_default(f["type"], default[f["name"]] if f["name"] in default else f["default"])
+                for f in schema["fields"]
+            }
         if kind == "array":
             return [self._decode_default(schema["items"], item) for item in default]
         if kind == "map":
@@ -574,8 +578,9 @@ def event_from_json_line(line: str) -> tuple[str, dict[str, Any]]:
     try:
         obj = json.loads(line)
     except ValueError as exc:  # json.JSONDecodeError, and UnicodeDecodeError from bytes
-        raise JsonFormError("bad_json", f"not JSON: {type(exc).__name__} at position "
-                                        f"{getattr(exc, 'pos', '?')}") from None
+        raise JsonFormError(
+            "bad_json", f"not JSON: {type(exc).__name__} at position {getattr(exc, 'pos', '?')}"
+        ) from None
     if not isinstance(obj, dict):
         raise _wrong_type("object", obj)
     envelope = obj.get("envelope")

@@ -74,7 +74,8 @@ def inline_named_types(node: Any, definitions: dict[str, Any], seen: set[str], n
         namespace = full.rpartition(".")[0] or None
     if "fields" in node:
         out["fields"] = [
-            {**field, "type": inline_named_types(field["type"], definitions, seen, namespace)} for field in node["fields"]
+            {**field, "type": inline_named_types(field["type"], definitions, seen, namespace)}
+            for field in node["fields"]
         ]
     for key in ("items", "values"):
         if key in node:

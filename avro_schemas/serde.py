@@ -14,7 +14,7 @@ import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 
@@ -124,6 +124,7 @@ class EventCodec:
         if schema_id is None:
             from confluent_kafka.schema_registry import Schema
 
+            assert self.registry is not None  # the constructor demands one for this wire format
             schema_id = self.registry.register_schema(subject, Schema(schema.standalone_json, "AVRO"))
             self._registry_ids[key] = schema_id
             self._writers_by_id[schema_id] = schema
@@ -164,8 +165,12 @@ class EventCodec:
         envelope_schema = self._envelope_readers.get(writer.canonical_form)
         if envelope_schema is None:
             raw = json.loads(writer.standalone_json)
-            prefix = {"type": "record", "name": raw["name"], "namespace": raw.get("namespace", ""),
-                      "fields": raw["fields"][:1]}
+            prefix = {
+                "type": "record",
+                "name": raw["name"],
+                "namespace": raw.get("namespace", ""),
+                "fields": raw["fields"][:1],
+            }
             envelope_schema = fastavro.parse_schema(_without_logical_types(prefix))
             self._envelope_readers[writer.canonical_form] = envelope_schema
         return envelope_schema
@@ -187,13 +192,14 @@ class EventCodec:
         buf = io.BytesIO(payload)
         buf.seek(body_start)
         try:
-            envelope = fastavro.schemaless_reader(buf, envelope_schema, None)["envelope"]
+            envelope = _read_record(buf, envelope_schema, None)["envelope"]
         except Exception as exc:
             raise DecodeError(DecodeFailure.MALFORMED_BODY, f"{type(exc).__name__}: {exc}") from None
         return PeekedEnvelope(reader.event_type, envelope, buf.tell(), writer.fingerprint == reader.fingerprint)
 
-    def stamp_identity(self, payload: bytes, peeked: PeekedEnvelope, person_id: str, rule: str,
-                       weight: float | None, review: bool) -> bytes:
+    def stamp_identity(
+        self, payload: bytes, peeked: PeekedEnvelope, person_id: str, rule: str, weight: float | None, review: bool
+    ) -> bytes:
         """The event with ``envelope.person_id`` and ``envelope.identity`` set: the identify stage's output.
 
         The envelope ends with these two optional fields (schemas 1.1.0), which a raw event carries as
@@ -201,8 +207,12 @@ class EventCodec:
         with the current schema and has them null, the two values are Avro-encoded by hand and spliced in
         (a few microseconds: no second decode, no fastavro writer); otherwise ``restamp_envelope``."""
         end = peeked.envelope_end
-        if peeked.current_writer and payload[end - 2:end] == b"\x00\x00" \
-                and peeked.envelope.get("person_id") is None and peeked.envelope.get("identity") is None:
+        if (
+            peeked.current_writer
+            and payload[end - 2 : end] == b"\x00\x00"
+            and peeked.envelope.get("person_id") is None
+            and peeked.envelope.get("identity") is None
+        ):
             tail = bytearray(b"\x02")
             _write_string(tail, person_id)
             tail += b"\x02"
@@ -212,9 +222,10 @@ class EventCodec:
             else:
                 tail += b"\x02" + struct.pack("<d", weight)
             tail += b"\x01" if review else b"\x00"
-            return b"".join((payload[:end - 2], tail, payload[end:]))
-        return self.restamp_envelope(payload, {"person_id": person_id,
-                                               "identity": {"rule": rule, "weight": weight, "review": review}})
+            return b"".join((payload[: end - 2], tail, payload[end:]))
+        return self.restamp_envelope(
+            payload, {"person_id": person_id, "identity": {"rule": rule, "weight": weight, "review": review}}
+        )
 
     def restamp_envelope(self, payload: bytes | None, updates: dict[str, Any]) -> bytes:
         """The same event with some envelope fields replaced (the identify stage adds ``person_id``).
@@ -232,14 +243,14 @@ class EventCodec:
         buf = io.BytesIO(payload)
         buf.seek(body_start)
         try:
-            record = fastavro.schemaless_reader(buf, envelope_schema, None)
+            record = _read_record(buf, envelope_schema, None)
         except Exception as exc:
             raise DecodeError(DecodeFailure.MALFORMED_BODY, f"{type(exc).__name__}: {exc}") from None
         record["envelope"].update(updates)
         out = io.BytesIO()
         out.write(payload[:body_start])
         fastavro.schemaless_writer(out, envelope_schema, record)
-        out.write(payload[buf.tell():])
+        out.write(payload[buf.tell() :])
         return out.getvalue()
 
     def peek_source_org(self, payload: bytes | None) -> tuple[str, str]:
@@ -268,7 +279,7 @@ class EventCodec:
             length, pos = _read_long(payload, pos)
             if length < 0 or pos + length > len(payload):
                 raise ValueError("string runs past the payload")
-            return reader.event_type, payload[pos:pos + length].decode("utf-8")
+            return reader.event_type, payload[pos : pos + length].decode("utf-8")
         except (IndexError, ValueError, UnicodeDecodeError) as exc:
             raise DecodeError(DecodeFailure.MALFORMED_BODY, f"envelope: {exc}") from None
 
@@ -281,9 +292,9 @@ class EventCodec:
         buf.seek(body_start)
         try:
             if reader.fingerprint == writer.fingerprint:
-                value = fastavro.schemaless_reader(buf, writer_schema, None)
+                value = _read_record(buf, writer_schema, None)
             else:
-                value = fastavro.schemaless_reader(buf, writer_schema, reader_schema)
+                value = _read_record(buf, writer_schema, reader_schema)
         except fastavro.read.SchemaResolutionError as exc:
             raise DecodeError(DecodeFailure.INCOMPATIBLE_SCHEMA, str(exc)) from None
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError …
@@ -305,14 +316,22 @@ class EventCodec:
         try:
             writer = parse_standalone(registered.schema_str)
         except Exception as exc:
-            raise DecodeError(DecodeFailure.UNKNOWN_EVENT_TYPE, f"schema id {schema_id} is no healthbus event: {exc}") from None
+            raise DecodeError(
+                DecodeFailure.UNKNOWN_EVENT_TYPE, f"schema id {schema_id} is no healthbus event: {exc}"
+            ) from None
         self._writers_by_id[schema_id] = writer
         return writer
 
 
 # Envelope fields before source.org_code, in their Avro binary kinds (1.0.0 layout).
-_PREFIX_FIELDS = (("event_id", "string"), ("event_type", "string"), ("occurred_at", "long"), ("emitted_at", "long"),
-                  ("record_version", "int"), ("cancelled", "boolean"))
+_PREFIX_FIELDS = (
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("occurred_at", "long"),
+    ("emitted_at", "long"),
+    ("record_version", "int"),
+    ("cancelled", "boolean"),
+)
 _PREFIX_BEFORE_ORG = tuple(kind for _, kind in _PREFIX_FIELDS)
 
 
@@ -328,8 +347,12 @@ def _has_fixed_envelope_prefix(writer: EventSchema) -> bool:
         if field["name"] != name or field_type != kind:
             return False
     source = envelope[len(_PREFIX_FIELDS)]
-    return (source["name"] == "source" and isinstance(source["type"], dict)
-            and source["type"]["fields"][0]["name"] == "org_code" and source["type"]["fields"][0]["type"] == "string")
+    return (
+        source["name"] == "source"
+        and isinstance(source["type"], dict)
+        and source["type"]["fields"][0]["name"] == "org_code"
+        and source["type"]["fields"][0]["type"] == "string"
+    )
 
 
 def _write_string(out: bytearray, text: str) -> None:
@@ -372,3 +395,8 @@ def codec_for(registry_config: dict[str, Any] | None) -> EventCodec:
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     return EventCodec(WireFormat.CONFLUENT, registry=SchemaRegistryClient.new_client(registry_config))
+
+
+def _read_record(buf: io.BytesIO, writer: Any, reader: Any) -> dict[str, Any]:
+    """fastavro types what it reads as any Avro value; every schema read here is a record."""
+    return cast(dict[str, Any], fastavro.schemaless_reader(buf, writer, reader))

@@ -62,16 +62,32 @@ ALERT_RETENTION_MS = 90 * DAY_MS
 
 # Event types the adapters publish (everything in events/; identity changes and dead letters are not).
 PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(
-    t for t in current_schemas() if not t.startswith(("ops.", "empi.", "quality.", "alerts.", "collab.", "record.", "surveillance.")))
+    t
+    for t in current_schemas()
+    if not t.startswith(("ops.", "empi.", "quality.", "alerts.", "collab.", "record.", "surveillance."))
+)
 # Identity changes the master patient index publishes (identity/): merges, relinks.
 IDENTITY_CHANGE_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if t.startswith("empi."))
-STAGES: tuple[str, ...] = ("adapter", "identify", "quality", "routing", "surveillance", "sink-postgres",
-                           "sink-clickhouse")
+STAGES: tuple[str, ...] = (
+    "adapter",
+    "identify",
+    "quality",
+    "routing",
+    "surveillance",
+    "sink-postgres",
+    "sink-clickhouse",
+)
 QUALITY_RESULTS = "quality.results"
 QUALITY_ALERTS = "alerts.quality"
 # Collaboration routes (issue #6): each has its topic collab.<route> and its work-queue table routing.<route>.
-COLLAB_ROUTES: tuple[str, ...] = ("chronic_disease", "tumor_registry", "death_registration", "infectious_disease",
-                                  "vaccination", "resident_update")
+COLLAB_ROUTES: tuple[str, ...] = (
+    "chronic_disease",
+    "tumor_registry",
+    "death_registration",
+    "infectious_disease",
+    "vaccination",
+    "resident_update",
+)
 RECORD_DEREGISTERED = "record.deregistered"
 CLINICAL_ALERTS = "alerts.clinical"
 COLLAB_RETENTION_MS = 30 * DAY_MS
@@ -88,57 +104,153 @@ def collab_topic_name(route: str) -> str:
 def _catalogue() -> dict[str, TopicSpec]:
     specs: list[TopicSpec] = []
     for event_type in PIPELINE_EVENT_TYPES:
-        specs.append(TopicSpec(
-            f"raw.{event_type}", "raw", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
-            RAW_RETENTION_MS, "delete", f"{event_type} as the source adapter published it",
-        ))
-        specs.append(TopicSpec(
-            f"identified.{event_type}", "identified", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
-            PIPELINE_RETENTION_MS, "delete", f"{event_type} after the identify stage",
-        ))
-        specs.append(TopicSpec(
-            f"validated.{event_type}", "validated", KeyScheme.SOURCE_PATIENT, event_type, EVENT_PARTITIONS,
-            PIPELINE_RETENTION_MS, "delete", f"{event_type} that passed the quality rules (warnings as a header)",
-        ))
+        specs.append(
+            TopicSpec(
+                f"raw.{event_type}",
+                "raw",
+                KeyScheme.SOURCE_PATIENT,
+                event_type,
+                EVENT_PARTITIONS,
+                RAW_RETENTION_MS,
+                "delete",
+                f"{event_type} as the source adapter published it",
+            )
+        )
+        specs.append(
+            TopicSpec(
+                f"identified.{event_type}",
+                "identified",
+                KeyScheme.SOURCE_PATIENT,
+                event_type,
+                EVENT_PARTITIONS,
+                PIPELINE_RETENTION_MS,
+                "delete",
+                f"{event_type} after the identify stage",
+            )
+        )
+        specs.append(
+            TopicSpec(
+                f"validated.{event_type}",
+                "validated",
+                KeyScheme.SOURCE_PATIENT,
+                event_type,
+                EVENT_PARTITIONS,
+                PIPELINE_RETENTION_MS,
+                "delete",
+                f"{event_type} that passed the quality rules (warnings as a header)",
+            )
+        )
     for change_type in IDENTITY_CHANGE_TYPES:
-        specs.append(TopicSpec(
-            change_type, "empi", KeyScheme.PERSON, change_type, IDENTITY_CHANGE_PARTITIONS,
-            IDENTITY_CHANGE_RETENTION_MS, "delete", f"master patient index changes: {change_type}",
-        ))
-    specs.append(TopicSpec(
-        QUALITY_RESULTS, "quality", KeyScheme.SOURCE_PATIENT, "quality.result", EVENT_PARTITIONS,
-        QUALITY_RESULTS_RETENTION_MS, "delete", "the quality stage's verdict on every event (no personal data)",
-    ))
-    specs.append(TopicSpec(
-        QUALITY_ALERTS, "alerts", KeyScheme.INSTITUTION, "alerts.quality_feed", ALERT_PARTITIONS,
-        ALERT_RETENTION_MS, "delete", "daily upload monitoring: a feed went quiet or low, and when it recovered",
-    ))
+        specs.append(
+            TopicSpec(
+                change_type,
+                "empi",
+                KeyScheme.PERSON,
+                change_type,
+                IDENTITY_CHANGE_PARTITIONS,
+                IDENTITY_CHANGE_RETENTION_MS,
+                "delete",
+                f"master patient index changes: {change_type}",
+            )
+        )
+    specs.append(
+        TopicSpec(
+            QUALITY_RESULTS,
+            "quality",
+            KeyScheme.SOURCE_PATIENT,
+            "quality.result",
+            EVENT_PARTITIONS,
+            QUALITY_RESULTS_RETENTION_MS,
+            "delete",
+            "the quality stage's verdict on every event (no personal data)",
+        )
+    )
+    specs.append(
+        TopicSpec(
+            QUALITY_ALERTS,
+            "alerts",
+            KeyScheme.INSTITUTION,
+            "alerts.quality_feed",
+            ALERT_PARTITIONS,
+            ALERT_RETENTION_MS,
+            "delete",
+            "daily upload monitoring: a feed went quiet or low, and when it recovered",
+        )
+    )
     for route in COLLAB_ROUTES:
-        specs.append(TopicSpec(
-            collab_topic_name(route), "collab", KeyScheme.PERSON, "collab.work_item_change", EVENT_PARTITIONS,
-            COLLAB_RETENTION_MS, "delete", f"{route} work items: registered, evidence, amended, withdrawn, reassigned",
-        ))
-    specs.append(TopicSpec(
-        RECORD_DEREGISTERED, "record", KeyScheme.PERSON, "record.lifecycle_change", IDENTITY_CHANGE_PARTITIONS,
-        IDENTITY_CHANGE_RETENTION_MS, "delete", "health records sealed on a registered death, and re-opened",
-    ))
-    specs.append(TopicSpec(
-        CLINICAL_ALERTS, "alerts", KeyScheme.INSTITUTION, "alerts.clinical_reminder", ALERT_PARTITIONS,
-        ALERT_RETENTION_MS, "delete", "clinical reminders (智能提示): repeated drug class or test, for the ordering institution",
-    ))
-    specs.append(TopicSpec(
-        SURVEILLANCE_CASES, "surveillance", KeyScheme.SOURCE_PATIENT, "surveillance.case", EVENT_PARTITIONS,
-        COLLAB_RETENTION_MS, "delete", "outpatient visits classified into syndromes (pseudonymised, matched terms only)",
-    ))
-    specs.append(TopicSpec(
-        SURVEILLANCE_ALERTS, "alerts", KeyScheme.SERIES, "alerts.surveillance_alert", ALERT_PARTITIONS,
-        ALERT_RETENTION_MS, "delete", "syndromic early warning: a series above its threshold (open, updated, closed)",
-    ))
+        specs.append(
+            TopicSpec(
+                collab_topic_name(route),
+                "collab",
+                KeyScheme.PERSON,
+                "collab.work_item_change",
+                EVENT_PARTITIONS,
+                COLLAB_RETENTION_MS,
+                "delete",
+                f"{route} work items: registered, evidence, amended, withdrawn, reassigned",
+            )
+        )
+    specs.append(
+        TopicSpec(
+            RECORD_DEREGISTERED,
+            "record",
+            KeyScheme.PERSON,
+            "record.lifecycle_change",
+            IDENTITY_CHANGE_PARTITIONS,
+            IDENTITY_CHANGE_RETENTION_MS,
+            "delete",
+            "health records sealed on a registered death, and re-opened",
+        )
+    )
+    specs.append(
+        TopicSpec(
+            CLINICAL_ALERTS,
+            "alerts",
+            KeyScheme.INSTITUTION,
+            "alerts.clinical_reminder",
+            ALERT_PARTITIONS,
+            ALERT_RETENTION_MS,
+            "delete",
+            "clinical reminders (智能提示): repeated drug class or test, for the ordering institution",
+        )
+    )
+    specs.append(
+        TopicSpec(
+            SURVEILLANCE_CASES,
+            "surveillance",
+            KeyScheme.SOURCE_PATIENT,
+            "surveillance.case",
+            EVENT_PARTITIONS,
+            COLLAB_RETENTION_MS,
+            "delete",
+            "outpatient visits classified into syndromes (pseudonymised, matched terms only)",
+        )
+    )
+    specs.append(
+        TopicSpec(
+            SURVEILLANCE_ALERTS,
+            "alerts",
+            KeyScheme.SERIES,
+            "alerts.surveillance_alert",
+            ALERT_PARTITIONS,
+            ALERT_RETENTION_MS,
+            "delete",
+            "syndromic early warning: a series above its threshold (open, updated, closed)",
+        )
+    )
     for stage in STAGES:
-        specs.append(TopicSpec(
-            f"dlq.{stage}", "dlq", KeyScheme.SOURCE_RECORD, "ops.dead_letter", DLQ_PARTITIONS,
-            DLQ_RETENTION_MS, "delete", f"messages the {stage} stage could not process, with the reason",
-        ))
+        specs.append(
+            TopicSpec(
+                f"dlq.{stage}",
+                "dlq",
+                KeyScheme.SOURCE_RECORD,
+                "ops.dead_letter",
+                DLQ_PARTITIONS,
+                DLQ_RETENTION_MS,
+                "delete",
+                f"messages the {stage} stage could not process, with the reason",
+            )
+        )
     return {spec.name: spec for spec in specs}
 
 

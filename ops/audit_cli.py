@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ops.settings import get_settings
 
-audit_app = typer.Typer(help="The audit trail: EMPI actions, dead-letter replays, report exports, access grants.",
-                        no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit trail: EMPI actions, dead-letter replays, report exports, access grants.", no_args_is_help=True
+)
 
 
 def os_user() -> str:
@@ -22,8 +23,12 @@ def os_user() -> str:
         return "unknown"
 
 
-ActorOption = Annotated[str, typer.Option("--actor", help="Who does it, for the audit trail",
-                                          default_factory=os_user, show_default="the OS user")]
+ActorOption = Annotated[
+    str,
+    typer.Option(
+        "--actor", help="Who does it, for the audit trail", default_factory=os_user, show_default="the OS user"
+    ),
+]
 
 
 def _moment(text: str | None, name: str) -> dt.datetime | None:
@@ -32,18 +37,24 @@ def _moment(text: str | None, name: str) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{name} must be ISO 8601 (YYYY-MM-DD or YYYY-MM-DDTHH:MM+08:00), got {text!r}"
-                                 ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        raise typer.BadParameter(
+            f"{name} must be ISO 8601 (YYYY-MM-DD or YYYY-MM-DDTHH:MM+08:00), got {text!r}"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @audit_app.command("list")
 def audit_list(
-    since: Annotated[Optional[str], typer.Option(help="At or after (ISO 8601; no offset: UTC)")] = None,
-    until: Annotated[Optional[str], typer.Option(help="Before (ISO 8601; no offset: UTC)")] = None,
-    actor: Annotated[Optional[str], typer.Option(help="Only this actor's")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="A kind (empi.merge, dlq.replay, export.quality_report, "
-                                                     "grant.county_access) or its prefix (empi, export)")] = None,
+    since: Annotated[str | None, typer.Option(help="At or after (ISO 8601; no offset: UTC)")] = None,
+    until: Annotated[str | None, typer.Option(help="Before (ISO 8601; no offset: UTC)")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor's")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="A kind (empi.merge, dlq.replay, export.quality_report, "
+            "grant.county_access) or its prefix (empi, export)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entry")] = False,
 ) -> None:
     """EMPI operator actions, dead-letter replays, report exports and access grants, oldest first."""
@@ -65,6 +76,7 @@ def audit_list(
         return
     typer.echo(f"{'at (UTC)':<19}  {'actor':<16} {'kind':<28} {'subject':<40} reason")
     for e in entries:
-        typer.echo(f"{e.at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S}  {e.actor:<16} {e.kind:<28} "
-                   f"{e.subject:<40} {e.reason or '-'}")
+        typer.echo(
+            f"{e.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}  {e.actor:<16} {e.kind:<28} {e.subject:<40} {e.reason or '-'}"
+        )
     typer.echo(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")

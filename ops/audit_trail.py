@@ -80,8 +80,10 @@ SELECT o.at, o.actor, o.kind, COALESCE(o.output_path, o.parameters->>'role', '')
            || jsonb_strip_nulls(jsonb_build_object('sha256', o.output_sha256))
 FROM audit.operator_actions o;
 """
-_TRIGGERS = {"audit_append_only_rows": "BEFORE UPDATE OR DELETE ON {} FOR EACH ROW",
-             "audit_append_only_truncate": "BEFORE TRUNCATE ON {} FOR EACH STATEMENT"}
+_TRIGGERS = {
+    "audit_append_only_rows": "BEFORE UPDATE OR DELETE ON {} FOR EACH ROW",
+    "audit_append_only_truncate": "BEFORE TRUNCATE ON {} FOR EACH STATEMENT",
+}
 
 
 def append_only(conn: psycopg.Connection, table: str) -> None:
@@ -90,13 +92,18 @@ def append_only(conn: psycopg.Connection, table: str) -> None:
     with conn.transaction():
         conn.execute(_DDL_LOCK)
         conn.execute(_GUARD)
-        present = {r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass",
-                                              (table,)).fetchall()}
+        present = {
+            r[0]
+            for r in conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass", (table,)).fetchall()
+        }
         for name, when in _TRIGGERS.items():
             if name in present:  # CREATE TRIGGER locks out writers of the table: only when missing
                 continue
-            conn.execute(sql.SQL("CREATE TRIGGER {} " + when + " EXECUTE FUNCTION audit.refuse_change()").format(
-                sql.Identifier(name), target))
+            conn.execute(
+                sql.SQL("CREATE TRIGGER {} " + when + " EXECUTE FUNCTION audit.refuse_change()").format(
+                    sql.Identifier(name), target
+                )
+            )
             conn.execute(sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(target, sql.Identifier(name)))
 
 
@@ -118,18 +125,32 @@ def ensure_audit_trail(conn: psycopg.Connection) -> None:
         conn.execute(_TRAIL)
 
 
-def record_action(conn: psycopg.Connection, actor: str, kind: str, parameters: Mapping[str, object],
-                  row_counts: Mapping[str, int] | None = None, output: Path | None = None,
-                  sha256: str | None = None) -> None:
+def record_action(
+    conn: psycopg.Connection,
+    actor: str,
+    kind: str,
+    parameters: Mapping[str, object],
+    row_counts: Mapping[str, int] | None = None,
+    output: Path | None = None,
+    sha256: str | None = None,
+) -> None:
     """One audit.operator_actions entry, in the caller's transaction if there is one."""
-    conn.execute("INSERT INTO audit.operator_actions (actor, kind, parameters, output_path, output_sha256, "
-                 "row_counts) VALUES (%s, %s, %s, %s, %s, %s)",
-                 (actor, kind, Jsonb(dict(parameters)), str(output) if output else None, sha256,
-                  Jsonb(dict(row_counts or {}))))
+    conn.execute(
+        "INSERT INTO audit.operator_actions (actor, kind, parameters, output_path, output_sha256, "
+        "row_counts) VALUES (%s, %s, %s, %s, %s, %s)",
+        (actor, kind, Jsonb(dict(parameters)), str(output) if output else None, sha256, Jsonb(dict(row_counts or {}))),
+    )
 
 
-def export_file(conn: psycopg.Connection, actor: str, kind: str, parameters: Mapping[str, object], path: Path,
-                content: bytes, row_counts: Mapping[str, int]) -> str:
+def export_file(
+    conn: psycopg.Connection,
+    actor: str,
+    kind: str,
+    parameters: Mapping[str, object],
+    path: Path,
+    content: bytes,
+    row_counts: Mapping[str, int],
+) -> str:
     """Write ``content`` to ``path`` and its audit entry together; returns the SHA-256 (hex).
 
     The entry is inserted, the file written, then the entry committed: a file that cannot be written leaves
@@ -159,13 +180,27 @@ class TrailEntry:
     detail: dict[str, Any]
 
     def as_json(self) -> str:
-        return json.dumps({"at": self.at.isoformat(), "actor": self.actor, "kind": self.kind,
-                           "subject": self.subject, "reason": self.reason, "detail": self.detail},
-                          ensure_ascii=False, sort_keys=True)
+        return json.dumps(
+            {
+                "at": self.at.isoformat(),
+                "actor": self.actor,
+                "kind": self.kind,
+                "subject": self.subject,
+                "reason": self.reason,
+                "detail": self.detail,
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
 
 
-def trail(conn: psycopg.Connection, since: dt.datetime | None = None, until: dt.datetime | None = None,
-          actor: str | None = None, kind: str | None = None) -> list[TrailEntry]:
+def trail(
+    conn: psycopg.Connection,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    actor: str | None = None,
+    kind: str | None = None,
+) -> list[TrailEntry]:
     """Entries in [since, until), oldest first; ``kind`` is a kind ("empi.merge") or its prefix ("empi")."""
     where: list[sql.Composable] = []
     params: list[object] = []
@@ -182,5 +217,6 @@ def trail(conn: psycopg.Connection, since: dt.datetime | None = None, until: dt.
         where.append(sql.SQL("(kind = %s OR starts_with(kind, %s))"))
         params.extend([kind, kind.rstrip(".") + "."])
     query = sql.SQL("SELECT at, actor, kind, subject, reason, detail FROM audit.trail {} ORDER BY at, kind").format(
-        sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
+        sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+    )
     return [TrailEntry(*row) for row in conn.execute(query, params).fetchall()]

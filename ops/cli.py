@@ -6,26 +6,31 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from ops.settings import get_settings
 from ops.metrics_server import serve_metrics
+from ops.settings import get_settings
 
-app = typer.Typer(help="healthbus: the event-streaming integration bus of the Xinyang health information platform.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="healthbus: the event-streaming integration bus of the Xinyang health information platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 stack_app = typer.Typer(help="The local stack: broker, PostgreSQL, Redis, ClickHouse (chDB).", no_args_is_help=True)
 topics_app = typer.Typer(help="The topic catalogue on the broker.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Avro contracts: list, check evolution, release.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks: each prints a table with its baseline measured in the same run.",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: each prints a table with its baseline measured in the same run.", no_args_is_help=True
+)
 worker_app = typer.Typer(help="Stream workers (Faust).", no_args_is_help=True)
 sink_app = typer.Typer(help="Sinks: land pipeline events in PostgreSQL or ClickHouse.", no_args_is_help=True)
-adapter_app = typer.Typer(help="Adapters: publish what institutions write to their exchange databases.",
-                          no_args_is_help=True)
-from ops.dlq_cli import dlq_app  # noqa: E402 (own modules: these groups have many commands)
+adapter_app = typer.Typer(
+    help="Adapters: publish what institutions write to their exchange databases.", no_args_is_help=True
+)
 from ops.audit_cli import audit_app  # noqa: E402
+from ops.dlq_cli import dlq_app  # noqa: E402 (own modules: these groups have many commands)
 from ops.empi_cli import empi_app  # noqa: E402
 from ops.privacy_cli import privacy_app  # noqa: E402
 from ops.quality_cli import quality_app  # noqa: E402
@@ -33,9 +38,23 @@ from ops.routing_cli import routing_app  # noqa: E402
 from ops.surveillance_cli import surveillance_app  # noqa: E402
 from ops.syndromes_cli import syndromes_app  # noqa: E402
 
-for sub, name in ((empi_app, "empi"), (quality_app, "quality"), (routing_app, "routing"), (syndromes_app, "syndromes"),
-                  (surveillance_app, "surveillance"), (dlq_app, "dlq"), (audit_app, "audit"), (stack_app, "stack"), (topics_app, "topics"), (schemas_app, "schemas"), (bench_app, "bench"),
-                  (worker_app, "worker"), (sink_app, "sink"), (adapter_app, "adapter"), (privacy_app, "privacy")):
+for sub, name in (
+    (empi_app, "empi"),
+    (quality_app, "quality"),
+    (routing_app, "routing"),
+    (syndromes_app, "syndromes"),
+    (surveillance_app, "surveillance"),
+    (dlq_app, "dlq"),
+    (audit_app, "audit"),
+    (stack_app, "stack"),
+    (topics_app, "topics"),
+    (schemas_app, "schemas"),
+    (bench_app, "bench"),
+    (worker_app, "worker"),
+    (sink_app, "sink"),
+    (adapter_app, "adapter"),
+    (privacy_app, "privacy"),
+):
     app.add_typer(sub, name=name)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="End with one JSON object of the figures.")]
@@ -48,8 +67,9 @@ def _fail(message: str) -> None:
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 # -- stack -------------------------------------------------------------------------------------------
@@ -96,14 +116,18 @@ def _print_status(rows: list) -> None:
 @topics_app.command("create")
 def topics_create(
     replication_factor: Annotated[int, typer.Option(help="-1: the broker's default")] = -1,
-    event_partitions: Annotated[Optional[int], typer.Option(
-        help="Partitions of each event-layer topic (default: the catalogue's 6); docs/scaling.md")] = None,
+    event_partitions: Annotated[
+        int | None,
+        typer.Option(help="Partitions of each event-layer topic (default: the catalogue's 6); docs/scaling.md"),
+    ] = None,
 ) -> None:
     """Create every catalogue topic that is missing (idempotent)."""
     from ops.topic_admin import create_topics
 
     s = get_settings()
-    outcomes = create_topics(s.confluent_config(), s.topic_prefix, replication_factor, event_partitions=event_partitions)
+    outcomes = create_topics(
+        s.confluent_config(), s.topic_prefix, replication_factor, event_partitions=event_partitions
+    )
     created = [o.name for o in outcomes if o.created]
     grown = [o for o in outcomes if o.grown_from is not None]
     print(f"{len(created)} created, {len(grown)} grown, {len(outcomes) - len(created) - len(grown)} already present")
@@ -115,8 +139,10 @@ def topics_create(
 
 @topics_app.command("acls")
 def topics_acls(
-    adapter: Annotated[Optional[list[str]], typer.Option(help="SASL user of an institution's adapter (repeatable)")] = None,
-    county: Annotated[Optional[list[str]], typer.Option(help="SASL user of a county system (repeatable)")] = None,
+    adapter: Annotated[
+        list[str] | None, typer.Option(help="SASL user of an institution's adapter (repeatable)")
+    ] = None,
+    county: Annotated[list[str] | None, typer.Option(help="SASL user of a county system (repeatable)")] = None,
     stage_user_prefix: Annotated[str, typer.Option(help="Stage and sink users are <prefix><stage>")] = "hb-",
     apply: Annotated[bool, typer.Option("--apply", help="Create the ACLs on the broker (as a super user)")] = False,
 ) -> None:
@@ -143,21 +169,38 @@ def topics_list() -> None:
     print(f"{'topic':<40} {'key':<15} {'value schema':<22} {'parts':>5} {'retention':>9}  on broker")
     for spec in CATALOGUE.values():
         name = spec.full_name(s.topic_prefix)
-        print(f"{name:<40} {spec.key.value:<15} {spec.value_schema:<22} {spec.partitions:>5} "
-              f"{spec.retention_ms // 86_400_000:>8}d  {'yes' if name in present else 'no'}")
+        print(
+            f"{name:<40} {spec.key.value:<15} {spec.value_schema:<22} {spec.partitions:>5} "
+            f"{spec.retention_ms // 86_400_000:>8}d  {'yes' if name in present else 'no'}"
+        )
 
 
 @topics_app.command("tail")
 def topics_tail(
-    topic: Annotated[str, typer.Argument(help="Catalogue name, e.g. raw.outpatient.visit (the topic prefix is applied)")],
-    as_json: Annotated[bool, typer.Option("--json", help="One event per line in the contracts' JSON form and nothing "
-                                          "else on stdout (input for `healthbus quality check --input`)")] = False,
-    from_beginning: Annotated[bool, typer.Option("--from-beginning/--from-end",
-                                                 help="Start at the oldest message, or read only what arrives")] = True,
-    max_messages: Annotated[Optional[int], typer.Option("--max", min=1, help="Stop after N messages")] = None,
-    idle_seconds: Annotated[Optional[float], typer.Option(
-        "--idle-seconds", min=0, help="Stop when nothing arrived for S seconds; 0: never. "
-        "Default: 5 when stdout is not a terminal, else run until --max or Ctrl-C")] = None,
+    topic: Annotated[
+        str, typer.Argument(help="Catalogue name, e.g. raw.outpatient.visit (the topic prefix is applied)")
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One event per line in the contracts' JSON form and nothing "
+            "else on stdout (input for `healthbus quality check --input`)",
+        ),
+    ] = False,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning/--from-end", help="Start at the oldest message, or read only what arrives")
+    ] = True,
+    max_messages: Annotated[int | None, typer.Option("--max", min=1, help="Stop after N messages")] = None,
+    idle_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-seconds",
+            min=0,
+            help="Stop when nothing arrived for S seconds; 0: never. "
+            "Default: 5 when stdout is not a terminal, else run until --max or Ctrl-C",
+        ),
+    ] = None,
 ) -> None:
     """Print a topic's events: one summary line each (partition, offset, type, event id, time; no personal
     data), or with --json the events themselves. Undecodable messages go to stderr as JSON lines."""
@@ -173,19 +216,40 @@ def topics_tail(
     def report(meta, error) -> None:  # noqa: ANN001
         nonlocal undecodable
         undecodable += 1
-        print(json.dumps({"_undecodable": True, "partition": meta.partition, "offset": meta.offset,
-                          "code": error.code.value, "error": str(error)}), file=sys.stderr, flush=True)
+        print(
+            json.dumps(
+                {
+                    "_undecodable": True,
+                    "partition": meta.partition,
+                    "offset": meta.offset,
+                    "code": error.code.value,
+                    "error": str(error),
+                }
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
-        tail = TopicTail(get_settings(), topic, from_beginning=from_beginning, max_messages=max_messages,
-                         idle_seconds=idle_seconds, on_undecodable=report)
+        tail = TopicTail(
+            get_settings(),
+            topic,
+            from_beginning=from_beginning,
+            max_messages=max_messages,
+            idle_seconds=idle_seconds,
+            on_undecodable=report,
+        )
     except UnknownTopic as exc:
         _fail(str(exc))
     except KafkaException as exc:
         _fail(f"broker: {exc}")
     if not as_json:
-        print(f"tailing {tail.topic} ({len(tail.partitions)} partitions) from the "
-              f"{'beginning' if from_beginning else 'end'}", file=sys.stderr, flush=True)
+        print(
+            f"tailing {tail.topic} ({len(tail.partitions)} partitions) from the "
+            f"{'beginning' if from_beginning else 'end'}",
+            file=sys.stderr,
+            flush=True,
+        )
     count = 0
     try:
         with tail:
@@ -216,7 +280,9 @@ def schemas_list() -> None:
 
 @schemas_app.command("check")
 def schemas_check(
-    released_dir: Annotated[Optional[Path], typer.Option(help="Released snapshots (default avro_schemas/released)")] = None,
+    released_dir: Annotated[
+        Path | None, typer.Option(help="Released snapshots (default avro_schemas/released)")
+    ] = None,
 ) -> None:
     """Fail when a schema change would stop this checkout's reader reading what a released version wrote."""
     from avro_schemas.evolution import check_against_releases
@@ -239,12 +305,12 @@ def schemas_release(version: Annotated[str, typer.Argument(help="e.g. 1.1.0")]) 
 
 
 # -- workers and sinks -------------------------------------------------------------------------------
-MetricsPort = Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")]
+MetricsPort = Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")]
 
 
 @worker_app.command("identify")
 def worker_identify(
-    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    event_types: Annotated[list[str] | None, typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
     metrics_port: MetricsPort = None,
 ) -> None:
@@ -257,7 +323,7 @@ def worker_identify(
 
 @worker_app.command("quality")
 def worker_quality(
-    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    event_types: Annotated[list[str] | None, typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
     metrics_port: MetricsPort = None,
 ) -> None:
@@ -271,10 +337,16 @@ def worker_quality(
 
 @worker_app.command("routing")
 def worker_routing(
-    routes: Annotated[Optional[list[str]], typer.Option("--route", help="Run only these (repeat the option): a "
-                      "route such as chronic_disease, or clinical_reminders; a consumer group of their own. "
-                      "Default: all")] = None,
-    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    routes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--route",
+            help="Run only these (repeat the option): a "
+            "route such as chronic_disease, or clinical_reminders; a consumer group of their own. "
+            "Default: all",
+        ),
+    ] = None,
+    event_types: Annotated[list[str] | None, typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
     metrics_port: MetricsPort = None,
 ) -> None:
@@ -284,8 +356,9 @@ def worker_routing(
 
     unknown = set(routes or ()) - set(ROUTING_PARTS)
     if unknown:
-        raise typer.BadParameter(f"unknown {', '.join(sorted(unknown))}; one of {', '.join(ROUTING_PARTS)}",
-                                 param_hint="--route")
+        raise typer.BadParameter(
+            f"unknown {', '.join(sorted(unknown))}; one of {', '.join(ROUTING_PARTS)}", param_hint="--route"
+        )
     serve_metrics(metrics_port)
     run_worker(get_settings(), event_types or None, group_suffix, tuple(routes) if routes else ROUTING_PARTS)
 
@@ -305,7 +378,7 @@ def worker_surveillance(
 
 @worker_app.command("passthrough")
 def worker_passthrough(
-    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    event_types: Annotated[list[str] | None, typer.Option("--event-type", help="Default: every event type")] = None,
     group_suffix: Annotated[str, typer.Option(help="Appended to the consumer group id")] = "",
 ) -> None:
     """raw.* → identified.* with the institution checks only, no person id (benchmark subject, fallback)."""
@@ -316,7 +389,7 @@ def worker_passthrough(
 
 @sink_app.command("postgres")
 def sink_postgres(
-    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    event_types: Annotated[list[str] | None, typer.Option("--event-type", help="Default: every event type")] = None,
     metrics_port: MetricsPort = None,
 ) -> None:
     """validated.* → PostgreSQL event store (idempotent by event id)."""
@@ -328,7 +401,7 @@ def sink_postgres(
 
 @sink_app.command("clickhouse")
 def sink_clickhouse(
-    event_types: Annotated[Optional[list[str]], typer.Option("--event-type", help="Default: every event type")] = None,
+    event_types: Annotated[list[str] | None, typer.Option("--event-type", help="Default: every event type")] = None,
     metrics_port: MetricsPort = None,
 ) -> None:
     """validated.* and quality.results → ClickHouse analytics tables (no personal identifiers)."""
@@ -348,8 +421,10 @@ def _run_adapters(sources: list, once: bool, settle: float, metrics_port: int | 
 
     summaries = run_adapters(get_settings(), sources, once=once, settle_seconds=settle, metrics_port=metrics_port)
     for source_id, summary in summaries.items():
-        print(f"{source_id}: {summary.rows_read} rows read, {summary.published} published, "
-              f"{summary.quarantined} quarantined")
+        print(
+            f"{source_id}: {summary.rows_read} rows read, {summary.published} published, "
+            f"{summary.quarantined} quarantined"
+        )
         for table, t in summary.tables.items():
             print(f"  {table:<22} read {t.rows_read:>7}  published {t.published:>7}  quarantined {t.quarantined:>5}")
 
@@ -360,7 +435,9 @@ def adapter_his(
     dsn: Annotated[str, typer.Option(help="libpq URL of the hospital's exchange database")],
     schema: Annotated[str, typer.Option(help="PostgreSQL schema of the exchange tables")] = "public",
     name: Annotated[str, typer.Option(help="Hospital name for the events")] = "",
-    once: OnceFlag = False, settle: SettleOption = 2.0, metrics_port: MetricsPort = None,
+    once: OnceFlag = False,
+    settle: SettleOption = 2.0,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Poll a hospital exchange database (HIS/LIS/PACS/EMR tables) and publish its rows."""
     from producers.adapters.config import SourceConfig
@@ -373,23 +450,33 @@ def adapter_his(
 def adapter_county(
     region: Annotated[str, typer.Option(help="GB/T 2260 code of the county")],
     dsn: Annotated[str, typer.Option(help="libpq URL of the county public-health exchange database")],
-    org: Annotated[Optional[str], typer.Option(help="GB 32100 code of the county platform")] = None,
+    org: Annotated[str | None, typer.Option(help="GB 32100 code of the county platform")] = None,
     schema: Annotated[str, typer.Option(help="PostgreSQL schema of the exchange tables")] = "public",
-    once: OnceFlag = False, settle: SettleOption = 2.0, metrics_port: MetricsPort = None,
+    once: OnceFlag = False,
+    settle: SettleOption = 2.0,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Poll a county public-health exchange database (residents, follow-ups, births, deaths, vaccinations)."""
     from producers.adapters.config import SourceConfig
     from producers.adapters.runner import county_platform_code
 
-    source = SourceConfig(kind="county", org_code=org or county_platform_code(region), name=f"{region} 区县平台",
-                          region_code=region, dsn=dsn, schema=schema)
+    source = SourceConfig(
+        kind="county",
+        org_code=org or county_platform_code(region),
+        name=f"{region} 区县平台",
+        region_code=region,
+        dsn=dsn,
+        schema=schema,
+    )
     _run_adapters([source], once, settle, metrics_port)
 
 
 @adapter_app.command("run")
 def adapter_run(
     config: Annotated[Path, typer.Option(help="YAML listing the exchange databases (docs/adapters.md)")],
-    once: OnceFlag = False, settle: SettleOption = 2.0, metrics_port: MetricsPort = None,
+    once: OnceFlag = False,
+    settle: SettleOption = 2.0,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Serve every institution in a config file from one process, each with its own watermarks."""
     from producers.adapters.config import load_config
@@ -421,7 +508,9 @@ def adapter_quarantine(org: Annotated[str, typer.Option()], kind: Annotated[str,
 
 @app.command("synth")
 def synth(
-    dsn: Annotated[Optional[str], typer.Option(help="Database for the exchange schemas (default: <postgres_url>_exchange)")] = None,
+    dsn: Annotated[
+        str | None, typer.Option(help="Database for the exchange schemas (default: <postgres_url>_exchange)")
+    ] = None,
     hospitals: Annotated[int, typer.Option()] = 5,
     counties: Annotated[int, typer.Option()] = 2,
     days: Annotated[int, typer.Option()] = 7,
@@ -429,7 +518,8 @@ def synth(
     bad_share: Annotated[float, typer.Option(help="Share of rows with injected defects")] = 0.03,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD")] = "2026-11-01",
     config_out: Annotated[Path, typer.Option(help="Adapter config listing the generated institutions")] = Path(
-        ".healthbus/synth-adapters.yaml"),
+        ".healthbus/synth-adapters.yaml"
+    ),
 ) -> None:
     """Fill hospital and county exchange databases with realistic synthetic data (deterministic per seed)."""
     import datetime as dt
@@ -440,8 +530,9 @@ def synth(
     target = dsn or exchange_dsn(get_settings().postgres_url)
     ensure_database(target)
     config_out.parent.mkdir(parents=True, exist_ok=True)
-    summary = generate_exchange_data(target, hospitals, counties, days, seed, config_out, bad_share,
-                                     dt.date.fromisoformat(start))
+    summary = generate_exchange_data(
+        target, hospitals, counties, days, seed, config_out, bad_share, dt.date.fromisoformat(start)
+    )
     print(summary.table())
     print(f"adapter config: {config_out}  (healthbus adapter run --config {config_out})")
 
@@ -529,8 +620,10 @@ def bench_passthrough(events: Annotated[int, typer.Option()] = 100000, as_json: 
 
 
 @bench_app.command("adapter")
-def bench_adapter(days: Annotated[int, typer.Option(help="Days of synthetic data (2 hospitals, 1 county)")] = 7,
-                  as_json: JsonFlag = False) -> None:
+def bench_adapter(
+    days: Annotated[int, typer.Option(help="Days of synthetic data (2 hospitals, 1 county)")] = 7,
+    as_json: JsonFlag = False,
+) -> None:
     """Exchange DB → broker rows/s for one adapter, next to publishing the same events from memory."""
     from ops.bench.adapter import run
     from ops.bench_table import print_bench
@@ -550,8 +643,9 @@ def bench_empi(
     from ops.bench.empi import run
     from ops.bench_table import print_bench
 
-    print_bench("empi: pairwise precision / recall / F1 and batch linking", run(persons, batch_records, seed, febrl),
-                as_json)
+    print_bench(
+        "empi: pairwise precision / recall / F1 and batch linking", run(persons, batch_records, seed, febrl), as_json
+    )
 
 
 @bench_app.command("empi-stream")
@@ -575,8 +669,9 @@ def bench_quality(
     from ops.bench_table import print_bench
 
     rows = run(events) + (stream_rows(get_settings(), stream) if stream else [])
-    print_bench(f"quality: {events} outpatient visits (5 % spoiled) in process, {stream} through workers", rows,
-                as_json)
+    print_bench(
+        f"quality: {events} outpatient visits (5 % spoiled) in process, {stream} through workers", rows, as_json
+    )
 
 
 @bench_app.command("syndromes")
@@ -589,8 +684,11 @@ def bench_syndromes(
     from ops.bench.syndromes import run
     from ops.bench_table import print_bench
 
-    print_bench(f"syndromes: {complaints} synthetic outpatient complaints; detection over 360 series × 1096 days",
-                run(complaints), as_json)
+    print_bench(
+        f"syndromes: {complaints} synthetic outpatient complaints; detection over 360 series × 1096 days",
+        run(complaints),
+        as_json,
+    )
 
 
 @bench_app.command("routing")
@@ -607,8 +705,12 @@ def bench_routing(
 
     settings = get_settings()
     rows = run(settings, events) + (stream_rows(settings, stream) if stream else [])
-    print_bench(f"routing: {events} validated events (visits, prescriptions, doses, registrations, deaths) in "
-                f"process, {stream} through workers", rows, as_json)
+    print_bench(
+        f"routing: {events} validated events (visits, prescriptions, doses, registrations, deaths) in "
+        f"process, {stream} through workers",
+        rows,
+        as_json,
+    )
 
 
 @bench_app.command("e2e")
@@ -624,8 +726,12 @@ def bench_e2e(
     from ops.bench.e2e import print_e2e, run
 
     result = run(get_settings(), events, offered_rate, offered_seconds)
-    print_e2e(f"e2e: {result.events} events through the pipeline; latency at {offered_rate:g} events/s offered for "
-              f"{offered_seconds:g} s", result, as_json)
+    print_e2e(
+        f"e2e: {result.events} events through the pipeline; latency at {offered_rate:g} events/s offered for "
+        f"{offered_seconds:g} s",
+        result,
+        as_json,
+    )
 
 
 def entrypoint() -> None:
@@ -633,4 +739,4 @@ def entrypoint() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(entrypoint())
+    entrypoint()

@@ -29,18 +29,24 @@ def _admin(kafka_config: dict[str, Any]) -> AdminClient:
 
 def _partitions(admin: AdminClient, topics: list[str], timeout: float) -> list[TopicPartition]:
     metadata = admin.list_topics(timeout=timeout).topics
-    return [TopicPartition(t, p) for t in topics if t in metadata and metadata[t].error is None
-            for p in sorted(metadata[t].partitions)]
+    return [
+        TopicPartition(t, p)
+        for t in topics
+        if t in metadata and metadata[t].error is None
+        for p in sorted(metadata[t].partitions)
+    ]
 
 
-def _offsets(admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
-             ) -> dict[tuple[str, int], int]:
+def _offsets(
+    admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
+) -> dict[tuple[str, int], int]:
     futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout)
     return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
 
 
-def watermarks(kafka_config: dict[str, Any], topics: list[str], timeout: float = 15.0
-               ) -> dict[tuple[str, int], tuple[int, int]]:
+def watermarks(
+    kafka_config: dict[str, Any], topics: list[str], timeout: float = 15.0
+) -> dict[tuple[str, int], tuple[int, int]]:
     """(topic, partition) → (low, high): the first offset still held and the next offset to be written.
     Topics that do not exist are left out."""
     admin = _admin(kafka_config)
@@ -52,8 +58,9 @@ def watermarks(kafka_config: dict[str, Any], topics: list[str], timeout: float =
     return {key: (max(low[key], 0), high[key]) for key in high}
 
 
-def high_watermarks(kafka_config: dict[str, Any], topics: list[str], timeout: float = 15.0
-                    ) -> dict[tuple[str, int], int]:
+def high_watermarks(
+    kafka_config: dict[str, Any], topics: list[str], timeout: float = 15.0
+) -> dict[tuple[str, int], int]:
     """(topic, partition) → high watermark (the end offset: the next offset to be written). Topics that do not
     exist are left out."""
     admin = _admin(kafka_config)
@@ -61,20 +68,25 @@ def high_watermarks(kafka_config: dict[str, Any], topics: list[str], timeout: fl
     return _offsets(admin, partitions, OffsetSpec.latest(), timeout) if partitions else {}
 
 
-def committed_offsets(kafka_config: dict[str, Any], group: str, partitions: list[tuple[str, int]],
-                      timeout: float = 15.0) -> dict[tuple[str, int], int]:
+def committed_offsets(
+    kafka_config: dict[str, Any], group: str, partitions: list[tuple[str, int]], timeout: float = 15.0
+) -> dict[tuple[str, int], int]:
     """The offsets ``group`` committed on these partitions (partitions it never committed are left out)."""
     if not partitions:
         return {}
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
     admin = _admin(kafka_config)  # held until the answer is in: a collected client drops its requests
     future = admin.list_consumer_group_offsets([request], request_timeout=timeout)[group]
-    return {(tp.topic, tp.partition): tp.offset for tp in future.result(timeout=timeout).topic_partitions
-            if tp.offset >= 0}
+    return {
+        (tp.topic, tp.partition): tp.offset for tp in future.result(timeout=timeout).topic_partitions if tp.offset >= 0
+    }
 
 
-def lag_from(marks: dict[tuple[str, int], tuple[int, int]], committed: dict[tuple[str, int], int],
-             topics: list[str] | None = None) -> list[PartitionLag]:
+def lag_from(
+    marks: dict[tuple[str, int], tuple[int, int]],
+    committed: dict[tuple[str, int], int],
+    topics: list[str] | None = None,
+) -> list[PartitionLag]:
     """Lag rows from watermarks and a group's commits (``topics``: only these), sorted by topic, partition."""
     rows: list[PartitionLag] = []
     for (topic, partition), (low, high) in sorted(marks.items()):
@@ -92,8 +104,12 @@ def lag(kafka_config: dict[str, Any], group: str, topics: list[str], timeout: fl
     return lag_from(marks, committed_offsets(kafka_config, group, list(marks), timeout))
 
 
-def stage_lags(kafka_config: dict[str, Any], inputs: dict[str, list[str]], group_of: Callable[[str], str],
-               marks: dict[tuple[str, int], tuple[int, int]]) -> dict[str, tuple[str, list[PartitionLag], bool]]:
+def stage_lags(
+    kafka_config: dict[str, Any],
+    inputs: dict[str, list[str]],
+    group_of: Callable[[str], str],
+    marks: dict[tuple[str, int], tuple[int, int]],
+) -> dict[str, tuple[str, list[PartitionLag], bool]]:
     """Stage → (its group, lag rows on its input partitions that exist, whether the group ever committed),
     from watermarks measured once for every stage. A stage none of whose inputs exist is left out."""
     out: dict[str, tuple[str, list[PartitionLag], bool]] = {}

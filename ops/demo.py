@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, SURVEILLANCE_CASES, collab_topic_name, validated_topic
+from ops.quality_detection import measure_detection
+from ops.routing_summary import RoutingSummary, summarise
 from ops.settings import Settings
 from ops.stack import lifecycle
 from ops.stack.postgres import ensure_database
 from ops.stack.processes import stop_pid
-from ops.quality_detection import measure_detection
-from ops.routing_summary import RoutingSummary, summarise
 from ops.topic_admin import committed_total, count_messages, create_topics, delete_topics, topics_of_run
 from ops.worker_process import start_worker
 from producers.adapters.config import load_config
@@ -67,49 +67,66 @@ class DemoResult:
 
     @property
     def consistent(self) -> bool:
-        return (self.accepted + self.rejected == self.produced == self.verdicts_in_clickhouse > 0
-                and self.accepted == self.consumed == self.postgres_rows == self.clickhouse_rows == self.routed > 0
-                and self.events_without_person == 0
-                and (self.routing is None or self.routing.deaths_unrouted == 0)
-                and self.visits_classified == self.visits_accepted
-                and self.cases_in_clickhouse == self.distinct_cases)
+        return (
+            self.accepted + self.rejected == self.produced == self.verdicts_in_clickhouse > 0
+            and self.accepted == self.consumed == self.postgres_rows == self.clickhouse_rows == self.routed > 0
+            and self.events_without_person == 0
+            and (self.routing is None or self.routing.deaths_unrouted == 0)
+            and self.visits_classified == self.visits_accepted
+            and self.cases_in_clickhouse == self.distinct_cases
+        )
 
     def figures(self) -> dict[str, float]:
-        return {"produced": self.produced, "consumed": self.consumed, "postgres_rows": self.postgres_rows,
-                "clickhouse_rows": self.clickhouse_rows, "seconds": round(self.seconds, 2),
-                "quarantined": self.quarantined, "exchange_rows": self.exchange_rows, "persons": self.persons,
-                "events_without_person": self.events_without_person, "accepted": self.accepted,
-                "rejected": self.rejected, "verdicts_in_clickhouse": self.verdicts_in_clickhouse,
-                "defects_injected": sum(r.injected for r in self.detection),
-                "defects_caught": sum(r.detected for r in self.detection),
-                "false_rejections": self.false_rejections, "routed": self.routed,
-                **({f"items_{route}": sum(by.values()) for route, by in self.routing.items.items()}
-                   if self.routing else {}),
-                "health_records_sealed": self.routing.sealed if self.routing else 0,
-                "clinical_reminders": self.routing.reminders if self.routing else 0,
-                "visits_classified": self.visits_classified, "visits_accepted": self.visits_accepted,
-                "syndrome_cases": self.distinct_cases, "syndrome_cases_in_clickhouse": self.cases_in_clickhouse,
-                **{f"cases_{k.lower()}": v for k, v in self.syndrome_cases.items()}}
+        return {
+            "produced": self.produced,
+            "consumed": self.consumed,
+            "postgres_rows": self.postgres_rows,
+            "clickhouse_rows": self.clickhouse_rows,
+            "seconds": round(self.seconds, 2),
+            "quarantined": self.quarantined,
+            "exchange_rows": self.exchange_rows,
+            "persons": self.persons,
+            "events_without_person": self.events_without_person,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "verdicts_in_clickhouse": self.verdicts_in_clickhouse,
+            "defects_injected": sum(r.injected for r in self.detection),
+            "defects_caught": sum(r.detected for r in self.detection),
+            "false_rejections": self.false_rejections,
+            "routed": self.routed,
+            **(
+                {f"items_{route}": sum(by.values()) for route, by in self.routing.items.items()} if self.routing else {}
+            ),
+            "health_records_sealed": self.routing.sealed if self.routing else 0,
+            "clinical_reminders": self.routing.reminders if self.routing else 0,
+            "visits_classified": self.visits_classified,
+            "visits_accepted": self.visits_accepted,
+            "syndrome_cases": self.distinct_cases,
+            "syndrome_cases_in_clickhouse": self.cases_in_clickhouse,
+            **{f"cases_{k.lower()}": v for k, v in self.syndrome_cases.items()},
+        }
 
     def table(self) -> str:
-        rows = [("rows in the synthetic exchange databases (parents)", self.exchange_rows),
-                ("rows quarantined by the adapters (unmappable)", self.quarantined),
-                ("events published by the adapters (raw.*)", self.produced),
-                (f"events judged by the quality rules ({self.rule_set_version})", self.accepted + self.rejected),
-                ("  rejected to dlq.quality (an error-severity rule failed)", self.rejected),
-                ("  passed on to validated.* (warnings flagged)", self.accepted),
-                ("verdicts in ClickHouse (quality_results FINAL)", self.verdicts_in_clickhouse),
-                ("events consumed by each sink (validated.*)", self.consumed),
-                ("rows in PostgreSQL (event_store)", self.postgres_rows),
-                ("rows in ClickHouse (event_log FINAL)", self.clickhouse_rows),
-                ("dead letters at the sinks", self.dead_letters),
-                ("events routed (validated.* committed by the routing stage)", self.routed),
-                ("outpatient visits classified (surveillance stage)", self.visits_classified),
-                ("  of which syndrome cases (surveillance.cases)", self.distinct_cases),
-                ("  syndrome cases in ClickHouse (surveillance_cases FINAL)", self.cases_in_clickhouse),
-                *((f"    {syndrome}", n) for syndrome, n in self.syndrome_cases.items()),
-                ("residents (distinct person ids on the events)", self.persons),
-                ("events without a person id", self.events_without_person)]
+        rows: list[tuple[str, int | None]] = [
+            ("rows in the synthetic exchange databases (parents)", self.exchange_rows),
+            ("rows quarantined by the adapters (unmappable)", self.quarantined),
+            ("events published by the adapters (raw.*)", self.produced),
+            (f"events judged by the quality rules ({self.rule_set_version})", self.accepted + self.rejected),
+            ("  rejected to dlq.quality (an error-severity rule failed)", self.rejected),
+            ("  passed on to validated.* (warnings flagged)", self.accepted),
+            ("verdicts in ClickHouse (quality_results FINAL)", self.verdicts_in_clickhouse),
+            ("events consumed by each sink (validated.*)", self.consumed),
+            ("rows in PostgreSQL (event_store)", self.postgres_rows),
+            ("rows in ClickHouse (event_log FINAL)", self.clickhouse_rows),
+            ("dead letters at the sinks", self.dead_letters),
+            ("events routed (validated.* committed by the routing stage)", self.routed),
+            ("outpatient visits classified (surveillance stage)", self.visits_classified),
+            ("  of which syndrome cases (surveillance.cases)", self.distinct_cases),
+            ("  syndrome cases in ClickHouse (surveillance_cases FINAL)", self.cases_in_clickhouse),
+            *((f"    {syndrome}", n) for syndrome, n in self.syndrome_cases.items()),
+            ("residents (distinct person ids on the events)", self.persons),
+            ("events without a person id", self.events_without_person),
+        ]
         if self.routing is not None:
             rows += [("collaboration work items from these events, by route", None), *self.routing.rows()]
         lines = [f"{label:<52} {'' if value is None else value:>8}" for label, value in rows]
@@ -128,8 +145,14 @@ class RecordingPublisher:
     """Passes events to the adapter's publisher and remembers their ids (to count this run's rows) and the
     source record each came from (to match the synthetic defects)."""
 
-    def __init__(self, inner: Any, event_ids: list[str], records: dict[tuple[str, str], list[str]],
-                 latest_deaths: dict[tuple[str, str], tuple[str, bool]], event_types: dict[str, str]) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        event_ids: list[str],
+        records: dict[tuple[str, str], list[str]],
+        latest_deaths: dict[tuple[str, str], tuple[str, bool]],
+        event_types: dict[str, str],
+    ) -> None:
         self.inner = inner
         self.event_ids = event_ids
         self.event_types = event_types
@@ -144,20 +167,27 @@ class RecordingPublisher:
         source = envelope["source"]
         self.records.setdefault((source["org_code"], source["record_key"]), []).append(envelope["event_id"])
         if event_type == "death.record":
-            self.latest_deaths[(source["org_code"], source["record_key"])] = (envelope["event_id"],
-                                                                               envelope["cancelled"])
+            self.latest_deaths[(source["org_code"], source["record_key"])] = (
+                envelope["event_id"],
+                envelope["cancelled"],
+            )
 
     def flush(self, timeout: float = 30.0) -> None:
         self.inner.flush(timeout)
 
 
-def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: int, days: int, seed: int,
-             timeout: float = 600.0) -> DemoResult:
+def run_demo(
+    settings: Settings, exchange_dsn: str, hospitals: int, counties: int, days: int, seed: int, timeout: float = 600.0
+) -> DemoResult:
     before = lifecycle.StartedServices.load(settings)
     lifecycle.up(settings)
     run = uuid.uuid4().hex[:8]
-    s = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}demo-{run}.",
-                                    "group_prefix": f"{settings.group_prefix}.demo-{run}"})
+    s = settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}demo-{run}.",
+            "group_prefix": f"{settings.group_prefix}.demo-{run}",
+        }
+    )
     conf = s.confluent_config()
     workers: list[Any] = []
     try:
@@ -181,7 +211,9 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         quarantined = 0
         for source in sources:
             adapter = build_adapter(s, source, settle_seconds=0)
-            adapter.publisher = RecordingPublisher(adapter.publisher, event_ids, records, latest_deaths, event_types)
+            adapter.publisher = RecordingPublisher(  # type: ignore[assignment]  # wraps it, same methods
+                adapter.publisher, event_ids, records, latest_deaths, event_types
+            )
             quarantined += adapter.run_once().quarantined
             adapter.close()
         produced = len(event_ids)
@@ -192,13 +224,23 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         visit_ids = [e for e in accepted_ids if event_types[e] == "outpatient.visit"]
         validated = [s.topic_name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
         routed = _wait_committed(s, "routing", validated, accepted, workers, worker_log, deadline)
-        classified = _wait_committed(s, "surveillance", [s.topic_name(validated_topic("outpatient.visit").name)],
-                                     len(visit_ids), workers, worker_log, deadline)
+        classified = _wait_committed(
+            s,
+            "surveillance",
+            [s.topic_name(validated_topic("outpatient.visit").name)],
+            len(visit_ids),
+            workers,
+            worker_log,
+            deadline,
+        )
         # ClickHouse also lands the verdicts, the syndrome cases and the notifiable-disease reports.
-        cases_published, reports = (count_messages(conf, [s.topic_name(t)])
-                                    for t in (SURVEILLANCE_CASES, collab_topic_name("infectious_disease")))
-        progress = _run_sinks(s, accepted, accepted + produced + cases_published + reports, workers, worker_log,
-                              deadline)
+        cases_published, reports = (
+            count_messages(conf, [s.topic_name(t)])
+            for t in (SURVEILLANCE_CASES, collab_topic_name("infectious_disease"))
+        )
+        progress = _run_sinks(
+            s, accepted, accepted + produced + cases_published + reports, workers, worker_log, deadline
+        )
         seconds = time.monotonic() - start
         # Rows are counted by this run's accepted event ids: what passed must be in both sinks, once.
         pg = PostgresEventStore(s.postgres_url)
@@ -213,18 +255,42 @@ def run_demo(settings: Settings, exchange_dsn: str, hospitals: int, counties: in
         ch.close()
         syndrome_cases, distinct_cases = _syndrome_cases(s.postgres_url, visit_ids)
         detection, false_rejections, _ = measure_detection(
-            _injected_defects(exchange_dsn, sources), records, rules_of,
-            {e for e, passed in verdicts.items() if not passed})
+            _injected_defects(exchange_dsn, sources),
+            records,
+            rules_of,
+            {e for e, passed in verdicts.items() if not passed},
+        )
         parents = sum(n for (kind, table), n in synth.rows.items() if not _is_child(table))
         deaths = [e for e, cancelled in latest_deaths.values() if not cancelled and verdicts.get(e)]
         routing = summarise(s.postgres_url, accepted_ids, deaths)
         from streams.quality.rule_set import default_rule_set
 
-        return DemoResult(parents, quarantined, produced, progress[0].consumed, postgres_rows,
-                          clickhouse_rows, sum(p.dead_lettered for p in progress), seconds, persons, without_person,
-                          accepted, produced - accepted, verdict_rows, default_rule_set().version, detection,
-                          false_rejections, routed, routing, classified, syndrome_cases, cases_published,
-                          cases_in_clickhouse, len(visit_ids), distinct_cases)
+        return DemoResult(
+            parents,
+            quarantined,
+            produced,
+            progress[0].consumed,
+            postgres_rows,
+            clickhouse_rows,
+            sum(p.dead_lettered for p in progress),
+            seconds,
+            persons,
+            without_person,
+            accepted,
+            produced - accepted,
+            verdict_rows,
+            default_rule_set().version,
+            detection,
+            false_rejections,
+            routed,
+            routing,
+            classified,
+            syndrome_cases,
+            cases_published,
+            cases_in_clickhouse,
+            len(visit_ids),
+            distinct_cases,
+        )
     finally:
         for worker in workers:
             stop_pid(worker.pid)
@@ -257,8 +323,9 @@ def _check_workers(workers: list[Any], worker_log: Any) -> None:
             raise RuntimeError(f"a stream worker exited with {worker.returncode}; see {worker_log}")
 
 
-def _read_verdicts(s: Settings, event_ids: set[str], workers: list[Any], worker_log: Any, deadline: float
-                   ) -> dict[str, bool]:
+def _read_verdicts(
+    s: Settings, event_ids: set[str], workers: list[Any], worker_log: Any, deadline: float
+) -> dict[str, bool]:
     """event id → passed, from quality.results, until every event of this run has its verdict."""
     from confluent_kafka import Consumer
 
@@ -266,8 +333,15 @@ def _read_verdicts(s: Settings, event_ids: set[str], workers: list[Any], worker_
     from avro_schemas.topics import QUALITY_RESULTS
 
     codec = codec_for(s.schema_registry_config())
-    consumer = Consumer({**s.confluent_config(), "group.id": f"{s.group_prefix}.demo-verdicts",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 3})
+    consumer = Consumer(
+        {
+            **s.confluent_config(),
+            "group.id": f"{s.group_prefix}.demo-verdicts",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
     consumer.subscribe([s.topic_name(QUALITY_RESULTS)])
     verdicts: dict[str, bool] = {}
     try:
@@ -285,8 +359,9 @@ def _read_verdicts(s: Settings, event_ids: set[str], workers: list[Any], worker_
     return verdicts
 
 
-def _wait_committed(s: Settings, stage: str, topics: list[str], expected: int, workers: list[Any], worker_log: Any,
-                    deadline: float) -> int:
+def _wait_committed(
+    s: Settings, stage: str, topics: list[str], expected: int, workers: list[Any], worker_log: Any, deadline: float
+) -> int:
     """Until ``stage`` has committed ``expected`` messages of ``topics`` (it publishes no output per input)."""
     done = 0
     while time.monotonic() < deadline:
@@ -303,8 +378,11 @@ def _syndrome_cases(postgres_url: str, visit_ids: list[str]) -> tuple[dict[str, 
     import psycopg
 
     with psycopg.connect(postgres_url) as conn:
-        rows = conn.execute("SELECT syndromes FROM surveillance.visit_cases WHERE event_id = ANY(%s) "
-                            "AND NOT cancelled AND cardinality(syndromes) > 0", (visit_ids,)).fetchall()
+        rows = conn.execute(
+            "SELECT syndromes FROM surveillance.visit_cases WHERE event_id = ANY(%s) "
+            "AND NOT cancelled AND cardinality(syndromes) > 0",
+            (visit_ids,),
+        ).fetchall()
     by_syndrome: dict[str, int] = {}
     for (syndromes,) in rows:
         for syndrome in syndromes:
@@ -312,12 +390,16 @@ def _syndrome_cases(postgres_url: str, visit_ids: list[str]) -> tuple[dict[str, 
     return dict(sorted(by_syndrome.items())), len(rows)
 
 
-def _run_sinks(s: Settings, accepted: int, clickhouse_expected: int, workers: list[Any], worker_log: Any,
-               deadline: float) -> list[SinkProgress]:
+def _run_sinks(
+    s: Settings, accepted: int, clickhouse_expected: int, workers: list[Any], worker_log: Any, deadline: float
+) -> list[SinkProgress]:
     """Both sinks in this process (chDB admits one process per data directory), until each consumed all:
     PostgreSQL the accepted events, ClickHouse those and every verdict."""
     pg_sink, ch_sink = PostgresEventStore(s.postgres_url), open_clickhouse_event_log(s)
-    consumers = [build_consumer(s, pg_sink, list(PIPELINE_EVENT_TYPES)), build_consumer(s, ch_sink, list(PIPELINE_EVENT_TYPES))]
+    consumers = [
+        build_consumer(s, pg_sink, list(PIPELINE_EVENT_TYPES)),
+        build_consumer(s, ch_sink, list(PIPELINE_EVENT_TYPES)),
+    ]
     progress = [SinkProgress(), SinkProgress()]
 
     expected = (accepted, clickhouse_expected)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The front door on a fresh machine (README.md):
 #   ops/dev.sh demo   -> venv + install, local stack up, the whole pipeline demo, stack down
-#   ops/dev.sh test   -> venv + install, local stack up, the test suite, stack down
+#   ops/dev.sh test   -> venv + install, ruff + mypy, local stack up, the test suite, stack down
+#   ops/dev.sh lint   -> venv + install, ruff (lint, format) and mypy only
 # Extra arguments go to `healthbus demo` or to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,14 @@ ensure_test_packages() {
 
 stack_down() { .venv/bin/healthbus stack down || true; }
 
+# Lint, format and types (configured in pyproject.toml); the same hooks run before each commit
+# with pre-commit (.pre-commit-config.yaml).
+lint() {
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  .venv/bin/mypy
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -38,8 +47,13 @@ case "$cmd" in
     trap stack_down EXIT
     .venv/bin/healthbus demo "$@"
     ;;
+  lint)
+    setup
+    lint
+    ;;
   test)
     setup
+    lint
     ensure_test_packages
     .venv/bin/healthbus stack up
     trap stack_down EXIT
@@ -47,7 +61,7 @@ case "$cmd" in
     .venv/bin/python -m pytest "$@"
     ;;
   *)
-    echo "usage: ops/dev.sh demo [healthbus demo options] | test [pytest options]" >&2
+    echo "usage: ops/dev.sh demo [healthbus demo options] | test [pytest options] | lint" >&2
     exit 2
     ;;
 esac

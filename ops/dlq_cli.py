@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ops.audit_cli import ActorOption
 from ops.settings import get_settings
 
-dlq_app = typer.Typer(help="Dead letters: list them, replay them to the stage that rejected them.",
-                      no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead letters: list them, replay them to the stage that rejected them.", no_args_is_help=True
+)
 StageOption = Annotated[str, typer.Option(help="Stage whose dead letters: adapter, identify, quality, sink-…")]
-RuleOption = Annotated[Optional[str], typer.Option("--rule", help="Only those a quality rule id rejected")]
-OrgOption = Annotated[Optional[str], typer.Option("--org", help="Only this institution's (GB 32100)")]
-CodeOption = Annotated[Optional[str], typer.Option("--reason", help="Only this error code")]
-SinceOption = Annotated[Optional[str], typer.Option(help="Failed at or after (ISO 8601)")]
-UntilOption = Annotated[Optional[str], typer.Option(help="Failed before (ISO 8601)")]
-TopicOption = Annotated[Optional[str], typer.Option("--topic", help="Only those that came from this topic "
-                                                    "(catalogue name, e.g. raw.outpatient.visit)")]
+RuleOption = Annotated[str | None, typer.Option("--rule", help="Only those a quality rule id rejected")]
+OrgOption = Annotated[str | None, typer.Option("--org", help="Only this institution's (GB 32100)")]
+CodeOption = Annotated[str | None, typer.Option("--reason", help="Only this error code")]
+SinceOption = Annotated[str | None, typer.Option(help="Failed at or after (ISO 8601)")]
+UntilOption = Annotated[str | None, typer.Option(help="Failed before (ISO 8601)")]
+TopicOption = Annotated[
+    str | None,
+    typer.Option("--topic", help="Only those that came from this topic (catalogue name, e.g. raw.outpatient.visit)"),
+]
 
 
 def _filter(reason, rule, org, since, until, topic=None):
@@ -29,7 +32,8 @@ def _filter(reason, rule, org, since, until, topic=None):
         if not text:
             return None
         value = dt.datetime.fromisoformat(text)
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
     source = get_settings().topic_name(topic) if topic else None
     return DeadLetterFilter(reason, rule, org, moment(since), moment(until), source)
 
@@ -40,13 +44,23 @@ def _selected(stage: str, flt) -> list[dict]:
 
     s = get_settings()
     topic = dlq_topic_name(s.topic_prefix, stage)
-    return [d for d in read_dead_letters(s.confluent_config(), codec_for(s.schema_registry_config()), topic)
-            if flt.matches(d)]
+    return [
+        d
+        for d in read_dead_letters(s.confluent_config(), codec_for(s.schema_registry_config()), topic)
+        if flt.matches(d)
+    ]
 
 
 @dlq_app.command("list")
-def dlq_list(stage: StageOption = "quality", reason: CodeOption = None, rule: RuleOption = None, org: OrgOption = None,
-             since: SinceOption = None, until: UntilOption = None, topic: TopicOption = None) -> None:
+def dlq_list(
+    stage: StageOption = "quality",
+    reason: CodeOption = None,
+    rule: RuleOption = None,
+    org: OrgOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    topic: TopicOption = None,
+) -> None:
     """Dead letters with their reasons (no payloads: they hold personal data)."""
     letters = _selected(stage, _filter(reason, rule, org, since, until, topic))
     typer.echo(f"{'dead letter id':<36}  {'failed at (UTC)':<19}  {'reason':<22} {'rules / message'}")
@@ -69,7 +83,9 @@ def dlq_show(
     from avro_schemas.serde import DecodeError, codec_for
     from streams.privacy import masked_event
 
-    matches = [d for d in _selected(stage, _filter(None, None, None, None, None)) if d["dead_letter_id"] == dead_letter_id]
+    matches = [
+        d for d in _selected(stage, _filter(None, None, None, None, None)) if d["dead_letter_id"] == dead_letter_id
+    ]
     if not matches:
         typer.secho(f"no dead letter {dead_letter_id} on dlq.{stage}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
@@ -94,8 +110,13 @@ def dlq_show(
 def dlq_replay(
     reason_text: Annotated[str, typer.Option("--why", help="Why you replay (kept in the audit)")],
     actor: ActorOption,
-    stage: StageOption = "quality", reason: CodeOption = None, rule: RuleOption = None, org: OrgOption = None,
-    since: SinceOption = None, until: UntilOption = None, topic: TopicOption = None,
+    stage: StageOption = "quality",
+    reason: CodeOption = None,
+    rule: RuleOption = None,
+    org: OrgOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    topic: TopicOption = None,
     again: Annotated[bool, typer.Option(help="Also those replayed before")] = False,
 ) -> None:
     """Send the selected dead letters back to the topic they came from; the stage judges them again."""
@@ -110,5 +131,7 @@ def dlq_replay(
     producer = Producer(producer_config(s.confluent_config()))
     with psycopg.connect(s.postgres_url, autocommit=True) as conn:
         outcome = replay(conn, producer, letters, actor, reason_text, again)
-    typer.echo(f"selected {outcome.selected}, replayed {outcome.replayed}, "
-               f"skipped {outcome.skipped_already_replayed} already replayed (use --again)")
+    typer.echo(
+        f"selected {outcome.selected}, replayed {outcome.replayed}, "
+        f"skipped {outcome.skipped_already_replayed} already replayed (use --again)"
+    )

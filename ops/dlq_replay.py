@@ -61,11 +61,19 @@ class DeadLetterFilter:
         return not (self.until and value["failed_at"] >= self.until)
 
 
-def read_dead_letters(kafka_config: dict[str, Any], codec: EventCodec, topic: str, timeout: float = 30.0
-                      ) -> Iterator[dict[str, Any]]:
+def read_dead_letters(
+    kafka_config: dict[str, Any], codec: EventCodec, topic: str, timeout: float = 30.0
+) -> Iterator[dict[str, Any]]:
     """Every dead letter on ``topic`` from the beginning to the end as it is now (partition EOF)."""
-    consumer = Consumer({**kafka_config, "group.id": "healthbus-dlq-reader", "enable.auto.commit": False,
-                         "enable.partition.eof": True, "log_level": 3})
+    consumer = Consumer(
+        {
+            **kafka_config,
+            "group.id": "healthbus-dlq-reader",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 3,
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
@@ -76,8 +84,9 @@ def read_dead_letters(kafka_config: dict[str, Any], codec: EventCodec, topic: st
         deadline = time.monotonic() + timeout
         while open_partitions and time.monotonic() < deadline:
             for m in consumer.consume(500, timeout=0.5):
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
+                error = m.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         open_partitions.discard(m.partition())
                     continue
                 try:
@@ -102,14 +111,25 @@ class ReplayOutcome:
     skipped_already_replayed: int = 0
 
 
-def replay(conn: psycopg.Connection, producer: Any, dead_letters: list[dict[str, Any]], actor: str, reason: str,
-           again: bool = False, now: dt.datetime | None = None) -> ReplayOutcome:
+def replay(
+    conn: psycopg.Connection,
+    producer: Any,
+    dead_letters: list[dict[str, Any]],
+    actor: str,
+    reason: str,
+    again: bool = False,
+    now: dt.datetime | None = None,
+) -> ReplayOutcome:
     """Produce each dead letter's original message to its source topic, then record the replay."""
     ensure_replay_table(conn)
     outcome = ReplayOutcome(selected=len(dead_letters))
     ids = [d["dead_letter_id"] for d in dead_letters]
-    done = {r[0] for r in conn.execute("SELECT DISTINCT dead_letter_id FROM dlq_replays WHERE dead_letter_id = ANY(%s)",
-                                       (ids,)).fetchall()}
+    done = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT dead_letter_id FROM dlq_replays WHERE dead_letter_id = ANY(%s)", (ids,)
+        ).fetchall()
+    }
     chosen = [d for d in dead_letters if again or d["dead_letter_id"] not in done]
     outcome.skipped_already_replayed = len(dead_letters) - len(chosen)
     for d in chosen:
@@ -118,11 +138,13 @@ def replay(conn: psycopg.Connection, producer: Any, dead_letters: list[dict[str,
         producer.produce(d["source_topic"], d["payload"], d["key"], headers=headers)
     if chosen and producer.flush(30):
         raise RuntimeError("replayed messages not acknowledged by the broker; nothing recorded")
-    at = now or dt.datetime.now(dt.timezone.utc)
+    at = now or dt.datetime.now(dt.UTC)
     with conn.transaction(), conn.cursor() as cur:
-        cur.executemany("INSERT INTO dlq_replays (dead_letter_id, replayed_at, stage, source_topic, actor, reason) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                        [(d["dead_letter_id"], at, d["stage"], d["source_topic"], actor, reason) for d in chosen])
+        cur.executemany(
+            "INSERT INTO dlq_replays (dead_letter_id, replayed_at, stage, source_topic, actor, reason) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(d["dead_letter_id"], at, d["stage"], d["source_topic"], actor, reason) for d in chosen],
+        )
     outcome.replayed = len(chosen)
     return outcome
 

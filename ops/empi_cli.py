@@ -11,15 +11,16 @@ import csv
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ops.audit_cli import ActorOption
 from streams.identity.record import CSV_HEADER, SourceRecord
 
-empi_app = typer.Typer(help="Master patient index: batch linking, model training, operator actions.",
-                       no_args_is_help=True)
+empi_app = typer.Typer(
+    help="Master patient index: batch linking, model training, operator actions.", no_args_is_help=True
+)
 
 TRAIN_ON_INPUT_FROM = 2_000  # records; fewer are too few for EM, and the shipped model is used instead
 
@@ -28,7 +29,9 @@ def read_records_csv(path: Path) -> list[SourceRecord]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != CSV_HEADER:
-            raise ValueError(f"{path}: header must be exactly {','.join(CSV_HEADER)}; got {','.join(reader.fieldnames or [])}")
+            raise ValueError(
+                f"{path}: header must be exactly {','.join(CSV_HEADER)}; got {','.join(reader.fieldnames or [])}"
+            )
         records = [SourceRecord.from_row(row) for row in reader]
     seen: set[str] = set()
     for r in records:
@@ -48,9 +51,15 @@ def _progress(done: int, total: int) -> None:
 def link(
     input_csv: Annotated[Path, typer.Option("--input", help="records CSV (header: " + ",".join(CSV_HEADER) + ")")],
     output_csv: Annotated[Path, typer.Option("--output", help="links CSV: record_id,person_id")],
-    model_path: Annotated[Optional[Path], typer.Option("--model", help="A trained model (`empi train`); "
-                          "default: EM on the input itself, or the shipped model for small inputs")] = None,
-    reviews_csv: Annotated[Optional[Path], typer.Option("--reviews", help="Also write the possible matches")] = None,
+    model_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="A trained model (`empi train`); "
+            "default: EM on the input itself, or the shipped model for small inputs",
+        ),
+    ] = None,
+    reviews_csv: Annotated[Path | None, typer.Option("--reviews", help="Also write the possible matches")] = None,
 ) -> None:
     """Link the records of a CSV file into persons, without Kafka: the identify stage's matching, in batch."""
     from streams.identity.features import extract_features
@@ -83,20 +92,29 @@ def link(
         with reviews_csv.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(("record_id", "reason", "candidate_person_id", "weight"))
-            writer.writerows((record_id, item.reason.value, item.candidate_person_id, item.weight)
-                             for record_id, item in result.reviews)
+            writer.writerows(
+                (record_id, item.reason.value, item.candidate_person_id, item.weight)
+                for record_id, item in result.reviews
+            )
     persons = len(set(result.person_of.values()))
     rules = ", ".join(f"{rule} {n:,}" for rule, n in result.rules.most_common())
-    print(f"{len(records):,} records → {persons:,} persons in {time.perf_counter() - started:.1f} s "
-          f"(model: {source}; {rules}; {len(result.reviews):,} for review)", file=sys.stderr)
+    print(
+        f"{len(records):,} records → {persons:,} persons in {time.perf_counter() - started:.1f} s "
+        f"(model: {source}; {rules}; {len(result.reviews):,} for review)",
+        file=sys.stderr,
+    )
 
 
 @empi_app.command("train")
 def train(
     output: Annotated[Path, typer.Option("--output", help="Where to write the model (JSON)")],
-    input_csv: Annotated[Optional[Path], typer.Option("--input", help="records CSV to learn from")] = None,
-    synthetic_persons: Annotated[int, typer.Option("--synthetic", help="Or learn from this many synthetic "
-                                                   "residents (producers/synthetic/identity_cases.py)")] = 0,
+    input_csv: Annotated[Path | None, typer.Option("--input", help="records CSV to learn from")] = None,
+    synthetic_persons: Annotated[
+        int,
+        typer.Option(
+            "--synthetic", help="Or learn from this many synthetic residents (producers/synthetic/identity_cases.py)"
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Estimate the Fellegi-Sunter model (u from random pairs, m and prior by EM) for the identify stage."""
@@ -114,8 +132,10 @@ def train(
         raise typer.Exit(2)
     model = train_model([extract_features(r) for r in records], seed=seed)
     output.write_text(model.to_json() + "\n", encoding="utf-8")
-    print(f"model from {len(records):,} records ({model.trained_on_pairs:,} candidate pairs, "
-          f"{model.em_iterations} EM iterations) → {output}")
+    print(
+        f"model from {len(records):,} records ({model.trained_on_pairs:,} candidate pairs, "
+        f"{model.em_iterations} EM iterations) → {output}"
+    )
 
 
 # -- operator actions on the PostgreSQL index ------------------------------------------------------
@@ -159,8 +179,12 @@ def _cache() -> PersonCache:
 
 def _warn_cache(error: str) -> None:
     if error:
-        typer.secho(f"warning: committed, but the Redis cache still holds the old person of moved records: {error}; "
-                    "they expire with the cache TTL", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"warning: committed, but the Redis cache still holds the old person of moved records: {error}; "
+            "they expire with the cache TTL",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
 
 def _refused(exc: Exception) -> None:
@@ -182,8 +206,12 @@ def _publish(conn: psycopg.Connection) -> None:
         codec = codec_for(settings.schema_registry_config())
         published = publish_pending(conn, producer, codec, settings.topic_prefix, flush_timeout=PUBLISH_TIMEOUT_S)
     except Exception as exc:  # the broker or registry is down: the change is committed, its event waits
-        typer.secho(f"warning: committed, not yet published ({exc}); {pending_count(conn)} change(s) wait in "
-                    "empi.outbox for the next empi action or the identify stage", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"warning: committed, not yet published ({exc}); {pending_count(conn)} change(s) wait in "
+            "empi.outbox for the next empi action or the identify stage",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
         return
     if published:
         print(f"published {published} identity change(s)")
@@ -206,12 +234,16 @@ def merge_cmd(
         except OperatorError as exc:
             _refused(exc)
         if result.already_done:
-            print(f"already one person: {result.absorbed_person_id} → {result.survivor_person_id} "
-                  f"(change {result.change_id or 'unknown'}); nothing changed")
+            print(
+                f"already one person: {result.absorbed_person_id} → {result.survivor_person_id} "
+                f"(change {result.change_id or 'unknown'}); nothing changed"
+            )
         else:
             forced = f"; forced over {', '.join(result.forced_over)}" if result.forced_over else ""
-            print(f"merged {result.absorbed_person_id} into {result.survivor_person_id}: "
-                  f"{len(result.records_moved)} record(s) moved (change {result.change_id}{forced})")
+            print(
+                f"merged {result.absorbed_person_id} into {result.survivor_person_id}: "
+                f"{len(result.records_moved)} record(s) moved (change {result.change_id}{forced})"
+            )
         _warn_cache(result.cache_error)
         _publish(conn)
 
@@ -234,19 +266,24 @@ def unmerge_cmd(
         except OperatorError as exc:
             _refused(exc)
         if result.already_done:
-            print(f"already unmerged: {record} is with {result.to_person_id} (change {result.change_id}); "
-                  "nothing changed")
+            print(
+                f"already unmerged: {record} is with {result.to_person_id} (change {result.change_id}); nothing changed"
+            )
         else:
             how = " (reactivated)" if result.person_reactivated else " (new person)" if result.new_person else ""
             kinds = f"; identifiers moved: {', '.join(result.identifiers_moved)}" if result.identifiers_moved else ""
-            print(f"moved {record} from {result.from_person_id} to {result.to_person_id}{how}{kinds} "
-                  f"(change {result.change_id})")
+            print(
+                f"moved {record} from {result.from_person_id} to {result.to_person_id}{how}{kinds} "
+                f"(change {result.change_id})"
+            )
         _warn_cache(result.cache_error)
         _publish(conn)
 
 
-review_app = typer.Typer(help="Possible matches and identifier conflicts: `empi review` lists the open ones; "
-                              "`review accept|reject ID --reason …` decides one.")
+review_app = typer.Typer(
+    help="Possible matches and identifier conflicts: `empi review` lists the open ones; "
+    "`review accept|reject ID --reason …` decides one."
+)
 empi_app.add_typer(review_app, name="review")
 
 StatusOption = Annotated[str, typer.Option("--status", help="open, accepted or rejected")]
@@ -268,8 +305,10 @@ def _print_reviews(status: str, limit: int) -> None:
     for item in items:
         weight = f"{item.weight:.1f}" if item.weight is not None else "-"
         decided = f"  {item.status} by {item.decided_by}: {item.decision_reason}" if item.status != "open" else ""
-        print(f"{item.review_id:>6}  {item.reason:<19} {weight:>6}  {item.org_code + ':' + item.local_id:<32} "
-              f"{item.record_person_id:<36}  {item.candidate_person_id}{decided}")
+        print(
+            f"{item.review_id:>6}  {item.reason:<19} {weight:>6}  {item.org_code + ':' + item.local_id:<32} "
+            f"{item.record_person_id:<36}  {item.candidate_person_id}{decided}"
+        )
 
 
 @review_app.callback(invoke_without_command=True)
@@ -305,9 +344,11 @@ def review_accept_cmd(
         elif result.merge is None:
             print(f"review {review_id} accepted; the persons were one already (change {result.change_id})")
         else:
-            print(f"review {review_id} accepted: merged {result.merge.absorbed_person_id} into "
-                  f"{result.merge.survivor_person_id}, {len(result.merge.records_moved)} record(s) moved "
-                  f"(change {result.change_id})")
+            print(
+                f"review {review_id} accepted: merged {result.merge.absorbed_person_id} into "
+                f"{result.merge.survivor_person_id}, {len(result.merge.records_moved)} record(s) moved "
+                f"(change {result.change_id})"
+            )
         _warn_cache(result.cache_error)
         _publish(conn)
 
@@ -326,8 +367,10 @@ def review_reject_cmd(
             result = reject_review(conn, review_id, actor, reason)
         except OperatorError as exc:
             _refused(exc)
-    print(f"review {review_id} {'was rejected already; nothing changed' if result.already_decided else 'rejected'}"
-          f" (change {result.change_id})")
+    print(
+        f"review {review_id} {'was rejected already; nothing changed' if result.already_decided else 'rejected'}"
+        f" (change {result.change_id})"
+    )
 
 
 @empi_app.command("show")
@@ -353,15 +396,19 @@ def show_cmd(
     print(f"person {view.person_id}{via}: {view.status}, sex {view.sex or '-'}, {len(view.records)} record(s)")
     for r in view.records:
         weight = f" {r.link_weight:.1f}" if r.link_weight is not None else ""
-        print(f"  {r.org_code}:{r.local_id}  {r.name or '-'} {r.sex or '-'} {r.birth_date or '-'}  "
-              f"id {r.id_number or '-'}  phone {r.phone or '-'}  cards {r.health_card or '-'}/{r.insurance_card or '-'}"
-              f"  {r.address or '-'}  [{r.link_rule}{weight}]")
+        print(
+            f"  {r.org_code}:{r.local_id}  {r.name or '-'} {r.sex or '-'} {r.birth_date or '-'}  "
+            f"id {r.id_number or '-'}  phone {r.phone or '-'}  cards {r.health_card or '-'}/{r.insurance_card or '-'}"
+            f"  {r.address or '-'}  [{r.link_rule}{weight}]"
+        )
     if view.identifiers:
         print("identifiers: " + ", ".join(f"{kind} {value}" for kind, value in view.identifiers))
     for item in view.open_reviews:
         weight = f" {item.weight:.1f}" if item.weight is not None else ""
-        print(f"open review {item.review_id}: {item.reason}{weight} {item.org_code}:{item.local_id} "
-              f"{item.record_person_id} ↔ {item.candidate_person_id}")
+        print(
+            f"open review {item.review_id}: {item.reason}{weight} {item.org_code}:{item.local_id} "
+            f"{item.record_person_id} ↔ {item.candidate_person_id}"
+        )
     for a in view.audit:
         record = f" {a.record}" if a.record else ""
         other = f" ↔ {a.other_person_id}" if a.other_person_id else ""

@@ -19,13 +19,18 @@ from ops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LAG = Gauge("healthbus_consumer_lag_messages",
-            "Messages on an input partition that the stage's consumer group has not committed yet",
-            ["stage", "group", "topic", "partition"])
-COMMITTED = Gauge("healthbus_consumer_group_committed", "1 when the stage's group has committed offsets, else 0",
-                  ["stage", "group"])
-LAST_MEASURED = Gauge("healthbus_consumer_lag_last_measured_timestamp_seconds",
-                      "When consumer lag was last measured successfully (Unix time)")
+LAG = Gauge(
+    "healthbus_consumer_lag_messages",
+    "Messages on an input partition that the stage's consumer group has not committed yet",
+    ["stage", "group", "topic", "partition"],
+)
+COMMITTED = Gauge(
+    "healthbus_consumer_group_committed", "1 when the stage's group has committed offsets, else 0", ["stage", "group"]
+)
+LAST_MEASURED = Gauge(
+    "healthbus_consumer_lag_last_measured_timestamp_seconds",
+    "When consumer lag was last measured successfully (Unix time)",
+)
 MEASURE_ERRORS = Counter("healthbus_consumer_lag_measure_errors_total", "Failed lag measurements (broker unreachable…)")
 
 
@@ -65,5 +70,7 @@ class LagExporter:
                 self.measure()
             except Exception as exc:  # the broker may be down for a while: keep trying, say so in a metric
                 MEASURE_ERRORS.inc()
-                log.warning("consumer lag not measured: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning(
+                    "consumer lag not measured: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                )
             stop.wait(every)

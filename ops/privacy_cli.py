@@ -16,8 +16,13 @@ privacy_app = typer.Typer(help="Privacy operations: pseudonym key rotation.", no
 
 @privacy_app.command("rotate-pseudonyms")
 def rotate_pseudonyms_command(
-    old_key_env: Annotated[str, typer.Option("--old-key-env", help="Name of the environment variable holding the "
-                                             "OLD key (never the key itself on a command line)")],
+    old_key_env: Annotated[
+        str,
+        typer.Option(
+            "--old-key-env",
+            help="Name of the environment variable holding the OLD key (never the key itself on a command line)",
+        ),
+    ],
     actor: ActorOption,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would change; change nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object of the figures.")] = False,
@@ -38,19 +43,31 @@ def rotate_pseudonyms_command(
     client = open_clickhouse(s.clickhouse_url, s.resolved_chdb_path, s.clickhouse_database)
     try:
         with psycopg.connect(s.postgres_url, autocommit=True) as conn:
-            report = rotate_pseudonyms(conn, client, s.clickhouse_database, old.encode(),
-                                       s.pseudonym_key.get_secret_value().encode(), dry_run=dry_run)
+            report = rotate_pseudonyms(
+                conn,
+                client,
+                s.clickhouse_database,
+                old.encode(),
+                s.pseudonym_key.get_secret_value().encode(),
+                dry_run=dry_run,
+            )
             if not dry_run:  # who re-keyed the analytics, when, and how much (never a key)
                 ensure_audit_trail(conn)
-                record_action(conn, actor, ROTATE_PSEUDONYMS, {"clickhouse_database": s.clickhouse_database},
-                              {column: changed for column, changed in report.rekeyed.items()})
+                record_action(
+                    conn,
+                    actor,
+                    ROTATE_PSEUDONYMS,
+                    {"clickhouse_database": s.clickhouse_database},
+                    {column: changed for column, changed in report.rekeyed.items()},
+                )
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     finally:
         client.close()
-    typer.echo(f"{'would re-key' if dry_run else 're-keyed'} with {report.mappings} known pseudonyms "
-               f"in {report.seconds:.1f} s")
+    typer.echo(
+        f"{'would re-key' if dry_run else 're-keyed'} with {report.mappings} known pseudonyms in {report.seconds:.1f} s"
+    )
     typer.echo(f"{'column':<40} {'rows':>10} {'re-keyed':>10} {'unmapped':>10}")
     for column, changed in report.rekeyed.items():
         typer.echo(f"{column:<40} {report.rows[column.split('.')[0]]:>10} {changed:>10} {report.unmapped[column]:>10}")

@@ -44,18 +44,25 @@ _BATCH = 50_000
 # (relation that must exist, query): the raw columns each kind of part tuple is made from
 _PERSON_SOURCES = (
     ("empi.persons", "SELECT person_id::text FROM empi.persons"),
-    ("public.event_store", "SELECT DISTINCT payload->'envelope'->>'person_id' FROM event_store "
-                           "WHERE payload->'envelope'->>'person_id' IS NOT NULL"),
+    (
+        "public.event_store",
+        "SELECT DISTINCT payload->'envelope'->>'person_id' FROM event_store "
+        "WHERE payload->'envelope'->>'person_id' IS NOT NULL",
+    ),
 )
 _PATIENT_SOURCES = (
     ("empi.records", "SELECT org_code, local_id FROM empi.records"),
-    ("public.event_store", "SELECT DISTINCT org_code, payload->'envelope'->'patient'->>'local_patient_id' "
-                           "FROM event_store"),
+    (
+        "public.event_store",
+        "SELECT DISTINCT org_code, payload->'envelope'->'patient'->>'local_patient_id' FROM event_store",
+    ),
 )
 _VISIT_SOURCES = (
     ("surveillance.visit_cases", "SELECT org_code, record_key FROM surveillance.visit_cases"),
-    ("public.event_store", "SELECT DISTINCT org_code, record_key FROM event_store "
-                           "WHERE event_type = 'outpatient.visit'"),
+    (
+        "public.event_store",
+        "SELECT DISTINCT org_code, record_key FROM event_store WHERE event_type = 'outpatient.visit'",
+    ),
 )
 
 
@@ -69,13 +76,20 @@ class RotationReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mappings": self.mappings, "rows": self.rows, "rekeyed": self.rekeyed, "unmapped": self.unmapped,
-                "dry_run": self.dry_run, "seconds": round(self.seconds, 3)}
+        return {
+            "mappings": self.mappings,
+            "rows": self.rows,
+            "rekeyed": self.rekeyed,
+            "unmapped": self.unmapped,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def _rows(conn: psycopg.Connection, sources: tuple[tuple[str, str], ...]) -> Iterator[tuple[str, ...]]:
     for relation, query in sources:
-        if conn.execute("SELECT to_regclass(%s)", (relation,)).fetchone()[0] is None:
+        found = conn.execute("SELECT to_regclass(%s)", (relation,)).fetchone()
+        if found is None or found[0] is None:
             continue  # that component never ran against this database
         with conn.cursor() as cur:
             yield from cur.stream(query, size=_BATCH)  # rows as they come: there may be millions
@@ -106,15 +120,20 @@ def _load_map(client: Any, database: str, pairs: Iterator[tuple[str, str]]) -> N
         client.insert(f"{database}.{MAP_TABLE}", batch, column_names=["old", "new"])
 
 
-def rotate_pseudonyms(conn: psycopg.Connection, client: Any, database: str, old_key: bytes, new_key: bytes,
-                      dry_run: bool = False) -> RotationReport:
+def rotate_pseudonyms(
+    conn: psycopg.Connection, client: Any, database: str, old_key: bytes, new_key: bytes, dry_run: bool = False
+) -> RotationReport:
     """Rewrite every pseudonym made with ``old_key`` in ``database``'s tables as ``new_key`` makes it."""
     if old_key == new_key:
         raise ValueError("the old and the new pseudonym key are the same: nothing to rotate")
     started = time.monotonic()
     report = RotationReport(dry_run=dry_run)
-    present = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = {db:String}",
-                                          parameters={"db": database}).result_rows}
+    present = {
+        r[0]
+        for r in client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": database}
+        ).result_rows
+    }
     tables = [t for t in PSEUDONYM_COLUMNS if t in present]
     seen: set[str] = set()
 
@@ -134,10 +153,15 @@ def rotate_pseudonyms(conn: psycopg.Connection, client: Any, database: str, old_
     try:
         for table in tables:
             columns = PSEUDONYM_COLUMNS[table]
-            figures = client.query("SELECT count(), " + ", ".join(
-                f"countIf({c} != '' AND {mapped.format(col=c)} IS NULL), "
-                f"countIf({c} != '' AND {mapped.format(col=c)} != {c})" for c in columns)
-                + f" FROM {database}.{table}").result_rows[0]
+            figures = client.query(
+                "SELECT count(), "
+                + ", ".join(
+                    f"countIf({c} != '' AND {mapped.format(col=c)} IS NULL), "
+                    f"countIf({c} != '' AND {mapped.format(col=c)} != {c})"
+                    for c in columns
+                )
+                + f" FROM {database}.{table}"
+            ).result_rows[0]
             report.rows[table] = figures[0]
             for n, c in enumerate(columns):
                 report.unmapped[f"{table}.{c}"] = figures[1 + 2 * n]
@@ -157,13 +181,16 @@ def _rewrite(client: Any, database: str, table: str, columns: tuple[str, ...], m
     client.command(f"CREATE TABLE {twin} AS {database}.{table}")
     replace = ", ".join(f"coalesce({mapped.format(col=c)}, {c}) AS {c}" for c in columns)
     # One INSERT may span every month partition of the table: lift the 100-partition guard for it.
-    client.command(f"INSERT INTO {twin} SELECT * REPLACE ({replace}) FROM {database}.{table} "
-                   "SETTINGS max_partitions_per_insert_block = 0")
+    client.command(
+        f"INSERT INTO {twin} SELECT * REPLACE ({replace}) FROM {database}.{table} "
+        "SETTINGS max_partitions_per_insert_block = 0"
+    )
     before = int(client.command(f"SELECT count() FROM {database}.{table}"))
     after = int(client.command(f"SELECT count() FROM {twin}"))
     if before != after:  # a writer is still running: leave the original in place
         client.command(f"DROP TABLE IF EXISTS {twin}")
-        raise RuntimeError(f"{table}: {before} rows but the re-keyed copy has {after}; stop the ClickHouse sink "
-                           "and run again")
+        raise RuntimeError(
+            f"{table}: {before} rows but the re-keyed copy has {after}; stop the ClickHouse sink and run again"
+        )
     client.command(f"EXCHANGE TABLES {database}.{table} AND {twin}")
     client.command(f"DROP TABLE {twin} SYNC")

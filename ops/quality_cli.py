@@ -11,16 +11,17 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ops.audit_cli import ActorOption
-from ops.settings import Settings, get_settings
 from ops.metrics_server import serve_metrics
+from ops.settings import Settings, get_settings
 
-quality_app = typer.Typer(help="Data quality: rules, batch checks, ranking, feedback reports, upload monitoring.",
-                          no_args_is_help=True)
+quality_app = typer.Typer(
+    help="Data quality: rules, batch checks, ranking, feedback reports, upload monitoring.", no_args_is_help=True
+)
 DateOption = Annotated[str, typer.Option(help="YYYY-MM-DD (Asia/Shanghai day)")]
 
 
@@ -60,14 +61,18 @@ def check(
     started = time.perf_counter()
     summary = check_file(input_path, output_path, RuleEngine(rule_set))
     seconds = time.perf_counter() - started
-    typer.echo(f"rule set {rule_set.version}: {summary.lines} events, {summary.passed} passed, {summary.rejected} "
-               f"rejected ({summary.unreadable} unreadable), {summary.deaths_registered} deaths in the file; "
-               f"{seconds:.2f} s", err=True)
+    typer.echo(
+        f"rule set {rule_set.version}: {summary.lines} events, {summary.passed} passed, {summary.rejected} "
+        f"rejected ({summary.unreadable} unreadable), {summary.deaths_registered} deaths in the file; "
+        f"{seconds:.2f} s",
+        err=True,
+    )
 
 
 @quality_app.command("rules")
-def rules(lock: Annotated[bool, typer.Option("--lock", help="Record this rule file's digest under its version")] = False
-          ) -> None:
+def rules(
+    lock: Annotated[bool, typer.Option("--lock", help="Record this rule file's digest under its version")] = False,
+) -> None:
     """List the rules in force (id, category, severity, weight, event types, message)."""
     from streams.quality.rule_set import lock_current
 
@@ -79,15 +84,17 @@ def rules(lock: Annotated[bool, typer.Option("--lock", help="Record this rule fi
     typer.echo(f"rule set {rule_set.version} ({len(rule_set.rules)} rules, sha256 {rule_set.digest[:12]})")
     for r in rule_set.rules:
         types = "all" if len(r.event_types) > 8 else ",".join(sorted(r.event_types))
-        typer.echo(f"{r.id:<32} {r.category.value:<12} {r.severity.value:<7} {r.weight:>4g}  {types}\n"
-                   f"{'':<32} {r.message_zh} / {r.message_en}")
+        typer.echo(
+            f"{r.id:<32} {r.category.value:<12} {r.severity.value:<7} {r.weight:>4g}  {types}\n"
+            f"{'':<32} {r.message_zh} / {r.message_en}"
+        )
 
 
 @quality_app.command("ranking")
 def ranking(
     first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD")],
     last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD")],
-    county: Annotated[Optional[str], typer.Option(help="Only this county (GB/T 2260), ranked within it")] = None,
+    county: Annotated[str | None, typer.Option(help="Only this county (GB/T 2260), ranked within it")] = None,
     min_received: Annotated[int, typer.Option(help="Fewer events than this: listed, not ranked")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per institution instead of a table")] = False,
 ) -> None:
@@ -98,26 +105,44 @@ def ranking(
     settings = get_settings()
     client = _clickhouse(settings)
     try:
-        rows = rank_institutions(daily_figures(client, settings.clickhouse_database, _day(first, "--from"),
-                                               _day(last, "--to")), min_received)
+        rows = rank_institutions(
+            daily_figures(client, settings.clickhouse_database, _day(first, "--from"), _day(last, "--to")), min_received
+        )
     finally:
         client.close()
     if county:
         rows = [r for r in rows if r.county_code == county]
     if as_json:
         for r in rows:
-            typer.echo(json.dumps({"city_rank": r.city_rank, "county_rank": r.county_rank, "org_code": r.org_code,
-                                   "org_name": r.org_name, "county": r.county_code, "received": r.received,
-                                   "accepted": r.accepted, "rejected": r.rejected, "late": r.late,
-                                   "score": round(r.score, 6)}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "city_rank": r.city_rank,
+                        "county_rank": r.county_rank,
+                        "org_code": r.org_code,
+                        "org_name": r.org_name,
+                        "county": r.county_code,
+                        "received": r.received,
+                        "accepted": r.accepted,
+                        "rejected": r.rejected,
+                        "late": r.late,
+                        "score": round(r.score, 6),
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     typer.echo(f"质量考核排名 / quality ranking {first} – {last}" + (f", county {county}" if county else ""))
-    typer.echo(f"{'city':>4} {'county':>6}  {'institution':<20} {'name':<16} {'county':<6} {'received':>9} "
-               f"{'rejected':>8} {'late':>6} {'score':>7}")
+    typer.echo(
+        f"{'city':>4} {'county':>6}  {'institution':<20} {'name':<16} {'county':<6} {'received':>9} "
+        f"{'rejected':>8} {'late':>6} {'score':>7}"
+    )
     for r in rows:
-        typer.echo(f"{r.city_rank or '-':>4} {r.county_rank or '-':>6}  {r.org_code:<20} {r.org_name[:16]:<16} "
-                   f"{r.county_code:<6} {r.received:>9} {r.rejected_share:>8.1%} {r.late / max(r.accepted, 1):>6.1%} "
-                   f"{r.score:>7.2%}")
+        typer.echo(
+            f"{r.city_rank or '-':>4} {r.county_rank or '-':>6}  {r.org_code:<20} {r.org_name[:16]:<16} "
+            f"{r.county_code:<6} {r.received:>9} {r.rejected_share:>8.1%} {r.late / max(r.accepted, 1):>6.1%} "
+            f"{r.score:>7.2%}"
+        )
 
 
 @quality_app.command("report")
@@ -144,26 +169,47 @@ def report(
 
             ensure_issue_store(conn)
             ensure_audit_trail(conn)
-            data = gather_quality_report(client, settings.clickhouse_database, conn, _rule_set(settings), org,
-                                         _day(first, "--from"), _day(last, "--to"), dt.datetime.now(dt.timezone.utc))
-            export_file(conn, actor, EXPORT_QUALITY_REPORT, {"org_code": org, "from": first, "to": last}, out,
-                        render_quality_report(data).encode("utf-8"),
-                        {"received": data.received, "accepted": data.accepted, "rejected": data.rejected,
-                         "late": data.late, "masked_examples": len(data.examples)})
+            data = gather_quality_report(
+                client,
+                settings.clickhouse_database,
+                conn,
+                _rule_set(settings),
+                org,
+                _day(first, "--from"),
+                _day(last, "--to"),
+                dt.datetime.now(dt.UTC),
+            )
+            export_file(
+                conn,
+                actor,
+                EXPORT_QUALITY_REPORT,
+                {"org_code": org, "from": first, "to": last},
+                out,
+                render_quality_report(data).encode("utf-8"),
+                {
+                    "received": data.received,
+                    "accepted": data.accepted,
+                    "rejected": data.rejected,
+                    "late": data.late,
+                    "masked_examples": len(data.examples),
+                },
+            )
     except LookupError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     finally:
         client.close()
-    typer.echo(f"{out}: {data.org_name} {first} – {last}, score {data.score:.1%}, "
-               f"city rank {data.city_rank.rank if data.city_rank else '-'}")
+    typer.echo(
+        f"{out}: {data.org_name} {first} – {last}, score {data.score:.1%}, "
+        f"city rank {data.city_rank.rank if data.city_rank else '-'}"
+    )
 
 
 @quality_app.command("monitor")
 def monitor(
-    at: Annotated[Optional[str], typer.Option(help="Judge as of this moment (ISO 8601; default now)")] = None,
+    at: Annotated[str | None, typer.Option(help="Judge as of this moment (ISO 8601; default now)")] = None,
     every: Annotated[float, typer.Option(help="Seconds between runs; 0: run once")] = 0,
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
 ) -> None:
     """Daily upload monitoring: open/close alerts on alerts.quality, refresh the per-feed gauges."""
     import psycopg
@@ -179,22 +225,34 @@ def monitor(
     codec = codec_for(settings.schema_registry_config())
     producer = Producer(producer_config(settings.confluent_config()))
     while True:
-        now = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC)
         if now.tzinfo is None:
             raise typer.BadParameter("--at needs a UTC offset, e.g. 2026-11-27T10:30+08:00")
         client = _clickhouse(settings)
         try:
             with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
-                result = run_monitor(client, settings.clickhouse_database, conn, producer, codec,
-                                     settings.topic_prefix, now, parse_cutoff(settings.quality_monitor_cutoff),
-                                     settings.quality_monitor_min_share)
+                result = run_monitor(
+                    client,
+                    settings.clickhouse_database,
+                    conn,
+                    producer,
+                    codec,
+                    settings.topic_prefix,
+                    now,
+                    parse_cutoff(settings.quality_monitor_cutoff),
+                    settings.quality_monitor_min_share,
+                )
         finally:
             client.close()
-        typer.echo(f"{now.isoformat()}: {result.feeds} feeds, opened {len(result.opened)}, closed "
-                   f"{len(result.closed)}, open now {result.open_now}")
+        typer.echo(
+            f"{now.isoformat()}: {result.feeds} feeds, opened {len(result.opened)}, closed "
+            f"{len(result.closed)}, open now {result.open_now}"
+        )
         for p in result.opened:
-            typer.echo(f"  OPEN   {p.kind:<10} {p.key.org_code} {p.key.event_type} {p.day} observed {p.observed} "
-                       f"median {p.baseline_median:g}")
+            typer.echo(
+                f"  OPEN   {p.kind:<10} {p.key.org_code} {p.key.event_type} {p.day} observed {p.observed} "
+                f"median {p.baseline_median:g}"
+            )
         for a in result.closed:
             typer.echo(f"  CLOSED {a.kind:<10} {a.key.org_code} {a.key.event_type} {a.day}")
         if not every:

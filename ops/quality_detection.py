@@ -51,9 +51,12 @@ class DetectionRow:
         return self.detected / self.injected if self.injected else 1.0
 
 
-def measure_detection(defects: Iterable[tuple[RecordRef, str]], events_of: Mapping[RecordRef, list[str]],
-                      rules_of: Mapping[str, frozenset[str]], rejected: set[str]
-                      ) -> tuple[list[DetectionRow], int, int]:
+def measure_detection(
+    defects: Iterable[tuple[RecordRef, str]],
+    events_of: Mapping[RecordRef, list[str]],
+    rules_of: Mapping[str, frozenset[str]],
+    rejected: set[str],
+) -> tuple[list[DetectionRow], int, int]:
     """(per kind: injected / detected, events rejected without a defect, events judged)."""
     totals: dict[str, list[int]] = {}
     defective: set[RecordRef] = set()
@@ -66,7 +69,8 @@ def measure_detection(defects: Iterable[tuple[RecordRef, str]], events_of: Mappi
         row = totals.setdefault(kind, [0, 0])
         row[0] += 1
         row[1] += any(rules_of.get(e, frozenset()) & expected for e in events)
-    false_rejections = sum(1 for ref, events in events_of.items() if ref not in defective
-                           for e in events if e in rejected)
+    false_rejections = sum(
+        1 for ref, events in events_of.items() if ref not in defective for e in events if e in rejected
+    )
     judged = sum(len(events) for events in events_of.values())
     return [DetectionRow(k, *v) for k, v in sorted(totals.items())], false_rejections, judged

@@ -19,8 +19,17 @@ from prometheus_client import Gauge
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import QUALITY_ALERTS
 from sinks.clickhouse.quality_results import daily_figures, uploads_by_day
-from streams.quality.upload_monitor import (CST, LOW_VOLUME, WINDOW_DAYS, FeedKey, FeedProblem, OpenAlert, alert_id,
-                                            judge_feeds, transitions)
+from streams.quality.upload_monitor import (
+    CST,
+    LOW_VOLUME,
+    WINDOW_DAYS,
+    FeedKey,
+    FeedProblem,
+    OpenAlert,
+    alert_id,
+    judge_feeds,
+    transitions,
+)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS quality_feed_alerts (
@@ -63,28 +72,60 @@ def ensure_alert_table(conn: psycopg.Connection) -> None:
 
 
 def open_alerts(conn: psycopg.Connection) -> list[OpenAlert]:
-    rows = conn.execute("SELECT alert_id, org_code, event_type, kind, day FROM quality_feed_alerts "
-                        "WHERE closed_at IS NULL").fetchall()
+    rows = conn.execute(
+        "SELECT alert_id, org_code, event_type, kind, day FROM quality_feed_alerts WHERE closed_at IS NULL"
+    ).fetchall()
     return [OpenAlert(r[0], FeedKey(r[1], r[2]), r[3], r[4]) for r in rows]
 
 
-def alert_value(state: str, kind: str, key: FeedKey, region: str, day: dt.date, observed: int, median: float,
-                min_share: float, cutoff: str, at: dt.datetime, the_id: str) -> dict[str, Any]:
-    what_zh = "截止 {c} 仍未上传".format(c=cutoff) if kind != LOW_VOLUME else f"上传量低于近4周中位数的 {min_share:.0%}"
-    what_en = f"nothing uploaded by {cutoff}" if kind != LOW_VOLUME else f"uploads below {min_share:.0%} of the 4-week median"
+def alert_value(
+    state: str,
+    kind: str,
+    key: FeedKey,
+    region: str,
+    day: dt.date,
+    observed: int,
+    median: float,
+    min_share: float,
+    cutoff: str,
+    at: dt.datetime,
+    the_id: str,
+) -> dict[str, Any]:
+    what_zh = f"截止 {cutoff} 仍未上传" if kind != LOW_VOLUME else f"上传量低于近4周中位数的 {min_share:.0%}"
+    what_en = (
+        f"nothing uploaded by {cutoff}" if kind != LOW_VOLUME else f"uploads below {min_share:.0%} of the 4-week median"
+    )
     if state == "CLOSED":
         what_zh, what_en = "已恢复: " + what_zh, "recovered: " + what_en
     return {
-        "alert_id": the_id, "state": state, "kind": kind, "org_code": key.org_code, "org_region_code": region,
-        "event_type": key.event_type, "day": day, "observed": observed, "baseline_median": median,
-        "min_share": min_share, "cutoff": cutoff, "changed_at": at,
+        "alert_id": the_id,
+        "state": state,
+        "kind": kind,
+        "org_code": key.org_code,
+        "org_region_code": region,
+        "event_type": key.event_type,
+        "day": day,
+        "observed": observed,
+        "baseline_median": median,
+        "min_share": min_share,
+        "cutoff": cutoff,
+        "changed_at": at,
         "message_zh": f"{key.org_code} {key.event_type} {day.isoformat()}: {what_zh} (当日 {observed}, 中位数 {median:g})",
         "message_en": f"{key.org_code} {key.event_type} {day.isoformat()}: {what_en} (that day {observed}, median {median:g})",
     }
 
 
-def run_monitor(client: Any, database: str, conn: psycopg.Connection, producer: Any, codec: EventCodec,
-                topic_prefix: str, now: dt.datetime, cutoff: dt.time, min_share: float) -> MonitorRun:
+def run_monitor(
+    client: Any,
+    database: str,
+    conn: psycopg.Connection,
+    producer: Any,
+    codec: EventCodec,
+    topic_prefix: str,
+    now: dt.datetime,
+    cutoff: dt.time,
+    min_share: float,
+) -> MonitorRun:
     ensure_alert_table(conn)
     today = now.astimezone(CST).date()
     rows = uploads_by_day(client, database, today - dt.timedelta(days=WINDOW_DAYS + 1), today)
@@ -101,12 +142,44 @@ def run_monitor(client: Any, database: str, conn: psycopg.Connection, producer: 
     records: list[tuple[str, dict[str, Any]]] = []
     for p in to_open:
         the_id = alert_id(p)
-        records.append(("open", alert_value("OPEN", p.kind, p.key, regions.get(p.key.org_code, ""), p.day, p.observed,
-                                            p.baseline_median, min_share, cutoff_text, now, the_id)))
+        records.append(
+            (
+                "open",
+                alert_value(
+                    "OPEN",
+                    p.kind,
+                    p.key,
+                    regions.get(p.key.org_code, ""),
+                    p.day,
+                    p.observed,
+                    p.baseline_median,
+                    min_share,
+                    cutoff_text,
+                    now,
+                    the_id,
+                ),
+            )
+        )
     for a in to_close:
         counts = uploads.get(a.key, {})
-        records.append(("close", alert_value("CLOSED", a.kind, a.key, regions.get(a.key.org_code, ""), a.day,
-                                             counts.get(a.day, 0), 0.0, min_share, cutoff_text, now, a.alert_id)))
+        records.append(
+            (
+                "close",
+                alert_value(
+                    "CLOSED",
+                    a.kind,
+                    a.key,
+                    regions.get(a.key.org_code, ""),
+                    a.day,
+                    counts.get(a.day, 0),
+                    0.0,
+                    min_share,
+                    cutoff_text,
+                    now,
+                    a.alert_id,
+                ),
+            )
+        )
     failures: list[str] = []
 
     def delivered(err: Any, _msg: Any) -> None:
@@ -114,11 +187,16 @@ def run_monitor(client: Any, database: str, conn: psycopg.Connection, producer: 
             failures.append(str(err))
 
     for _, value in records:
-        producer.produce(topic, codec.encode("alerts.quality_feed", value, topic=topic), value["org_code"].encode(),
-                         on_delivery=delivered)
+        producer.produce(
+            topic,
+            codec.encode("alerts.quality_feed", value, topic=topic),
+            value["org_code"].encode(),
+            on_delivery=delivered,
+        )
     if records and (producer.flush(30) or failures):
-        raise RuntimeError(f"alerts not acknowledged by the broker ({failures[:1]}); nothing recorded, "
-                           "the next run retries")
+        raise RuntimeError(
+            f"alerts not acknowledged by the broker ({failures[:1]}); nothing recorded, the next run retries"
+        )
     with conn.transaction():
         for action, v in records:
             if action == "open":
@@ -126,8 +204,18 @@ def run_monitor(client: Any, database: str, conn: psycopg.Connection, producer: 
                     "INSERT INTO quality_feed_alerts (alert_id, org_code, org_region_code, event_type, kind, day, "
                     "observed, baseline_median, opened_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) "
                     "ON CONFLICT (alert_id) DO UPDATE SET closed_at = NULL",
-                    (v["alert_id"], v["org_code"], v["org_region_code"], v["event_type"], v["kind"], v["day"],
-                     v["observed"], v["baseline_median"], now))
+                    (
+                        v["alert_id"],
+                        v["org_code"],
+                        v["org_region_code"],
+                        v["event_type"],
+                        v["kind"],
+                        v["day"],
+                        v["observed"],
+                        v["baseline_median"],
+                        now,
+                    ),
+                )
             else:
                 conn.execute("UPDATE quality_feed_alerts SET closed_at = %s WHERE alert_id = %s", (now, v["alert_id"]))
     _refresh_gauges(client, database, today)

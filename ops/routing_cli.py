@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,16 +26,24 @@ def decide(
     started = time.perf_counter()
     summary = decide_file(input_path, output_path)
     per_route = ", ".join(f"{route} {n}" for route, n in sorted(summary.claims_by_route.items())) or "none"
-    typer.echo(f"{summary.lines} events ({summary.unreadable} unreadable), {summary.routed} routed; claims: "
-               f"{per_route}; {time.perf_counter() - started:.2f} s", err=True)
+    typer.echo(
+        f"{summary.lines} events ({summary.unreadable} unreadable), {summary.routed} routed; claims: "
+        f"{per_route}; {time.perf_counter() - started:.2f} s",
+        err=True,
+    )
 
 
 @routing_app.command("items")
 def items(
-    route: Annotated[str, typer.Option(help="chronic_disease, tumor_registry, death_registration, infectious_disease, "
-                                            "vaccination or resident_update")],
-    county: Annotated[Optional[str], typer.Option(help="Only this county of residence (GB/T 2260)")] = None,
-    status: Annotated[Optional[str], typer.Option(help="pending, acknowledged, rejected or withdrawn")] = None,
+    route: Annotated[
+        str,
+        typer.Option(
+            help="chronic_disease, tumor_registry, death_registration, infectious_disease, "
+            "vaccination or resident_update"
+        ),
+    ],
+    county: Annotated[str | None, typer.Option(help="Only this county of residence (GB/T 2260)")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, acknowledged, rejected or withdrawn")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item")] = False,
 ) -> None:
@@ -54,17 +62,31 @@ def items(
     if status:
         where.append("status = %s")
         params.append(status)
-    query = sql.SQL("SELECT item_id::text, business_key, person_id, county_code, status, status_by, "
-                    "payload->>'evidence_count', payload->'detail', created_at FROM routing.{} {} "
-                    "ORDER BY created_at DESC LIMIT %s").format(
-        sql.Identifier(route), sql.SQL("WHERE " + " AND ".join(where)) if where else sql.SQL(""))
+    query = sql.SQL(
+        "SELECT item_id::text, business_key, person_id, county_code, status, status_by, "
+        "payload->>'evidence_count', payload->'detail', created_at FROM routing.{} {} "
+        "ORDER BY created_at DESC LIMIT %s"
+    ).format(sql.Identifier(route), sql.SQL("WHERE " + " AND ".join(where)) if where else sql.SQL(""))
     with psycopg.connect(get_settings().postgres_url) as conn:
         rows = conn.execute(query, (*params, limit)).fetchall()
     for item, key, person, cty, st, by, evidence, detail, created in rows:
         if as_json:
-            typer.echo(json.dumps({"item_id": item, "business_key": key, "person_id": person, "county_code": cty,
-                                   "status": st, "status_by": by, "evidence_count": int(evidence or 0),
-                                   "detail": detail, "created_at": created.isoformat()}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "item_id": item,
+                        "business_key": key,
+                        "person_id": person,
+                        "county_code": cty,
+                        "status": st,
+                        "status_by": by,
+                        "evidence_count": int(evidence or 0),
+                        "detail": detail,
+                        "created_at": created.isoformat(),
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             subject = key.split(":", 1)[1]
             typer.echo(f"{item}  {cty}  {st:<12} {subject:<36} evidence {evidence:>3}  {created:%Y-%m-%d %H:%M}")
@@ -74,7 +96,7 @@ def items(
 def county_access(
     county: Annotated[str, typer.Argument(help="County code (GB/T 2260, 6 digits)")],
     actor: ActorOption,
-    grant: Annotated[Optional[str], typer.Option(help="Make this existing login a member of the county role")] = None,
+    grant: Annotated[str | None, typer.Option(help="Make this existing login a member of the county role")] = None,
 ) -> None:
     """Create the county's role over the work queues (its residents' items only) and grant it to a login;
     a grant is audited (`healthbus audit list`)."""
@@ -94,4 +116,6 @@ def county_access(
             with conn.transaction():  # the grant and its audit entry, or neither
                 conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(grant)))
                 record_action(conn, actor, GRANT_COUNTY_ACCESS, {"county": county, "role": role, "grantee": grant})
-    typer.echo(f"{role}: reads and decides routing items of county {county}" + (f"; granted to {grant}" if grant else ""))
+    typer.echo(
+        f"{role}: reads and decides routing items of county {county}" + (f"; granted to {grant}" if grant else "")
+    )

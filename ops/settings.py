@@ -22,8 +22,9 @@ class Profile(str, enum.Enum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HEALTHBUS_", env_file=".env", extra="ignore",
-                                      use_attribute_docstrings=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HEALTHBUS_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
     profile: Profile = Profile.LOCAL
     """local: the local stack (one Kafka node, chDB, short group timeouts); production: a Kafka cluster,

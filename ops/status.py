@@ -11,11 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from avro_schemas.topics import (IDENTITY_CHANGE_TYPES, PIPELINE_EVENT_TYPES, STAGES,
-                                 dead_letter_topic, identified_topic, raw_topic, topic, validated_topic)
+from avro_schemas.topics import (
+    IDENTITY_CHANGE_TYPES,
+    PIPELINE_EVENT_TYPES,
+    STAGES,
+    dead_letter_topic,
+    identified_topic,
+    raw_topic,
+    topic,
+    validated_topic,
+)
 from ops.settings import Settings
 
 DLQ_CAP = 100_000  # most dead letters read per topic
@@ -57,7 +66,7 @@ def stage_inputs(settings: Settings) -> dict[str, list[str]]:
         "identify": [name(raw_topic(t).name) for t in PIPELINE_EVENT_TYPES],
         "quality": [name(identified_topic(t).name) for t in PIPELINE_EVENT_TYPES],
         "routing": [name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES if t in routed]
-                   + [name(topic(t).name) for t in IDENTITY_CHANGE_TYPES],
+        + [name(topic(t).name) for t in IDENTITY_CHANGE_TYPES],
         "surveillance": [name(validated_topic(SURVEILLANCE_TYPE).name)],
         "sink-postgres": validated,
         "sink-clickhouse": validated + [name(t) for t in ClickHouseEventLog.also_reads],
@@ -82,14 +91,30 @@ def _workers(settings: Settings, marks: dict[tuple[str, int], tuple[int, int]]) 
     lags = stage_lags(settings.confluent_config(), stage_inputs(settings), settings.group_id, marks)
     for stage, (group, rows, committed) in lags.items():
         if not committed:
-            section.rows.append({"stage": stage, "group": group, "state": "no group", "lag": None,
-                                 "worst_partition": None, "worst_lag": None, "backlog": sum(r.high for r in rows)})
+            section.rows.append(
+                {
+                    "stage": stage,
+                    "group": group,
+                    "state": "no group",
+                    "lag": None,
+                    "worst_partition": None,
+                    "worst_lag": None,
+                    "backlog": sum(r.high for r in rows),
+                }
+            )
             continue
         worst = max(rows, key=lambda r: r.lag)
-        section.rows.append({"stage": stage, "group": group, "state": "ok" if worst.lag == 0 else "behind",
-                             "lag": sum(r.lag for r in rows),
-                             "worst_partition": f"{worst.topic.removeprefix(settings.topic_prefix)}[{worst.partition}]",
-                             "worst_lag": worst.lag, "backlog": None})
+        section.rows.append(
+            {
+                "stage": stage,
+                "group": group,
+                "state": "ok" if worst.lag == 0 else "behind",
+                "lag": sum(r.lag for r in rows),
+                "worst_partition": f"{worst.topic.removeprefix(settings.topic_prefix)}[{worst.partition}]",
+                "worst_lag": worst.lag,
+                "backlog": None,
+            }
+        )
     return section
 
 
@@ -118,13 +143,15 @@ def _dead_letters(settings: Settings, marks: dict[tuple[str, int], tuple[int, in
     return section
 
 
-def _read_to_high(kafka_config: dict[str, Any], parts: dict[tuple[str, int], tuple[int, int]], cap: int,
-                  timeout: float = 30.0) -> tuple[list[bytes | None], bool]:
+def _read_to_high(
+    kafka_config: dict[str, Any], parts: dict[tuple[str, int], tuple[int, int]], cap: int, timeout: float = 30.0
+) -> tuple[list[bytes | None], bool]:
     """Message values of these partitions from their low to their high watermark (at most ``cap``)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({**kafka_config, "group.id": "healthbus-status", "enable.auto.commit": False,
-                         "log_level": 3})
+    from sinks.batch_consumer import position
+
+    consumer = Consumer({**kafka_config, "group.id": "healthbus-status", "enable.auto.commit": False, "log_level": 3})
     values: list[bytes | None] = []
     try:
         consumer.assign([TopicPartition(t, p, low) for (t, p), (low, _) in parts.items()])
@@ -134,10 +161,11 @@ def _read_to_high(kafka_config: dict[str, Any], parts: dict[tuple[str, int], tup
             for m in consumer.consume(1000, timeout=0.5):
                 if m.error() is not None:
                     continue
-                key = (m.topic(), m.partition())
-                if key in remaining and m.offset() < parts[key][1]:
+                topic, partition, offset = position(m)
+                key = (topic, partition)
+                if key in remaining and offset < parts[key][1]:
                     values.append(m.value())
-                    if m.offset() + 1 >= parts[key][1]:
+                    if offset + 1 >= parts[key][1]:
                         remaining.discard(key)
     finally:
         consumer.close()
@@ -147,8 +175,9 @@ def _read_to_high(kafka_config: dict[str, Any], parts: dict[tuple[str, int], tup
 def _connect(settings: Settings) -> Any:
     import psycopg
 
-    return psycopg.connect(settings.postgres_url, autocommit=True, connect_timeout=3,
-                           options="-c statement_timeout=15000")
+    return psycopg.connect(
+        settings.postgres_url, autocommit=True, connect_timeout=3, options="-c statement_timeout=15000"
+    )
 
 
 def _table_exists(conn: Any, name: str) -> bool:
@@ -163,10 +192,18 @@ def _newest_events(settings: Settings, now: dt.datetime) -> Section:
             return section
         rows = conn.execute(
             "SELECT org_code, max(occurred_at), max(stored_at), count(*) FROM event_store GROUP BY org_code "
-            "ORDER BY max(stored_at), org_code").fetchall()
+            "ORDER BY max(stored_at), org_code"
+        ).fetchall()
     for org, occurred, stored, count in rows[:STALEST_SHOWN]:
-        section.rows.append({"org_code": org, "newest_occurred_at": occurred, "newest_stored_at": stored,
-                             "stored_ago_seconds": (now - stored).total_seconds(), "events": count})
+        section.rows.append(
+            {
+                "org_code": org,
+                "newest_occurred_at": occurred,
+                "newest_stored_at": stored,
+                "stored_ago_seconds": (now - stored).total_seconds(),
+                "events": count,
+            }
+        )
     section.notes.append(f"{len(rows)} institution{'' if len(rows) == 1 else 's'}")
     return section
 
@@ -180,18 +217,33 @@ def _alerts(settings: Settings) -> Section:
         quality = surveillance = 0
         if _table_exists(conn, "quality_feed_alerts"):
             for alert_id, org, event_type, kind, day, opened in conn.execute(
-                    "SELECT alert_id, org_code, event_type, kind, day, opened_at FROM quality_feed_alerts "
-                    "WHERE closed_at IS NULL ORDER BY opened_at DESC").fetchall():
+                "SELECT alert_id, org_code, event_type, kind, day, opened_at FROM quality_feed_alerts "
+                "WHERE closed_at IS NULL ORDER BY opened_at DESC"
+            ).fetchall():
                 quality += 1
-                found.append({"kind": "quality", "alert_id": alert_id, "subject": f"{org} {event_type}",
-                              "what": kind, "since": day, "sort": opened})
+                found.append(
+                    {
+                        "kind": "quality",
+                        "alert_id": alert_id,
+                        "subject": f"{org} {event_type}",
+                        "what": kind,
+                        "since": day,
+                        "sort": opened,
+                    }
+                )
         if _table_exists(conn, "surveillance.alerts"):
             for a in open_alerts(conn):
                 surveillance += 1
-                found.append({"kind": "surveillance", "alert_id": a.alert_id, "subject": a.series_id,
-                              "what": f"{a.method} {a.level} obs {a.observed} exp {a.expected:.1f}",
-                              "since": a.opened_day,
-                              "sort": dt.datetime.combine(a.last_day, dt.time(), dt.timezone.utc)})
+                found.append(
+                    {
+                        "kind": "surveillance",
+                        "alert_id": a.alert_id,
+                        "subject": a.series_id,
+                        "what": f"{a.method} {a.level} obs {a.observed} exp {a.expected:.1f}",
+                        "since": a.opened_day,
+                        "sort": dt.datetime.combine(a.last_day, dt.time(), dt.UTC),
+                    }
+                )
     found.sort(key=lambda r: r["sort"], reverse=True)
     section.rows = [{k: v for k, v in r.items() if k != "sort"} for r in found[:ALERTS_SHOWN]]
     section.notes.append(f"{quality} quality feed, {surveillance} surveillance")
@@ -211,16 +263,21 @@ def gather(settings: Settings, now: dt.datetime | None = None) -> StatusReport:
     from ops.consumer_lag import watermarks
     from ops.stack.broker import broker_answers
 
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     services = _guarded("services", "Services", lambda: _services(settings))
-    broker_up = any(r["service"] == "broker" and r["state"] == "up" for r in services.rows) if not services.error \
+    broker_up = (
+        any(r["service"] == "broker" and r["state"] == "up" for r in services.rows)
+        if not services.error
         else broker_answers(settings.kafka_bootstrap, settings.confluent_config())
+    )
     marks: dict[tuple[str, int], tuple[int, int]] | None = None
     broker_error = f"broker {settings.kafka_bootstrap} does not answer"
     if broker_up:
         try:
-            topics = sorted({t for ts in stage_inputs(settings).values() for t in ts}
-                            | {settings.topic_name(dead_letter_topic(s).name) for s in STAGES})
+            topics = sorted(
+                {t for ts in stage_inputs(settings).values() for t in ts}
+                | {settings.topic_name(dead_letter_topic(s).name) for s in STAGES}
+            )
             marks = watermarks(settings.confluent_config(), topics)
         except Exception as exc:
             broker_error = f"watermarks: {exc}"
@@ -230,13 +287,16 @@ def gather(settings: Settings, now: dt.datetime | None = None) -> StatusReport:
             return Section(name, title, error=broker_error)
         return _guarded(name, title, lambda: build(marks))
 
-    return StatusReport(now, [
-        services,
-        kafka("workers", "Workers (consumer lag)", lambda m: _workers(settings, m)),
-        kafka("dead_letters", "Dead letters by stage and reason", lambda m: _dead_letters(settings, m)),
-        _guarded("institutions", "Newest event per institution", lambda: _newest_events(settings, now)),
-        _guarded("alerts", "Open alerts", lambda: _alerts(settings)),
-    ])
+    return StatusReport(
+        now,
+        [
+            services,
+            kafka("workers", "Workers (consumer lag)", lambda m: _workers(settings, m)),
+            kafka("dead_letters", "Dead letters by stage and reason", lambda m: _dead_letters(settings, m)),
+            _guarded("institutions", "Newest event per institution", lambda: _newest_events(settings, now)),
+            _guarded("alerts", "Open alerts", lambda: _alerts(settings)),
+        ],
+    )
 
 
 # -- output ------------------------------------------------------------------------------------------------
@@ -251,7 +311,7 @@ def _ago(seconds: float) -> str:
 
 def _when(value: Any) -> str:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
     return "-" if value is None else str(value)
 
 
@@ -270,23 +330,46 @@ def _section_lines(s: Section) -> list[str]:
     if s.name == "services":
         body = _table(["service", "state", "where"], [[r["service"], r["state"], r["where"]] for r in s.rows])
     elif s.name == "workers":
-        body = _table(["stage", "group", "state", "lag", "worst partition"], [
-            [r["stage"], r["group"], r["state"], "-" if r["lag"] is None else str(r["lag"]),
-             f"{r['worst_partition']} ({r['worst_lag']})" if r["worst_partition"] else f"backlog {r['backlog']}"]
-            for r in s.rows])
+        body = _table(
+            ["stage", "group", "state", "lag", "worst partition"],
+            [
+                [
+                    r["stage"],
+                    r["group"],
+                    r["state"],
+                    "-" if r["lag"] is None else str(r["lag"]),
+                    f"{r['worst_partition']} ({r['worst_lag']})" if r["worst_partition"] else f"backlog {r['backlog']}",
+                ]
+                for r in s.rows
+            ],
+        )
     elif s.name == "dead_letters":
         shown = s.rows[:DLQ_ROWS_SHOWN]
-        body = _table(["stage", "reason", "count"], [
-            [r["stage"], r["reason"], f"{r['count']}{'+' if r['capped'] else ''}"] for r in shown])
+        body = _table(
+            ["stage", "reason", "count"],
+            [[r["stage"], r["reason"], f"{r['count']}{'+' if r['capped'] else ''}"] for r in shown],
+        )
         if len(s.rows) > len(shown):
             body.append(f"  … {len(s.rows) - len(shown)} more reasons (healthbus dlq list)")
     elif s.name == "institutions":
-        body = _table(["org code", "newest occurred", "newest stored", "ago", "events"], [
-            [r["org_code"], _when(r["newest_occurred_at"]), _when(r["newest_stored_at"]),
-             _ago(r["stored_ago_seconds"]), str(r["events"])] for r in s.rows])
+        body = _table(
+            ["org code", "newest occurred", "newest stored", "ago", "events"],
+            [
+                [
+                    r["org_code"],
+                    _when(r["newest_occurred_at"]),
+                    _when(r["newest_stored_at"]),
+                    _ago(r["stored_ago_seconds"]),
+                    str(r["events"]),
+                ]
+                for r in s.rows
+            ],
+        )
     else:
-        body = _table(["kind", "alert", "subject", "state", "since"], [
-            [r["kind"], r["alert_id"], r["subject"], r["what"], _when(r["since"])] for r in s.rows])
+        body = _table(
+            ["kind", "alert", "subject", "state", "since"],
+            [[r["kind"], r["alert_id"], r["subject"], r["what"], _when(r["since"])] for r in s.rows],
+        )
     return [head, *body]
 
 
@@ -306,10 +389,19 @@ def _jsonable(value: Any) -> Any:
 
 def report_json(report: StatusReport) -> dict[str, Any]:
     """The same report as JSON-ready data (``--json``)."""
-    return {"generated_at": report.generated_at.isoformat(), "sections": {
-        s.name: {"title": s.title, "available": s.error is None, "error": s.error, "notes": s.notes,
-                 "rows": [{k: _jsonable(v) for k, v in r.items()} for r in s.rows]}
-        for s in report.sections}}
+    return {
+        "generated_at": report.generated_at.isoformat(),
+        "sections": {
+            s.name: {
+                "title": s.title,
+                "available": s.error is None,
+                "error": s.error,
+                "notes": s.notes,
+                "rows": [{k: _jsonable(v) for k, v in r.items()} for r in s.rows],
+            }
+            for s in report.sections
+        },
+    }
 
 
 def status_command(settings: Settings, as_json: bool = False) -> str:

@@ -32,19 +32,19 @@ import datetime as dt
 import math
 import sys
 import time
-from ops.metrics_server import serve_metrics
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ops.audit_cli import ActorOption
+from ops.metrics_server import serve_metrics
 
-surveillance_app = typer.Typer(help="Syndromic surveillance: early-warning detection over daily count series.",
-                               no_args_is_help=True)
-
+surveillance_app = typer.Typer(
+    help="Syndromic surveillance: early-warning detection over daily count series.", no_args_is_help=True
+)
 
 
 @surveillance_app.callback()
@@ -53,8 +53,7 @@ def _group() -> None:
     # a callback keeps `detect` a subcommand while it is the app's only command
 
 
-OUTPUT_HEADER = ["series_id", "date", "alarm", "level", "count", "expected", "sd", "statistic", "threshold",
-                 "p_value"]
+OUTPUT_HEADER = ["series_id", "date", "alarm", "level", "count", "expected", "sd", "statistic", "threshold", "p_value"]
 
 
 class MethodName(str, Enum):
@@ -125,8 +124,9 @@ def read_series(path: Path, gaps: Gaps = Gaps.zero) -> ReadResult:
                 raise SeriesInputError(f"{path} line {line}: count {record[i_count]!r} is not a number >= 0")
             days = rows.setdefault(series_id, {})
             if day in days:
-                raise SeriesInputError(f"{path} line {line}: duplicate row for series {series_id} on {day} "
-                                       f"(first on line {days[day][1]})")
+                raise SeriesInputError(
+                    f"{path} line {line}: duplicate row for series {series_id} on {day} (first on line {days[day][1]})"
+                )
             days[day] = (count, line)
             n_rows += 1
     out: list[Series] = []
@@ -147,10 +147,13 @@ def read_series(path: Path, gaps: Gaps = Gaps.zero) -> ReadResult:
             first, last = min(days), max(days)
             span = (last - first).days + 1
             if span != len(days):
-                gap = next(first + dt.timedelta(days=k) for k in range(span)
-                           if first + dt.timedelta(days=k) not in days)
-                raise SeriesInputError(f"{path}: series {series_id} has {span - len(days)} missing day(s) between "
-                                       f"{first} and {last}, the first {gap} (--gaps error)")
+                gap = next(
+                    first + dt.timedelta(days=k) for k in range(span) if first + dt.timedelta(days=k) not in days
+                )
+                raise SeriesInputError(
+                    f"{path}: series {series_id} has {span - len(days)} missing day(s) between "
+                    f"{first} and {last}, the first {gap} (--gaps error)"
+                )
             out.append(Series(series_id, first, [days[first + dt.timedelta(days=k)][0] for k in range(span)]))
     return ReadResult(out, n_rows, filled)
 
@@ -178,12 +181,15 @@ def detect_command(
     input_path: Annotated[Path, typer.Option("--input", help="CSV with series_id,date,count")],
     method: Annotated[MethodName, typer.Option(help="Detection method (docs/domain.md §6)")],
     output_path: Annotated[Path, typer.Option("--output", help="CSV of judged days")],
-    baseline: Annotated[Optional[int], typer.Option(help="Baseline days: EARS n (default 7); EWMA B (default 28)")
-                        ] = None,
+    baseline: Annotated[int | None, typer.Option(help="Baseline days: EARS n (default 7); EWMA B (default 28)")] = None,
     min_sigma: Annotated[float, typer.Option(help="Floor of the baseline standard deviation")] = 0.0,
-    alpha: Annotated[Optional[float], typer.Option(
-        help="Significance: EARS default 0.001 (C1, C2), 0.025 (C3); EWMA the yellow level, default 0.05 "
-             "(red stays 0.01)")] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="Significance: EARS default 0.001 (C1, C2), 0.025 (C3); EWMA the yellow level, default 0.05 "
+            "(red stays 0.01)"
+        ),
+    ] = None,
     gaps: Annotated[Gaps, typer.Option(help="A day without a row: zero = no cases; error = refuse")] = Gaps.zero,
 ) -> None:
     """Judge every day of every series with EARS C1/C2/C3 or the ESSENCE EWMA; one output row per judged day."""
@@ -195,8 +201,8 @@ def detect_command(
     chosen = Method(method.value)
     try:
         if chosen is Method.EWMA:
-            params = DetectionParams(min_sigma=min_sigma, alpha=alpha,
-                                     **({"ewma_baseline": baseline} if baseline is not None else {}))
+            ewma: dict[str, Any] = {"ewma_baseline": baseline} if baseline is not None else {}
+            params = DetectionParams(min_sigma=min_sigma, alpha=alpha, **ewma)
         else:
             params = DetectionParams(baseline=7 if baseline is None else baseline, min_sigma=min_sigma, alpha=alpha)
     except ValueError as exc:
@@ -214,7 +220,7 @@ def detect_command(
     for k, s in enumerate(data.series):
         by_length.setdefault(len(s.counts), []).append(k)
     results: dict[int, tuple] = {}
-    for length, members in by_length.items():
+    for _length, members in by_length.items():
         result = detect_many(np.array([data.series[k].counts for k in members], dtype=np.float64), chosen, params)
         for row, k in enumerate(members):
             results[k] = (result, row)
@@ -237,17 +243,29 @@ def detect_command(
             dates = _dates(s.start + dt.timedelta(days=first), columns)
             levels = [LEVEL_NAMES[code] or "" for code in result.level[row].tolist()]
             p_values = [""] * columns if result.p_value is None else [repr(p) for p in result.p_value[row].tolist()]
-            writer.writerows(zip(
-                [s.series_id] * columns, dates, alarms.astype(int).tolist(), levels,
-                [_num(c) for c in result.count[row].tolist()], [repr(v) for v in result.expected[row].tolist()],
-                [repr(v) for v in result.sd[row].tolist()], [repr(v) for v in result.statistic[row].tolist()],
-                [repr(v) for v in result.threshold[row].tolist()], p_values))
+            writer.writerows(
+                zip(
+                    [s.series_id] * columns,
+                    dates,
+                    alarms.astype(int).tolist(),
+                    levels,
+                    [_num(c) for c in result.count[row].tolist()],
+                    [repr(v) for v in result.expected[row].tolist()],
+                    [repr(v) for v in result.sd[row].tolist()],
+                    [repr(v) for v in result.statistic[row].tolist()],
+                    [repr(v) for v in result.threshold[row].tolist()],
+                    p_values,
+                )
+            )
     seconds = time.perf_counter() - started
     short = f", {too_short} too short to judge" if too_short else ""
     filled = f" ({data.filled_days} missing days counted as 0)" if gaps is Gaps.zero else ""
-    print(f"surveillance detect {chosen.value}: {len(data.series)} series{short}, {data.rows} rows{filled}, "
-          f"{judged} judged days, {alarm_days} alarm days in {alarmed_series} series; {seconds:.2f} s -> "
-          f"{output_path}", file=sys.stderr)
+    print(
+        f"surveillance detect {chosen.value}: {len(data.series)} series{short}, {data.rows} rows{filled}, "
+        f"{judged} judged days, {alarm_days} alarm days in {alarmed_series} series; {seconds:.2f} s -> "
+        f"{output_path}",
+        file=sys.stderr,
+    )
 
 
 @surveillance_app.command("report")
@@ -280,26 +298,38 @@ def report_command(
             ensure_case_store(conn)
             ensure_alert_store(conn)
             ensure_audit_trail(conn)
-            data = gather_surveillance_report(conn, day_from, day_to, dt.datetime.now(dt.timezone.utc))
+            data = gather_surveillance_report(conn, day_from, day_to, dt.datetime.now(dt.UTC))
             opened = sum(1 for e in data.alerts if e.alert.state == "OPEN")
-            export_file(conn, actor, EXPORT_SURVEILLANCE_REPORT, {"from": first, "to": last}, out,
-                        render_surveillance_report(data).encode("utf-8"),
-                        {"counties": len(data.counties), "curves": sum(len(c.curves) for c in data.counties),
-                         "visits": data.visits, "alerts": len(data.alerts), "open_alerts": opened})
+            export_file(
+                conn,
+                actor,
+                EXPORT_SURVEILLANCE_REPORT,
+                {"from": first, "to": last},
+                out,
+                render_surveillance_report(data).encode("utf-8"),
+                {
+                    "counties": len(data.counties),
+                    "curves": sum(len(c.curves) for c in data.counties),
+                    "visits": data.visits,
+                    "alerts": len(data.alerts),
+                    "open_alerts": opened,
+                },
+            )
     except psycopg.OperationalError as exc:
         typer.secho(f"error: PostgreSQL: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{out}: {first} – {last}, {len(data.counties)} counties, {data.visits} visits, "
-               f"{sum(len(c.curves) for c in data.counties)} curves, {len(data.alerts)} alerts ({opened} open)"
-               + (" — no data" if data.empty else ""))
+    typer.echo(
+        f"{out}: {first} – {last}, {len(data.counties)} counties, {data.visits} visits, "
+        f"{sum(len(c.curves) for c in data.counties)} curves, {len(data.alerts)} alerts ({opened} open)"
+        + (" — no data" if data.empty else "")
+    )
 
 
 @surveillance_app.command("monitor")
 def monitor_command(
-    at: Annotated[Optional[str], typer.Option(help="Judge as of this moment (ISO 8601 with offset; default now)")
-                  ] = None,
+    at: Annotated[str | None, typer.Option(help="Judge as of this moment (ISO 8601 with offset; default now)")] = None,
     every: Annotated[float, typer.Option(help="Seconds between runs; 0: run once")] = 0,
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT")] = None,
 ) -> None:
     """Early warning: judge the closed days not judged yet (and today's partial day) from the daily counts;
     open, update and close alerts on alerts.surveillance (ops/surveillance_monitor.py)."""
@@ -330,7 +360,7 @@ def monitor_command(
     codec = codec_for(settings.schema_registry_config())
     producer = Producer(producer_config(settings.confluent_config()))
     while True:
-        now = moment or dt.datetime.now(dt.timezone.utc)
+        now = moment or dt.datetime.now(dt.UTC)
         try:
             run = run_once(settings, now, producer, codec, plan)
         except (RuntimeError, OSError, psycopg.OperationalError) as exc:
@@ -341,13 +371,17 @@ def monitor_command(
             time.sleep(every)
             continue
         judged = ", ".join(f"{d.day}{' (partial)' if d.partial_day else ''}" for d in run.days) or "nothing new"
-        typer.echo(f"{now.isoformat()}: judged {judged}; opened {len(run.opened)}, updated {len(run.updated)}, "
-                   f"closed {len(run.closed)}, open now {run.open_now}")
+        typer.echo(
+            f"{now.isoformat()}: judged {judged}; opened {len(run.opened)}, updated {len(run.updated)}, "
+            f"closed {len(run.closed)}, open now {run.open_now}"
+        )
         for c in run.changes():
             a = c.alert
             partial = " partial" if c.partial_day else ""
-            typer.echo(f"  {c.state:<7} {a.series_id} {a.method} {a.level} {c.day}{partial} "
-                       f"observed {a.observed} threshold {a.threshold:.4g} statistic {a.statistic:.4g}")
+            typer.echo(
+                f"  {c.state:<7} {a.series_id} {a.method} {a.level} {c.day}{partial} "
+                f"observed {a.observed} threshold {a.threshold:.4g} statistic {a.statistic:.4g}"
+            )
         if not every:
             return
         time.sleep(every)

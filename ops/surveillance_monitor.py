@@ -33,8 +33,16 @@ from avro_schemas.topics import SURVEILLANCE_ALERTS, SURVEILLANCE_CASES
 from ops.settings import Settings
 from streams.standards.china_time import CST
 from streams.surveillance.alert_store import ensure_alert_store, open_alerts, save_alert
-from streams.surveillance.alerting import (CLOSED, OPEN, UPDATED, AlertChange, DayResult, alert_value, history_window,
-                                           judge_day)
+from streams.surveillance.alerting import (
+    CLOSED,
+    OPEN,
+    UPDATED,
+    AlertChange,
+    DayResult,
+    alert_value,
+    history_window,
+    judge_day,
+)
 from streams.surveillance.case_store import ALL_GROUPS, VISITS, daily_counts, ensure_case_store
 from streams.surveillance.detection_plan import DetectionPlan, load_plan
 from streams.surveillance.syndromes import Syndrome
@@ -53,10 +61,13 @@ COMMENT ON TABLE surveillance.judged_days IS
 """
 LOCK = "healthbus.surveillance.monitor"
 
-OPEN_ALERTS = Gauge("healthbus_surveillance_alerts_open", "Early-warning alerts open now (all series and methods)",
-                    ["syndrome"])
-LAST_JUDGED = Gauge("healthbus_surveillance_last_judged_day_timestamp_seconds",
-                    "Start (00:00 Asia/Shanghai) of the last closed day the early-warning monitor judged")
+OPEN_ALERTS = Gauge(
+    "healthbus_surveillance_alerts_open", "Early-warning alerts open now (all series and methods)", ["syndrome"]
+)
+LAST_JUDGED = Gauge(
+    "healthbus_surveillance_last_judged_day_timestamp_seconds",
+    "Start (00:00 Asia/Shanghai) of the last closed day the early-warning monitor judged",
+)
 
 
 @dataclass
@@ -89,8 +100,9 @@ def ensure_monitor_tables(conn: psycopg.Connection) -> None:
         conn.execute(DDL)
 
 
-def days_to_judge(conn: psycopg.Connection, at: dt.datetime, partial_day_hours: float,
-                  close_day_hours: float = 0.0) -> list[tuple[dt.date, bool]]:
+def days_to_judge(
+    conn: psycopg.Connection, at: dt.datetime, partial_day_hours: float, close_day_hours: float = 0.0
+) -> list[tuple[dt.date, bool]]:
     """(day, partial) in judging order: the closed days not judged yet, then today when enough of it passed.
     Yesterday counts as closed only ``close_day_hours`` into today: institutions upload a day's visits
     until the next morning (the upload monitor's cutoff is 10:00), and a day judged at midnight would miss
@@ -99,9 +111,9 @@ def days_to_judge(conn: psycopg.Connection, at: dt.datetime, partial_day_hours: 
     today = local.date()
     hours = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 3600
     yesterday = today - dt.timedelta(days=1 if hours >= close_day_hours else 2)
-    last_closed, first_partial = conn.execute(
-        "SELECT max(day) FILTER (WHERE NOT partial), min(day) FILTER (WHERE partial) "
-        "FROM surveillance.judged_days").fetchone()
+    last_closed, first_partial = conn.execute(  # type: ignore[misc]  # an aggregate: always one row
+        "SELECT max(day) FILTER (WHERE NOT partial), min(day) FILTER (WHERE partial) FROM surveillance.judged_days"
+    ).fetchone()
     if last_closed is not None:
         start = last_closed + dt.timedelta(days=1)
     else:  # a first run: yesterday (or the day a partial judgement already began with)
@@ -114,9 +126,14 @@ def days_to_judge(conn: psycopg.Connection, at: dt.datetime, partial_day_hours: 
 
 def data_since(conn: psycopg.Connection) -> dict[str, dt.date]:
     """County → its first day with any visit (the VISITS denominator)."""
-    return {county.strip(): day for county, day in conn.execute(
-        "SELECT county_code, min(day) FROM surveillance.daily_counts WHERE syndrome = %s AND population_group = %s "
-        "GROUP BY county_code", (VISITS, ALL_GROUPS)).fetchall()}
+    return {
+        county.strip(): day
+        for county, day in conn.execute(
+            "SELECT county_code, min(day) FROM surveillance.daily_counts WHERE syndrome = %s AND population_group = %s "
+            "GROUP BY county_code",
+            (VISITS, ALL_GROUPS),
+        ).fetchall()
+    }
 
 
 def publish(producer: Any, codec: EventCodec, topic: str, values: list[dict[str, Any]]) -> None:
@@ -130,15 +147,26 @@ def publish(producer: Any, codec: EventCodec, topic: str, values: list[dict[str,
             failures.append(str(err))
 
     for value in values:
-        producer.produce(topic, codec.encode(EVENT_TYPE, value, topic=topic), value["series_id"].encode(),
-                         on_delivery=delivered)
+        producer.produce(
+            topic, codec.encode(EVENT_TYPE, value, topic=topic), value["series_id"].encode(), on_delivery=delivered
+        )
     if producer.flush(30) or failures:
-        raise RuntimeError(f"alerts not acknowledged by the broker ({failures[:1]}); nothing recorded, "
-                           "the next run judges the day again")
+        raise RuntimeError(
+            f"alerts not acknowledged by the broker ({failures[:1]}); nothing recorded, "
+            "the next run judges the day again"
+        )
 
 
-def run_monitor(conn: psycopg.Connection, producer: Any, codec: EventCodec, topic_prefix: str, plan: DetectionPlan,
-                at: dt.datetime, partial_day_hours: float, close_day_hours: float = 0.0) -> MonitorRun:
+def run_monitor(
+    conn: psycopg.Connection,
+    producer: Any,
+    codec: EventCodec,
+    topic_prefix: str,
+    plan: DetectionPlan,
+    at: dt.datetime,
+    partial_day_hours: float,
+    close_day_hours: float = 0.0,
+) -> MonitorRun:
     """One run at ``at`` (an aware datetime); ``conn`` in autocommit mode."""
     if at.tzinfo is None:
         raise ValueError("the moment needs a UTC offset")
@@ -164,11 +192,12 @@ def run_monitor(conn: psycopg.Connection, producer: Any, codec: EventCodec, topi
                     "VALUES (%s, %s, %s, %s) ON CONFLICT (day) DO UPDATE SET partial = EXCLUDED.partial, "
                     "judged_at = EXCLUDED.judged_at, alert_changes = surveillance.judged_days.alert_changes "
                     "+ EXCLUDED.alert_changes WHERE surveillance.judged_days.partial",
-                    (day, partial, at, len(result.changes)))
+                    (day, partial, at, len(result.changes)),
+                )
             run.days.append(result)
         still_open = open_alerts(conn)
         run.open_now = len(still_open)
-        last_closed = conn.execute("SELECT max(day) FROM surveillance.judged_days WHERE NOT partial").fetchone()[0]
+        last_closed = conn.execute("SELECT max(day) FROM surveillance.judged_days WHERE NOT partial").fetchone()[0]  # type: ignore[index]
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK,))
     per_syndrome = Counter(a.syndrome for a in still_open)
@@ -179,8 +208,13 @@ def run_monitor(conn: psycopg.Connection, producer: Any, codec: EventCodec, topi
     return run
 
 
-def run_once(settings: Settings, at: dt.datetime, producer: Any = None, codec: EventCodec | None = None,
-             plan: DetectionPlan | None = None) -> MonitorRun:
+def run_once(
+    settings: Settings,
+    at: dt.datetime,
+    producer: Any = None,
+    codec: EventCodec | None = None,
+    plan: DetectionPlan | None = None,
+) -> MonitorRun:
     """A run with the settings' database, broker, topic prefix, plan and partial-day hours (the producer and
     codec are made here unless given, e.g. by a long-running ``--every`` loop)."""
     from confluent_kafka import Producer
@@ -192,5 +226,13 @@ def run_once(settings: Settings, at: dt.datetime, producer: Any = None, codec: E
     codec = codec or codec_for(settings.schema_registry_config())
     producer = producer or Producer(producer_config(settings.confluent_config()))
     with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
-        return run_monitor(conn, producer, codec, settings.topic_prefix, plan, at,
-                           settings.surveillance_partial_day_hours, settings.surveillance_close_day_hours)
+        return run_monitor(
+            conn,
+            producer,
+            codec,
+            settings.topic_prefix,
+            plan,
+            at,
+            settings.surveillance_partial_day_hours,
+            settings.surveillance_close_day_hours,
+        )

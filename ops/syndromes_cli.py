@@ -29,8 +29,9 @@ from typing import Annotated
 
 import typer
 
-syndromes_app = typer.Typer(help="Syndromic surveillance: classify visits into the syndromes of docs/domain.md §5.",
-                            no_args_is_help=True)
+syndromes_app = typer.Typer(
+    help="Syndromic surveillance: classify visits into the syndromes of docs/domain.md §5.", no_args_is_help=True
+)
 
 
 @syndromes_app.callback()
@@ -65,9 +66,15 @@ def _number(text: str, what: str) -> float | None:
 
 @syndromes_app.command("classify")
 def classify_file(
-    input_path: Annotated[Path, typer.Option("--input", exists=True, dir_okay=False,
-                                             help="CSV: record_id,chief_complaint,temperature,diagnosis_codes,"
-                                                  "age_years")],
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            exists=True,
+            dir_okay=False,
+            help="CSV: record_id,chief_complaint,temperature,diagnosis_codes,age_years",
+        ),
+    ],
     output_path: Annotated[Path, typer.Option("--output", help="CSV to write: record_id,syndromes")],
 ) -> None:
     """Label each complaint with its syndromes (codes sorted, joined by ";"; empty when none)."""
@@ -81,8 +88,10 @@ def classify_file(
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in INPUT_COLUMNS if c not in header]
         if missing:
-            raise typer.BadParameter(f"{input_path}: the header lacks {', '.join(missing)} "
-                                     f"(needs {','.join(INPUT_COLUMNS)})", param_hint="--input")
+            raise typer.BadParameter(
+                f"{input_path}: the header lacks {', '.join(missing)} (needs {','.join(INPUT_COLUMNS)})",
+                param_hint="--input",
+            )
         i_id, i_text, i_temp, i_dx, i_age = (header.index(c) for c in INPUT_COLUMNS)
         width = max(i_id, i_text, i_temp, i_dx, i_age) + 1
         with output_path.open("w", encoding="utf-8", newline="") as dst:
@@ -104,8 +113,11 @@ def classify_file(
                     _number(row[i_age], "age_years")
                 except RowError as exc:
                     failed += 1
-                    typer.secho(f"{input_path}:{first_line}: record {record_id or '?'}: {exc}; row left out",
-                                fg=typer.colors.RED, err=True)
+                    typer.secho(
+                        f"{input_path}:{first_line}: record {record_id or '?'}: {exc}; row left out",
+                        fg=typer.colors.RED,
+                        err=True,
+                    )
                     continue
                 codes = [c for c in row[i_dx].replace("；", ";").split(";") if c.strip()]
                 result = classify(row[i_text], (), temperature, codes)
@@ -115,7 +127,8 @@ def classify_file(
                 writer.writerow((record_id, syndromes_field(result)))
     seconds = time.perf_counter() - started
     per_syndrome = ", ".join(f"{s.value} {counts[s]}" for s in Syndrome)
-    typer.echo(f"{rows} rows, {with_syndrome} with a syndrome, {failed} failed; {per_syndrome}; {seconds:.2f} s",
-               err=True)
+    typer.echo(
+        f"{rows} rows, {with_syndrome} with a syndrome, {failed} failed; {per_syndrome}; {seconds:.2f} s", err=True
+    )
     if failed:
         raise typer.Exit(1)

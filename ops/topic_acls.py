@@ -17,9 +17,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from avro_schemas.topics import (CLINICAL_ALERTS, COLLAB_ROUTES, IDENTITY_CHANGE_TYPES, PIPELINE_EVENT_TYPES,
-                                 QUALITY_RESULTS, RECORD_DEREGISTERED, SURVEILLANCE_ALERTS, SURVEILLANCE_CASES,
-                                 collab_topic_name, dead_letter_topic, identified_topic, validated_topic)
+from avro_schemas.topics import (
+    CLINICAL_ALERTS,
+    COLLAB_ROUTES,
+    IDENTITY_CHANGE_TYPES,
+    PIPELINE_EVENT_TYPES,
+    QUALITY_RESULTS,
+    RECORD_DEREGISTERED,
+    SURVEILLANCE_ALERTS,
+    SURVEILLANCE_CASES,
+    collab_topic_name,
+    dead_letter_topic,
+    identified_topic,
+    validated_topic,
+)
 from ops.settings import Settings
 
 PRODUCE = ("WRITE", "DESCRIBE")
@@ -48,11 +59,12 @@ def stage_outputs(settings: Settings) -> dict[str, list[str]]:
 
     return {
         "identify": [name(identified_topic(t).name) for t in PIPELINE_EVENT_TYPES]
-                    + [name(t) for t in IDENTITY_CHANGE_TYPES] + [dlq("identify")],
+        + [name(t) for t in IDENTITY_CHANGE_TYPES]
+        + [dlq("identify")],
         "quality": [name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
-                   + [name(QUALITY_RESULTS), dlq("quality")],
+        + [name(QUALITY_RESULTS), dlq("quality")],
         "routing": [name(collab_topic_name(r)) for r in COLLAB_ROUTES]
-                   + [name(RECORD_DEREGISTERED), name(CLINICAL_ALERTS), dlq("routing")],
+        + [name(RECORD_DEREGISTERED), name(CLINICAL_ALERTS), dlq("routing")],
         "surveillance": [name(SURVEILLANCE_CASES), dlq("surveillance")],
         "sink-postgres": [dlq("sink-postgres")],
         "sink-clickhouse": [dlq("sink-clickhouse")],
@@ -62,16 +74,19 @@ def stage_outputs(settings: Settings) -> dict[str, list[str]]:
 def county_topics(settings: Settings) -> list[str]:
     """What every county system may read. Each collab topic still holds every county's items; per-county
     topics are a later step (docs/security.md)."""
-    return [settings.topic_name(t) for t in
-            [collab_topic_name(r) for r in COLLAB_ROUTES] + [RECORD_DEREGISTERED, SURVEILLANCE_ALERTS]]
+    return [
+        settings.topic_name(t)
+        for t in [collab_topic_name(r) for r in COLLAB_ROUTES] + [RECORD_DEREGISTERED, SURVEILLANCE_ALERTS]
+    ]
 
 
 def _topics(principal: str, topics: Iterable[str], operations: tuple[str, ...]) -> list[Grant]:
     return [Grant(principal, "topic", t, "literal", op) for t in topics for op in operations]
 
 
-def acl_plan(settings: Settings, adapters: Iterable[str] = (), counties: Iterable[str] = (),
-             stage_user_prefix: str = "hb-") -> list[Grant]:
+def acl_plan(
+    settings: Settings, adapters: Iterable[str] = (), counties: Iterable[str] = (), stage_user_prefix: str = "hb-"
+) -> list[Grant]:
     """Every grant: ``adapters`` and ``counties`` are SASL user names; stages and sinks are users
     ``<stage_user_prefix><stage>`` (hb-identify, hb-sink-postgres, …)."""
     from ops.status import stage_inputs
@@ -97,12 +112,17 @@ def acl_plan(settings: Settings, adapters: Iterable[str] = (), counties: Iterabl
 
 
 def _binding(grant: Grant) -> Any:
-    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, ResourcePatternType,
-                                       ResourceType)
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
-    return AclBinding(ResourceType[grant.resource.upper()], grant.name,
-                      ResourcePatternType[grant.pattern.upper()], grant.principal, "*",
-                      AclOperation[grant.operation], AclPermissionType.ALLOW)
+    return AclBinding(
+        ResourceType[grant.resource.upper()],
+        grant.name,
+        ResourcePatternType[grant.pattern.upper()],
+        grant.principal,
+        "*",
+        AclOperation[grant.operation],
+        AclPermissionType.ALLOW,
+    )
 
 
 def apply_acls(kafka_config: dict[str, Any], grants: list[Grant], timeout: float = 30) -> int:
@@ -122,7 +142,8 @@ def upsert_scram_user(kafka_config: dict[str, Any], user: str, password: str, ti
     from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
     admin = AdminClient({**kafka_config, "log_level": 3})
-    upsert = UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
-                                          password.encode())
+    upsert = UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), password.encode()
+    )
     for future in admin.alter_user_scram_credentials([upsert], request_timeout=timeout).values():
         future.result(timeout=timeout)

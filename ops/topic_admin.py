@@ -22,9 +22,14 @@ def admin_client(kafka_config: dict[str, Any]) -> AdminClient:
     return AdminClient({**kafka_config, "log_level": 3})
 
 
-def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_factor: int = -1,
-                  specs: list[TopicSpec] | None = None, event_partitions: int | None = None,
-                  extra_config: dict[str, str] | None = None) -> list[TopicOutcome]:
+def create_topics(
+    kafka_config: dict[str, Any],
+    prefix: str = "",
+    replication_factor: int = -1,
+    specs: list[TopicSpec] | None = None,
+    event_partitions: int | None = None,
+    extra_config: dict[str, str] | None = None,
+) -> list[TopicOutcome]:
     """Idempotent: topics that exist keep their settings. Replication -1 is the broker's default.
     ``event_partitions`` sets the partition count of the event-layer topics (those the catalogue gives
     ``EVENT_PARTITIONS``): new ones are created with it, existing ones with fewer are grown to it
@@ -39,8 +44,16 @@ def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_fa
     def partitions(s: TopicSpec) -> int:
         return event_partitions if event_partitions and s.partitions == EVENT_PARTITIONS else s.partitions
 
-    new = [NewTopic(s.full_name(prefix), num_partitions=partitions(s), replication_factor=replication_factor,
-                    config={**s.config(), **(extra_config or {})}) for s in wanted if s.full_name(prefix) not in existing]
+    new = [
+        NewTopic(
+            s.full_name(prefix),
+            num_partitions=partitions(s),
+            replication_factor=replication_factor,
+            config={**s.config(), **(extra_config or {})},
+        )
+        for s in wanted
+        if s.full_name(prefix) not in existing
+    ]
     outcomes = {s.full_name(prefix): TopicOutcome(s.full_name(prefix), False) for s in wanted}
     for name, future in (admin.create_topics(new, operation_timeout=30) if new else {}).items():
         try:
@@ -51,10 +64,16 @@ def create_topics(kafka_config: dict[str, Any], prefix: str = "", replication_fa
                 raise
     _wait_until_listed(admin, [o.name for o in outcomes.values() if o.created])
     if event_partitions:
-        grow = {s.full_name(prefix): existing[s.full_name(prefix)] for s in wanted
-                if s.full_name(prefix) in existing and existing[s.full_name(prefix)] < partitions(s)}
-        futures = admin.create_partitions([NewPartitions(name, event_partitions) for name in grow],
-                                          operation_timeout=30) if grow else {}
+        grow = {
+            s.full_name(prefix): existing[s.full_name(prefix)]
+            for s in wanted
+            if s.full_name(prefix) in existing and existing[s.full_name(prefix)] < partitions(s)
+        }
+        futures = (
+            admin.create_partitions([NewPartitions(name, event_partitions) for name in grow], operation_timeout=30)
+            if grow
+            else {}
+        )
         for name, future in futures.items():
             future.result()
             outcomes[name] = TopicOutcome(name, False, grown_from=grow[name])
@@ -70,8 +89,13 @@ def _wait_until_listed(admin: AdminClient, names: list[str], timeout: float = 30
     deadline = time.monotonic() + timeout
     while names:
         topics = admin.list_topics(timeout=10).topics
-        names = [n for n in names if n not in topics or topics[n].error is not None
-                 or any(p.leader < 0 for p in topics[n].partitions.values())]
+        names = [
+            n
+            for n in names
+            if n not in topics
+            or topics[n].error is not None
+            or any(p.leader < 0 for p in topics[n].partitions.values())
+        ]
         if names and time.monotonic() > deadline:
             raise TimeoutError(f"{len(names)} new topics not served after {timeout:.0f} s, e.g. {names[0]}")
         if names:
@@ -87,8 +111,12 @@ def existing_topics(kafka_config: dict[str, Any], prefix: str = "") -> dict[str,
 def topics_of_run(kafka_config: dict[str, Any], topic_prefix: str, group_prefix: str) -> list[str]:
     """What a run with these prefixes leaves on the broker: its catalogue topics, and the topic Faust creates
     per worker app, named after the app id (the group id), not the topic prefix: ``<group>-__assignor-__leader``."""
-    return [name for name in existing_topics(kafka_config) if name.startswith(topic_prefix)
-            or (name.startswith(group_prefix + ".") and name.endswith("-__assignor-__leader"))]
+    return [
+        name
+        for name in existing_topics(kafka_config)
+        if name.startswith(topic_prefix)
+        or (name.startswith(group_prefix + ".") and name.endswith("-__assignor-__leader"))
+    ]
 
 
 def delete_topics(kafka_config: dict[str, Any], names: list[str]) -> None:
@@ -133,8 +161,15 @@ def count_messages(kafka_config: dict[str, Any], topics: list[str], timeout: flo
     partitions = {(t, p) for t in topics if t in metadata for p in metadata[t].partitions}
     if not partitions:
         return 0
-    consumer = Consumer({**kafka_config, "group.id": "healthbus-count", "enable.auto.commit": False,
-                         "enable.partition.eof": True, "log_level": 3})
+    consumer = Consumer(
+        {
+            **kafka_config,
+            "group.id": "healthbus-count",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 3,
+        }
+    )
     consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in partitions])
     seen, deadline = 0, time.monotonic() + timeout
     try:
@@ -142,9 +177,10 @@ def count_messages(kafka_config: dict[str, Any], topics: list[str], timeout: flo
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(partitions)} partitions did not reach their end in {timeout:.0f} s")
             for m in consumer.consume(10000, timeout=0.5):
-                if m.error() is None:
+                error = m.error()
+                if error is None:
                     seen += 1
-                elif m.error().code() == KafkaError._PARTITION_EOF:
+                elif error.code() == KafkaError._PARTITION_EOF:
                     partitions.discard((m.topic(), m.partition()))
     finally:
         consumer.close()

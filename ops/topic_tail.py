@@ -56,10 +56,18 @@ class TopicTail:
     nothing arrived for that long (None or 0: never; before the first message at least
     ``FIRST_FETCH_SECONDS``)."""
 
-    def __init__(self, settings: Settings, topic: str, *, from_beginning: bool = True,
-                 max_messages: int | None = None, idle_seconds: float | None = None,
-                 codec: EventCodec | None = None, on_undecodable: UndecodableHandler | None = None,
-                 poll_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        *,
+        from_beginning: bool = True,
+        max_messages: int | None = None,
+        idle_seconds: float | None = None,
+        codec: EventCodec | None = None,
+        on_undecodable: UndecodableHandler | None = None,
+        poll_seconds: float = 0.2,
+    ) -> None:
         if topic not in CATALOGUE:
             raise UnknownTopic(f"{topic!r} is not in the topic catalogue (healthbus topics list)")
         self.catalogue_name = topic
@@ -70,15 +78,17 @@ class TopicTail:
         self.on_undecodable = on_undecodable or _log_undecodable
         self.poll_seconds = poll_seconds
         self.group_id = f"{settings.group_prefix}.tail.{uuid.uuid4().hex[:12]}"
-        self._consumer = Consumer({
-            **settings.confluent_config(),
-            "group.id": self.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "fetch.wait.max.ms": 100,  # an idle topic answers fast: prompt output, prompt idle stop
-            "log_level": 3,
-        })
+        self._consumer = Consumer(
+            {
+                **settings.confluent_config(),
+                "group.id": self.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest" if from_beginning else "latest",
+                "fetch.wait.max.ms": 100,  # an idle topic answers fast: prompt output, prompt idle stop
+                "log_level": 3,
+            }
+        )
         try:
             self.partitions = self._assign(from_beginning)
         except BaseException:
@@ -100,8 +110,14 @@ class TopicTail:
         """Position each partition at its end as it is now (ListOffsets, resolved before assigning), so
         everything produced afterwards is read; a lazily resolved OFFSET_END could skip what arrives first."""
         consumer = self._consumer
-        consumer.assign([TopicPartition(self.topic, p, consumer.get_watermark_offsets(
-            TopicPartition(self.topic, p), timeout=10)[1]) for p in partitions])
+        consumer.assign(
+            [
+                TopicPartition(
+                    self.topic, p, consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+                )
+                for p in partitions
+            ]
+        )
 
     def _batches(self) -> Iterator[list[Any]]:
         while True:
@@ -131,8 +147,9 @@ class TopicTail:
                 partition, offset = message.partition(), message.offset()
                 seen_any = True
                 timestamp_type, timestamp = message.timestamp()
-                meta = MessageMeta(message.topic(), partition, offset, timestamp if timestamp_type else None,
-                                   message.key())
+                meta = MessageMeta(
+                    message.topic(), partition, offset, timestamp if timestamp_type else None, message.key()
+                )
                 try:
                     event = decode(message.value())
                 except DecodeError as exc:
@@ -154,20 +171,37 @@ class TopicTail:
         self.close()
 
 
-def tail_topic(settings: Settings, topic: str, *, from_beginning: bool = True, max_messages: int | None = None,
-               idle_seconds: float | None = None, codec: EventCodec | None = None,
-               on_undecodable: UndecodableHandler | None = None) -> Iterator[Tailed]:
+def tail_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    from_beginning: bool = True,
+    max_messages: int | None = None,
+    idle_seconds: float | None = None,
+    codec: EventCodec | None = None,
+    on_undecodable: UndecodableHandler | None = None,
+) -> Iterator[Tailed]:
     """``(meta, event type, decoded value)`` of each message of the catalogue topic ``topic`` (the settings'
     prefix applied), from the beginning or from the end, until ``max_messages`` or ``idle_seconds``."""
-    with TopicTail(settings, topic, from_beginning=from_beginning, max_messages=max_messages,
-                   idle_seconds=idle_seconds, codec=codec, on_undecodable=on_undecodable) as tail:
+    with TopicTail(
+        settings,
+        topic,
+        from_beginning=from_beginning,
+        max_messages=max_messages,
+        idle_seconds=idle_seconds,
+        codec=codec,
+        on_undecodable=on_undecodable,
+    ) as tail:
         yield from tail
 
 
 def summary_line(meta: MessageMeta, event_type: str, value: dict[str, Any]) -> str:
     """partition, offset, event type, event id, occurred at: no personal data (no names, ids, phones)."""
-    head = value.get("envelope") if isinstance(value.get("envelope"), dict) else value
+    envelope = value.get("envelope")
+    head: dict[str, Any] = envelope if isinstance(envelope, dict) else value
     event_id = head.get("event_id") or head.get("dead_letter_id") or "-"
     occurred = head.get("occurred_at") or head.get("failed_at")
-    return (f"{meta.partition:>3} {meta.offset:>10}  {event_type:<22} {event_id:<36}  "
-            f"{timestamp_text(occurred) if occurred is not None else '-'}")
+    return (
+        f"{meta.partition:>3} {meta.offset:>10}  {event_type:<22} {event_id:<36}  "
+        f"{timestamp_text(occurred) if occurred is not None else '-'}"
+    )

@@ -18,5 +18,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
 def start_worker(settings: Settings, log_path: Path, stage: str = "identify") -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", stage], env=worker_env(settings),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", "worker", stage],
+            env=worker_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

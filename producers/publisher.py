@@ -50,8 +50,14 @@ def producer_config(base: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventPublisher:
-    def __init__(self, kafka_config: dict[str, Any], codec: EventCodec, signing_key: Callable[[str], bytes],
-                 topic_prefix: str = "", own_org_code: str | None = None) -> None:
+    def __init__(
+        self,
+        kafka_config: dict[str, Any],
+        codec: EventCodec,
+        signing_key: Callable[[str], bytes],
+        topic_prefix: str = "",
+        own_org_code: str | None = None,
+    ) -> None:
         """``signing_key(org_code)`` gives the key to sign that institution's events with (an adapter has
         only its own). ``own_org_code``: refuse events from any other institution."""
         self._producer = Producer(producer_config(kafka_config))
@@ -68,8 +74,12 @@ class EventPublisher:
         else:
             self.tally.failed.append(str(err))
 
-    def publish(self, event_type: str, value: dict[str, Any],
-                on_delivery: Callable[[KafkaError | None, Message], None] | None = None) -> None:
+    def publish(
+        self,
+        event_type: str,
+        value: dict[str, Any],
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    ) -> None:
         envelope = value["envelope"]
         source = envelope["source"]
         if self._own_org_code is not None and source["org_code"] != self._own_org_code:
@@ -81,7 +91,7 @@ class EventPublisher:
         org = source["org_code"]
         key = source_patient_key(org, envelope["patient"]["local_patient_id"])
         signing_key = self._keys.get(org) or self._keys.setdefault(org, self._signing_key(org))
-        headers = [(SIGNATURE_HEADER, sign(signing_key, key, payload))]
+        headers: list[tuple[str, str | bytes | None]] = [(SIGNATURE_HEADER, sign(signing_key, key, payload))]
         callback = self._on_delivery if on_delivery is None else _both(self._on_delivery, on_delivery)
         while True:
             try:

@@ -17,19 +17,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-
 import psycopg
 from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseUnreachable
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from avro_schemas.serde import DecodeError, EventCodec
 from avro_schemas.topics import dead_letter_topic
 from producers.publisher import producer_config
 from sinks.event_sink import EventSink, SinkRecord
 from streams.dead_letters import DEAD_LETTERS, dead_letter
-from streams.flow_metrics import (BATCH_EVENTS, BATCH_SECONDS, EVENTS_IN, EVENTS_REJECTED, SINK_ROWS_WRITTEN,
-                                  SINK_WRITE_ERRORS, TopicLabels, count_flow, observe_bus_latency,
-                                  observe_source_to_sink)
+from streams.flow_metrics import (
+    BATCH_EVENTS,
+    BATCH_SECONDS,
+    EVENTS_IN,
+    EVENTS_REJECTED,
+    SINK_ROWS_WRITTEN,
+    SINK_WRITE_ERRORS,
+    TopicLabels,
+    count_flow,
+    observe_bus_latency,
+    observe_source_to_sink,
+)
 from streams.raw_intake import WRONG_EVENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -59,18 +67,38 @@ def consumer_config(kafka_config: dict[str, Any], group_id: str, session_timeout
 
 
 COMMIT_RETRY_SECONDS = 120.0  # under max.poll.interval.ms: the group keeps this member meanwhile
-COORDINATOR_MOVING = {KafkaError._WAIT_COORD, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-                      KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
-                      KafkaError.REQUEST_TIMED_OUT}
-REBALANCED = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS,
-              KafkaError._ASSIGNMENT_LOST}
+COORDINATOR_MOVING = {
+    KafkaError._WAIT_COORD,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+    KafkaError.REQUEST_TIMED_OUT,
+}
+REBALANCED = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError._ASSIGNMENT_LOST,
+}
 
 
 class BatchConsumer:
-    def __init__(self, sink: EventSink, topics: list[str], group_id: str, kafka_config: dict[str, Any],
-                 codec: EventCodec, dlq_topic: str, session_timeout_ms: int = 6000,
-                 batch_size: int = 2000, batch_seconds: float = 0.5, topic_prefix: str = "",
-                 outage_limit_seconds: float = OUTAGE_LIMIT_SECONDS) -> None:
+    def __init__(
+        self,
+        sink: EventSink,
+        topics: list[str],
+        group_id: str,
+        kafka_config: dict[str, Any],
+        codec: EventCodec,
+        dlq_topic: str,
+        session_timeout_ms: int = 6000,
+        batch_size: int = 2000,
+        batch_seconds: float = 0.5,
+        topic_prefix: str = "",
+        outage_limit_seconds: float = OUTAGE_LIMIT_SECONDS,
+    ) -> None:
         self.sink = sink
         self.labels = TopicLabels(topic_prefix)
         self.outage_limit_seconds = outage_limit_seconds
@@ -124,20 +152,21 @@ class BatchConsumer:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error on %s: %s", msg.topic(), err)
                 continue
-            offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            topic, partition, offset = position(msg)
+            offsets[(topic, partition)] = offset + 1
             timestamps.append(msg.timestamp()[1])
             try:
-                decoded = self.codec.decode(msg.value())
+                decoded = self.codec.decode(msg.value() or b"")
             except DecodeError as exc:
                 self._dead_letter(msg, exc.code.value, exc.message)
-                dead.append(msg.topic())
+                dead.append(topic)
                 continue
-            catalogued, expected = self.labels(msg.topic())
+            catalogued, expected = self.labels(topic)
             if catalogued != "other" and decoded.event_type != expected:  # a valid record of another kind
                 self._dead_letter(msg, WRONG_EVENT_TYPE, f"a {decoded.event_type} record on the {expected} topic")
-                dead.append(msg.topic())
+                dead.append(topic)
                 continue
-            records.append(SinkRecord(decoded.event_type, decoded.value, msg.topic(), msg.partition(), msg.offset()))
+            records.append(SinkRecord(decoded.event_type, decoded.value, topic, partition, offset))
         if records:
             written = self._write(records)
             self.progress.written += written
@@ -165,8 +194,11 @@ class BatchConsumer:
             except KafkaException as exc:
                 error = exc.args[0]
                 if error.code() in REBALANCED:
-                    log.warning("%s: commit refused after a rebalance (%s); the new owner re-reads",
-                                self.sink.name, error.name())
+                    log.warning(
+                        "%s: commit refused after a rebalance (%s); the new owner re-reads",
+                        self.sink.name,
+                        error.name(),
+                    )
                     return
                 if not (error.retriable() or error.code() in COORDINATOR_MOVING) or time.monotonic() > deadline:
                     raise
@@ -188,8 +220,13 @@ class BatchConsumer:
                 if now - lost_at > self.outage_limit_seconds or self._stop.is_set():
                     raise
                 # The class name only: driver messages may quote row values.
-                log.warning("%s: %s writing a batch of %d; retrying in %.1f s", self.sink.name,
-                            type(exc).__name__, len(records), delay)
+                log.warning(
+                    "%s: %s writing a batch of %d; retrying in %.1f s",
+                    self.sink.name,
+                    type(exc).__name__,
+                    len(records),
+                    delay,
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
             except Exception as exc:
@@ -208,12 +245,29 @@ class BatchConsumer:
 
     def _dead_letter(self, msg: Message, code: str, message: str) -> None:
         DEAD_LETTERS.labels(self.sink.name, code).inc()
-        value = dead_letter(self.sink.name, code, message, msg.topic(), msg.partition(), msg.offset(),
-                            msg.key(), msg.value(), msg.headers())
+        topic, partition, offset = position(msg)
+        value = dead_letter(
+            self.sink.name,
+            code,
+            message,
+            topic,
+            partition,
+            offset,
+            msg.key(),
+            msg.value(),
+            list(msg.headers() or []),  # type: ignore[arg-type]  # librdkafka hands headers as (str, bytes) pairs
+        )
         payload = self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic)
         self._dlq_producer.produce(self.dlq_topic, payload, msg.key())
         self._dlq_producer.poll(0)
         log.warning("dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), code)
+
+
+def position(msg: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a message that is not an error (librdkafka sets all three then)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None, "an error event has no position"
+    return topic, partition, offset
 
 
 def dlq_topic_for(stage: str, prefix: str) -> str:

@@ -9,8 +9,8 @@ from typing import Literal
 from avro_schemas.serde import codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, validated_topic
 from ops.settings import Settings
-from sinks.batch_consumer import BatchConsumer, SinkProgress, dlq_topic_for
 from ops.stack.clickhouse import open_clickhouse
+from sinks.batch_consumer import BatchConsumer, SinkProgress, dlq_topic_for
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import EventSink
 
@@ -30,8 +30,12 @@ def open_clickhouse_event_log(settings: Settings) -> ClickHouseEventLog:
     return ClickHouseEventLog(client, settings.clickhouse_database, settings.pseudonym_key.get_secret_value().encode())
 
 
-def build_consumer(settings: Settings, sink: EventSink, event_types: list[str] | None = None,
-                   layer: Literal["validated", "identified"] = "validated") -> BatchConsumer:
+def build_consumer(
+    settings: Settings,
+    sink: EventSink,
+    event_types: list[str] | None = None,
+    layer: Literal["validated", "identified"] = "validated",
+) -> BatchConsumer:
     """Sinks land what passed the quality rules (``validated``), and the topics each sink also reads (ClickHouse:
     every verdict, for the scores). ``identified``: a deployment without the quality stage (the pass-through
     fallback), which has no verdicts either."""
@@ -40,14 +44,25 @@ def build_consumer(settings: Settings, sink: EventSink, event_types: list[str] |
     if layer == "validated":
         topics += [settings.topic_name(t) for t in sink.also_reads]
     return BatchConsumer(
-        sink, topics, settings.group_id(sink.name), settings.confluent_config(),
-        codec_for(settings.schema_registry_config()), dlq_topic_for(sink.name, settings.topic_prefix),
-        settings.session_timeout_ms, settings.sink_batch_size, settings.sink_batch_seconds, settings.topic_prefix,
+        sink,
+        topics,
+        settings.group_id(sink.name),
+        settings.confluent_config(),
+        codec_for(settings.schema_registry_config()),
+        dlq_topic_for(sink.name, settings.topic_prefix),
+        settings.session_timeout_ms,
+        settings.sink_batch_size,
+        settings.sink_batch_seconds,
+        settings.topic_prefix,
     )
 
 
-def run_sink(settings: Settings, kind: SinkKind, event_types: list[str] | None = None,
-             until: Callable[[SinkProgress], bool] | None = None) -> SinkProgress:
+def run_sink(
+    settings: Settings,
+    kind: SinkKind,
+    event_types: list[str] | None = None,
+    until: Callable[[SinkProgress], bool] | None = None,
+) -> SinkProgress:
     sink = open_sink(settings, kind)
     consumer = build_consumer(settings, sink, event_types)
     previous = signal.signal(signal.SIGTERM, lambda *_: consumer.stop())

@@ -33,24 +33,42 @@ FLOW = ["stage", "topic", "event_type"]
 
 EVENTS_IN = Counter("healthbus_stage_events_in_total", "Events a stage or sink consumed and acknowledged", FLOW)
 EVENTS_OUT = Counter("healthbus_stage_events_out_total", "Records a stage produced (broker-acknowledged)", FLOW)
-EVENTS_REJECTED = Counter("healthbus_stage_events_rejected_total",
-                          "Input events a stage or sink dead-lettered (reasons: healthbus_dead_letters_total)", FLOW)
-BATCH_EVENTS = Histogram("healthbus_stage_batch_events", "Events per batch a stage or sink processed", ["stage"],
-                         buckets=BATCH_BUCKETS)
-BATCH_SECONDS = Histogram("healthbus_stage_batch_processing_seconds",
-                          "Time from taking a batch to its outputs acknowledged (sinks: written)", ["stage"])
-BUS_LATENCY = Histogram("healthbus_bus_latency_seconds",
-                        "Time since the adapter published the event, when this stage or sink finished with it",
-                        ["stage"], buckets=LATENCY_BUCKETS)
-SOURCE_TO_SINK = Histogram("healthbus_source_to_sink_seconds",
-                           "Time from the source committing the record to its exchange database to a sink landing it",
-                           ["stage"], buckets=SOURCE_BUCKETS)
-OUTAGE_RETRIES = Counter("healthbus_stage_outage_retries_total",
-                         "Batches kept and retried because PostgreSQL, Redis or the brokers could not be reached", ["stage"])
-SINK_ROWS_WRITTEN = Counter("healthbus_sink_rows_written_total", "Rows a sink added (repeats by event id skipped)",
-                            ["stage"])
-SINK_WRITE_ERRORS = Counter("healthbus_sink_write_errors_total", "Failed batch writes (the batch is retried)",
-                            ["stage", "error"])
+EVENTS_REJECTED = Counter(
+    "healthbus_stage_events_rejected_total",
+    "Input events a stage or sink dead-lettered (reasons: healthbus_dead_letters_total)",
+    FLOW,
+)
+BATCH_EVENTS = Histogram(
+    "healthbus_stage_batch_events", "Events per batch a stage or sink processed", ["stage"], buckets=BATCH_BUCKETS
+)
+BATCH_SECONDS = Histogram(
+    "healthbus_stage_batch_processing_seconds",
+    "Time from taking a batch to its outputs acknowledged (sinks: written)",
+    ["stage"],
+)
+BUS_LATENCY = Histogram(
+    "healthbus_bus_latency_seconds",
+    "Time since the adapter published the event, when this stage or sink finished with it",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+SOURCE_TO_SINK = Histogram(
+    "healthbus_source_to_sink_seconds",
+    "Time from the source committing the record to its exchange database to a sink landing it",
+    ["stage"],
+    buckets=SOURCE_BUCKETS,
+)
+OUTAGE_RETRIES = Counter(
+    "healthbus_stage_outage_retries_total",
+    "Batches kept and retried because PostgreSQL, Redis or the brokers could not be reached",
+    ["stage"],
+)
+SINK_ROWS_WRITTEN = Counter(
+    "healthbus_sink_rows_written_total", "Rows a sink added (repeats by event id skipped)", ["stage"]
+)
+SINK_WRITE_ERRORS = Counter(
+    "healthbus_sink_write_errors_total", "Failed batch writes (the batch is retried)", ["stage", "error"]
+)
 
 
 class TopicLabels:
@@ -85,7 +103,7 @@ def observe_bus_latency(stage: str, timestamps_ms: Iterable[int | None], now: fl
 
 
 def observe_source_to_sink(stage: str, emitted: Iterable[dt.datetime | None], now: dt.datetime | None = None) -> None:
-    current = now or dt.datetime.now(dt.timezone.utc)
+    current = now or dt.datetime.now(dt.UTC)
     histogram = SOURCE_TO_SINK.labels(stage)
     for at in emitted:
         if at is not None:

@@ -20,11 +20,13 @@ STAGE = "identify"  # it stands in for the identify stage: same consumer group, 
 
 
 class PassthroughRouter:
-    def __init__(self, codec: EventCodec, topic_prefix: str, master_key: bytes | None,
-                 event_types: list[str] | None = None) -> None:
+    def __init__(
+        self, codec: EventCodec, topic_prefix: str, master_key: bytes | None, event_types: list[str] | None = None
+    ) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
-        self.intake = RawIntake(codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types},
-                                master_key)
+        self.intake = RawIntake(
+            codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types}, master_key
+        )
         self.inputs = self.intake.inputs
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}
 
@@ -32,8 +34,12 @@ class PassthroughRouter:
         out: list[OutRecord] = []
         for m in messages:
             rejected = self.intake.check_source_only(m)
-            out.append(rejected or OutRecord(self.outputs[self.inputs[m.topic]], m.key, m.value, message_headers(m.headers),
-                                             m.timestamp))
+            out.append(
+                rejected
+                or OutRecord(
+                    self.outputs[self.inputs[m.topic]], m.key, m.value, message_headers(m.headers), m.timestamp
+                )
+            )
         return out
 
 
@@ -48,8 +54,13 @@ def build_app(settings: Settings, event_types: list[str] | None = None, group_su
     master = settings.adapter_master_key.get_secret_value().encode() if settings.require_signed_sources else None
     router = PassthroughRouter(codec_for(settings.schema_registry_config()), settings.topic_prefix, master, event_types)
     topic = app.topic(*router.inputs, schema=RawBytesSchema())
-    agent = BatchAgent(app, router.route_batch, producer_config(settings.confluent_config()), stage_name=STAGE,
-                       topic_prefix=settings.topic_prefix)
+    agent = BatchAgent(
+        app,
+        router.route_batch,
+        producer_config(settings.confluent_config()),
+        stage_name=STAGE,
+        topic_prefix=settings.topic_prefix,
+    )
     app.agent(topic, name="passthrough", supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
     return app
 

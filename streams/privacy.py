@@ -34,7 +34,7 @@ def mask_name(name: str | None) -> str:
 def _mask_middle(value: str, head: int, tail: int) -> str:
     if len(value) <= head + tail:
         return "*" * len(value)
-    return value[:head] + "*" * (len(value) - head - tail) + value[len(value) - tail:]
+    return value[:head] + "*" * (len(value) - head - tail) + value[len(value) - tail :]
 
 
 def mask_id_number(value: str) -> str:
@@ -70,8 +70,14 @@ def mask_birth_date(value: str) -> str:
 
 
 # The personal fields of an event (envelope.patient and the mother on a birth record), with their masks.
-_PATIENT_MASKS = {"name": mask_name, "id_number": mask_id_number, "phone": mask_phone, "address": mask_address,
-                  "health_card": mask_card, "insurance_card": mask_card}
+_PATIENT_MASKS = {
+    "name": mask_name,
+    "id_number": mask_id_number,
+    "phone": mask_phone,
+    "address": mask_address,
+    "health_card": mask_card,
+    "insurance_card": mask_card,
+}
 _EVENT_MASKS = {"mother_name": mask_name, "mother_id_number": mask_id_number}
 
 

@@ -38,8 +38,9 @@ class AcceptedEvent:
 
 
 class RawIntake:
-    def __init__(self, codec: EventCodec, stage: str, topic_prefix: str, inputs: dict[str, str],
-                 master_key: bytes | None) -> None:
+    def __init__(
+        self, codec: EventCodec, stage: str, topic_prefix: str, inputs: dict[str, str], master_key: bytes | None
+    ) -> None:
         self.codec = codec
         self.stage = stage
         self.inputs = inputs  # input topic → the event type it carries
@@ -100,10 +101,25 @@ class RawIntake:
 
     def dead_letter(self, m: Any, code: str, message: str, details: dict[str, str] | None = None) -> OutRecord:
         DEAD_LETTERS.labels(self.stage, code).inc()
-        value = dead_letter(self.stage, code, message, m.topic, m.partition, m.offset, m.key, m.value,
-                            message_headers(m.headers), details)
-        return OutRecord(self.dlq_topic, m.key, self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic),
-                         timestamp=m.timestamp, rejects=m.topic)
+        value = dead_letter(
+            self.stage,
+            code,
+            message,
+            m.topic,
+            m.partition,
+            m.offset,
+            m.key,
+            m.value,
+            message_headers(m.headers),
+            details,
+        )
+        return OutRecord(
+            self.dlq_topic,
+            m.key,
+            self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic),
+            timestamp=m.timestamp,
+            rejects=m.topic,
+        )
 
 
 def message_headers(headers: Any) -> list[tuple[str, bytes]] | None:

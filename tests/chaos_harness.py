@@ -106,8 +106,9 @@ class Pipeline:
         with open(self.log(name), "ab") as out:
             out.write(f"\n--- start {self.starts[name]} ---\n".encode())
             out.flush()
-            self.procs[name] = subprocess.Popen(self.argv(name), env=worker_env(self.s), stdout=out,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                self.argv(name), env=worker_env(self.s), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def start_all(self) -> None:
         for name in (*STAGES, *SINKS):
@@ -168,7 +169,8 @@ def expected_ids(s: Settings, source: SourceConfig) -> set[str]:
     with psycopg.connect(source.dsn) as conn:
         for spec in TABLES[source.kind]:
             query = sql.SQL("SELECT {pk}::text, record_version, cancelled FROM {table}").format(
-                pk=sql.Identifier(spec.pk), table=sql.Identifier(source.schema_name, spec.name))
+                pk=sql.Identifier(spec.pk), table=sql.Identifier(source.schema_name, spec.name)
+            )
             for pk, version, cancelled in conn.execute(query):
                 if (spec.name, pk, version) not in quarantined:
                     ids.add(make_event_id(source.org_code, f"{spec.name}:{pk}", version, cancelled))
@@ -189,8 +191,14 @@ class Verdicts:
 
     def __init__(self, s: Settings) -> None:
         topic = s.topic_name(QUALITY_RESULTS)
-        self._consumer = Consumer({**s.confluent_config(), "group.id": f"{s.group_prefix}.chaos-verdicts",
-                                   "enable.auto.commit": False, "log_level": 3})
+        self._consumer = Consumer(
+            {
+                **s.confluent_config(),
+                "group.id": f"{s.group_prefix}.chaos-verdicts",
+                "enable.auto.commit": False,
+                "log_level": 3,
+            }
+        )
         partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self.passed: dict[str, bool] = {}
@@ -208,8 +216,9 @@ class Verdicts:
 def postgres_rows(s: Settings, ids: list[str]) -> tuple[int, int]:
     """(rows, distinct event ids) of these events in the event store."""
     with psycopg.connect(s.postgres_url, connect_timeout=3) as conn:
-        row = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM event_store "
-                           "WHERE event_id = ANY(%s::uuid[])", (ids,)).fetchone()
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM event_store WHERE event_id = ANY(%s::uuid[])", (ids,)
+        ).fetchone()
     return row[0], row[1]
 
 
@@ -239,8 +248,14 @@ print(json.dumps({"raw": raw, "final": final, "distinct": distinct}))
 def clickhouse_rows(s: Settings, ids: list[str]) -> dict[str, int]:
     """raw rows (a replayed insert shows here until a merge), FINAL rows (what readers see) and distinct
     event ids of these events in event_log. The ClickHouse sink must be stopped."""
-    done = subprocess.run([sys.executable, "-c", _CLICKHOUSE_COUNT], input=json.dumps(ids), capture_output=True,
-                          text=True, env=worker_env(s), timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _CLICKHOUSE_COUNT],
+        input=json.dumps(ids),
+        capture_output=True,
+        text=True,
+        env=worker_env(s),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -307,9 +322,11 @@ class Flow:
                 if stored == len(passed) and clickhouse_lag(s) == 0:
                     return time.monotonic()
             if time.monotonic() > deadline:
-                raise AssertionError(f"not caught up after {timeout:.0f} s: {missing} of {len(self.sent)} events "
-                                     f"without a verdict, {stored} of the passed ones in PostgreSQL, "
-                                     f"ClickHouse sink lag {clickhouse_lag(s)}")
+                raise AssertionError(
+                    f"not caught up after {timeout:.0f} s: {missing} of {len(self.sent)} events "
+                    f"without a verdict, {stored} of the passed ones in PostgreSQL, "
+                    f"ClickHouse sink lag {clickhouse_lag(s)}"
+                )
             time.sleep(0.3)
 
     def report(self, fault: str, recovered_from: float, recovered_at: float, note: str = "") -> FaultReport:
@@ -322,9 +339,17 @@ class Flow:
             ch = clickhouse_rows(s, passed)
         finally:
             self.pipeline.start("sink-clickhouse")
-        return FaultReport(fault, len(self.sent), len(passed), pg_distinct, ch["distinct"],
-                           (pg_rows - pg_distinct) + (ch["final"] - ch["distinct"]), ch["raw"] - ch["distinct"],
-                           round(recovered_at - recovered_from, 1), note)
+        return FaultReport(
+            fault,
+            len(self.sent),
+            len(passed),
+            pg_distinct,
+            ch["distinct"],
+            (pg_rows - pg_distinct) + (ch["final"] - ch["distinct"]),
+            ch["raw"] - ch["distinct"],
+            round(recovered_at - recovered_from, 1),
+            note,
+        )
 
 
 def judged(flow: Flow) -> int:
@@ -340,24 +365,37 @@ def check_report(report: FaultReport) -> None:
 
 
 def format_table(rows: list[FaultReport]) -> str:
-    head = (f"{'fault':<34} {'events sent':>11} {'passed':>7} {'in PostgreSQL':>13} {'in ClickHouse':>13} "
-            f"{'duplicates':>10} {'CH replays*':>11} {'recovery s':>10}")
+    head = (
+        f"{'fault':<34} {'events sent':>11} {'passed':>7} {'in PostgreSQL':>13} {'in ClickHouse':>13} "
+        f"{'duplicates':>10} {'CH replays*':>11} {'recovery s':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.fault:<34} {r.sent:>11} {r.passed:>7} {r.in_postgres:>13} {r.in_clickhouse:>13} "
-                     f"{r.duplicates:>10} {r.replayed_inserts:>11} {r.recovery_seconds:>10.1f}"
-                     + (f"  {r.note}" if r.note else ""))
-    lines.append("passed: judged by the quality rules (rejections go to dlq.quality by design). duplicates: rows a "
-                 "reader sees beyond one per event (PostgreSQL; ClickHouse FINAL). *raw ClickHouse rows re-inserted "
-                 "by an at-least-once replay, collapsed by ReplacingMergeTree on read (FINAL) and merge.")
+        lines.append(
+            f"{r.fault:<34} {r.sent:>11} {r.passed:>7} {r.in_postgres:>13} {r.in_clickhouse:>13} "
+            f"{r.duplicates:>10} {r.replayed_inserts:>11} {r.recovery_seconds:>10.1f}"
+            + (f"  {r.note}" if r.note else "")
+        )
+    lines.append(
+        "passed: judged by the quality rules (rejections go to dlq.quality by design). duplicates: rows a "
+        "reader sees beyond one per event (PostgreSQL; ClickHouse FINAL). *raw ClickHouse rows re-inserted "
+        "by an at-least-once replay, collapsed by ReplacingMergeTree on read (FINAL) and merge."
+    )
     return "\n".join(lines)
 
 
 def chaos_settings(bootstrap: str, postgres_url: str, state_dir: Path) -> Settings:
     run = uuid.uuid4().hex[:8]
-    return Settings(kafka_bootstrap=bootstrap, postgres_url=postgres_url, topic_prefix=f"chaos{run}-",
-                    group_prefix=f"gchaos{run}", state_dir=state_dir, chdb_path=state_dir / "chdb",
-                    schema_registry_url=None, sink_batch_seconds=0.2)
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        postgres_url=postgres_url,
+        topic_prefix=f"chaos{run}-",
+        group_prefix=f"gchaos{run}",
+        state_dir=state_dir,
+        chdb_path=state_dir / "chdb",
+        schema_registry_url=None,
+        sink_batch_seconds=0.2,
+    )
 
 
 @dataclass
@@ -390,8 +428,15 @@ def chaos_run(bootstrap: str, state: Path, hospitals: int, replication_factor: i
         s = chaos_settings(bootstrap, postgres.url, state)
         ensure_database(postgres.url)
         create_topics(s.confluent_config(), s.topic_prefix, replication_factor)
-        generate_exchange_data(exchange_dsn(postgres.url), hospitals=hospitals, counties=1, days=1, seed=41,
-                               config_out=state / "adapters.yaml", bad_share=0.0)
+        generate_exchange_data(
+            exchange_dsn(postgres.url),
+            hospitals=hospitals,
+            counties=1,
+            days=1,
+            seed=41,
+            config_out=state / "adapters.yaml",
+            bad_share=0.0,
+        )
         sources = [src for src in load_config(state / "adapters.yaml").sources if src.kind == "hospital"]
         pipeline = Pipeline(s, state / "logs")
         pipeline.start_all()
@@ -432,4 +477,3 @@ def exchange_dsn(postgres_url: str) -> str:
 
 def raw_topic_name(s: Settings, event_type: str) -> str:
     return s.topic_name(raw_topic(event_type).name)
-

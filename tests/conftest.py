@@ -56,8 +56,13 @@ def settings(bootstrap: str, postgres_url: str, tmp_path: Path) -> Iterator[Sett
     """Settings for one test: a fresh topic prefix and group prefix, a private chDB directory."""
     run = uuid.uuid4().hex[:8]
     s = Settings(
-        kafka_bootstrap=bootstrap, postgres_url=postgres_url, topic_prefix=f"t{run}-", group_prefix=f"g{run}",
-        state_dir=tmp_path / "state", chdb_path=tmp_path / "chdb", schema_registry_url=None,
+        kafka_bootstrap=bootstrap,
+        postgres_url=postgres_url,
+        topic_prefix=f"t{run}-",
+        group_prefix=f"g{run}",
+        state_dir=tmp_path / "state",
+        chdb_path=tmp_path / "chdb",
+        schema_registry_url=None,
         sink_batch_seconds=0.2,
     )
     create_topics(s.confluent_config(), s.topic_prefix)

@@ -23,8 +23,13 @@ RawMessage = PlainMessage  # a stage's input without Kafka
 def start_stage_worker(s: Settings, log: Path, stage: str = "passthrough", *options: str) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", stage, *options], env=settings_env(s),
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", "worker", stage, *options],
+            env=settings_env(s),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 @contextmanager

@@ -43,13 +43,24 @@ def death_record(of: dict[str, Any], died_at: dt.datetime, certificate: str = "4
     """A death certificate for the patient of visit ``of``, from the same institution."""
     env = copy.deepcopy(of["envelope"])
     record_key = f"death_record:{certificate}"
-    env.update(event_type="death.record", occurred_at=died_at, emitted_at=died_at + dt.timedelta(hours=5),
-               record_version=1, cancelled=False,
-               event_id=make_event_id(env["source"]["org_code"], record_key, 1))
+    env.update(
+        event_type="death.record",
+        occurred_at=died_at,
+        emitted_at=died_at + dt.timedelta(hours=5),
+        record_version=1,
+        cancelled=False,
+        event_id=make_event_id(env["source"]["org_code"], record_key, 1),
+    )
     env["source"]["record_key"] = record_key
-    return {"envelope": env, "certificate_no": certificate, "died_at": died_at, "death_place": "1",
-            "cause_chain": [{"line": "a", "code": "I21.900", "description": "急性心肌梗死", "interval": "2小时"}],
-            "underlying_cause_code": "I21.900", "underlying_cause_name": "急性心肌梗死"}
+    return {
+        "envelope": env,
+        "certificate_no": certificate,
+        "died_at": died_at,
+        "death_place": "1",
+        "cause_chain": [{"line": "a", "code": "I21.900", "description": "急性心肌梗死", "interval": "2小时"}],
+        "underlying_cause_code": "I21.900",
+        "underlying_cause_name": "急性心肌梗死",
+    }
 
 
 def as_messages(prefix: str, events: list[dict[str, Any]], first_offset: int = 0) -> list[RawMessage]:

@@ -39,11 +39,19 @@ def test_every_hospital_table_maps_to_its_event(settings: Settings) -> None:
     v1 = visits["MZ001"]
     assert v1["visit_type"] == "OUTPATIENT" and v1["temperature_c"] == 38.6 and v1["symptoms"] == ["发热", "咳嗽"]
     assert v1["diagnoses"][0]["code"] == "J06.900" and v1["envelope"]["patient"]["name"] == "张伟"
-    assert v1["envelope"]["source"] == {"org_code": source.org_code, "org_name": "测试机构", "system": "HIS",
-                                        "region_code": "411502", "level": "HOSPITAL", "record_key": "outpatient_visit:V1"}
+    assert v1["envelope"]["source"] == {
+        "org_code": source.org_code,
+        "org_name": "测试机构",
+        "system": "HIS",
+        "region_code": "411502",
+        "level": "HOSPITAL",
+        "record_key": "outpatient_visit:V1",
+    }
     discharge = _events(settings, "inpatient.discharge", 1)[0]
     assert str(discharge["total_cost"]) == "12345.68" and discharge["procedures"][0]["code"] == "36.0601"
-    patient = next(p for p in _events(settings, "patient.registered", 2) if p["envelope"]["patient"]["local_patient_id"] == "P1")
+    patient = next(
+        p for p in _events(settings, "patient.registered", 2) if p["envelope"]["patient"]["local_patient_id"] == "P1"
+    )
     assert patient["abo_blood_type"] == "1" and patient["history"][0]["kind"] == "ALLERGY"
     death = _events(settings, "death.record", 1)[0]
     assert death["cause_chain"][0]["line"] == "Ia" and death["underlying_cause_code"] == "I21.900"
@@ -66,9 +74,12 @@ def test_corrections_and_cancellations_flow_through_and_quarantine_is_kept(setti
     source = make_exchange(settings.postgres_url, "hospital")
     adapter = build_adapter(settings, source, settle_seconds=0)
     adapter.run_once()
-    execute_in(source, "UPDATE outpatient_visit SET chief_complaint = '发热3天', record_version = 2, updated_at = now() "
-                       "WHERE visit_id = 'V1'; UPDATE death_record SET cancelled = true, updated_at = now() WHERE death_id = 'D1';"
-                       "UPDATE outpatient_visit SET visit_type = '1', record_version = 2, updated_at = now() WHERE visit_id = 'V2'")
+    execute_in(
+        source,
+        "UPDATE outpatient_visit SET chief_complaint = '发热3天', record_version = 2, updated_at = now() "
+        "WHERE visit_id = 'V1'; UPDATE death_record SET cancelled = true, updated_at = now() WHERE death_id = 'D1';"
+        "UPDATE outpatient_visit SET visit_type = '1', record_version = 2, updated_at = now() WHERE visit_id = 'V2'",
+    )
     second = adapter.run_once()
     assert second.published == 3 and second.quarantined == 0  # V1 v2, the cancel, V2 now mappable
     adapter.run_once()  # nothing new: the watermark holds
@@ -81,18 +92,28 @@ def test_corrections_and_cancellations_flow_through_and_quarantine_is_kept(setti
     assert deaths[0]["envelope"]["event_id"] != deaths[1]["envelope"]["event_id"]  # same version, distinct cancel
     quarantine = AdapterState(settings.postgres_url).quarantine(source.source_id)
     assert {(q.pk, q.reason_code, q.column_name) for q in quarantine} == {
-        ("V2", "unknown_code", "visit_type"), ("V3", "broken_reference", "patient_id")}
-    letters = [CODEC.decode(m.value()).value
-               for m in read_topic(settings, settings.topic_name(dead_letter_topic("adapter").name), 2, 10)]
-    assert {(d["details"]["pk"], d["error_code"]) for d in letters} == {("V2", "unknown_code"), ("V3", "broken_reference")}
+        ("V2", "unknown_code", "visit_type"),
+        ("V3", "broken_reference", "patient_id"),
+    }
+    letters = [
+        CODEC.decode(m.value()).value
+        for m in read_topic(settings, settings.topic_name(dead_letter_topic("adapter").name), 2, 10)
+    ]
+    assert {(d["details"]["pk"], d["error_code"]) for d in letters} == {
+        ("V2", "unknown_code"),
+        ("V3", "broken_reference"),
+    }
     assert all("张" not in d["error_message"] and "李" not in d["error_message"] for d in letters)
 
 
 def test_rows_with_equal_timestamps_are_neither_skipped_nor_repeated(settings: Settings) -> None:
     source = make_exchange(settings.postgres_url, "county")
-    execute_in(source, "INSERT INTO vaccination (vaccination_id, resident_id, vaccination_no, vaccine_code, dose_number,"
-                       " administered_at, updated_at) SELECT 'Y' || lpad(g::text, 4, '0'), 'R1', 'N' || g, '0301', 1,"
-                       " now(), timestamptz '2026-11-01 08:00:00+00' FROM generate_series(1, 250) g")
+    execute_in(
+        source,
+        "INSERT INTO vaccination (vaccination_id, resident_id, vaccination_no, vaccine_code, dose_number,"
+        " administered_at, updated_at) SELECT 'Y' || lpad(g::text, 4, '0'), 'R1', 'N' || g, '0301', 1,"
+        " now(), timestamptz '2026-11-01 08:00:00+00' FROM generate_series(1, 250) g",
+    )
     adapter = build_adapter(settings, source, settle_seconds=0)
     adapter.page_size = 40  # pages end in the middle of runs of equal timestamps
     summary = adapter.run_once()
@@ -128,8 +149,11 @@ def test_a_running_adapter_publishes_new_rows_and_stops_cleanly(settings: Settin
         proc = subprocess.Popen(argv, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT)
     try:
         assert len(_events(settings, "ph.chronic_followup", 1)) == 1
-        execute_in(source, "INSERT INTO chronic_followup (followup_id, resident_id, followup_no, disease_code,"
-                           " followup_at, followup_class) VALUES ('F2', 'R1', 'SF002', 'E11', now(), '1')")
+        execute_in(
+            source,
+            "INSERT INTO chronic_followup (followup_id, resident_id, followup_no, disease_code,"
+            " followup_at, followup_class) VALUES ('F2', 'R1', 'SF002', 'E11', now(), '1')",
+        )
         assert len(_events(settings, "ph.chronic_followup", 2)) == 2  # picked up while running
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -51,10 +51,12 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
 
 
 def test_every_audit_table_refuses_update_delete_and_truncate(conn: psycopg.Connection) -> None:
-    write_audit(conn, "ops.wang", "merge", str(uuid.uuid4()), str(uuid.uuid4()), change=str(uuid.uuid4()),
-                reason="dup")
-    conn.execute("INSERT INTO dlq_replays (dead_letter_id, replayed_at, stage, source_topic, actor, reason) "
-                 "VALUES (%s, now(), 'quality', 'validated.x', 'ops.wang', 'rule fixed')", (str(uuid.uuid4()),))
+    write_audit(conn, "ops.wang", "merge", str(uuid.uuid4()), str(uuid.uuid4()), change=str(uuid.uuid4()), reason="dup")
+    conn.execute(
+        "INSERT INTO dlq_replays (dead_letter_id, replayed_at, stage, source_topic, actor, reason) "
+        "VALUES (%s, now(), 'quality', 'validated.x', 'ops.wang', 'rule fixed')",
+        (str(uuid.uuid4()),),
+    )
     record_action(conn, "ops.wang", EXPORT_QUALITY_REPORT, {"org_code": ORG})
     counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in AUDIT_TABLES}
     assert all(counts.values())  # an empty table would refuse nothing: the triggers below must see rows
@@ -74,8 +76,15 @@ def test_every_audit_table_refuses_update_delete_and_truncate(conn: psycopg.Conn
 def test_an_export_that_cannot_be_written_leaves_no_entry(conn: psycopg.Connection, tmp_path: Path) -> None:
     before = conn.execute("SELECT count(*) FROM audit.operator_actions").fetchone()[0]
     with pytest.raises(FileNotFoundError):
-        export_file(conn, "ops.wang", EXPORT_QUALITY_REPORT, {"org_code": ORG}, tmp_path / "no-dir" / "r.html",
-                    b"<html></html>", {"received": 0})
+        export_file(
+            conn,
+            "ops.wang",
+            EXPORT_QUALITY_REPORT,
+            {"org_code": ORG},
+            tmp_path / "no-dir" / "r.html",
+            b"<html></html>",
+            {"received": 0},
+        )
     assert conn.execute("SELECT count(*) FROM audit.operator_actions").fetchone()[0] == before
 
 
@@ -85,7 +94,8 @@ def _rec(local: str, name: str) -> SourceRecord:
 
 
 def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
-        conn: psycopg.Connection, db_url: str, bootstrap: str, tmp_path: Path) -> None:
+    conn: psycopg.Connection, db_url: str, bootstrap: str, tmp_path: Path
+) -> None:
     run = uuid.uuid4().hex[:8]
     a, b = resolve_records(conn, [_rec(f"A-{run}", "张伟"), _rec(f"B-{run}", "李娜")], MODEL)
     merged = merge(conn, a.person_id, b.person_id, "ops.li", "同一人: 电话核实")
@@ -94,8 +104,14 @@ def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
     source = topic("validated.outpatient.visit").full_name(f"t{run}-")
     create_topics(kafka, f"t{run}-", specs=[topic("validated.outpatient.visit")])
     try:
-        letter = {"dead_letter_id": str(uuid.uuid4()), "headers": {}, "source_topic": source, "payload": b"\x00",
-                  "key": f"{ORG}:A-{run}".encode(), "stage": "quality"}
+        letter = {
+            "dead_letter_id": str(uuid.uuid4()),
+            "headers": {},
+            "source_topic": source,
+            "payload": b"\x00",
+            "key": f"{ORG}:A-{run}".encode(),
+            "stage": "quality",
+        }
         outcome = replay(conn, Producer(producer_config(kafka)), [letter], "ops.zhao", "ICD table updated")
         assert outcome.replayed == 1
     finally:
@@ -105,11 +121,24 @@ def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
     login = f"{prefix}ds"
     conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
     try:
-        env = {**settings_env(Settings(postgres_url=db_url, state_dir=tmp_path / "state")),
-               "HEALTHBUS_COUNTY_ROLE_PREFIX": prefix}
+        env = {
+            **settings_env(Settings(postgres_url=db_url, state_dir=tmp_path / "state")),
+            "HEALTHBUS_COUNTY_ROLE_PREFIX": prefix,
+        }
         page = tmp_path / "surveillance.html"
-        export = healthbus("surveillance", "report", "--from", "2026-11-01", "--to", "2026-11-07", "--out", str(page),
-                           "--actor", "cdc.chen", env=env)
+        export = healthbus(
+            "surveillance",
+            "report",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-07",
+            "--out",
+            str(page),
+            "--actor",
+            "cdc.chen",
+            env=env,
+        )
         assert export.returncode == 0, export.stderr
         grant = healthbus("routing", "county-access", "411525", "--grant", login, "--actor", "ops.zhao", env=env)
         assert grant.returncode == 0, grant.stderr
@@ -125,8 +154,11 @@ def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
     entries = [json.loads(line) for line in listed.stdout.splitlines()]
     mine = [e for e in entries if e["actor"] in ("ops.li", "ops.zhao", "cdc.chen")]
     assert [(e["kind"], e["actor"]) for e in mine] == [
-        ("empi.merge", "ops.li"), ("dlq.replay", "ops.zhao"), ("export.surveillance_report", "cdc.chen"),
-        ("grant.county_access", "ops.zhao")]
+        ("empi.merge", "ops.li"),
+        ("dlq.replay", "ops.zhao"),
+        ("export.surveillance_report", "cdc.chen"),
+        ("grant.county_access", "ops.zhao"),
+    ]
     assert [e["at"] for e in mine] == sorted(e["at"] for e in mine)
     assert not any(e["kind"] == "empi.link" for e in entries)  # the stage's per-record links stay out
     empi_merge, dlq_replay, exported, granted = mine

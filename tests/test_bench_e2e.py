@@ -15,16 +15,37 @@ from ops.topic_admin import existing_topics
 from tests.conftest import healthbus, settings_env
 
 STAGES = ("identify_stage", "quality_stage", "routing_stage", "surveillance_stage", "postgres_sink", "clickhouse_sink")
-PROCESSES = ("identify_worker", "quality_worker", "routing_worker", "surveillance_worker", "postgres_sink",
-             "clickhouse_sink", "bench_process_adapters_publisher")
+PROCESSES = (
+    "identify_worker",
+    "quality_worker",
+    "routing_worker",
+    "surveillance_worker",
+    "postgres_sink",
+    "clickhouse_sink",
+    "bench_process_adapters_publisher",
+)
 KEYS = {
-    "adapters_events_per_s", *(f"{s}_events_per_s" for s in STAGES), "end_to_end_events_per_s",
-    "aiokafka_consume_produce_events_per_s", "end_to_end_per_aiokafka", "events_published", "events_in_both_sinks",
-    "seconds_end_to_end", "offered_events_per_s", "latency_p50_s", "latency_p99_s", "latency_max_s",
-    "latency_samples", "latency_resolution_s", *(f"peak_memory_mib_{p}" for p in PROCESSES),
-    *(f"cpu_ms_per_event_{p}" for p in PROCESSES), "cpu_ms_per_event_all_our_processes",
+    "adapters_events_per_s",
+    *(f"{s}_events_per_s" for s in STAGES),
+    "end_to_end_events_per_s",
+    "aiokafka_consume_produce_events_per_s",
+    "end_to_end_per_aiokafka",
+    "events_published",
+    "events_in_both_sinks",
+    "seconds_end_to_end",
+    "offered_events_per_s",
+    "latency_p50_s",
+    "latency_p99_s",
+    "latency_max_s",
+    "latency_samples",
+    "latency_resolution_s",
+    *(f"peak_memory_mib_{p}" for p in PROCESSES),
+    *(f"cpu_ms_per_event_{p}" for p in PROCESSES),
+    "cpu_ms_per_event_all_our_processes",
     "cpu_ms_per_event_kafka_broker",  # the broker runs on this machine in tests
-    "events_per_s_this_cpu_cost_allows_on_this_machine", "end_to_end_target_met", "p99_target_met",
+    "events_per_s_this_cpu_cost_allows_on_this_machine",
+    "end_to_end_target_met",
+    "p99_target_met",
 }
 
 
@@ -35,13 +56,24 @@ def _bench_databases(settings: Settings) -> set[str]:
 
 def test_bench_e2e_reports_every_figure_and_leaves_nothing_behind(settings: Settings) -> None:
     databases = _bench_databases(settings)
-    result = healthbus("bench", "e2e", "--events", "300", "--offered-rate", "100", "--offered-seconds", "2", "--json",
-                       env=settings_env(settings), timeout=400)
+    result = healthbus(
+        "bench",
+        "e2e",
+        "--events",
+        "300",
+        "--offered-rate",
+        "100",
+        "--offered-seconds",
+        "2",
+        "--json",
+        env=settings_env(settings),
+        timeout=400,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("e2e: ") and "events through the pipeline" in lines[0], result.stdout
     header = next(i for i, line in enumerate(lines) if line.startswith("target") and "measured" in line)
-    targets = lines[header + 1:header + 3]  # each names its target and says met or NOT met
+    targets = lines[header + 1 : header + 3]  # each names its target and says met or NOT met
     assert targets[0].startswith("end-to-end events/s") and "≥ 5,000" in targets[0], result.stdout
     assert targets[1].startswith("p99 latency s at 100 events/s") and "< 2" in targets[1], result.stdout
     assert all(t.endswith(" met") for t in targets), result.stdout

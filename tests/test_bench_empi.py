@@ -19,8 +19,12 @@ def test_bench_empi_prints_a_table_then_one_json_object() -> None:
     lines = done.stdout.strip().splitlines()
     figures = json.loads(lines[-1])
     assert any("chinese healthbus (shipped model) precision" in line for line in lines)
-    for key in ("chinese_healthbus_shipped_model_precision", "chinese_identifiers_only_recall",
-                "batch_link_seconds", "identifiers_only_linking_seconds"):
+    for key in (
+        "chinese_healthbus_shipped_model_precision",
+        "chinese_identifiers_only_recall",
+        "batch_link_seconds",
+        "identifiers_only_linking_seconds",
+    ):
         assert key in figures
     # The baseline and ours are measured on the same records: ours must find what identifiers alone can't.
     assert figures["chinese_healthbus_shipped_model_recall"] > figures["chinese_identifiers_only_recall"]

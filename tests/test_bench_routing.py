@@ -12,8 +12,13 @@ from ops.stack.postgres import server_conninfo
 from tests.conftest import healthbus, settings_env
 
 KEYS = {
-    "decode_only_events_per_s", "routing_decisions_events_per_s", "routing_decisions_vs_target",
-    "stage_core_events_per_s", "stage_core_replay_events_per_s", "routed_share", "work_item_changes_per_1000_events",
+    "decode_only_events_per_s",
+    "routing_decisions_events_per_s",
+    "routing_decisions_vs_target",
+    "stage_core_events_per_s",
+    "stage_core_replay_events_per_s",
+    "routed_share",
+    "work_item_changes_per_1000_events",
 }
 
 

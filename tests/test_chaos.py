@@ -54,8 +54,15 @@ def chaos(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield run
 
 
-def _kill_9_mid_stream(chaos: ChaosRun, index: int, processes: tuple[str, ...], progress: Callable[[Flow], int],
-                      fault: str, measured: str, pause: float = 0.0) -> None:
+def _kill_9_mid_stream(
+    chaos: ChaosRun,
+    index: int,
+    processes: tuple[str, ...],
+    progress: Callable[[Flow], int],
+    fault: str,
+    measured: str,
+    pause: float = 0.0,
+) -> None:
     """Load one institution, kill -9 ``processes`` as soon as ``progress`` shows work under way, restart them,
     and check the sinks end up holding everything once."""
     source, p = chaos.source(index), chaos.pipeline
@@ -76,14 +83,16 @@ def _kill_9_mid_stream(chaos: ChaosRun, index: int, processes: tuple[str, ...], 
 
 
 def test_kill_9_the_stream_workers_mid_stream(chaos: ChaosRun) -> None:
-    _kill_9_mid_stream(chaos, 0, ("identify", "quality"), judged, "kill -9 identify + quality workers", "judged",
-                       pause=1.0)
+    _kill_9_mid_stream(
+        chaos, 0, ("identify", "quality"), judged, "kill -9 identify + quality workers", "judged", pause=1.0
+    )
 
 
 def test_kill_9_both_sinks_mid_batch(chaos: ChaosRun) -> None:
     # written but not committed: the restart re-reads the batch
-    _kill_9_mid_stream(chaos, 1, ("sink-postgres", "sink-clickhouse"), Flow.progress, "kill -9 both sinks mid-batch",
-                       "in PostgreSQL")
+    _kill_9_mid_stream(
+        chaos, 1, ("sink-postgres", "sink-clickhouse"), Flow.progress, "kill -9 both sinks mid-batch", "in PostgreSQL"
+    )
 
 
 def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(chaos: ChaosRun) -> None:
@@ -96,7 +105,10 @@ def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(ch
         (raw_visit, CODEC.encode("ops.dead_letter", _a_dead_letter(), topic="any")): ("identify", "malformed_body"),
         (validated_visit, b"garbage after the quality stage"): ("sinks", "unknown_magic"),
         # valid Avro of another kind on a validated topic: the sinks must refuse it, not crash on it
-        (validated_visit, CODEC.encode("ops.dead_letter", _a_dead_letter(), topic="any")): ("sinks", "wrong_event_type"),
+        (validated_visit, CODEC.encode("ops.dead_letter", _a_dead_letter(), topic="any")): (
+            "sinks",
+            "wrong_event_type",
+        ),
     }
     producer = Producer(producer_config(s.confluent_config()))
     offsets: dict[tuple[str, bytes], tuple[int, int]] = {}
@@ -104,33 +116,45 @@ def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(ch
     def inject(messages: dict[tuple[str, bytes], tuple[str, str]]) -> None:
         for i, (topic, payload) in enumerate(messages):
             # Keys of this institution spread the poison over partitions the load then flows through.
-            producer.produce(topic, payload, f"{source.org_code}:chaos-{i}".encode(),
-                             on_delivery=lambda err, m, k=(topic, payload): offsets.__setitem__(
-                                 k, (m.partition(), m.offset())))
+            producer.produce(
+                topic,
+                payload,
+                f"{source.org_code}:chaos-{i}".encode(),
+                on_delivery=lambda err, m, k=(topic, payload): offsets.__setitem__(k, (m.partition(), m.offset())),
+            )
         assert producer.flush(10) == 0
 
     inject(before_load)  # the load comes after the poison: the stages and sinks must carry on past it
     publish_in_process(s, source)
     flow = Flow(chaos.pipeline, chaos.verdicts, expected_ids(s, source))
-    visit = next(m for m in read_topic(s, raw_visit, idle=0.5)
-                 if (m.key() or b"").startswith(source.org_code.encode()) and m.headers())  # a real, signed visit
+    visit = next(
+        m
+        for m in read_topic(s, raw_visit, idle=0.5)
+        if (m.key() or b"").startswith(source.org_code.encode()) and m.headers()
+    )  # a real, signed visit
     wrong_type = {(raw_lab, visit.value()): ("identify", "wrong_event_type")}  # a visit on the lab reports' topic
     inject(wrong_type)
     injected_at = time.monotonic()
-    report = flow.report("undecodable + wrong-schema messages", injected_at, flow.wait_caught_up(),
-                         f"{len(before_load) + len(wrong_type)} injected")
+    report = flow.report(
+        "undecodable + wrong-schema messages",
+        injected_at,
+        flow.wait_caught_up(),
+        f"{len(before_load) + len(wrong_type)} injected",
+    )
     chaos.reports.append(report)
     check_report(report)
 
     def letters(stage: str) -> dict[tuple[str, int, int], str]:
         topic = s.topic_name(dead_letter_topic(stage).name)
-        return {(v["source_topic"], v["source_partition"], v["source_offset"]): v["error_code"]
-                for v in (CODEC.decode(m.value()).value for m in read_topic(s, topic, idle=1.0, timeout=20))}
+        return {
+            (v["source_topic"], v["source_partition"], v["source_offset"]): v["error_code"]
+            for v in (CODEC.decode(m.value()).value for m in read_topic(s, topic, idle=1.0, timeout=20))
+        }
 
     found = {stage: letters(stage) for stage in ("identify", "sink-postgres", "sink-clickhouse")}
     for (topic, payload), (stage, code) in {**before_load, **wrong_type}.items():
         where = (topic, *offsets[(topic, payload)])
-        for letter_stage in ([stage] if stage != "sinks" else ["sink-postgres", "sink-clickhouse"]):
+        for letter_stage in [stage] if stage != "sinks" else ["sink-postgres", "sink-clickhouse"]:
             assert found[letter_stage].get(where) == code, (letter_stage, where, found[letter_stage])
 
 
@@ -148,17 +172,23 @@ def test_kill_9_an_adapter_between_publishing_and_its_watermark_commit(chaos: Ch
     argv = [str(HEALTHBUS), "adapter", "run", "--config", str(config), "--settle", "0"]
     AdapterState(s.postgres_url).close()  # the state tables exist before we lock a row of them
     blocker = psycopg.connect(s.postgres_url)
-    blocker.execute("INSERT INTO adapter_watermark (source_id, table_name, updated_at, pk) "
-                    "VALUES (%s, 'patient', '1900-01-01', '')", (source.source_id,))
+    blocker.execute(
+        "INSERT INTO adapter_watermark (source_id, table_name, updated_at, pk) "
+        "VALUES (%s, 'patient', '1900-01-01', '')",
+        (source.source_id,),
+    )
     blocker.commit()
     # Hold the watermark row: the adapter publishes its first round (a page of every table), has it
     # acknowledged, then blocks committing the watermark: the kill loses the commit, not the events.
-    blocker.execute("SELECT 1 FROM adapter_watermark WHERE source_id = %s AND table_name = 'patient' FOR UPDATE",
-                    (source.source_id,))
+    blocker.execute(
+        "SELECT 1 FROM adapter_watermark WHERE source_id = %s AND table_name = 'patient' FOR UPDATE",
+        (source.source_id,),
+    )
     log = tmp_path / "adapter.log"
     with open(log, "wb") as out:
-        adapter = subprocess.Popen(argv, env=worker_env(s), stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        adapter = subprocess.Popen(
+            argv, env=worker_env(s), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 60
         while not _waits_on_a_lock(s.postgres_url):
@@ -175,8 +205,12 @@ def test_kill_9_an_adapter_between_publishing_and_its_watermark_commit(chaos: Ch
     flow = Flow(chaos.pipeline, chaos.verdicts, expected_ids(s, source))
     republished = _raw_messages_of(s, source.org_code, "patient.registered")
     assert len(republished) > len(set(republished)), "the restart must re-publish the first page"
-    report = flow.report("kill -9 adapter, restart", restarted, flow.wait_caught_up(),
-                         f"{len(republished) - len(set(republished))} re-published")
+    report = flow.report(
+        "kill -9 adapter, restart",
+        restarted,
+        flow.wait_caught_up(),
+        f"{len(republished) - len(set(republished))} re-published",
+    )
     chaos.reports.append(report)
     check_report(report)
 
@@ -188,9 +222,11 @@ def _waits_on_a_lock(postgres_url: str) -> bool:
 
 def _raw_messages_of(s: Settings, org_code: str, event_type: str) -> list[str]:
     """Event ids of the institution's messages on a raw topic, repeats kept."""
-    return [CODEC.decode(m.value()).value["envelope"]["event_id"]
-            for m in read_topic(s, raw_topic_name(s, event_type), idle=1.0)
-            if (m.key() or b"").startswith(org_code.encode())]
+    return [
+        CODEC.decode(m.value()).value["envelope"]["event_id"]
+        for m in read_topic(s, raw_topic_name(s, event_type), idle=1.0)
+        if (m.key() or b"").startswith(org_code.encode())
+    ]
 
 
 def test_postgres_down_for_30_seconds(chaos: ChaosRun) -> None:
@@ -210,8 +246,9 @@ def test_postgres_down_for_30_seconds(chaos: ChaosRun) -> None:
     finally:
         chaos.postgres.start()
     back = time.monotonic()
-    report = flow.report(f"PostgreSQL down {OUTAGE_SECONDS:.0f} s", back, flow.wait_caught_up(),
-                         f"{at_stop} judged at the stop")
+    report = flow.report(
+        f"PostgreSQL down {OUTAGE_SECONDS:.0f} s", back, flow.wait_caught_up(), f"{at_stop} judged at the stop"
+    )
     chaos.reports.append(report)
     check_report(report)
 

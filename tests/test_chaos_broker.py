@@ -22,8 +22,16 @@ from confluent_kafka import KafkaError, Producer
 from avro_schemas.topics import identified_topic, raw_topic, validated_topic
 from ops.stack.broker import KraftCluster, private_cluster
 from producers.publisher import producer_config
-from tests.chaos_harness import ChaosRun, Flow, chaos_run, check_report, expected_ids, judged, publish_in_process, \
-    write_report
+from tests.chaos_harness import (
+    ChaosRun,
+    Flow,
+    chaos_run,
+    check_report,
+    expected_ids,
+    judged,
+    publish_in_process,
+    write_report,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -33,8 +41,7 @@ BUSIEST = ("outpatient.visit",)  # most of a hospital's day is visits
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KraftCluster, ChaosRun]]:
     with private_cluster(tmp_path_factory.mktemp("kafka3"), size=3, heap="512m") as cluster:
-        with chaos_run(cluster.bootstrap, tmp_path_factory.mktemp("chaos3"), hospitals=2,
-                       replication_factor=3) as run:
+        with chaos_run(cluster.bootstrap, tmp_path_factory.mktemp("chaos3"), hospitals=2, replication_factor=3) as run:
             yield cluster, run
 
 
@@ -52,8 +59,9 @@ def _busiest_leader(cluster: KraftCluster, run: ChaosRun) -> int:
 def _acknowledged_within(bootstrap: str, topic: str, seconds: float) -> bool:
     """Whether one acks=all message is acknowledged within ``seconds`` (its delivery times out otherwise)."""
     outcome: list[KafkaError | None] = []
-    producer = Producer({**producer_config({"bootstrap.servers": bootstrap}), "message.timeout.ms": int(seconds * 1000),
-                         "log_level": 0})
+    producer = Producer(
+        {**producer_config({"bootstrap.servers": bootstrap}), "message.timeout.ms": int(seconds * 1000), "log_level": 0}
+    )
     producer.produce(topic, b"probe", b"probe", on_delivery=lambda err, _m: outcome.append(err))
     producer.flush(seconds + 5)
     return bool(outcome) and outcome[0] is None
@@ -72,8 +80,9 @@ def test_kill_9_the_busiest_leader_then_bring_it_back(replicated: tuple[KraftClu
     assert at_kill < len(flow.sent), "the kill must land mid-stream"
     caught_up = flow.wait_caught_up(120)  # on the two nodes left: leaders moved, min.insync.replicas still met
     cluster.restart(victim)
-    report = flow.report(f"kill -9 leader node {victim} of 3", killed_at, caught_up,
-                         f"{at_kill} judged at the kill; node back after")
+    report = flow.report(
+        f"kill -9 leader node {victim} of 3", killed_at, caught_up, f"{at_kill} judged at the kill; node back after"
+    )
     run.reports.append(report)
     check_report(report)
 
@@ -98,20 +107,26 @@ def test_kill_9_a_second_node_while_the_first_is_down(replicated: tuple[KraftClu
     cluster.restart(second)
     back = time.monotonic()
     assert _acknowledged_within(cluster.bootstrap, probe_topic, 30.0)
-    report = flow.report("kill -9 2nd node while 1st down", back, flow.wait_caught_up(120),
-                         f"{at_kill} judged at the kill, {stalled} 15 s later")
+    report = flow.report(
+        "kill -9 2nd node while 1st down",
+        back,
+        flow.wait_caught_up(120),
+        f"{at_kill} judged at the kill, {stalled} 15 s later",
+    )
     cluster.restart(first)
     run.reports.append(report)
     check_report(report)
 
 
-def test_replicated_cluster_report(replicated: tuple[KraftCluster, ChaosRun],
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_replicated_cluster_report(
+    replicated: tuple[KraftCluster, ChaosRun], capsys: pytest.CaptureFixture[str]
+) -> None:
     write_report(replicated[1], "chaos-broker-report.txt", capsys)
 
 
-def test_stop_and_restart_the_single_node_broker_mid_stream(tmp_path_factory: pytest.TempPathFactory,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_stop_and_restart_the_single_node_broker_mid_stream(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     with private_cluster(tmp_path_factory.mktemp("kafka1"), size=1) as cluster:
         with chaos_run(cluster.bootstrap, tmp_path_factory.mktemp("chaos1"), hospitals=1) as run:
             source, p = run.source(0), run.pipeline
@@ -125,7 +140,11 @@ def test_stop_and_restart_the_single_node_broker_mid_stream(tmp_path_factory: py
             p.check_alive()
             cluster.restart(1)
             back = time.monotonic()
-            report = flow.report("stop + restart the one-node broker", back, flow.wait_caught_up(120),
-                                 f"{at_stop} judged at the stop, down 5 s")
+            report = flow.report(
+                "stop + restart the one-node broker",
+                back,
+                flow.wait_caught_up(120),
+                f"{at_stop} judged at the stop, down 5 s",
+            )
             run.reports.append(report)
             write_report(run, "chaos-single-broker-report.txt", capsys)

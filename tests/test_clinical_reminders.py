@@ -25,74 +25,163 @@ from streams.routing.clinical_reminders import (
     ReminderWindows,
     Repeat,
     orders_of,
+    reminder_for,
     reminder_id,
     reminder_value,
-    reminder_for,
     reminders_for,
 )
 from streams.routing.drug_classes import ANATOMICAL_GROUPS, DATA_PATH, DrugClass, drug_class
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 3, 2, 30, tzinfo=UTC)
 DAY = dt.timedelta(days=1)
 HOSPITAL_A, HOSPITAL_B, CLINIC_C = "12411500416950127X", "12411502MB1736581E", "52411503MJ3201766Q"
-VALSARTAN, IRBESARTAN, AMLODIPINE = ("C09CA03", "H001", "缬沙坦胶囊"), ("C09CA04", "H002", "厄贝沙坦片"), \
-    ("C08CA01", "H003", "苯磺酸氨氯地平片")
+VALSARTAN, IRBESARTAN, AMLODIPINE = (
+    ("C09CA03", "H001", "缬沙坦胶囊"),
+    ("C09CA04", "H002", "厄贝沙坦片"),
+    ("C08CA01", "H003", "苯磺酸氨氯地平片"),
+)
 LIANHUA = (None, "ZA04AAL0123010104483", "连花清瘟胶囊")  # a Chinese patent medicine: no ATC class
 CODEC = EventCodec()
 WINDOWS = ReminderWindows()
 # Personal data the patient block carries and no reminder may repeat.
-PERSONAL = {"name": "王秀兰", "id_number": "411502195803154427", "phone": "13837612345", "address": "信阳市浉河区民权街12号",
-            "health_card": "E41150200012345", "insurance_card": "411500987654"}
+PERSONAL = {
+    "name": "王秀兰",
+    "id_number": "411502195803154427",
+    "phone": "13837612345",
+    "address": "信阳市浉河区民权街12号",
+    "health_card": "E41150200012345",
+    "insurance_card": "411500987654",
+}
 
 
 # -- event builders (the fastavro form: aware datetimes) ------------------------------------------------------
 
-def envelope(event_type: str, org: str, record_key: str, at: dt.datetime, person: str | None = "p-1",
-             version: int = 1, cancelled: bool = False, patient: str = "MZ0001") -> dict[str, Any]:
+
+def envelope(
+    event_type: str,
+    org: str,
+    record_key: str,
+    at: dt.datetime,
+    person: str | None = "p-1",
+    version: int = 1,
+    cancelled: bool = False,
+    patient: str = "MZ0001",
+) -> dict[str, Any]:
     return {
-        "event_id": make_event_id(org, record_key, version, cancelled), "event_type": event_type,
-        "occurred_at": at, "emitted_at": at + dt.timedelta(hours=1), "record_version": version,
+        "event_id": make_event_id(org, record_key, version, cancelled),
+        "event_type": event_type,
+        "occurred_at": at,
+        "emitted_at": at + dt.timedelta(hours=1),
+        "record_version": version,
         "cancelled": cancelled,
-        "source": {"org_code": org, "org_name": None, "system": "HIS", "region_code": "411502",
-                   "level": "HOSPITAL", "record_key": record_key},
-        "patient": {"local_patient_id": patient, "name": PERSONAL["name"], "sex": "2", "birth_date": None,
-                    "id_type": "01", "id_number": PERSONAL["id_number"], "health_card": PERSONAL["health_card"],
-                    "insurance_card": PERSONAL["insurance_card"], "phone": PERSONAL["phone"],
-                    "address": PERSONAL["address"], "residence_region_code": "411502", "occupation": None},
-        "person_id": person, "identity": None,
+        "source": {
+            "org_code": org,
+            "org_name": None,
+            "system": "HIS",
+            "region_code": "411502",
+            "level": "HOSPITAL",
+            "record_key": record_key,
+        },
+        "patient": {
+            "local_patient_id": patient,
+            "name": PERSONAL["name"],
+            "sex": "2",
+            "birth_date": None,
+            "id_type": "01",
+            "id_number": PERSONAL["id_number"],
+            "health_card": PERSONAL["health_card"],
+            "insurance_card": PERSONAL["insurance_card"],
+            "phone": PERSONAL["phone"],
+            "address": PERSONAL["address"],
+            "residence_region_code": "411502",
+            "occupation": None,
+        },
+        "person_id": person,
+        "identity": None,
     }
 
 
-def prescription(org: str, number: str, at: dt.datetime,
-                 drugs: Sequence[tuple[str | None, str, str] | tuple[str | None, str, str, int | None]],
-                 **env: Any) -> dict[str, Any]:
+def prescription(
+    org: str,
+    number: str,
+    at: dt.datetime,
+    drugs: Sequence[tuple[str | None, str, str] | tuple[str | None, str, str, int | None]],
+    **env: Any,
+) -> dict[str, Any]:
     items = []
     for drug in drugs:
         atc, code, name, days = (*drug, 14) if len(drug) == 3 else drug
-        items.append({"drug_code": code, "drug_name": name, "atc_code": atc, "dose": 1.0, "dose_unit": "片",
-                      "frequency": "qd", "route": "口服", "days": days, "quantity": 14.0})
-    return {"envelope": envelope("prescription", org, f"prescription:{number}", at, **env),
-            "prescription_no": number, "visit_no": None, "prescribed_at": at, "department_name": "心内科",
-            "items": items}
+        items.append(
+            {
+                "drug_code": code,
+                "drug_name": name,
+                "atc_code": atc,
+                "dose": 1.0,
+                "dose_unit": "片",
+                "frequency": "qd",
+                "route": "口服",
+                "days": days,
+                "quantity": 14.0,
+            }
+        )
+    return {
+        "envelope": envelope("prescription", org, f"prescription:{number}", at, **env),
+        "prescription_no": number,
+        "visit_no": None,
+        "prescribed_at": at,
+        "department_name": "心内科",
+        "items": items,
+    }
 
 
-def lab_report(org: str, number: str, collected: dt.datetime | None, codes: Sequence[tuple[str, str]],
-               reported: dt.datetime | None = None, **env: Any) -> dict[str, Any]:
+def lab_report(
+    org: str,
+    number: str,
+    collected: dt.datetime | None,
+    codes: Sequence[tuple[str, str]],
+    reported: dt.datetime | None = None,
+    **env: Any,
+) -> dict[str, Any]:
     reported = reported or (collected or T0) + dt.timedelta(hours=2)
-    return {"envelope": envelope("lab.report", org, f"lab_report:{number}", reported, **env),
-            "report_no": number, "specimen_type": "全血", "collected_at": collected, "reported_at": reported,
-            "department_name": "内科",
-            "items": [{"item_code": code, "item_name": name, "result_text": None, "numeric_value": 5.0,
-                       "unit": None, "reference_range": None, "reference_low": None, "reference_high": None,
-                       "abnormal_flag": "N"} for code, name in codes]}
+    return {
+        "envelope": envelope("lab.report", org, f"lab_report:{number}", reported, **env),
+        "report_no": number,
+        "specimen_type": "全血",
+        "collected_at": collected,
+        "reported_at": reported,
+        "department_name": "内科",
+        "items": [
+            {
+                "item_code": code,
+                "item_name": name,
+                "result_text": None,
+                "numeric_value": 5.0,
+                "unit": None,
+                "reference_range": None,
+                "reference_low": None,
+                "reference_high": None,
+                "abnormal_flag": "N",
+            }
+            for code, name in codes
+        ],
+    }
 
 
-def exam_report(org: str, number: str, reported: dt.datetime, code: str | None, name: str | None = "胸部CT平扫",
-                **env: Any) -> dict[str, Any]:
-    return {"envelope": envelope("exam.report", org, f"exam_report:{number}", reported, **env),
-            "report_no": number, "modality": "CT", "exam_item_code": code, "exam_item_name": name,
-            "body_part": "胸部", "findings": "双肺野清晰。", "impression": "未见明显异常。", "reported_at": reported}
+def exam_report(
+    org: str, number: str, reported: dt.datetime, code: str | None, name: str | None = "胸部CT平扫", **env: Any
+) -> dict[str, Any]:
+    return {
+        "envelope": envelope("exam.report", org, f"exam_report:{number}", reported, **env),
+        "report_no": number,
+        "modality": "CT",
+        "exam_item_code": code,
+        "exam_item_name": name,
+        "body_part": "胸部",
+        "findings": "双肺野清晰。",
+        "impression": "未见明显异常。",
+        "reported_at": reported,
+    }
 
 
 def decoded(event_type: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -107,10 +196,12 @@ def only(orders: list[Order]) -> Order:
 
 # -- drug classes ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("atc", ["C09CA03", "C09CA", "C09C", " c09ca03 ", "Ｃ０９ＣＡ０３", "C09 CA03"])
 def test_an_atc_code_of_level_3_to_5_gives_its_level_3_class_after_normalising(atc: str) -> None:
-    assert drug_class(atc, None) == DrugClass("C09C", "Angiotensin II receptor blockers (ARBs), plain",
-                                              "血管紧张素II受体拮抗剂，单方")
+    assert drug_class(atc, None) == DrugClass(
+        "C09C", "Angiotensin II receptor blockers (ARBs), plain", "血管紧张素II受体拮抗剂，单方"
+    )
 
 
 @pytest.mark.parametrize("atc", ["", "C", "C09", "C0", "C09CA0", "C09CA031", "09CA03", "E01AA01", "C09-CA03"])
@@ -125,8 +216,9 @@ def test_a_national_insurance_code_of_a_western_medicine_gives_its_class() -> No
     assert drug_class("C08CA01", "XA10BAE054A001010100241").code == "C08C"  # the item's ATC code wins
 
 
-@pytest.mark.parametrize("code", ["ZA04AAL0123010104483", "Z00000001", "X300012", "Y100005", "XC09", "XE01AAX12",
-                                  "H001", "", None])
+@pytest.mark.parametrize(
+    "code", ["ZA04AAL0123010104483", "Z00000001", "X300012", "Y100005", "XC09", "XE01AAX12", "H001", "", None]
+)
 def test_chinese_patent_medicines_and_in_house_codes_give_no_class(code: str | None) -> None:
     assert drug_class(None, code) is None
 
@@ -152,14 +244,23 @@ def test_the_shipped_table_covers_every_anatomical_group_and_the_synthetic_drugs
 
 # -- what an event orders --------------------------------------------------------------------------------------
 
+
 def test_a_prescription_orders_each_distinct_drug_class_once_with_the_longest_supply() -> None:
     event = prescription(HOSPITAL_A, "CF1", T0, [(*VALSARTAN, 14), (*IRBESARTAN, 28), AMLODIPINE, LIANHUA])
     orders = orders_of("prescription", decoded("prescription", event))
     assert [(o.kind, o.item, o.days) for o in orders] == [
-        (OrderKind.DRUG_CLASS, "C08C", 14), (OrderKind.DRUG_CLASS, "C09C", 28)]
+        (OrderKind.DRUG_CLASS, "C08C", 14),
+        (OrderKind.DRUG_CLASS, "C09C", 28),
+    ]
     arb = orders[1]
     assert (arb.person_id, arb.org_code, arb.record_key, arb.local_patient_id, arb.event_id, arb.at) == (
-        "p-1", HOSPITAL_A, "prescription:CF1", "MZ0001", event["envelope"]["event_id"], T0)
+        "p-1",
+        HOSPITAL_A,
+        "prescription:CF1",
+        "MZ0001",
+        event["envelope"]["event_id"],
+        T0,
+    )
     assert arb.item_name == "血管紧张素II受体拮抗剂，单方" and arb.at.tzinfo is not None
 
 
@@ -171,7 +272,9 @@ def test_a_lab_report_orders_each_distinct_item_at_its_collection_time() -> None
     event = lab_report(HOSPITAL_A, "L1", T0, [("GLU", "葡萄糖"), ("hba1c", "糖化血红蛋白"), ("GLU", "血糖")])
     orders = orders_of("lab.report", decoded("lab.report", event))
     assert [(o.kind, o.item, o.item_name, o.at) for o in orders] == [
-        (OrderKind.LAB_ITEM, "GLU", "葡萄糖", T0), (OrderKind.LAB_ITEM, "HBA1C", "糖化血红蛋白", T0)]
+        (OrderKind.LAB_ITEM, "GLU", "葡萄糖", T0),
+        (OrderKind.LAB_ITEM, "HBA1C", "糖化血红蛋白", T0),
+    ]
     later = T0 + dt.timedelta(hours=3)
     assert only(orders_of("lab.report", lab_report(HOSPITAL_A, "L2", None, [("CRP", "C反应蛋白")], later))).at == later
 
@@ -190,8 +293,15 @@ def test_cancelled_unidentified_and_other_events_order_nothing() -> None:
 
 # -- the rules -------------------------------------------------------------------------------------------------
 
-def drug_order(org: str, number: str, at: dt.datetime, atc_drug: tuple[str | None, str, str] = VALSARTAN,
-               days: int | None = 14, **env: Any) -> Order:
+
+def drug_order(
+    org: str,
+    number: str,
+    at: dt.datetime,
+    atc_drug: tuple[str | None, str, str] = VALSARTAN,
+    days: int | None = 14,
+    **env: Any,
+) -> Order:
     return only(orders_of("prescription", prescription(org, number, at, [(*atc_drug, days)], **env)))
 
 
@@ -208,11 +318,25 @@ def test_the_same_drug_class_at_another_institution_within_the_earlier_supply_re
     later = drug_order(HOSPITAL_B, "CF11", T0 + 20 * DAY, IRBESARTAN, patient="ZY0042")
     reminder = reminder_for([later], [earlier], WINDOWS)
     assert reminder == Reminder(
-        reminder_id(HOSPITAL_B, "prescription:CF11", OrderKind.DRUG_CLASS, "C09C"), OrderKind.DRUG_CLASS, "C09C",
-        "血管紧张素II受体拮抗剂，单方", "p-1", HOSPITAL_B, "prescription:CF11", "ZY0042", later.event_id,
-        T0 + 20 * DAY, HOSPITAL_A, "prescription:CF10", T0, earlier.event_id, False, 28 * DAY,
+        reminder_id(HOSPITAL_B, "prescription:CF11", OrderKind.DRUG_CLASS, "C09C"),
+        OrderKind.DRUG_CLASS,
+        "C09C",
+        "血管紧张素II受体拮抗剂，单方",
+        "p-1",
+        HOSPITAL_B,
+        "prescription:CF11",
+        "ZY0042",
+        later.event_id,
+        T0 + 20 * DAY,
+        HOSPITAL_A,
+        "prescription:CF10",
+        T0,
+        earlier.event_id,
+        False,
+        28 * DAY,
         ReminderStatus.ACTIVE,
-        (Repeat("C09C", "血管紧张素II受体拮抗剂，单方", HOSPITAL_A, "prescription:CF10", earlier.event_id, T0),))
+        (Repeat("C09C", "血管紧张素II受体拮抗剂，单方", HOSPITAL_A, "prescription:CF10", earlier.event_id, T0),),
+    )
 
 
 def test_the_same_drug_class_at_the_same_institution_in_another_record_reminds_too() -> None:
@@ -235,8 +359,10 @@ def test_without_a_stated_supply_the_drug_window_applies_and_a_stated_one_is_cap
     year = drug_order(HOSPITAL_A, "CF43", T0, days=365)
     assert reminder_for([drug_order(HOSPITAL_B, "CF44", T0 + 90 * DAY)], [year], WINDOWS).window == 90 * DAY
     assert reminder_for([drug_order(HOSPITAL_B, "CF45", T0 + 91 * DAY)], [year], WINDOWS) is None
-    assert reminder_for([drug_order(HOSPITAL_B, "CF46", T0 + 8 * DAY)], [unknown],
-                         ReminderWindows(drug_class=10 * DAY)) is not None
+    assert (
+        reminder_for([drug_order(HOSPITAL_B, "CF46", T0 + 8 * DAY)], [unknown], ReminderWindows(drug_class=10 * DAY))
+        is not None
+    )
 
 
 def test_another_drug_class_another_person_or_a_later_order_does_not_remind() -> None:
@@ -273,7 +399,10 @@ def test_the_same_lab_item_at_another_institution_within_7_days_reminds() -> Non
     earlier = lab_order(HOSPITAL_A, "L10", T0)
     reminder = reminder_for([lab_order(HOSPITAL_B, "L11", T0 + 6 * DAY)], [earlier], WINDOWS)
     assert reminder is not None and (reminder.kind, reminder.item, reminder.window) == (
-        OrderKind.LAB_ITEM, "HBA1C", 7 * DAY)
+        OrderKind.LAB_ITEM,
+        "HBA1C",
+        7 * DAY,
+    )
     assert not reminder.same_institution and reminder.earlier_at == T0
 
 
@@ -294,12 +423,19 @@ def test_the_same_exam_item_at_another_institution_within_30_days_reminds_and_no
 
 # -- lab reports: one reminder per report -----------------------------------------------------------------------
 
-CBC = [("WBC", "白细胞计数"), ("RBC", "红细胞计数"), ("HGB", "血红蛋白"), ("PLT", "血小板计数"),
-       ("NEUT%", "中性粒细胞百分比"), ("LYMPH%", "淋巴细胞百分比")]
+CBC = [
+    ("WBC", "白细胞计数"),
+    ("RBC", "红细胞计数"),
+    ("HGB", "血红蛋白"),
+    ("PLT", "血小板计数"),
+    ("NEUT%", "中性粒细胞百分比"),
+    ("LYMPH%", "淋巴细胞百分比"),
+]
 
 
-def lab_orders(org: str, number: str, at: dt.datetime, codes: Sequence[tuple[str, str]] = CBC,
-               **env: Any) -> list[Order]:
+def lab_orders(
+    org: str, number: str, at: dt.datetime, codes: Sequence[tuple[str, str]] = CBC, **env: Any
+) -> list[Order]:
     return orders_of("lab.report", decoded("lab.report", lab_report(org, number, at, codes, **env)))
 
 
@@ -312,20 +448,33 @@ def test_a_complete_blood_count_repeated_at_another_institution_is_one_reminder_
     assert reminder == reminder_for(later, earlier, WINDOWS)
     assert reminder.reminder_id == reminder_id(HOSPITAL_B, "lab_report:L31", OrderKind.LAB_ITEM)
     assert (reminder.kind, reminder.item, reminder.org_code, reminder.record_key, reminder.local_patient_id) == (
-        OrderKind.LAB_ITEM, "HGB,LYMPH%,NEUT%,PLT,RBC,WBC", HOSPITAL_B, "lab_report:L31", "ZY0042")
+        OrderKind.LAB_ITEM,
+        "HGB,LYMPH%,NEUT%,PLT,RBC,WBC",
+        HOSPITAL_B,
+        "lab_report:L31",
+        "ZY0042",
+    )
     assert reminder.item_name == "血红蛋白、淋巴细胞百分比、中性粒细胞百分比、血小板计数、红细胞计数、白细胞计数"
-    assert (reminder.earlier_org_code, reminder.earlier_record_key, reminder.earlier_event_id,
-            reminder.earlier_at, reminder.window) == (HOSPITAL_A, "lab_report:L30", earlier[0].event_id, T0, 7 * DAY)
+    assert (
+        reminder.earlier_org_code,
+        reminder.earlier_record_key,
+        reminder.earlier_event_id,
+        reminder.earlier_at,
+        reminder.window,
+    ) == (HOSPITAL_A, "lab_report:L30", earlier[0].event_id, T0, 7 * DAY)
     names = dict(CBC)
     assert reminder.repeats == tuple(
-        Repeat(code, names[code], HOSPITAL_A, "lab_report:L30", earlier[0].event_id, T0) for code in sorted(names))
+        Repeat(code, names[code], HOSPITAL_A, "lab_report:L30", earlier[0].event_id, T0) for code in sorted(names)
+    )
     # The id does not depend on the items: the same report with fewer repeats is the same reminder.
     assert reminder_id(HOSPITAL_B, "lab_report:L31", OrderKind.LAB_ITEM, "WBC") == reminder.reminder_id
 
 
 def test_a_report_sharing_only_2_items_with_the_earlier_one_lists_those_2() -> None:
     earlier = lab_orders(HOSPITAL_A, "L40", T0)
-    later = lab_orders(HOSPITAL_B, "L41", T0 + DAY, [("CRP", "C反应蛋白"), ("WBC", "白细胞计数"), ("NEUT%", "中性粒细胞")])
+    later = lab_orders(
+        HOSPITAL_B, "L41", T0 + DAY, [("CRP", "C反应蛋白"), ("WBC", "白细胞计数"), ("NEUT%", "中性粒细胞")]
+    )
     reminder = only_reminder(reminders_for(later, earlier, WINDOWS))
     assert reminder.item == "NEUT%,WBC" and reminder.item_name == "中性粒细胞、白细胞计数"
     assert [r.item for r in reminder.repeats] == ["NEUT%", "WBC"]
@@ -339,9 +488,15 @@ def test_a_grouped_reminder_names_each_items_own_earlier_order_and_heads_with_th
     later = lab_orders(HOSPITAL_B, "L53", T0 + 3 * DAY)
     reminder = only_reminder(reminders_for(later, older + recent + same_place, WINDOWS))
     assert [(r.item, r.earlier_org_code, r.earlier_record_key, r.earlier_at) for r in reminder.repeats] == [
-        ("HGB", CLINIC_C, "lab_report:L51", T0 + DAY), ("WBC", HOSPITAL_A, "lab_report:L50", T0)]
+        ("HGB", CLINIC_C, "lab_report:L51", T0 + DAY),
+        ("WBC", HOSPITAL_A, "lab_report:L50", T0),
+    ]
     assert (reminder.item, reminder.earlier_org_code, reminder.earlier_record_key, reminder.earlier_at) == (
-        "HGB,WBC", CLINIC_C, "lab_report:L51", T0 + DAY)
+        "HGB,WBC",
+        CLINIC_C,
+        "lab_report:L51",
+        T0 + DAY,
+    )
     value = reminder_value(reminder)
     assert CLINIC_C in value["message_zh"] and HOSPITAL_A in value["message_zh"] and "共2项" in value["message_zh"]
     assert value["message_en"].startswith("The same 2 lab test items")
@@ -387,6 +542,7 @@ def test_the_reminder_id_is_the_ordering_record_kind_and_item_across_replays_and
 
 # -- the published value ---------------------------------------------------------------------------------------
 
+
 def test_the_reminder_value_fits_its_schema_and_carries_no_personal_data() -> None:
     schema = current_schemas()["alerts.clinical_reminder"]
     earlier = drug_order(HOSPITAL_A, "CF110", T0, days=30)
@@ -403,13 +559,20 @@ def test_the_reminder_value_fits_its_schema_and_carries_no_personal_data() -> No
         assert not any(personal in text for personal in PERSONAL.values())
     value = reminder_value(reminder)
     assert (value["status"], value["kind"], value["item"], value["window_seconds"]) == (
-        "ACTIVE", "DRUG_CLASS", "C09C", 30 * 86400)
-    assert "2025-03-03" in value["message_zh"] and HOSPITAL_A in value["message_zh"] and "重复用药" in value["message_zh"]
+        "ACTIVE",
+        "DRUG_CLASS",
+        "C09C",
+        30 * 86400,
+    )
+    assert (
+        "2025-03-03" in value["message_zh"] and HOSPITAL_A in value["message_zh"] and "重复用药" in value["message_zh"]
+    )
     assert reminder_value(replace(reminder, status=ReminderStatus.WITHDRAWN))["status"] == "WITHDRAWN"
     assert "互认" in reminder_value(lab)["message_zh"] and reminder_value(lab)["kind"] == "LAB_ITEM"
     assert [r["item"] for r in value["repeats"]] == ["C09C"] and reminder_value(lab)["repeats"][0]["item"] == "HBA1C"
-    cbc = only_reminder(reminders_for(lab_orders(HOSPITAL_B, "L113", T0 + DAY), lab_orders(HOSPITAL_A, "L112", T0),
-                                      WINDOWS))
+    cbc = only_reminder(
+        reminders_for(lab_orders(HOSPITAL_B, "L113", T0 + DAY), lab_orders(HOSPITAL_A, "L112", T0), WINDOWS)
+    )
     value = reminder_value(cbc)
     fastavro.validate(value, schema.parsed, raise_errors=True)
     assert value["item"] == "HGB,LYMPH%,NEUT%,PLT,RBC,WBC" and len(value["repeats"]) == 6

@@ -11,8 +11,17 @@ from ops.cli import app
 from ops.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "compose.yaml"
-INFRASTRUCTURE = {"kafka-1", "kafka-2", "kafka-3", "schema-registry", "postgres", "redis", "clickhouse",
-                  "prometheus", "grafana"}
+INFRASTRUCTURE = {
+    "kafka-1",
+    "kafka-2",
+    "kafka-3",
+    "schema-registry",
+    "postgres",
+    "redis",
+    "clickhouse",
+    "prometheus",
+    "grafana",
+}
 
 
 def _services() -> dict:
@@ -41,9 +50,17 @@ def test_infrastructure_is_there() -> None:
 
 def test_project_services_run_real_subcommands_with_real_options() -> None:
     project = {n: s for n, s in _services().items() if n not in INFRASTRUCTURE}
-    assert {"topics", "worker-identify", "worker-quality", "worker-routing", "worker-surveillance",
-            "surveillance-monitor", "quality-monitor", "sink-postgres",
-            "sink-clickhouse"} <= set(project)
+    assert {
+        "topics",
+        "worker-identify",
+        "worker-quality",
+        "worker-routing",
+        "worker-surveillance",
+        "surveillance-monitor",
+        "quality-monitor",
+        "sink-postgres",
+        "sink-clickhouse",
+    } <= set(project)
     for name, service in project.items():
         command = service["command"]
         assert command[0] == "healthbus", name

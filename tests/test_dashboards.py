@@ -103,14 +103,19 @@ def _metrics_ports() -> dict[str, int]:
 
 
 def test_metric_definitions_are_found() -> None:
-    assert {"healthbus_dead_letters_total", "healthbus_stage_batch_processing_seconds_bucket",
-            "healthbus_quality_feed_alerts_open", "healthbus_surveillance_alerts_open"} <= DEFINED
+    assert {
+        "healthbus_dead_letters_total",
+        "healthbus_stage_batch_processing_seconds_bucket",
+        "healthbus_quality_feed_alerts_open",
+        "healthbus_surveillance_alerts_open",
+    } <= DEFINED
 
 
 def test_the_checker_catches_misspelt_and_misused_metrics() -> None:
     assert _unknown_metrics("rate(healthbus_identfy_events_total[5m])") == {"healthbus_identfy_events_total"}
     assert _unknown_metrics("healthbus_stage_batch_processing_seconds_total") == {
-        "healthbus_stage_batch_processing_seconds_total"}
+        "healthbus_stage_batch_processing_seconds_total"
+    }
     assert _unknown_metrics("healthbus_surveillance_alerts_open_total") == {"healthbus_surveillance_alerts_open_total"}
     assert not _unknown_metrics('sum(rate(healthbus_quality_events_total{outcome="rejected"}[5m]))')
     assert not _balanced("sum(rate(healthbus_dead_letters_total[5m])")
@@ -126,8 +131,15 @@ def test_every_config_file_parses() -> None:
 
 def test_every_metric_service_is_scraped() -> None:
     ports = _metrics_ports()
-    assert {"adapters", "worker-identify", "worker-quality", "worker-routing", "worker-surveillance",
-            "quality-monitor", "surveillance-monitor"} <= set(ports)
+    assert {
+        "adapters",
+        "worker-identify",
+        "worker-quality",
+        "worker-routing",
+        "worker-surveillance",
+        "quality-monitor",
+        "surveillance-monitor",
+    } <= set(ports)
     config = _prometheus()
     assert config["global"]["scrape_interval"] == "15s"
     assert config["rule_files"] == ["alerts.yml"]
@@ -158,9 +170,15 @@ def test_alert_rules_are_complete() -> None:
             assert CJK.search(notes[f"{key}_zh"]), f"{rule['alert']}: {key}_zh"
             assert notes[f"{key}_en"] and not CJK.search(notes[f"{key}_en"]), f"{rule['alert']}: {key}_en"
     covered = " ".join(r["expr"] for r in rules)
-    for needed in ("up", "healthbus_dead_letters_total", 'healthbus_quality_events_total{outcome="rejected"',
-                   'healthbus_quality_feed_alerts_open{kind="NO_UPLOAD"}', "healthbus_surveillance_alerts_open",
-                   "healthbus_routing_reminders_total", "healthbus_adapter_seconds_behind"):
+    for needed in (
+        "up",
+        "healthbus_dead_letters_total",
+        'healthbus_quality_events_total{outcome="rejected"',
+        'healthbus_quality_feed_alerts_open{kind="NO_UPLOAD"}',
+        "healthbus_surveillance_alerts_open",
+        "healthbus_routing_reminders_total",
+        "healthbus_adapter_seconds_behind",
+    ):
         assert needed in covered, needed
 
 

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from streams.surveillance.detection import (
-    DetectionParams, Judgement, Method, alert_transitions, detect, detect_many, first_judged_day, student_t_quantile,
+    DetectionParams,
+    Judgement,
+    Method,
+    alert_transitions,
+    detect,
+    detect_many,
+    first_judged_day,
+    student_t_quantile,
     student_t_sf,
 )
 from tests.conftest import HEALTHBUS
@@ -51,7 +58,7 @@ def test_first_judged_day_per_method() -> None:
         judged = detect(series, method)
         assert [j.day for j in judged] == list(range(first, 40))
         assert detect(series[:first], method) == []  # one day short: nothing judged
-        assert len(detect(series[:first + 1], method)) == 1
+        assert len(detect(series[: first + 1], method)) == 1
     # generalised with baseline n: C1 n, C2 n + 2, C3 n + 4 (0-based); EWMA B + g
     p = DetectionParams(baseline=5, ewma_baseline=14)
     assert [first_judged_day(m, p) for m in Method] == [5, 7, 9, 16]
@@ -135,7 +142,7 @@ def _naive_ears(counts: list[float], method: Method, params: DetectionParams) ->
     lag = 0 if method is Method.EARS_C1 else 2
 
     def c2(t: int) -> tuple[float, float, float]:
-        base = counts[t - lag - n:t - lag]
+        base = counts[t - lag - n : t - lag]
         mean, sd = statistics.fmean(base), max(statistics.stdev(base), params.min_sigma)
         score = (counts[t] - mean) / sd if sd > 0 else (math.inf if counts[t] > mean else 0.0)
         return mean, sd, score
@@ -187,8 +194,8 @@ def test_student_t_against_scipy() -> None:
 #   λ 0.9: floor = (0.9/1.70329)(1 + 0.5·0.1²) = 0.531031; constant k = (0.1289 − (0.2414 − 0.1826·0.1⁴)·ln 0.5)
 #          ·(0.9/1.70329) = 0.156516 < floor → σ = 0.531031
 #   λ 0.4: floor = (0.4/1.70329)(1 + 0.5·0.6²) = 0.277111; k = 0.065713 → σ = 0.277111
-SIGMA_09 = (0.9 / 1.70329) * (1 + 0.5 * 0.1 ** 2)
-SIGMA_04 = (0.4 / 1.70329) * (1 + 0.5 * 0.6 ** 2)
+SIGMA_09 = (0.9 / 1.70329) * (1 + 0.5 * 0.1**2)
+SIGMA_04 = (0.4 / 1.70329) * (1 + 0.5 * 0.6**2)
 
 
 def test_ewma_flat_baseline_plus_a_spike() -> None:
@@ -232,7 +239,8 @@ def test_ewma_alpha_override_is_the_yellow_level() -> None:
     # the Rnssp σ floor and constant are scaled by λ/u_w: with a flat baseline the alarm point in counts barely
     # moves with α (count 6 after a flat 5: p ≈ 0.051 at α 0.05, p ≈ 0.101 at α 0.1: no alert either way)
     assert detect([5.0] * 40 + [6], Method.EWMA, DetectionParams(alpha=0.1))[-1].p_value == pytest.approx(
-        0.1011, abs=1e-3)
+        0.1011, abs=1e-3
+    )
 
 
 def _rnssp_reference(y: list[float], b: int = 28, g: int = 2, w1: float = 0.4, w2: float = 0.9) -> list[tuple]:
@@ -246,7 +254,7 @@ def _rnssp_reference(y: list[float], b: int = 28, g: int = 2, w1: float = 0.4, w
             z[w].append(w * y[i] + (1 - w) * z[w][-1])
     out = []
     for i in range(warm + g, n_days):
-        base = y[max(0, i - g - b):i - g]
+        base = y[max(0, i - g - b) : i - g]
         m = len(base)
         mean, sd = statistics.fmean(base), statistics.stdev(base)
         u_a, u_w = round(t_dist.ppf(0.99, m - 1), 5), round(t_dist.ppf(0.95, m - 1), 5)
@@ -294,14 +302,21 @@ def _j(day: int, alarm: bool, level: str | None = None) -> Judgement:
 
 
 def test_alert_transitions_one_open_alert_until_back_under_the_threshold() -> None:
-    days = [_j(0, False), _j(1, True, "yellow"), _j(2, True, "red"), _j(3, True, "yellow"), _j(4, False),
-            _j(5, False), _j(6, True, "red"), _j(7, True, "red")]
+    days = [
+        _j(0, False),
+        _j(1, True, "yellow"),
+        _j(2, True, "red"),
+        _j(3, True, "yellow"),
+        _j(4, False),
+        _j(5, False),
+        _j(6, True, "red"),
+        _j(7, True, "red"),
+    ]
     transitions = alert_transitions(days)
     assert [(t.day, t.kind) for t in transitions] == [(1, "OPEN"), (4, "CLOSE"), (6, "OPEN")]
     assert transitions[0].judgement is days[1]
     # an alert left open by an earlier run closes on the first quiet day, and is not opened twice
-    assert [(t.day, t.kind) for t in alert_transitions(days[2:], initially_open=True)] == [
-        (4, "CLOSE"), (6, "OPEN")]
+    assert [(t.day, t.kind) for t in alert_transitions(days[2:], initially_open=True)] == [(4, "CLOSE"), (6, "OPEN")]
     assert alert_transitions([]) == []
 
 
@@ -332,8 +347,12 @@ for (k in seq_along(args)[-(1:2)]) {
   writeLines(lines, paste0(args[2], k - 3, ".csv"))  # r0.csv, r1.csv, …
 }
 """
-R_CASES = [(Method.EARS_C1, 7, 0.001, 0.0), (Method.EARS_C2, 7, 0.001, 0.0), (Method.EARS_C1, 5, 0.05, 0.5),
-           (Method.EARS_C2, 10, 0.01, 1.0)]
+R_CASES = [
+    (Method.EARS_C1, 7, 0.001, 0.0),
+    (Method.EARS_C2, 7, 0.001, 0.0),
+    (Method.EARS_C1, 5, 0.05, 0.5),
+    (Method.EARS_C2, 10, 0.01, 1.0),
+]
 
 
 def _oracle_series() -> np.ndarray:
@@ -350,15 +369,24 @@ def r_earsc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rscript = shutil.which("Rscript")
     if rscript is None:
         pytest.skip("Rscript not installed (Debian: apt-get install --no-install-recommends r-cran-surveillance)")
-    probe = subprocess.run([rscript, "-e", "suppressPackageStartupMessages(library(surveillance))"],
-                           capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [rscript, "-e", "suppressPackageStartupMessages(library(surveillance))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if probe.returncode != 0:
         pytest.skip("the R package surveillance is not installed (Debian: r-cran-surveillance)")
     folder = tmp_path_factory.mktemp("earsC")
     np.savetxt(folder / "x.csv", _oracle_series().T, fmt="%d", delimiter=",")
     cases = [f"{'C1' if m is Method.EARS_C1 else 'C2'}:{n}:{a!r}:{s!r}" for m, n, a, s in R_CASES]
-    done = subprocess.run([rscript, "-", str(folder / "x.csv"), str(folder / "r"), *cases], input=R_EARS,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [rscript, "-", str(folder / "x.csv"), str(folder / "r"), *cases],
+        input=R_EARS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return folder
 
@@ -382,11 +410,14 @@ def test_ears_c1_c2_equal_r_surveillance_earsC(r_earsc: Path, case: int) -> None
 # ------------------------------------------------------------------------------------------------------ CLI
 
 
-
 def _detect_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(HEALTHBUS), "surveillance", "detect", *args], capture_output=True, text=True, timeout=120,
-        cwd=Path(__file__).resolve().parents[1])
+        [str(HEALTHBUS), "surveillance", "detect", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
 
 
 def _write(path: Path, rows: list[tuple[str, str, str]]) -> Path:
@@ -414,8 +445,13 @@ def test_cli_detect_end_to_end(tmp_path: Path) -> None:
         got = list(csv.DictReader(handle))
     assert list(got[0])[:3] == ["series_id", "date", "alarm"]
     assert [(r["series_id"], r["date"], r["alarm"]) for r in got] == [
-        ("411502-ILI", _day(7), "1"), ("411502-ILI", _day(8), "0"), ("411502-ILI", _day(9), "0"),
-        ("411503-ILI", _day(7), "0"), ("411503-ILI", _day(8), "0"), ("411503-ILI", _day(9), "1")]
+        ("411502-ILI", _day(7), "1"),
+        ("411502-ILI", _day(8), "0"),
+        ("411502-ILI", _day(9), "0"),
+        ("411503-ILI", _day(7), "0"),
+        ("411503-ILI", _day(8), "0"),
+        ("411503-ILI", _day(9), "1"),
+    ]
     first = got[0]
     assert first["level"] == "alarm" and first["count"] == "7" and first["p_value"] == ""
     assert float(first["threshold"]) == pytest.approx(UB, abs=1e-12) and float(first["expected"]) == 3
@@ -435,10 +471,14 @@ def test_cli_detect_end_to_end(tmp_path: Path) -> None:
     source = _write(tmp_path / "a.csv", [("s", _day(k), str(c)) for k, c in enumerate(BASE + [5])])
     done = _detect_cli("--input", str(source), "--method", "ears-c1", "--output", str(out), "--alpha", "0.05")
     assert done.returncode == 0 and out.read_text().splitlines()[1].startswith(f"s,{_day(7)},1,")
-    done = _detect_cli("--input", str(source), "--method", "ears-c1", "--output", str(out), "--baseline", "5",
-                       "--min-sigma", "2")
+    done = _detect_cli(
+        "--input", str(source), "--method", "ears-c1", "--output", str(out), "--baseline", "5", "--min-sigma", "2"
+    )
     assert done.returncode == 0 and [r.split(",")[1] for r in out.read_text().splitlines()[1:]] == [
-        _day(5), _day(6), _day(7)]
+        _day(5),
+        _day(6),
+        _day(7),
+    ]
 
 
 def test_cli_ewma(tmp_path: Path) -> None:
@@ -456,8 +496,9 @@ def test_cli_ewma(tmp_path: Path) -> None:
 def test_cli_duplicate_row_is_an_error_with_its_line(tmp_path: Path) -> None:
     rows = [("s", _day(k), "1") for k in range(10)]
     rows.insert(6, ("s", _day(2), "4"))  # file line 8 repeats the day of line 4
-    done = _detect_cli("--input", str(_write(tmp_path / "d.csv", rows)), "--method", "ears-c1",
-                       "--output", str(tmp_path / "o.csv"))
+    done = _detect_cli(
+        "--input", str(_write(tmp_path / "d.csv", rows)), "--method", "ears-c1", "--output", str(tmp_path / "o.csv")
+    )
     assert done.returncode == 2
     assert "line 8: duplicate row for series s on " + _day(2) + " (first on line 4)" in done.stderr
     bad = _write(tmp_path / "bad.csv", [("s", _day(0), "1"), ("s", "2026-13-01", "1")])

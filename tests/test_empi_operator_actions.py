@@ -29,7 +29,13 @@ from producers.publisher import producer_config
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.cache import PersonCache
 from streams.identity.master_index.operator_actions import (
-    OperatorError, accept_review, list_reviews, merge, reject_review, show_person, unmerge,
+    OperatorError,
+    accept_review,
+    list_reviews,
+    merge,
+    reject_review,
+    show_person,
+    unmerge,
 )
 from streams.identity.master_index.outbox import OutboxPublishError, pending_count, publish_pending
 from streams.identity.master_index.schema import ensure_master_index
@@ -50,13 +56,35 @@ HEALTH_CARD = "H4115020099887766"
 PHONE = "13812341111"
 
 
-def rec(org: str, local: str, name: str, sex: str = "", birth: str = "", id_number: str = "",
-        health_card: str = "", phone: str = "", address: str = "") -> SourceRecord:
-    return SourceRecord(f"{org}:{local}", org, local, name, sex, birth, "01" if id_number else "", id_number,
-                        health_card, "", phone, address)
+def rec(
+    org: str,
+    local: str,
+    name: str,
+    sex: str = "",
+    birth: str = "",
+    id_number: str = "",
+    health_card: str = "",
+    phone: str = "",
+    address: str = "",
+) -> SourceRecord:
+    return SourceRecord(
+        f"{org}:{local}",
+        org,
+        local,
+        name,
+        sex,
+        birth,
+        "01" if id_number else "",
+        id_number,
+        health_card,
+        "",
+        phone,
+        address,
+    )
 
 
 # -- fixtures ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def db_url() -> Iterator[str]:
@@ -90,9 +118,14 @@ def cache() -> Iterator[PersonCache]:
 @pytest.fixture
 def ops_settings(bootstrap: str, db_url: str, tmp_path) -> Iterator[Settings]:
     """Settings on this module's database with a fresh topic prefix; the empi.* topics exist for the test."""
-    s = Settings(kafka_bootstrap=bootstrap, postgres_url=db_url, topic_prefix=f"t{uuid.uuid4().hex[:8]}-",
-                 state_dir=tmp_path / "state", schema_registry_url=None,
-                 redis_url=os.environ.get("HEALTHBUS_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    s = Settings(
+        kafka_bootstrap=bootstrap,
+        postgres_url=db_url,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}-",
+        state_dir=tmp_path / "state",
+        schema_registry_url=None,
+        redis_url=os.environ.get("HEALTHBUS_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
     create_topics(s.confluent_config(), s.topic_prefix, specs=[topic(t) for t in IDENTITY_CHANGE_TYPES])
     try:
         yield s
@@ -101,6 +134,7 @@ def ops_settings(bootstrap: str, db_url: str, tmp_path) -> Iterator[Settings]:
 
 
 # -- index state ---------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class TwoPersons:
@@ -117,19 +151,26 @@ def two_persons(conn: psycopg.Connection) -> TwoPersons:
     b1 = rec(ORG_C, "C-1", "张伟", "1", "", health_card=HEALTH_CARD, phone="13900002222")
     b2 = rec(ORG_B, "B-9", "张伟", "", "", health_card=HEALTH_CARD)
     out = resolve_records(conn, [a1, a2, b1, b2], MODEL)
-    assert [o.rule for o in out] == [MatchRule.NEW_PERSON, MatchRule.CITIZEN_ID, MatchRule.NEW_PERSON,
-                                     MatchRule.HEALTH_CARD]
+    assert [o.rule for o in out] == [
+        MatchRule.NEW_PERSON,
+        MatchRule.CITIZEN_ID,
+        MatchRule.NEW_PERSON,
+        MatchRule.HEALTH_CARD,
+    ]
     assert out[0].person_id == out[1].person_id != out[2].person_id == out[3].person_id
-    return TwoPersons(out[0].person_id, out[2].person_id, [(ORG_A, "A-1"), (ORG_B, "B-7")],
-                      [(ORG_C, "C-1"), (ORG_B, "B-9")])
+    return TwoPersons(
+        out[0].person_id, out[2].person_id, [(ORG_A, "A-1"), (ORG_B, "B-7")], [(ORG_C, "C-1"), (ORG_B, "B-9")]
+    )
 
 
 def snapshot(conn: psycopg.Connection) -> dict[str, object]:
     return {
         "records": dict(conn.execute("SELECT org_code || ':' || local_id, person_id::text FROM empi.records")),
         "identifiers": dict(conn.execute("SELECT kind || ':' || value, person_id::text FROM empi.identifiers")),
-        "persons": {p: (s, m, sex) for p, s, m, sex in conn.execute(
-            "SELECT person_id::text, status, merged_into::text, sex FROM empi.persons")},
+        "persons": {
+            p: (s, m, sex)
+            for p, s, m, sex in conn.execute("SELECT person_id::text, status, merged_into::text, sex FROM empi.persons")
+        },
     }
 
 
@@ -138,11 +179,15 @@ def outbox_rows(conn: psycopg.Connection) -> list[tuple[str, str]]:
 
 
 def audit(conn: psycopg.Connection, action: str) -> list[tuple]:
-    return conn.execute("SELECT actor, reason, person_id::text, other_person_id::text, org_code, local_id, change_id "
-                        "FROM empi.audit_log WHERE action = %s ORDER BY audit_id", (action,)).fetchall()
+    return conn.execute(
+        "SELECT actor, reason, person_id::text, other_person_id::text, org_code, local_id, change_id "
+        "FROM empi.audit_log WHERE action = %s ORDER BY audit_id",
+        (action,),
+    ).fetchall()
 
 
 # -- merge and unmerge ---------------------------------------------------------------------------------
+
 
 def test_merge_then_unmerge_restores_the_original_links(conn: psycopg.Connection, cache: PersonCache) -> None:
     p = two_persons(conn)
@@ -162,16 +207,27 @@ def test_merge_then_unmerge_restores_the_original_links(conn: psycopg.Connection
     assert (second.to_person_id, second.person_reactivated, second.identifiers_moved) == (p.b, False, ("health_card",))
 
     assert snapshot(conn) == before  # records, identifiers, statuses, merged_into and sexes as they were
-    moves = conn.execute("SELECT from_person_id::text, to_person_id::text FROM empi.record_moves "
-                         "WHERE org_code = %s AND local_id = %s ORDER BY move_id", p.b_records[0]).fetchall()
+    moves = conn.execute(
+        "SELECT from_person_id::text, to_person_id::text FROM empi.record_moves "
+        "WHERE org_code = %s AND local_id = %s ORDER BY move_id",
+        p.b_records[0],
+    ).fetchall()
     assert moves == [(None, p.b), (p.b, p.a), (p.a, p.b)]
     assert conn.execute("SELECT count(*) FROM empi.separations").fetchone()[0] == 1
     assert [e for e, _ in outbox_rows(conn)] == ["empi.person_merged", "empi.record_relinked", "empi.record_relinked"]
     payload = conn.execute("SELECT payload FROM empi.outbox WHERE change_id = %s", (first.change_id,)).fetchone()[0]
     assert payload | {"occurred_at": 0} == {
-        "change_id": first.change_id, "occurred_at": 0, "org_code": ORG_C, "local_patient_id": "C-1",
-        "from_person_id": p.a, "to_person_id": p.b, "person_reactivated": True, "action": "unmerge",
-        "actor": ACTOR, "reason": "ticket 881 was wrong"}
+        "change_id": first.change_id,
+        "occurred_at": 0,
+        "org_code": ORG_C,
+        "local_patient_id": "C-1",
+        "from_person_id": p.a,
+        "to_person_id": p.b,
+        "person_reactivated": True,
+        "action": "unmerge",
+        "actor": ACTOR,
+        "reason": "ticket 881 was wrong",
+    }
 
 
 def test_the_stage_does_not_merge_an_unmerged_record_back(conn: psycopg.Connection) -> None:
@@ -225,8 +281,8 @@ def test_unmerging_a_founding_record_makes_a_new_person(conn: psycopg.Connection
 
 def test_refusals(conn: psycopg.Connection) -> None:
     p = two_persons(conn)
-    other, = resolve_records(conn, [rec(ORG_A, "A-2", "张伟", "1", "1985-03-02", ID_OTHER)], MODEL)
-    woman, = resolve_records(conn, [rec(ORG_B, "B-20", "张薇", "2", "1985-03-02", phone="13700001111")], MODEL)
+    (other,) = resolve_records(conn, [rec(ORG_A, "A-2", "张伟", "1", "1985-03-02", ID_OTHER)], MODEL)
+    (woman,) = resolve_records(conn, [rec(ORG_B, "B-20", "张薇", "2", "1985-03-02", phone="13700001111")], MODEL)
     before = snapshot(conn)
 
     def code(call, *args, **kwargs) -> str:
@@ -247,14 +303,15 @@ def test_refusals(conn: psycopg.Connection) -> None:
 
     forced = merge(conn, p.a, other.person_id, ACTOR, "registry confirmed one resident", force=True)
     assert forced.forced_over == ("different_citizen_ids",)
-    detail = conn.execute("SELECT detail FROM empi.audit_log WHERE change_id = %s AND action = 'merge'",
-                          (forced.change_id,)).fetchone()[0]
+    detail = conn.execute(
+        "SELECT detail FROM empi.audit_log WHERE change_id = %s AND action = 'merge'", (forced.change_id,)
+    ).fetchone()[0]
     assert detail["forced"] is True and detail["overridden"] == ["different_citizen_ids"]
 
 
 def test_a_merged_id_acts_on_its_survivor(conn: psycopg.Connection) -> None:
     p = two_persons(conn)
-    third, = resolve_records(conn, [rec(ORG_C, "C-5", "张伟", "", "", phone="13600003333")], MODEL)
+    (third,) = resolve_records(conn, [rec(ORG_C, "C-5", "张伟", "", "", phone="13600003333")], MODEL)
     merge(conn, p.a, p.b, ACTOR, "same")
     result = merge(conn, p.b, third.person_id, ACTOR, "same")  # B is merged: its survivor A takes C-5
     assert result.survivor_person_id == p.a
@@ -293,12 +350,20 @@ def test_a_cache_outage_does_not_undo_a_committed_action(conn: psycopg.Connectio
 
 # -- review --------------------------------------------------------------------------------------------
 
+
 def review_items(conn: psycopg.Connection) -> tuple[int, int]:
     """Two possible matches raised by the stage itself: records scoring between review and link weight."""
-    resolve_records(conn, [rec(ORG_A, "A-1", "张伟", "1", "1985-03-02", ID_ZHANG, phone=PHONE),
-                           rec(ORG_A, "A-3", "李娜", "2", "1990-05-06", ID_LI)], MODEL)
-    out = resolve_records(conn, [rec(ORG_B, "B-1", "张伟", "1", "1985-03-12"),
-                                 rec(ORG_C, "C-1", "李娜", "2", "1990-05-16")], MODEL)
+    resolve_records(
+        conn,
+        [
+            rec(ORG_A, "A-1", "张伟", "1", "1985-03-02", ID_ZHANG, phone=PHONE),
+            rec(ORG_A, "A-3", "李娜", "2", "1990-05-06", ID_LI),
+        ],
+        MODEL,
+    )
+    out = resolve_records(
+        conn, [rec(ORG_B, "B-1", "张伟", "1", "1985-03-12"), rec(ORG_C, "C-1", "李娜", "2", "1990-05-16")], MODEL
+    )
     assert all(o.review and o.rule == MatchRule.NEW_PERSON for o in out), out
     items = list_reviews(conn)
     assert [(i.local_id, i.reason) for i in items] == [("B-1", "possible_match"), ("C-1", "possible_match")]
@@ -313,8 +378,10 @@ def test_review_accept_merges_and_reject_separates(conn: psycopg.Connection, cac
 
     accepted = accept_review(conn, accept_id, ACTOR, "same birth month, date typo", cache=cache)
     assert accepted.merge is not None and accepted.merge.survivor_person_id == item.candidate_person_id
-    assert conn.execute("SELECT person_id::text FROM empi.records WHERE local_id = 'B-1'").fetchone()[0] == \
-        item.candidate_person_id
+    assert (
+        conn.execute("SELECT person_id::text FROM empi.records WHERE local_id = 'B-1'").fetchone()[0]
+        == item.candidate_person_id
+    )
     assert cache.get_many([(ORG_B, "B-1")]) == {}
     rejected = reject_review(conn, reject_id, ACTOR, "another resident of the same name")
 
@@ -328,8 +395,9 @@ def test_review_accept_merges_and_reject_separates(conn: psycopg.Connection, cac
     assert merged_rule == [("review_accept",)]  # a rejection changes no link: no event
     rejected_item = decided[reject_id]
     pair = sorted((rejected_item.record_person_id, rejected_item.candidate_person_id))
-    assert conn.execute("SELECT change_id FROM empi.separations WHERE person_a = %s AND person_b = %s",
-                        pair).fetchone() == (rejected.change_id,)
+    assert conn.execute(
+        "SELECT change_id FROM empi.separations WHERE person_a = %s AND person_b = %s", pair
+    ).fetchone() == (rejected.change_id,)
 
     # Repeats are no-ops; the opposite decision is refused.
     rows = outbox_rows(conn)
@@ -360,14 +428,22 @@ def test_show_masks_personal_fields(conn: psycopg.Connection) -> None:
     assert view.person_id == p.a and view.status == "active" and len(view.records) == 4
     first = next(r for r in view.records if r.local_id == "A-1")
     assert (first.name, first.id_number, first.phone, first.birth_date, first.address) == (
-        "张*", f"{ID_ZHANG[:6]}********{ID_ZHANG[-4:]}", "138****1111", "1985-**-**", "信阳市浉河区***")
-    assert dict(view.identifiers) == {"citizen_id": f"{ID_ZHANG[:6]}********{ID_ZHANG[-4:]}",
-                                      "health_card": "*" * (len(HEALTH_CARD) - 4) + HEALTH_CARD[-4:]}
+        "张*",
+        f"{ID_ZHANG[:6]}********{ID_ZHANG[-4:]}",
+        "138****1111",
+        "1985-**-**",
+        "信阳市浉河区***",
+    )
+    assert dict(view.identifiers) == {
+        "citizen_id": f"{ID_ZHANG[:6]}********{ID_ZHANG[-4:]}",
+        "health_card": "*" * (len(HEALTH_CARD) - 4) + HEALTH_CARD[-4:],
+    }
     assert {r.link_rule for r in view.records} == {"new_person", "citizen_id", "health_card"}
     assert view.audit[0].action == "merge" and view.audit[0].actor == ACTOR
 
 
 # -- outbox ----------------------------------------------------------------------------------------------
+
 
 def test_outbox_publishes_to_the_broker_once(conn: psycopg.Connection, ops_settings: Settings) -> None:
     p = two_persons(conn)
@@ -384,13 +460,21 @@ def test_outbox_publishes_to_the_broker_once(conn: psycopg.Connection, ops_setti
     assert [m.key() for m in merges] == [p.a.encode()] and [m.key() for m in relinks] == [p.b.encode()]
     event = codec.decode(merges[0].value())
     assert event.event_type == "empi.person_merged"
-    assert (event.value["change_id"], event.value["survivor_person_id"], event.value["absorbed_person_id"],
-            event.value["records_moved"], event.value["rule"], event.value["actor"]) == (
-        merged.change_id, p.a, p.b, 2, "operator", ACTOR)
+    assert (
+        event.value["change_id"],
+        event.value["survivor_person_id"],
+        event.value["absorbed_person_id"],
+        event.value["records_moved"],
+        event.value["rule"],
+        event.value["actor"],
+    ) == (merged.change_id, p.a, p.b, 2, "operator", ACTOR)
     assert isinstance(event.value["occurred_at"], dt.datetime)
     relink = codec.decode(relinks[0].value()).value
     assert (relink["change_id"], relink["to_person_id"], relink["person_reactivated"]) == (
-        relinked.change_id, p.b, True)
+        relinked.change_id,
+        p.b,
+        True,
+    )
 
 
 def test_outbox_keeps_events_when_the_broker_is_down(conn: psycopg.Connection) -> None:
@@ -403,6 +487,7 @@ def test_outbox_keeps_events_when_the_broker_is_down(conn: psycopg.Connection) -
 
 
 # -- CLI -------------------------------------------------------------------------------------------------
+
 
 def test_cli_merge_and_show(conn: psycopg.Connection, ops_settings: Settings) -> None:
     p = two_persons(conn)

@@ -26,15 +26,20 @@ def test_current_schemas_read_every_release() -> None:
 
 
 def test_new_field_without_default_is_incompatible() -> None:
-    schemas = _with_change("outpatient.visit",
-                           lambda raw: raw["fields"].append({"name": "triage_level", "type": "int", "doc": "分诊级别"}))
+    schemas = _with_change(
+        "outpatient.visit", lambda raw: raw["fields"].append({"name": "triage_level", "type": "int", "doc": "分诊级别"})
+    )
     problems, _ = check_against_releases(current=schemas)
     assert any("triage_level" in p for p in problems)
 
 
 def test_new_field_with_default_is_compatible() -> None:
-    schemas = _with_change("outpatient.visit", lambda raw: raw["fields"].append(
-        {"name": "triage_level", "type": ["null", "int"], "default": None, "doc": "分诊级别"}))
+    schemas = _with_change(
+        "outpatient.visit",
+        lambda raw: raw["fields"].append(
+            {"name": "triage_level", "type": ["null", "int"], "default": None, "doc": "分诊级别"}
+        ),
+    )
     assert check_against_releases(current=schemas)[0] == []
 
 

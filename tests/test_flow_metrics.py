@@ -36,9 +36,12 @@ def _publish_visits(s: Settings, count: int, seed: int, timestamp_ms: int, garba
     producer = Producer(producer_config(s.confluent_config()))
     for v in identified_visits(count, seed=seed):
         env = v["envelope"]
-        producer.produce(target, CODEC.encode("outpatient.visit", v),
-                         source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]),
-                         timestamp=timestamp_ms)
+        producer.produce(
+            target,
+            CODEC.encode("outpatient.visit", v),
+            source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]),
+            timestamp=timestamp_ms,
+        )
     for n in range(garbage):
         producer.produce(target, b"not avro", f"X:{n}".encode(), timestamp=timestamp_ms)
     assert producer.flush(30) == 0
@@ -47,15 +50,20 @@ def _publish_visits(s: Settings, count: int, seed: int, timestamp_ms: int, garba
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def _sample(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_a_stage_worker_counts_its_flow_and_keeps_the_input_timestamps(own_db_settings: Settings, tmp_path: Path) -> None:
+def test_a_stage_worker_counts_its_flow_and_keeps_the_input_timestamps(
+    own_db_settings: Settings, tmp_path: Path
+) -> None:
     s = own_db_settings
     published_at = int(time.time() * 1000) - HOUR_MS  # an hour on the bus already
     target, visits = _publish_visits(s, 300, seed=5, timestamp_ms=published_at, garbage=2)
@@ -77,10 +85,23 @@ def test_a_stage_worker_counts_its_flow_and_keeps_the_input_timestamps(own_db_se
     flow = {"stage": "surveillance", "topic": "validated.outpatient.visit", "event_type": "outpatient.visit"}
     assert _sample(samples, "healthbus_stage_events_in_total", **flow) == visits + 2
     assert _sample(samples, "healthbus_stage_events_rejected_total", **flow) == 2
-    assert _sample(samples, "healthbus_stage_events_out_total", stage="surveillance", topic=SURVEILLANCE_CASES,
-                   event_type="surveillance.case") == len(cases)
-    assert _sample(samples, "healthbus_stage_events_out_total", stage="surveillance", topic="dlq.surveillance",
-                   event_type="ops.dead_letter") == 2
+    assert _sample(
+        samples,
+        "healthbus_stage_events_out_total",
+        stage="surveillance",
+        topic=SURVEILLANCE_CASES,
+        event_type="surveillance.case",
+    ) == len(cases)
+    assert (
+        _sample(
+            samples,
+            "healthbus_stage_events_out_total",
+            stage="surveillance",
+            topic="dlq.surveillance",
+            event_type="ops.dead_letter",
+        )
+        == 2
+    )
     assert _sample(samples, "healthbus_stage_batch_events_sum", stage="surveillance") == visits + 2
     # Outputs carry their input's timestamp, so the age measured downstream is the time on the bus.
     assert {m.timestamp()[1] for m in cases + dead} == {published_at}
@@ -98,13 +119,18 @@ def test_a_sink_counts_batches_rows_rejections_and_end_to_end_latency(settings: 
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
     flow = {"stage": "sink-postgres", "topic": "validated.outpatient.visit", "event_type": "outpatient.visit"}
-    before = {name: value(name, **labels) for name, labels in [
-        ("healthbus_stage_events_in_total", flow), ("healthbus_stage_events_rejected_total", flow),
-        ("healthbus_sink_rows_written_total", {"stage": "sink-postgres"}),
-        ("healthbus_stage_batch_events_sum", {"stage": "sink-postgres"}),
-        ("healthbus_bus_latency_seconds_count", {"stage": "sink-postgres"}),
-        ("healthbus_bus_latency_seconds_sum", {"stage": "sink-postgres"}),
-        ("healthbus_source_to_sink_seconds_count", {"stage": "sink-postgres"})]}
+    before = {
+        name: value(name, **labels)
+        for name, labels in [
+            ("healthbus_stage_events_in_total", flow),
+            ("healthbus_stage_events_rejected_total", flow),
+            ("healthbus_sink_rows_written_total", {"stage": "sink-postgres"}),
+            ("healthbus_stage_batch_events_sum", {"stage": "sink-postgres"}),
+            ("healthbus_bus_latency_seconds_count", {"stage": "sink-postgres"}),
+            ("healthbus_bus_latency_seconds_sum", {"stage": "sink-postgres"}),
+            ("healthbus_source_to_sink_seconds_count", {"stage": "sink-postgres"}),
+        ]
+    }
     sink = PostgresEventStore(s.postgres_url)
     consumer = build_consumer(s, sink, ["outpatient.visit"])
     try:
@@ -129,9 +155,9 @@ def test_the_lag_exporter_measures_each_group_per_partition_and_drops_gone_serie
     s = settings
     raw = s.topic_name(raw_topic("lab.report").name)
     producer = Producer(producer_config(s.confluent_config()))
-    for n in range(10):
+    for _n in range(10):
         producer.produce(raw, b"x", b"k", partition=1)
-    for n in range(3):
+    for _n in range(3):
         producer.produce(raw, b"x", b"k", partition=4)
     assert producer.flush(30) == 0
     committer = Consumer({**s.confluent_config(), "group.id": s.group_id("identify"), "log_level": 3})
@@ -142,16 +168,26 @@ def test_the_lag_exporter_measures_each_group_per_partition_and_drops_gone_serie
     rows = {(stage, row.topic, row.partition): row for stage, _, row in exporter.measure()}
 
     def gauge(stage: str, partition: int) -> float | None:
-        return REGISTRY.get_sample_value("healthbus_consumer_lag_messages", {
-            "stage": stage, "group": s.group_id(stage), "topic": "raw.lab.report", "partition": str(partition)})
+        return REGISTRY.get_sample_value(
+            "healthbus_consumer_lag_messages",
+            {"stage": stage, "group": s.group_id(stage), "topic": "raw.lab.report", "partition": str(partition)},
+        )
 
     assert rows[("identify", raw, 1)].lag == 6 and gauge("identify", 1) == 6  # 10 written, 4 committed
     assert rows[("identify", raw, 4)].lag == 3 and gauge("identify", 4) == 3  # never committed: all of it
     assert gauge("identify", 0) == 0
-    assert REGISTRY.get_sample_value("healthbus_consumer_group_committed",
-                                     {"stage": "identify", "group": s.group_id("identify")}) == 1
-    assert REGISTRY.get_sample_value("healthbus_consumer_group_committed",
-                                     {"stage": "quality", "group": s.group_id("quality")}) == 0
+    assert (
+        REGISTRY.get_sample_value(
+            "healthbus_consumer_group_committed", {"stage": "identify", "group": s.group_id("identify")}
+        )
+        == 1
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "healthbus_consumer_group_committed", {"stage": "quality", "group": s.group_id("quality")}
+        )
+        == 0
+    )
 
     # The partitions went away (here: the exporter now looks under a prefix with no topics): so do their series.
     exporter.settings = s.model_copy(update={"topic_prefix": s.topic_prefix + "gone-"})

@@ -32,7 +32,7 @@ from streams.identity.record import SourceRecord
 from streams.identity.stage import IdentifyStage
 from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
 from streams.standards.citizen_id import make_citizen_id
-from tests.pipeline_harness import RawMessage, stage_worker, read_topic, read_until_ids, start_stage_worker
+from tests.pipeline_harness import RawMessage, read_topic, read_until_ids, stage_worker, start_stage_worker
 
 CODEC = EventCodec()
 MASTER = b"identify-test-master"
@@ -72,19 +72,25 @@ def test_stage_gives_the_batch_linkers_answers_and_a_flushed_cache_changes_none(
     stage = _stage(empi_settings)
     outputs = []
     for start in range(0, len(messages), 250):
-        outputs += stage.handle_batch(messages[start:start + 250] + ([garbage] if start == 0 else []))
+        outputs += stage.handle_batch(messages[start : start + 250] + ([garbage] if start == 0 else []))
     identified = [o for o in outputs if o.topic.endswith("identified.outpatient.visit")]
     dead = [o for o in outputs if o.topic.endswith("dlq.identify")]
     assert len(identified) == len(visits) and len(dead) == 1
     assert CODEC.decode(dead[0].value).value["error_code"] == "unknown_magic"
     first = CODEC.decode(identified[0].value).value["envelope"]
     assert first["identity"]["rule"] == "new_person" and first["person_id"]
-    rules = {rule: REGISTRY.get_sample_value("healthbus_identify_events_total",
-                                              {"event_type": "outpatient.visit", "rule": rule}) or 0
-             for rule in ("new_person", "citizen_id", "record_key", "probabilistic")}
+    rules = {
+        rule: REGISTRY.get_sample_value(
+            "healthbus_identify_events_total", {"event_type": "outpatient.visit", "rule": rule}
+        )
+        or 0
+        for rule in ("new_person", "citizen_id", "record_key", "probabilistic")
+    }
     assert rules["new_person"] > 0 and rules["citizen_id"] > 0 and rules["probabilistic"] > 0
-    assert (REGISTRY.get_sample_value("healthbus_dead_letters_total",
-                                      {"stage": "identify", "error_code": "unknown_magic"}) or 0) >= 1
+    assert (
+        REGISTRY.get_sample_value("healthbus_dead_letters_total", {"stage": "identify", "error_code": "unknown_magic"})
+        or 0
+    ) >= 1
 
     # One core: the stream stage and the batch linker, fed the same records in the same order, agree person
     # by person (a person's id derives from the record that founded it, in both).
@@ -96,8 +102,9 @@ def test_stage_gives_the_batch_linkers_answers_and_a_flushed_cache_changes_none(
 
     # Known residents come back from the cache; with the cache flushed, from PostgreSQL: the same answers.
     again = _person_by_record(stage.handle_batch(messages[:500]))
-    keys = list(PersonCache.for_settings(empi_settings).client.scan_iter(
-        match=f"hb:{empi_settings.topic_prefix}empi:*"))
+    keys = list(
+        PersonCache.for_settings(empi_settings).client.scan_iter(match=f"hb:{empi_settings.topic_prefix}empi:*")
+    )
     assert len(keys) > 100
     PersonCache.for_settings(empi_settings).client.delete(*keys)
     flushed = _person_by_record(stage.handle_batch(messages[:500]))
@@ -112,8 +119,7 @@ def test_two_workers_racing_on_the_same_new_residents_make_one_person_each(empi_
         citizen_id = extract_features(record).citizen_id
         if citizen_id:
             with_id[citizen_id].append(record)
-    residents = [records for records in with_id.values()
-                 if len({(r.org_code, r.local_id) for r in records}) >= 2][:120]
+    residents = [records for records in with_id.values() if len({(r.org_code, r.local_id) for r in records}) >= 2][:120]
     lanes = ([records[0] for records in residents], [records[1] for records in residents])
     resolvers = [IdentityResolver.connect(empi_settings.postgres_url, None, MODEL) for _ in lanes]
     barrier = threading.Barrier(len(lanes))
@@ -137,7 +143,8 @@ def test_two_workers_racing_on_the_same_new_residents_make_one_person_each(empi_
         for a, b in zip(*lanes, strict=True):
             persons = conn.execute(
                 "SELECT DISTINCT person_id FROM empi.records WHERE (org_code, local_id) IN ((%s, %s), (%s, %s))",
-                (a.org_code, a.local_id, b.org_code, b.local_id)).fetchall()
+                (a.org_code, a.local_id, b.org_code, b.local_id),
+            ).fetchall()
             assert len(persons) == 1, (a.record_id, b.record_id)
         active = conn.execute("SELECT count(*) FROM empi.persons WHERE status = 'active'").fetchone()[0]
     assert active == len(residents)
@@ -146,8 +153,9 @@ def test_two_workers_racing_on_the_same_new_residents_make_one_person_each(empi_
 
 
 @pytest.mark.chaos
-def test_kill_9_mid_batch_then_restart_duplicates_no_person_and_loses_no_link(empi_settings: Settings,
-                                                                            tmp_path: Path) -> None:
+def test_kill_9_mid_batch_then_restart_duplicates_no_person_and_loses_no_link(
+    empi_settings: Settings, tmp_path: Path
+) -> None:
     s = empi_settings
     cases = generate_identity_cases(2500, seed=29)
     visits = list(visits_for_records(cases.records, visits_per_record=2))
@@ -177,12 +185,18 @@ def test_kill_9_mid_batch_then_restart_duplicates_no_person_and_loses_no_link(em
     assert {e["event_id"] for e in envelopes} == wanted and all(e["person_id"] for e in envelopes)
 
     with psycopg.connect(s.postgres_url) as conn:
-        linked = dict(((org, local), person) for org, local, person in conn.execute(
-            "SELECT org_code, local_id, person_id::text FROM empi.records").fetchall())
+        linked = dict(
+            ((org, local), person)
+            for org, local, person in conn.execute(
+                "SELECT org_code, local_id, person_id::text FROM empi.records"
+            ).fetchall()
+        )
         by_citizen_id = conn.execute(
-            "SELECT count(*) FROM (SELECT value FROM empi.identifiers WHERE kind = 'citizen_id') i").fetchone()[0]
-        inactive_links = conn.execute("SELECT count(*) FROM empi.records r JOIN empi.persons p USING (person_id) "
-                                      "WHERE p.status <> 'active'").fetchone()[0]
+            "SELECT count(*) FROM (SELECT value FROM empi.identifiers WHERE kind = 'citizen_id') i"
+        ).fetchone()[0]
+        inactive_links = conn.execute(
+            "SELECT count(*) FROM empi.records r JOIN empi.persons p USING (person_id) WHERE p.status <> 'active'"
+        ).fetchone()[0]
     records = {(r.org_code, r.local_id): r for r in cases.records}
     assert set(linked) == set(records)  # no lost link
     assert inactive_links == 0
@@ -200,18 +214,34 @@ def test_kill_9_mid_batch_then_restart_duplicates_no_person_and_loses_no_link(em
 def test_a_record_proving_two_persons_one_merges_them_and_the_stage_publishes_it(empi_settings: Settings) -> None:
     citizen_id = make_citizen_id("411502", dt.date(1980, 5, 17), 231)
     hospital_a, hospital_b, county = "12411502MB0000001X", "12411503MB0000002X", "11411525MB1500007X"
-    first = SourceRecord("a", hospital_a, "P1", name="李建军", sex="1", birth_date="1980-05-17", id_type="01",
-                         id_number=citizen_id)
+    first = SourceRecord(
+        "a", hospital_a, "P1", name="李建军", sex="1", birth_date="1980-05-17", id_type="01", id_number=citizen_id
+    )
     second = SourceRecord("b", hospital_b, "H9", insurance_card="411500198005170007")  # a card, nothing else
-    proof = SourceRecord("c", county, "C3", name="李建军", sex="1", id_type="01", id_number=citizen_id,
-                         insurance_card="411500198005170007")
+    proof = SourceRecord(
+        "c",
+        county,
+        "C3",
+        name="李建军",
+        sex="1",
+        id_type="01",
+        id_number=citizen_id,
+        insurance_card="411500198005170007",
+    )
     resolver = IdentityResolver.connect(empi_settings.postgres_url, PersonCache.for_settings(empi_settings), MODEL)
     producer = Producer(producer_config(empi_settings.confluent_config()))
-    stage = IdentifyStage(CODEC, empi_settings.topic_prefix, MASTER, resolver, ["outpatient.visit"],
-                          lambda: publish_pending(resolver.conn, producer, CODEC, empi_settings.topic_prefix))
-    persons = [_person_by_record(stage.handle_batch(_raw_messages(empi_settings.topic_prefix,
-                                                                  list(visits_for_records([r])))))
-               for r in (first, second, proof)]
+    stage = IdentifyStage(
+        CODEC,
+        empi_settings.topic_prefix,
+        MASTER,
+        resolver,
+        ["outpatient.visit"],
+        lambda: publish_pending(resolver.conn, producer, CODEC, empi_settings.topic_prefix),
+    )
+    persons = [
+        _person_by_record(stage.handle_batch(_raw_messages(empi_settings.topic_prefix, list(visits_for_records([r])))))
+        for r in (first, second, proof)
+    ]
     p_first, p_second, p_proof = (next(iter(p.values())) for p in persons)
     assert p_first != p_second  # a bare card could not be linked to anyone
     assert p_proof == p_first  # the valid ID decides; the card's person is proven to be the same resident
@@ -221,7 +251,8 @@ def test_a_record_proving_two_persons_one_merges_them_and_the_stage_publishes_it
     assert (change["survivor_person_id"], change["absorbed_person_id"]) == (p_first, p_second)
     assert change["records_moved"] == 1 and change["actor"] == "identify-stage"
     # The moved record now answers with the survivor, from the cache as from the index.
-    again = _person_by_record(stage.handle_batch(_raw_messages(empi_settings.topic_prefix,
-                                                               list(visits_for_records([second], seed=9)))))
+    again = _person_by_record(
+        stage.handle_batch(_raw_messages(empi_settings.topic_prefix, list(visits_for_records([second], seed=9))))
+    )
     assert set(again.values()) == {p_first}
     resolver.close()

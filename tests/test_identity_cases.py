@@ -12,23 +12,52 @@ import pytest
 from pypinyin import lazy_pinyin
 
 from producers.synthetic.identity_cases import (
-    HOMOPHONES, RECORD_CASES, IdentityCaseSet, generate_identity_cases, write_cases_csv,
+    HOMOPHONES,
+    RECORD_CASES,
+    IdentityCaseSet,
+    generate_identity_cases,
+    write_cases_csv,
 )
 from streams.identity.normalise import (
-    NormalisedName, names_homophone, normalise_card, normalise_name, normalise_phone,
+    NormalisedName,
+    names_homophone,
+    normalise_card,
+    normalise_name,
+    normalise_phone,
 )
 from streams.identity.record import CSV_HEADER, SourceRecord
 from streams.standards.citizen_id import parse_citizen_id
 
 PERSONS = 4000
 HARD_CASES = (
-    "shared_name_birth_year_persons", "shared_name_birth_date_persons", "namesake_planted_pairs", "twin_pairs",
-    "shared_phone_persons", "phone_family_records", "father_son_same_name_pairs", "name_homophone_records",
-    "name_traditional_records", "name_pinyin_records", "id_15_digit_records", "id_full_width_records",
-    "id_bad_check_records", "id_digit_typo_records", "phone_transposed_records", "address_one_char_records",
-    "birth_date_swapped_records", "birth_date_off_by_one_records", "id_missing_records", "phone_missing_records",
-    "birth_date_missing_records", "sex_unknown_records", "name_missing_records", "no_id_persons",
-    "newborn_placeholder_persons", "newborn_renamed_persons", "card_only_persons", "re_registered_persons",
+    "shared_name_birth_year_persons",
+    "shared_name_birth_date_persons",
+    "namesake_planted_pairs",
+    "twin_pairs",
+    "shared_phone_persons",
+    "phone_family_records",
+    "father_son_same_name_pairs",
+    "name_homophone_records",
+    "name_traditional_records",
+    "name_pinyin_records",
+    "id_15_digit_records",
+    "id_full_width_records",
+    "id_bad_check_records",
+    "id_digit_typo_records",
+    "phone_transposed_records",
+    "address_one_char_records",
+    "birth_date_swapped_records",
+    "birth_date_off_by_one_records",
+    "id_missing_records",
+    "phone_missing_records",
+    "birth_date_missing_records",
+    "sex_unknown_records",
+    "name_missing_records",
+    "no_id_persons",
+    "newborn_placeholder_persons",
+    "newborn_renamed_persons",
+    "card_only_persons",
+    "re_registered_persons",
 )
 
 
@@ -54,10 +83,18 @@ class _Seen:
 
 def _seen(record: SourceRecord) -> _Seen:
     parsed = parse_citizen_id(record.id_number)
-    cards = tuple(f"{kind}:{normalise_card(value)}" for kind, value in
-                  (("h", record.health_card), ("i", record.insurance_card)) if value)
-    return _Seen(record, parsed.number[:17] if parsed else None, normalise_name(record.name),
-                 normalise_phone(record.phone), cards)
+    cards = tuple(
+        f"{kind}:{normalise_card(value)}"
+        for kind, value in (("h", record.health_card), ("i", record.insurance_card))
+        if value
+    )
+    return _Seen(
+        record,
+        parsed.number[:17] if parsed else None,
+        normalise_name(record.name),
+        normalise_phone(record.phone),
+        cards,
+    )
 
 
 def _evidently_same(a: _Seen, b: _Seen) -> bool:
@@ -154,8 +191,12 @@ def test_father_and_son_share_a_name_phone_and_address(cases: IdentityCaseSet) -
     for r in cases.records:
         if r.name and r.address and r.birth_date:
             families[(r.name, r.address)].setdefault(cases.truth[r.record_id], r.birth_date)
-    gaps = [abs(int(a[:4]) - int(b[:4])) for group in families.values() if len(group) > 1
-            for a, b in itertools.combinations(group.values(), 2)]
+    gaps = [
+        abs(int(a[:4]) - int(b[:4]))
+        for group in families.values()
+        if len(group) > 1
+        for a, b in itertools.combinations(group.values(), 2)
+    ]
     assert any(20 <= gap <= 40 for gap in gaps)
 
 
@@ -225,9 +266,12 @@ def test_the_linkability_rule_never_joins_two_persons(cases: IdentityCaseSet) ->
             keys += [("name", k, r.birth_date) for k in {s.name.pinyin, s.name.pinyin_given_first}]
         for k in keys:
             blocks[k].append(s)
-    joined = [(a.record.record_id, b.record.record_id) for block in blocks.values()
-              for a, b in itertools.combinations(block, 2)
-              if cases.truth[a.record.record_id] != cases.truth[b.record.record_id] and _evidently_same(a, b)]
+    joined = [
+        (a.record.record_id, b.record.record_id)
+        for block in blocks.values()
+        for a, b in itertools.combinations(block, 2)
+        if cases.truth[a.record.record_id] != cases.truth[b.record.record_id] and _evidently_same(a, b)
+    ]
     assert not joined, joined[:5]
 
 

@@ -16,14 +16,25 @@ import pytest
 from ops.bench.linkage_scores import pairwise_scores
 from producers.synthetic.identity_cases import generate_identity_cases
 from streams.identity.blocking import index_keys, query_keys
-from streams.identity.comparison import (ADDRESS, BIRTH_DATE, CARD, COMPARISONS, ID_NUMBER, NAME, NULL, PHONE, SEX,
-                                         compare, personally_corroborated, veto)
+from streams.identity.comparison import (
+    ADDRESS,
+    BIRTH_DATE,
+    CARD,
+    COMPARISONS,
+    ID_NUMBER,
+    NAME,
+    NULL,
+    PHONE,
+    SEX,
+    compare,
+    personally_corroborated,
+    veto,
+)
 from streams.identity.features import CITIZEN_ID, HEALTH_CARD, INSURANCE_CARD, MatchFeatures, extract_features
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.memory_index import MemoryIndex, link_records
 from streams.identity.record import SourceRecord
-from streams.identity.resolution import (Candidate, MatchRule, PersonFacts, ReviewReason, decide,
-                                         new_person_id)
+from streams.identity.resolution import Candidate, MatchRule, PersonFacts, ReviewReason, decide, new_person_id
 from streams.identity.training import train_model
 from streams.standards.citizen_id import check_character, make_citizen_id, parse_citizen_id
 
@@ -63,16 +74,37 @@ def feat(record_id: str = "r", **fields: str) -> MatchFeatures:
 
 def person_a(record_id: str = "a", **overrides: str) -> MatchFeatures:
     """张伟, male, born 1980-03-05, with ID, phone and address: the reference record."""
-    values = {"org_code": "H1", "local_id": "P1", "name": "张伟", "sex": "1", "birth_date": BORN.isoformat(),
-              "id_number": ID_A, "phone": TEL, "address": HOME}
+    values = {
+        "org_code": "H1",
+        "local_id": "P1",
+        "name": "张伟",
+        "sex": "1",
+        "birth_date": BORN.isoformat(),
+        "id_number": ID_A,
+        "phone": TEL,
+        "address": HOME,
+    }
     values.update(overrides)
     return feat(record_id, **values)
 
 
-def run_decide(record: MatchFeatures, candidates: list[Candidate] = (), *, record_person: str | None = None,
-               identifier_persons: dict | None = None, facts: dict | None = None, model: MatchModel = MODEL):
-    return decide(record, record_person=record_person, identifier_persons=identifier_persons or {},
-                  candidates=list(candidates), person_facts=facts or {}, model=model)
+def run_decide(
+    record: MatchFeatures,
+    candidates: list[Candidate] = (),
+    *,
+    record_person: str | None = None,
+    identifier_persons: dict | None = None,
+    facts: dict | None = None,
+    model: MatchModel = MODEL,
+):
+    return decide(
+        record,
+        record_person=record_person,
+        identifier_persons=identifier_persons or {},
+        candidates=list(candidates),
+        person_facts=facts or {},
+        model=model,
+    )
 
 
 def level(a: MatchFeatures, b: MatchFeatures, k: int) -> int:
@@ -88,13 +120,16 @@ def label(k: int, value: int) -> str:
 # --- GB 11643 ID numbers -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("written", [
-    ID_A,
-    ID_A15,  # 15 digits: "19" inserted, check character appended
-    full_width(ID_A),
-    full_width(ID_A15),
-    f" {ID_A[:6]} {ID_A[6:14]} {ID_A[14:]} ",
-])
+@pytest.mark.parametrize(
+    "written",
+    [
+        ID_A,
+        ID_A15,  # 15 digits: "19" inserted, check character appended
+        full_width(ID_A),
+        full_width(ID_A15),
+        f" {ID_A[:6]} {ID_A[6:14]} {ID_A[14:]} ",
+    ],
+)
 def test_id_number_forms_give_one_citizen_id_key(written: str) -> None:
     f = feat(id_number=written)
     assert f.citizen_id == ID_A and f.id_evidence is None
@@ -110,8 +145,11 @@ def test_fifteen_digit_conversion_inserts_19_and_computes_check() -> None:
 
 
 def test_lower_case_x_check_character() -> None:
-    number = next(make_citizen_id(AREA, dt.date(1975, 8, 1), seq) for seq in range(1000)
-                  if make_citizen_id(AREA, dt.date(1975, 8, 1), seq).endswith("X"))
+    number = next(
+        make_citizen_id(AREA, dt.date(1975, 8, 1), seq)
+        for seq in range(1000)
+        if make_citizen_id(AREA, dt.date(1975, 8, 1), seq).endswith("X")
+    )
     f = feat(id_number=number[:17] + "x")
     assert f.citizen_id == number and f.id_evidence is None
 
@@ -138,19 +176,22 @@ def test_bad_check_id_cannot_veto_the_valid_one_it_resembles() -> None:
 # --- names -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("a", "b", "expected"), [
-    ("張偉", "张伟", "exact"),  # traditional vs simplified
-    (" 张 伟 ", "张伟", "exact"),
-    ("张伟", "章伟", "homophone"),
-    ("ZHANG WEI", "张伟", "homophone"),
-    ("Wei Zhang", "张伟", "homophone"),  # given name first
-    ("zhang wei", "Wei Zhang", "homophone"),
-    ("尹豪俊", "尹豪家", "different"),  # siblings sharing the generation character
-    ("张伟", "张伟明", "different"),
-    ("jonathon smith", "jonathan smith", "similar"),  # romanised spelling typo
-    ("ZHANG WEI", "ZHANG LEI", "similar"),
-    ("John Smith", "Bob Smith", "one_word"),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("張偉", "张伟", "exact"),  # traditional vs simplified
+        (" 张 伟 ", "张伟", "exact"),
+        ("张伟", "章伟", "homophone"),
+        ("ZHANG WEI", "张伟", "homophone"),
+        ("Wei Zhang", "张伟", "homophone"),  # given name first
+        ("zhang wei", "Wei Zhang", "homophone"),
+        ("尹豪俊", "尹豪家", "different"),  # siblings sharing the generation character
+        ("张伟", "张伟明", "different"),
+        ("jonathon smith", "jonathan smith", "similar"),  # romanised spelling typo
+        ("ZHANG WEI", "ZHANG LEI", "similar"),
+        ("John Smith", "Bob Smith", "one_word"),
+    ],
+)
 def test_name_levels(a: str, b: str, expected: str) -> None:
     assert label(NAME, level(feat(name=a), feat(name=b), NAME)) == expected
 
@@ -184,17 +225,20 @@ def test_linkage_of_a_pair_does_not_depend_on_input_order() -> None:
 # --- birth dates ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("a", "b", "expected"), [
-    ("1980-03-05", "1980-03-05", "exact"),
-    ("1980-03-05", "1980-05-03", "near"),  # day and month swapped (two digits apart: only the swap rule finds it)
-    ("1980-03-05", "1980-03-06", "near"),
-    ("1980-03-05", "1980-03-04", "near"),
-    ("1980-03-31", "1980-04-01", "near"),  # ±1 day across a month
-    ("1979-12-31", "1980-01-01", "near"),  # and across a year
-    ("1980-03-05", "1980-11-27", "same_year"),
-    ("1980-03-05", "1986-07-19", "different"),
-    ("1980-03-05", "1980-03-15", "near"),  # one digit typed wrong (comparison._near_date)
-])
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("1980-03-05", "1980-03-05", "exact"),
+        ("1980-03-05", "1980-05-03", "near"),  # day and month swapped (two digits apart: only the swap rule finds it)
+        ("1980-03-05", "1980-03-06", "near"),
+        ("1980-03-05", "1980-03-04", "near"),
+        ("1980-03-31", "1980-04-01", "near"),  # ±1 day across a month
+        ("1979-12-31", "1980-01-01", "near"),  # and across a year
+        ("1980-03-05", "1980-11-27", "same_year"),
+        ("1980-03-05", "1986-07-19", "different"),
+        ("1980-03-05", "1980-03-15", "near"),  # one digit typed wrong (comparison._near_date)
+    ],
+)
 def test_birth_date_levels(a: str, b: str, expected: str) -> None:
     assert label(BIRTH_DATE, level(feat(birth_date=a), feat(birth_date=b), BIRTH_DATE)) == expected
 
@@ -208,9 +252,13 @@ def test_other_levels() -> None:
     assert label(PHONE, level(feat(phone="+86 138-1234-5678"), feat(phone=TEL), PHONE)) == "exact"
     assert label(PHONE, level(feat(phone="13812345687"), feat(phone=TEL), PHONE)) == "one_edit"
     assert label(SEX, level(feat(sex="1"), feat(sex="9"), SEX)) == "NULL"  # 9 unstated is no evidence
-    assert label(ADDRESS, level(feat(address=HOME), feat(address="浉河区金牛山街道民权路18号3单元"), ADDRESS)) == "exact"
-    assert label(CARD, level(feat(insurance_card="4115029876543210"), feat(insurance_card="4115029876543201"),
-                             CARD)) == "one_edit"
+    assert (
+        label(ADDRESS, level(feat(address=HOME), feat(address="浉河区金牛山街道民权路18号3单元"), ADDRESS)) == "exact"
+    )
+    assert (
+        label(CARD, level(feat(insurance_card="4115029876543210"), feat(insurance_card="4115029876543201"), CARD))
+        == "one_edit"
+    )
     assert level(feat(insurance_card="4115029876543210"), feat(insurance_card="4115-0298-7654-3210"), CARD) == NULL
 
 
@@ -291,9 +339,13 @@ def test_father_and_son_of_one_name_are_not_linked_without_id_evidence() -> None
     assert MODEL.match_weight(vector) >= MODEL.link_weight
     assert not personally_corroborated(vector)
     assert run_decide(son, [Candidate("p-f", father)]).person_id is None
-    result = link_records([SourceRecord("f", "H1", "P1", "张伟", "1", "1950-06-12", phone=TEL, address=HOME),
-                           SourceRecord("s", "H2", "Q1", "张伟", "1", "1980-03-05", phone=TEL, address=HOME)],
-                          MODEL)
+    result = link_records(
+        [
+            SourceRecord("f", "H1", "P1", "张伟", "1", "1950-06-12", phone=TEL, address=HOME),
+            SourceRecord("s", "H2", "Q1", "张伟", "1", "1980-03-05", phone=TEL, address=HOME),
+        ],
+        MODEL,
+    )
     assert result.person_of["f"] != result.person_of["s"]
 
 
@@ -332,18 +384,22 @@ def test_same_valid_id_links_without_scoring(written: str) -> None:
     index = MemoryIndex()
     first, _ = index.resolve(person_a("a"), MODEL)
     # Everything but the ID disagrees: a score could never link these.
-    other = feat("b", org_code="H9", local_id="X1", name="李强", phone="13999999999", address="平桥区平东街道",
-                 id_number=written)
+    other = feat(
+        "b", org_code="H9", local_id="X1", name="李强", phone="13999999999", address="平桥区平东街道", id_number=written
+    )
     assert MODEL.match_weight(compare(other, person_a("a"))) < MODEL.review_weight
     person, decision = index.resolve(other, MODEL)
     assert person == first and decision.rule is MatchRule.CITIZEN_ID and decision.weight is None
     assert decision.detail == {"identifier": CITIZEN_ID}
 
 
-@pytest.mark.parametrize(("field", "first", "second", "rule"), [
-    ("health_card", "HC-4115-0200-1234", "hc41150200 1234", MatchRule.HEALTH_CARD),
-    ("insurance_card", "4115029876543210", "4115 0298 7654 3210", MatchRule.INSURANCE_CARD),
-])
+@pytest.mark.parametrize(
+    ("field", "first", "second", "rule"),
+    [
+        ("health_card", "HC-4115-0200-1234", "hc41150200 1234", MatchRule.HEALTH_CARD),
+        ("insurance_card", "4115029876543210", "4115 0298 7654 3210", MatchRule.INSURANCE_CARD),
+    ],
+)
 def test_same_card_links(field: str, first: str, second: str, rule: MatchRule) -> None:
     index = MemoryIndex()
     holder, _ = index.resolve(feat("a", org_code="H1", local_id="P1", name="张伟", sex="1", **{field: first}), MODEL)
@@ -364,28 +420,40 @@ def test_same_record_key_links_to_the_known_person() -> None:
 
 def test_identifiers_of_two_compatible_persons_merge() -> None:
     record = feat("c", id_number=ID_A, health_card="HC1234567")
-    decision = run_decide(record, identifier_persons={(CITIZEN_ID, ID_A): "p1", (HEALTH_CARD, "HC1234567"): "p2"},
-                          facts={"p1": PersonFacts(frozenset({ID_A}), "1"), "p2": PersonFacts(sex="1")})
+    decision = run_decide(
+        record,
+        identifier_persons={(CITIZEN_ID, ID_A): "p1", (HEALTH_CARD, "HC1234567"): "p2"},
+        facts={"p1": PersonFacts(frozenset({ID_A}), "1"), "p2": PersonFacts(sex="1")},
+    )
     assert decision.person_id == "p1" and decision.rule is MatchRule.CITIZEN_ID  # the stronger identifier wins
     assert decision.merge_person_ids == ("p2",) and not decision.reviews
     # and in the index: the card holder and the ID holder end up one person
-    result = link_records([SourceRecord("a", "H1", "P1", "张伟", id_number=ID_A),
-                           SourceRecord("b", "H2", "Q1", health_card="HC1234567"),
-                           SourceRecord("c", "H3", "Z1", id_number=ID_A, health_card="HC1234567")], MODEL)
+    result = link_records(
+        [
+            SourceRecord("a", "H1", "P1", "张伟", id_number=ID_A),
+            SourceRecord("b", "H2", "Q1", health_card="HC1234567"),
+            SourceRecord("c", "H3", "Z1", id_number=ID_A, health_card="HC1234567"),
+        ],
+        MODEL,
+    )
     assert result.person_of["a"] == result.person_of["b"] == result.person_of["c"]
 
 
 def test_identifiers_of_two_incompatible_persons_go_to_review() -> None:
     record = feat("c", health_card="HC1234567", insurance_card="INS7654321")
     facts = {"p1": PersonFacts(frozenset({ID_A}), "1"), "p2": PersonFacts(frozenset({ID_TWIN}), "1")}
-    decision = run_decide(record, identifier_persons={(HEALTH_CARD, "HC1234567"): "p1",
-                                                      (INSURANCE_CARD, "INS7654321"): "p2"}, facts=facts)
+    decision = run_decide(
+        record, identifier_persons={(HEALTH_CARD, "HC1234567"): "p1", (INSURANCE_CARD, "INS7654321"): "p2"}, facts=facts
+    )
     assert decision.person_id == "p1" and decision.rule is MatchRule.HEALTH_CARD
     assert decision.merge_person_ids == ()
     assert [(r.reason, r.candidate_person_id) for r in decision.reviews] == [(ReviewReason.IDENTIFIER_CONFLICT, "p2")]
     # a record whose own valid ID differs from the card holder's: a conflict, not a link
-    decision = run_decide(feat("d", id_number=ID_TWIN, health_card="HC1234567"),
-                          identifier_persons={(HEALTH_CARD, "HC1234567"): "p1"}, facts=facts)
+    decision = run_decide(
+        feat("d", id_number=ID_TWIN, health_card="HC1234567"),
+        identifier_persons={(HEALTH_CARD, "HC1234567"): "p1"},
+        facts=facts,
+    )
     assert decision.person_id is None
     assert [(r.reason, r.candidate_person_id) for r in decision.reviews] == [(ReviewReason.IDENTIFIER_CONFLICT, "p1")]
 
@@ -449,10 +517,17 @@ def test_new_person_id_is_deterministic() -> None:
 
 
 def test_record_without_birth_date_finds_an_earlier_namesake() -> None:
-    earlier = feat("a", org_code="H1", local_id="P1", name="张伟", sex="1", birth_date="1980-03-05",
-                   phone=TEL, address="浉河区金牛山街道")
-    dateless = feat("b", org_code="H2", local_id="Q1", name="張偉", sex="1",
-                    address="浉河区金牛山街道")
+    earlier = feat(
+        "a",
+        org_code="H1",
+        local_id="P1",
+        name="张伟",
+        sex="1",
+        birth_date="1980-03-05",
+        phone=TEL,
+        address="浉河区金牛山街道",
+    )
+    dateless = feat("b", org_code="H2", local_id="Q1", name="張偉", sex="1", address="浉河区金牛山街道")
     assert set(index_keys(earlier)) & set(query_keys(dateless)) == {"n:zhangwei"}
     index = MemoryIndex()
     person, _ = index.resolve(earlier, MODEL)
@@ -499,8 +574,14 @@ def test_model_json_round_trips_exactly(trained: MatchModel) -> None:
     text = trained.to_json()
     again = MatchModel.from_json(text)
     assert again.to_json() == text
-    assert (again.prior, again.m, again.u, again.link_weight, again.review_weight, again.notes) == \
-           (trained.prior, trained.m, trained.u, trained.link_weight, trained.review_weight, trained.notes)
+    assert (again.prior, again.m, again.u, again.link_weight, again.review_weight, again.notes) == (
+        trained.prior,
+        trained.m,
+        trained.u,
+        trained.link_weight,
+        trained.review_weight,
+        trained.notes,
+    )
     vector = compare(person_a("a"), person_a("b", name="章伟", id_number=""))
     assert again.match_weight(vector) == trained.match_weight(vector)
 

@@ -62,8 +62,9 @@ class SecureKafka:
     admin: Settings  # a super user's settings, with this module's topic prefix
 
     def as_user(self, user: str, **changes: object) -> Settings:
-        return self.admin.model_copy(update={"kafka_sasl_username": user,
-                                             "kafka_sasl_password": SecretStr(self.passwords[user]), **changes})
+        return self.admin.model_copy(
+            update={"kafka_sasl_username": user, "kafka_sasl_password": SecretStr(self.passwords[user]), **changes}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -72,24 +73,37 @@ def secure_kafka(postgres_url: str) -> Iterator[SecureKafka]:
     try:
         certificates = make_certificates(root)
         keystore = root / "keystore.pem"  # Kafka's PEM keystore: the key, then the certificate chain
-        keystore.write_text(certificates.server_key.read_text() + certificates.server_cert.read_text()
-                            + certificates.ca.read_text())
-        security = SaslSslSecurity(keystore, certificates.ca, admin_password=secrets.token_hex(12),
-                                   controller_password=secrets.token_hex(12))
-        with private_cluster(root / "kafka", security=security) as cluster, \
-                private_database(postgres_url, f"hb_test_sasl_{uuid.uuid4().hex[:8]}") as database:
-            admin = Settings(kafka_bootstrap=cluster.bootstrap, kafka_security_protocol="SASL_SSL",
-                             kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username=security.admin_user,
-                             kafka_sasl_password=security.admin_password, kafka_ssl_cafile=certificates.ca,
-                             topic_prefix=f"s{uuid.uuid4().hex[:6]}-", group_prefix=f"gs{uuid.uuid4().hex[:6]}",
-                             postgres_url=database, state_dir=root / "state", chdb_path=root / "chdb",
-                             schema_registry_url=None)
+        keystore.write_text(
+            certificates.server_key.read_text() + certificates.server_cert.read_text() + certificates.ca.read_text()
+        )
+        security = SaslSslSecurity(
+            keystore, certificates.ca, admin_password=secrets.token_hex(12), controller_password=secrets.token_hex(12)
+        )
+        with (
+            private_cluster(root / "kafka", security=security) as cluster,
+            private_database(postgres_url, f"hb_test_sasl_{uuid.uuid4().hex[:8]}") as database,
+        ):
+            admin = Settings(
+                kafka_bootstrap=cluster.bootstrap,
+                kafka_security_protocol="SASL_SSL",
+                kafka_sasl_mechanism="SCRAM-SHA-512",
+                kafka_sasl_username=security.admin_user,
+                kafka_sasl_password=security.admin_password,
+                kafka_ssl_cafile=certificates.ca,
+                topic_prefix=f"s{uuid.uuid4().hex[:6]}-",
+                group_prefix=f"gs{uuid.uuid4().hex[:6]}",
+                postgres_url=database,
+                state_dir=root / "state",
+                chdb_path=root / "chdb",
+                schema_registry_url=None,
+            )
             create_topics(admin.confluent_config(), admin.topic_prefix)
             passwords = {user: secrets.token_hex(12) for user in USERS}
             for user, password in passwords.items():
                 upsert_scram_user(admin.confluent_config(), user, password)
-            applied = healthbus("topics", "acls", "--adapter", USERS[0], "--county", USERS[2], "--apply",
-                                env=worker_env(admin))
+            applied = healthbus(
+                "topics", "acls", "--adapter", USERS[0], "--county", USERS[2], "--apply", env=worker_env(admin)
+            )
             assert applied.returncode == 0, applied.stdout[-2000:] + applied.stderr[-2000:]
             assert "applied" in applied.stdout
             try:
@@ -158,8 +172,10 @@ def test_an_adapter_publishes_its_raw_events_and_nothing_else(secure_kafka: Secu
     assert [e.code() if e else None for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
     # An adapter reads nothing, not even what it wrote.
     error = _first_consumer_error(s.confluent_config(), raw, s.group_id("adapter-peek"))
-    assert error is not None and error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                                                  KafkaError.GROUP_AUTHORIZATION_FAILED)
+    assert error is not None and error.code() in (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+    )
 
 
 def test_the_identify_stage_runs_as_its_own_principal(secure_kafka: SecureKafka, tmp_path: Path) -> None:
@@ -177,8 +193,13 @@ def test_the_identify_stage_runs_as_its_own_principal(secure_kafka: SecureKafka,
     stage = secure_kafka.as_user(USERS[1], state_dir=tmp_path / "state")
     log = tmp_path / "identify.log"
     with open(log, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker", "identify"], env=worker_env(stage),
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", "worker", "identify"],
+            env=worker_env(stage),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         identified = stage.topic_name(identified_topic("outpatient.visit").name)
         got = read_until_ids(secure_kafka.admin, identified, wanted, _event_id, timeout=90)
@@ -189,7 +210,8 @@ def test_the_identify_stage_runs_as_its_own_principal(secure_kafka: SecureKafka,
         worker.wait(30)
     forbidden = stage.topic_name(validated_topic("outpatient.visit").name)  # the quality stage's to write
     assert [e.code() if e else None for e in _delivery_errors(stage.confluent_config(), forbidden)] == [
-        KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        KafkaError.TOPIC_AUTHORIZATION_FAILED
+    ]
     error = _first_consumer_error(stage.confluent_config(), forbidden, stage.group_id("identify"))
     assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
@@ -199,8 +221,9 @@ def test_a_county_reads_collaboration_topics_and_nothing_else(secure_kafka: Secu
     collab = admin.topic_name(collab_topic_name(COLLAB_ROUTES[0]))
     assert _delivery_errors(admin.confluent_config(), collab) == [None]
     group = f"{county.group_prefix}.county.{USERS[2]}.followups"
-    consumer = Consumer({**county.confluent_config(), "group.id": group, "auto.offset.reset": "earliest",
-                         "log_level": 0})
+    consumer = Consumer(
+        {**county.confluent_config(), "group.id": group, "auto.offset.reset": "earliest", "log_level": 0}
+    )
     consumer.subscribe([collab])
     try:
         deadline, message = time.monotonic() + 30, None
@@ -217,8 +240,11 @@ def test_a_county_reads_collaboration_topics_and_nothing_else(secure_kafka: Secu
     error = _first_consumer_error(county.confluent_config(), collab, county.group_id("routing"))  # a stage's group
     assert error is not None and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
     refused = _delivery_errors(county.confluent_config(), collab)
-    assert refused[0] is not None and refused[0].code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                                                            KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError._FATAL)
+    assert refused[0] is not None and refused[0].code() in (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError._FATAL,
+    )
 
 
 def _connection_error(conf: dict, seconds: float = 10) -> KafkaError | None:
@@ -243,8 +269,9 @@ def test_plaintext_a_wrong_ca_and_a_wrong_password_are_refused(secure_kafka: Sec
     assert not broker_answers(admin.kafka_bootstrap)  # plaintext: the listener closes the connection
     plaintext = _connection_error({"bootstrap.servers": admin.kafka_bootstrap})
     assert plaintext is not None and plaintext.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
-    wrong_ca = _connection_error({**admin.confluent_config(),
-                                  "ssl.ca.location": str(secure_kafka.certificates.other_ca)})
+    wrong_ca = _connection_error(
+        {**admin.confluent_config(), "ssl.ca.location": str(secure_kafka.certificates.other_ca)}
+    )
     assert wrong_ca is not None and wrong_ca.code() == KafkaError._SSL
     assert "certificate verify failed" in wrong_ca.str()
     wrong_password = _connection_error({**admin.confluent_config(), "sasl.password": "not-the-password"})

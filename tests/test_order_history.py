@@ -50,8 +50,11 @@ def orders_url(postgres_url: str) -> Iterator[str]:
         yield url
     finally:
         with psycopg.connect(server_conninfo(postgres_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(psycopg.conninfo.conninfo_to_dict(url)["dbname"])))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+                )
+            )
 
 
 @pytest.fixture
@@ -97,12 +100,14 @@ def summary(reminders: list[Reminder]) -> set[tuple[str, str, str, str]]:
 
 
 def count(conn: psycopg.Connection, table: str, where: str = "TRUE", *params: Any) -> int:
-    return conn.execute(sql.SQL("SELECT count(*) FROM routing.{} WHERE " + where).format(sql.Identifier(table)),
-                        params).fetchone()[0]
+    return conn.execute(
+        sql.SQL("SELECT count(*) FROM routing.{} WHERE " + where).format(sql.Identifier(table)), params
+    ).fetchone()[0]
 
 
-def test_a_batch_raises_across_institutions_and_later_events_see_earlier_ones(conn: psycopg.Connection,
-                                                                               person: str) -> None:
+def test_a_batch_raises_across_institutions_and_later_events_see_earlier_ones(
+    conn: psycopg.Connection, person: str
+) -> None:
     raised, withdrawn = apply(
         conn,
         rx(HOSPITAL_A, "CF1", T0, [(*VALSARTAN, 28), LIANHUA], person=person),
@@ -112,20 +117,30 @@ def test_a_batch_raises_across_institutions_and_later_events_see_earlier_ones(co
         ("outpatient.visit", {"envelope": {}}),  # not an order: ignored
     )
     assert withdrawn == []
-    assert summary(raised) == {("prescription:CF2", "C09C", "prescription:CF1", "ACTIVE"),
-                               ("lab_report:L2", "HBA1C", "lab_report:L1", "ACTIVE")}
+    assert summary(raised) == {
+        ("prescription:CF2", "C09C", "prescription:CF1", "ACTIVE"),
+        ("lab_report:L2", "HBA1C", "lab_report:L1", "ACTIVE"),
+    }
     drug = next(r for r in raised if r.kind is OrderKind.DRUG_CLASS)
     assert (drug.person_id, drug.org_code, drug.earlier_org_code, drug.window, drug.at, drug.earlier_at) == (
-        person, HOSPITAL_B, HOSPITAL_A, 28 * DAY, T0 + 10 * DAY, T0)
+        person,
+        HOSPITAL_B,
+        HOSPITAL_A,
+        28 * DAY,
+        T0 + 10 * DAY,
+        T0,
+    )
     assert count(conn, "order_history", "person_id = %s", person) == 5  # C09C, HBA1C; C09C, C08C, HBA1C
     assert count(conn, "order_records") == 4
 
 
 def test_a_replay_returns_the_same_reminders_and_writes_no_duplicates(conn: psycopg.Connection, person: str) -> None:
-    events = [rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person),
-              rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN], person=person),
-              ("exam.report", exam_report(HOSPITAL_A, "E1", T0, "CT0201", person=person)),
-              ("exam.report", exam_report(CLINIC_C, "E2", T0 + 5 * DAY, "ct0201", person=person))]
+    events = [
+        rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person),
+        rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN], person=person),
+        ("exam.report", exam_report(HOSPITAL_A, "E1", T0, "CT0201", person=person)),
+        ("exam.report", exam_report(CLINIC_C, "E2", T0 + 5 * DAY, "ct0201", person=person)),
+    ]
     first = apply(conn, *events)
     assert len(first[0]) == 2
     rows = conn.execute("SELECT reminder_id, changed_at FROM routing.clinical_reminders ORDER BY 1").fetchall()
@@ -147,23 +162,30 @@ def test_two_orders_at_the_same_instant_raise_one_reminder(conn: psycopg.Connect
     assert len(raised) == 1
 
 
-def test_a_record_changed_twice_in_one_batch_ends_as_if_each_event_came_alone(conn: psycopg.Connection,
-                                                                              person: str) -> None:
+def test_a_record_changed_twice_in_one_batch_ends_as_if_each_event_came_alone(
+    conn: psycopg.Connection, person: str
+) -> None:
     # A batch keeps its records' orders in memory and writes them once: a correction, a cancellation and a
     # late older version of records the same batch wrote must leave what one batch per event leaves.
-    events = [rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person),
-              rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN, AMLODIPINE], person=person),
-              rx(CLINIC_C, "CF3", T0 + 2 * DAY, [AMLODIPINE], person=person),
-              rx(HOSPITAL_A, "CF1", T0, [AMLODIPINE], person=person, version=2),
-              rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN], person=person, cancelled=True),
-              rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person)]  # version 1 again, late: ignored
+    events = [
+        rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person),
+        rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN, AMLODIPINE], person=person),
+        rx(CLINIC_C, "CF3", T0 + 2 * DAY, [AMLODIPINE], person=person),
+        rx(HOSPITAL_A, "CF1", T0, [AMLODIPINE], person=person, version=2),
+        rx(HOSPITAL_B, "CF2", T0 + DAY, [IRBESARTAN], person=person, cancelled=True),
+        rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person),
+    ]  # version 1 again, late: ignored
 
     def state() -> tuple[list[tuple[Any, ...]], ...]:
-        return tuple(conn.execute(q).fetchall() for q in (
-            "SELECT * FROM routing.order_history ORDER BY org_code, record_key, kind, item",
-            "SELECT * FROM routing.order_records ORDER BY org_code, record_key",
-            "SELECT reminder_id, record_key, item, earlier_record_key, earlier_event_id "
-            "FROM routing.clinical_reminders WHERE status = 'ACTIVE' ORDER BY reminder_id"))
+        return tuple(
+            conn.execute(q).fetchall()
+            for q in (
+                "SELECT * FROM routing.order_history ORDER BY org_code, record_key, kind, item",
+                "SELECT * FROM routing.order_records ORDER BY org_code, record_key",
+                "SELECT reminder_id, record_key, item, earlier_record_key, earlier_event_id "
+                "FROM routing.clinical_reminders WHERE status = 'ACTIVE' ORDER BY reminder_id",
+            )
+        )
 
     raised, _ = apply(conn, *events)
     assert summary(raised) == {("prescription:CF3", "C08C", "prescription:CF1", "ACTIVE")}
@@ -176,8 +198,9 @@ def test_a_record_changed_twice_in_one_batch_ends_as_if_each_event_came_alone(co
     assert state() == together
 
 
-def test_a_correction_replaces_the_records_orders_and_an_older_version_is_ignored(conn: psycopg.Connection,
-                                                                                   person: str) -> None:
+def test_a_correction_replaces_the_records_orders_and_an_older_version_is_ignored(
+    conn: psycopg.Connection, person: str
+) -> None:
     original = rx(HOSPITAL_A, "CF1", T0, [VALSARTAN], person=person)
     raised, _ = apply(conn, original, rx(HOSPITAL_B, "CF2", T0 + 3 * DAY, [IRBESARTAN], person=person))
     assert len(raised) == 1
@@ -201,19 +224,24 @@ def test_a_correction_of_the_ordering_record_keeps_its_reminder_id(conn: psycopg
     assert count(conn, "clinical_reminders") == 1
 
 
-def test_a_cancellation_withdraws_what_the_record_raised_and_what_named_it(conn: psycopg.Connection,
-                                                                            person: str) -> None:
+def test_a_cancellation_withdraws_what_the_record_raised_and_what_named_it(
+    conn: psycopg.Connection, person: str
+) -> None:
     a = rx(HOSPITAL_A, "CF1", T0, [(*VALSARTAN, 7)], person=person)
     b = rx(HOSPITAL_B, "CF2", T0 + 5 * DAY, [(*IRBESARTAN, 14)], person=person)
     c = rx(CLINIC_C, "CF3", T0 + 15 * DAY, [VALSARTAN], person=person)  # within B's 14 days, not A's 7
     raised, _ = apply(conn, a, b, c)
-    assert summary(raised) == {("prescription:CF2", "C09C", "prescription:CF1", "ACTIVE"),
-                               ("prescription:CF3", "C09C", "prescription:CF2", "ACTIVE")}
+    assert summary(raised) == {
+        ("prescription:CF2", "C09C", "prescription:CF1", "ACTIVE"),
+        ("prescription:CF3", "C09C", "prescription:CF2", "ACTIVE"),
+    }
     cancel_b = rx(HOSPITAL_B, "CF2", T0 + 5 * DAY, [IRBESARTAN], person=person, cancelled=True)
     result = apply(conn, cancel_b)
     assert result[0] == []
-    assert summary(result[1]) == {("prescription:CF2", "C09C", "prescription:CF1", "WITHDRAWN"),
-                                  ("prescription:CF3", "C09C", "prescription:CF2", "WITHDRAWN")}
+    assert summary(result[1]) == {
+        ("prescription:CF2", "C09C", "prescription:CF1", "WITHDRAWN"),
+        ("prescription:CF3", "C09C", "prescription:CF2", "WITHDRAWN"),
+    }
     assert all(r.status is ReminderStatus.WITHDRAWN for r in result[1])
     assert apply(conn, cancel_b) == result  # a replay withdraws (publishes) the same again
     assert apply(conn, b) == ([], [])  # the record re-sent at the cancelled version: ignored
@@ -221,11 +249,13 @@ def test_a_cancellation_withdraws_what_the_record_raised_and_what_named_it(conn:
     assert count(conn, "clinical_reminders", "status = 'WITHDRAWN' AND withdrawn_at IS NOT NULL") == 2
 
 
-def test_a_cancelled_earlier_order_makes_the_reminder_name_the_next_one(conn: psycopg.Connection,
-                                                                         person: str) -> None:
-    raised, _ = apply(conn, rx(HOSPITAL_A, "CF1", T0, [(*VALSARTAN, 30)], person=person),
-                      rx(HOSPITAL_B, "CF2", T0 + 2 * DAY, [(*IRBESARTAN, 30)], person=person),
-                      rx(CLINIC_C, "CF3", T0 + 4 * DAY, [VALSARTAN], person=person))
+def test_a_cancelled_earlier_order_makes_the_reminder_name_the_next_one(conn: psycopg.Connection, person: str) -> None:
+    raised, _ = apply(
+        conn,
+        rx(HOSPITAL_A, "CF1", T0, [(*VALSARTAN, 30)], person=person),
+        rx(HOSPITAL_B, "CF2", T0 + 2 * DAY, [(*IRBESARTAN, 30)], person=person),
+        rx(CLINIC_C, "CF3", T0 + 4 * DAY, [VALSARTAN], person=person),
+    )
     target = reminder_id(CLINIC_C, "prescription:CF3", OrderKind.DRUG_CLASS, "C09C")
     assert next(r for r in raised if r.reminder_id == target).earlier_record_key == "prescription:CF2"
     raised, withdrawn = apply(conn, rx(HOSPITAL_B, "CF2", T0 + 2 * DAY, [IRBESARTAN], person=person, cancelled=True))
@@ -235,8 +265,10 @@ def test_a_cancelled_earlier_order_makes_the_reminder_name_the_next_one(conn: ps
 
 # -- lab reports: one reminder per report ------------------------------------------------------------------------
 
-def test_a_blood_count_repeated_at_another_institution_is_one_reminder_listing_6_items(conn: psycopg.Connection,
-                                                                                        person: str) -> None:
+
+def test_a_blood_count_repeated_at_another_institution_is_one_reminder_listing_6_items(
+    conn: psycopg.Connection, person: str
+) -> None:
     earlier = labs(HOSPITAL_A, "L1", T0, person=person)
     raised, withdrawn = apply(conn, earlier, labs(HOSPITAL_B, "L2", T0 + DAY, person=person))
     assert withdrawn == [] and len(raised) == 1
@@ -244,15 +276,24 @@ def test_a_blood_count_repeated_at_another_institution_is_one_reminder_listing_6
     assert reminder.reminder_id == reminder_id(HOSPITAL_B, "lab_report:L2", OrderKind.LAB_ITEM)
     assert summary(raised) == {("lab_report:L2", "HGB,LYMPH%,NEUT%,PLT,RBC,WBC", "lab_report:L1", "ACTIVE")}
     assert [(r.item, r.earlier_record_key, r.earlier_event_id, r.earlier_at) for r in reminder.repeats] == [
-        (code, "lab_report:L1", earlier[1]["envelope"]["event_id"], T0) for code, _ in sorted(CBC)]
+        (code, "lab_report:L1", earlier[1]["envelope"]["event_id"], T0) for code, _ in sorted(CBC)
+    ]
     assert dict((r.item, r.item_name) for r in reminder.repeats) == dict(CBC)
     assert count(conn, "clinical_reminders") == 1 and count(conn, "order_history") == 12
 
 
 def test_a_report_sharing_only_2_items_lists_those_2(conn: psycopg.Connection, person: str) -> None:
     apply(conn, labs(HOSPITAL_A, "L1", T0, person=person))
-    raised, _ = apply(conn, labs(HOSPITAL_B, "L2", T0 + DAY, [("CRP", "C反应蛋白"), ("WBC", "白细胞计数"),
-                                                               ("NEUT%", "中性粒细胞百分比")], person=person))
+    raised, _ = apply(
+        conn,
+        labs(
+            HOSPITAL_B,
+            "L2",
+            T0 + DAY,
+            [("CRP", "C反应蛋白"), ("WBC", "白细胞计数"), ("NEUT%", "中性粒细胞百分比")],
+            person=person,
+        ),
+    )
     assert summary(raised) == {("lab_report:L2", "NEUT%,WBC", "lab_report:L1", "ACTIVE")}
     assert [r.item for r in raised[0].repeats] == ["NEUT%", "WBC"]
 
@@ -269,34 +310,49 @@ def test_cancelling_the_earlier_report_withdraws_the_grouped_reminder(conn: psyc
 
 def test_a_grouped_reminder_follows_each_items_history(conn: psycopg.Connection, person: str) -> None:
     """Cancelling or adding an earlier report that shares some items re-evaluates the whole report."""
-    raised, _ = apply(conn, labs(HOSPITAL_A, "L1", T0, [("WBC", "白细胞计数"), ("HGB", "血红蛋白")], person=person),
-                      labs(HOSPITAL_B, "L3", T0 + 3 * DAY, person=person))
+    raised, _ = apply(
+        conn,
+        labs(HOSPITAL_A, "L1", T0, [("WBC", "白细胞计数"), ("HGB", "血红蛋白")], person=person),
+        labs(HOSPITAL_B, "L3", T0 + 3 * DAY, person=person),
+    )
     assert summary(raised) == {("lab_report:L3", "HGB,WBC", "lab_report:L1", "ACTIVE")}
     rid = raised[0].reminder_id
     # A late upload of a report at a third institution sharing one item (PLT) and naming HGB more recently.
     raised, _ = apply(conn, labs(CLINIC_C, "L2", T0 + DAY, [("HGB", "血红蛋白"), ("PLT", "血小板计数")], person=person))
-    assert summary(raised) == {("lab_report:L3", "HGB,PLT,WBC", "lab_report:L2", "ACTIVE"),
-                               ("lab_report:L2", "HGB", "lab_report:L1", "ACTIVE")}  # L2 itself repeats L1's HGB
+    assert summary(raised) == {
+        ("lab_report:L3", "HGB,PLT,WBC", "lab_report:L2", "ACTIVE"),
+        ("lab_report:L2", "HGB", "lab_report:L1", "ACTIVE"),
+    }  # L2 itself repeats L1's HGB
     l3 = next(r for r in raised if r.reminder_id == rid)
     assert [(r.item, r.earlier_record_key) for r in l3.repeats] == [
-        ("HGB", "lab_report:L2"), ("PLT", "lab_report:L2"), ("WBC", "lab_report:L1")]
+        ("HGB", "lab_report:L2"),
+        ("PLT", "lab_report:L2"),
+        ("WBC", "lab_report:L1"),
+    ]
     # Cancelling the first report drops WBC, which only it repeated; HGB and PLT stay, naming L2.
     raised, withdrawn = apply(conn, labs(HOSPITAL_A, "L1", T0, person=person, cancelled=True))
     assert summary(raised) == {("lab_report:L3", "HGB,PLT", "lab_report:L2", "ACTIVE")}
     assert summary(withdrawn) == {("lab_report:L2", "HGB", "lab_report:L1", "WITHDRAWN")}
     # A correction of the ordering report that keeps only a item L2 lacks: nothing repeats, the one id withdraws.
-    raised, withdrawn = apply(conn, labs(HOSPITAL_B, "L3", T0 + 3 * DAY, [("WBC", "白细胞计数")], person=person,
-                                         version=2))
+    raised, withdrawn = apply(
+        conn, labs(HOSPITAL_B, "L3", T0 + 3 * DAY, [("WBC", "白细胞计数")], person=person, version=2)
+    )
     assert raised == [] and [r.reminder_id for r in withdrawn] == [rid]
     assert count(conn, "clinical_reminders") == 2
 
 
 def test_a_replay_of_lab_reports_changes_nothing(conn: psycopg.Connection, person: str) -> None:
-    events = [labs(HOSPITAL_A, "L1", T0, person=person), labs(CLINIC_C, "L2", T0 + DAY, CBC[:2], person=person),
-              labs(HOSPITAL_B, "L3", T0 + 2 * DAY, person=person), lab(HOSPITAL_B, "L4", T0 + 2 * DAY, person=person)]
+    events = [
+        labs(HOSPITAL_A, "L1", T0, person=person),
+        labs(CLINIC_C, "L2", T0 + DAY, CBC[:2], person=person),
+        labs(HOSPITAL_B, "L3", T0 + 2 * DAY, person=person),
+        lab(HOSPITAL_B, "L4", T0 + 2 * DAY, person=person),
+    ]
     first = apply(conn, *events)
-    assert summary(first[0]) == {("lab_report:L2", "RBC,WBC", "lab_report:L1", "ACTIVE"),
-                                 ("lab_report:L3", "HGB,LYMPH%,NEUT%,PLT,RBC,WBC", "lab_report:L2", "ACTIVE")}
+    assert summary(first[0]) == {
+        ("lab_report:L2", "RBC,WBC", "lab_report:L1", "ACTIVE"),
+        ("lab_report:L3", "HGB,LYMPH%,NEUT%,PLT,RBC,WBC", "lab_report:L2", "ACTIVE"),
+    }
     before = rows(conn)
     with conn.transaction():  # later, so a rewrite would show in changed_at
         again = record_batch(conn, events, now=NOW + DAY)
@@ -307,7 +363,8 @@ def test_a_replay_of_lab_reports_changes_nothing(conn: psycopg.Connection, perso
 
 
 def test_an_unidentified_event_is_ignored_but_a_cancellation_without_person_still_cancels(
-        conn: psycopg.Connection, person: str) -> None:
+    conn: psycopg.Connection, person: str
+) -> None:
     assert apply(conn, lab(HOSPITAL_A, "L1", T0, person=None)) == ([], [])
     assert count(conn, "order_records") == 0
     apply(conn, lab(HOSPITAL_A, "L2", T0, person=person))
@@ -333,8 +390,9 @@ def test_a_merge_moves_history_so_the_survivors_later_order_sees_it(conn: psycop
     assert raised == []
 
 
-def test_an_absorbed_persons_earlier_order_reminds_the_survivors_next_order(conn: psycopg.Connection,
-                                                                            person: str) -> None:
+def test_an_absorbed_persons_earlier_order_reminds_the_survivors_next_order(
+    conn: psycopg.Connection, person: str
+) -> None:
     absorbed = f"p-{uuid.uuid4()}"
     apply(conn, rx(HOSPITAL_A, "CF1", T0, [(*VALSARTAN, 30)], person=absorbed))
     move_person(conn, absorbed, person, now=NOW)
@@ -343,8 +401,9 @@ def test_an_absorbed_persons_earlier_order_reminds_the_survivors_next_order(conn
     assert raised[0].person_id == person and raised[0].earlier_org_code == HOSPITAL_A
 
 
-def test_a_relink_moves_one_patients_orders_and_withdraws_their_reminders(conn: psycopg.Connection,
-                                                                          person: str) -> None:
+def test_a_relink_moves_one_patients_orders_and_withdraws_their_reminders(
+    conn: psycopg.Connection, person: str
+) -> None:
     other = f"p-{uuid.uuid4()}"
     apply(conn, lab(HOSPITAL_A, "L1", T0, person=person, patient="MZ-A1"))
     raised, _ = apply(conn, lab(HOSPITAL_B, "L2", T0 + DAY, person=person, patient="MZ-B7"))

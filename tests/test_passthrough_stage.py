@@ -7,18 +7,18 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic, identified_topic, raw_topic
 from ops.settings import Settings
-import pytest
-
 from producers.publisher import EventPublisher, ForeignSourceError
 from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from streams.passthrough import STAGE, PassthroughRouter
 from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
-from tests.pipeline_harness import RawMessage, stage_worker, read_topic, read_until_ids, start_stage_worker
+from tests.pipeline_harness import RawMessage, read_topic, read_until_ids, stage_worker, start_stage_worker
 
 CODEC = EventCodec()
 
@@ -61,9 +61,14 @@ def test_router_routes_known_events_and_dead_letters_the_rest() -> None:
     assert [o.topic for o in out] == ["p-identified.outpatient.visit"] + ["p-dlq.identify"] * 6
     assert out[0].value == good and out[0].key == key and out[0].headers == headers
     letters = [CODEC.decode(o.value).value for o in out[1:]]
-    assert [d["error_code"] for d in letters] == ["unknown_magic", "wrong_event_type", "empty_payload",
-                                                  "unauthenticated_source", "unauthenticated_source",
-                                                  "source_mismatch"]
+    assert [d["error_code"] for d in letters] == [
+        "unknown_magic",
+        "wrong_event_type",
+        "empty_payload",
+        "unauthenticated_source",
+        "unauthenticated_source",
+        "source_mismatch",
+    ]
     assert letters[0]["payload"] == b"not avro" and letters[0]["source_offset"] == 1
     assert letters[1]["source_topic"] == "p-raw.lab.report" and letters[1]["payload"] == good
     assert all(d["stage"] == STAGE for d in letters)
@@ -71,8 +76,13 @@ def test_router_routes_known_events_and_dead_letters_the_rest() -> None:
 
 def test_publisher_refuses_another_institutions_events(settings: Settings) -> None:
     visit = next(outpatient_visits(1))
-    publisher = EventPublisher(settings.confluent_config(), CODEC, settings.signing_key_for, settings.topic_prefix,
-                               own_org_code="12411503MB0000001X")
+    publisher = EventPublisher(
+        settings.confluent_config(),
+        CODEC,
+        settings.signing_key_for,
+        settings.topic_prefix,
+        own_org_code="12411503MB0000001X",
+    )
     with pytest.raises(ForeignSourceError):
         publisher.publish("outpatient.visit", visit)
 
@@ -87,7 +97,9 @@ def test_worker_passes_events_on_and_dead_letters_garbage(settings: Settings, tm
 
     raw = Producer(settings.confluent_config())
     raw.produce(settings.topic_name(raw_topic("outpatient.visit").name), b"\xc3\x01garbage!", b"bad-1")
-    raw.produce(settings.topic_name(raw_topic("death.record").name), CODEC.encode("outpatient.visit", visits[0]), b"bad-2")
+    raw.produce(
+        settings.topic_name(raw_topic("death.record").name), CODEC.encode("outpatient.visit", visits[0]), b"bad-2"
+    )
     assert raw.flush(10) == 0
 
     with stage_worker(settings, tmp_path / "worker.log"):
@@ -96,8 +108,10 @@ def test_worker_passes_events_on_and_dead_letters_garbage(settings: Settings, tm
     ids = {CODEC.decode(m.value()).value["envelope"]["event_id"] for m in passed}
     assert ids == {v["envelope"]["event_id"] for v in visits}
     letters = sorted((CODEC.decode(m.value()).value for m in dead), key=lambda d: d["key"])
-    assert [(d["key"], d["error_code"]) for d in letters] == [(b"bad-1", "unknown_fingerprint"),
-                                                             (b"bad-2", "wrong_event_type")]
+    assert [(d["key"], d["error_code"]) for d in letters] == [
+        (b"bad-1", "unknown_fingerprint"),
+        (b"bad-2", "wrong_event_type"),
+    ]
 
 
 def test_kill_9_mid_stream_loses_nothing_and_sinks_hold_each_event_once(settings: Settings, tmp_path: Path) -> None:

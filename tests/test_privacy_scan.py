@@ -23,27 +23,33 @@ from psycopg import sql
 
 from avro_schemas.topics import CLINICAL_ALERTS, QUALITY_ALERTS, SURVEILLANCE_ALERTS
 from ops.settings import Settings
+from streams.privacy import pseudonym
 from streams.routing.clinical_reminders import reminder_value
 from streams.routing.order_history import _REMINDER_COLUMNS, _reminder
-from streams.privacy import pseudonym
 from tests.conftest import healthbus, settings_env
 
 EXEMPT_PG = {("public", "event_store"), ("public", "quality_issues"), ("public", "adapter_quarantine")}
-PERSON_COLUMNS = {"patient": ("name", "id_number", "phone", "address"),
-                  "resident": ("name", "id_number", "phone", "address"),
-                  "birth_record": ("mother_name", "mother_id_number")}
+PERSON_COLUMNS = {
+    "patient": ("name", "id_number", "phone", "address"),
+    "resident": ("name", "id_number", "phone", "address"),
+    "birth_record": ("mother_name", "mother_id_number"),
+}
 
 
 def _identifiers(exchange_dsn: str) -> dict[str, set[str]]:
     """kind → every raw value the synthetic exchange databases hold for this run."""
     found: dict[str, set[str]] = defaultdict(set)
     with psycopg.connect(exchange_dsn) as conn:
-        tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
-                              "WHERE table_schema ~ '^[hc]_' AND table_name = ANY(%s)", (list(PERSON_COLUMNS),)).fetchall()
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema ~ '^[hc]_' AND table_name = ANY(%s)",
+            (list(PERSON_COLUMNS),),
+        ).fetchall()
         for schema, table in tables:
             columns = PERSON_COLUMNS[table]
-            query = sql.SQL("SELECT {} FROM {}.{}").format(sql.SQL(", ").join(map(sql.Identifier, columns)),
-                                                           sql.Identifier(schema), sql.Identifier(table))
+            query = sql.SQL("SELECT {} FROM {}.{}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema), sql.Identifier(table)
+            )
             for row in conn.execute(query):
                 for column, value in zip(columns, row):
                     value = (value or "").strip()
@@ -61,8 +67,11 @@ def _identifiers(exchange_dsn: str) -> dict[str, set[str]]:
 
 
 def _leaks(text: str, identifiers: dict[str, set[str]]) -> dict[str, list[str]]:
-    return {kind: sorted(v for v in values if v in text)[:5] for kind, values in identifiers.items()
-            if any(v in text for v in values)}
+    return {
+        kind: sorted(v for v in values if v in text)[:5]
+        for kind, values in identifiers.items()
+        if any(v in text for v in values)
+    }
 
 
 def _read_topics(settings: Settings, topics: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -73,8 +82,14 @@ def _read_topics(settings: Settings, topics: list[str]) -> dict[str, list[dict[s
 
     codec = codec_for(settings.schema_registry_config())
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    consumer = Consumer({**settings.confluent_config(), "group.id": f"{settings.group_prefix}.privacy-scan",
-                         "enable.auto.commit": False, "log_level": 3})
+    consumer = Consumer(
+        {
+            **settings.confluent_config(),
+            "group.id": f"{settings.group_prefix}.privacy-scan",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
     try:
         for topic in topics:
             name = settings.topic_name(topic)
@@ -99,14 +114,27 @@ def test_no_raw_identifiers_in_clickhouse_analytic_tables_or_alerts(settings: Se
     from ops.stack.clickhouse import open_clickhouse
 
     # 1. the demo (its topics are gone afterwards; its state stays in ClickHouse and PostgreSQL)
-    result = healthbus("demo", "--hospitals", "1", "--counties", "1", "--days", "1", "--seed", "5", "--json",
-                       env=settings_env(settings), timeout=300)
+    result = healthbus(
+        "demo",
+        "--hospitals",
+        "1",
+        "--counties",
+        "1",
+        "--days",
+        "1",
+        "--seed",
+        "5",
+        "--json",
+        env=settings_env(settings),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
 
     identifiers = _identifiers(exchange_dsn(settings.postgres_url))
-    assert all(len(identifiers[k]) > 50 for k in ("name", "id_number", "phone", "address")), \
-        {k: len(v) for k, v in identifiers.items()}
+    assert all(len(identifiers[k]) > 50 for k in ("name", "id_number", "phone", "address")), {
+        k: len(v) for k, v in identifiers.items()
+    }
 
     # 2. the monitors' alerts on the demo's state (published to the test's own alerts.* topics)
     for args in (("quality", "monitor"), ("surveillance", "monitor")):
@@ -133,29 +161,44 @@ def test_no_raw_identifiers_in_clickhouse_analytic_tables_or_alerts(settings: Se
     # 4. every ClickHouse table and view
     client = open_clickhouse(settings.clickhouse_url, settings.resolved_chdb_path, settings.clickhouse_database)
     try:
-        tables = [t for (t,) in client.query("SELECT name FROM system.tables WHERE database = {db:String}",
-                                             parameters={"db": settings.clickhouse_database}).result_rows]
-        assert {"event_log", "quality_results", "outpatient_visits", "surveillance_cases",
-                "notifiable_reports"} <= set(tables), tables
+        tables = [
+            t
+            for (t,) in client.query(
+                "SELECT name FROM system.tables WHERE database = {db:String}",
+                parameters={"db": settings.clickhouse_database},
+            ).result_rows
+        ]
+        assert {"event_log", "quality_results", "outpatient_visits", "surveillance_cases", "notifiable_reports"} <= set(
+            tables
+        ), tables
         for table in tables:
             text = client.raw_query(f"SELECT * FROM {settings.clickhouse_database}.{table} FORMAT TSV").decode()
             found = _leaks(text, identifiers)
             if found:
                 leaks[f"clickhouse {table}"] = found
-        pseudonyms = dict(client.query(f"SELECT toString(event_id), person_pseudonym FROM "
-                                       f"{settings.clickhouse_database}.event_log FINAL").result_rows)
+        pseudonyms = dict(
+            client.query(
+                f"SELECT toString(event_id), person_pseudonym FROM {settings.clickhouse_database}.event_log FINAL"
+            ).result_rows
+        )
     finally:
         client.close()
 
     # 5. the analytic PostgreSQL tables (not the EMPI, not the record stores)
     with psycopg.connect(settings.postgres_url) as conn:
-        tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables WHERE "
-                              "table_schema IN ('public', 'routing', 'surveillance', 'empi') "
-                              "AND table_type = 'BASE TABLE'").fetchall()
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+            "table_schema IN ('public', 'routing', 'surveillance', 'empi') "
+            "AND table_type = 'BASE TABLE'"
+        ).fetchall()
         scanned = 0
         for schema, table in tables:
-            text = "\n".join(r for (r,) in conn.execute(sql.SQL("SELECT t::text FROM {}.{} t").format(
-                sql.Identifier(schema), sql.Identifier(table))))
+            text = "\n".join(
+                r
+                for (r,) in conn.execute(
+                    sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(table))
+                )
+            )
             found = _leaks(text, identifiers)
             if schema == "empi" and table == "records":
                 assert {"name", "id_number", "phone", "address"} <= found.keys()  # the scan sees what is there
@@ -164,8 +207,13 @@ def test_no_raw_identifiers_in_clickhouse_analytic_tables_or_alerts(settings: Se
                 if found:
                     leaks[f"postgresql {schema}.{table}"] = found
         assert scanned >= 10
-        persons = dict(conn.execute("SELECT event_id::text, payload->'envelope'->>'person_id' FROM event_store "
-                                    "WHERE event_id::text = ANY(%s)", (list(pseudonyms),)).fetchall())
+        persons = dict(
+            conn.execute(
+                "SELECT event_id::text, payload->'envelope'->>'person_id' FROM event_store "
+                "WHERE event_id::text = ANY(%s)",
+                (list(pseudonyms),),
+            ).fetchall()
+        )
 
     assert not leaks, leaks
 

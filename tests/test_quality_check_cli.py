@@ -53,16 +53,31 @@ def test_check_writes_one_verdict_per_line_in_order_with_the_exact_shape(tmp_pat
     ids = [e["envelope"]["event_id"] for e in events]
     assert by_id[ids[0]] == {"event_id": ids[0], "passed": True, "score": 1.0, "violations": []}
     assert by_id[ids[3]]["passed"] is False and by_id[ids[3]]["violations"] == [
-        {"rule_id": "COR-ICD10", "category": "correctness", "severity": "error", "field": "diagnoses[0].code"}]
-    assert by_id[ids[5]]["passed"] is True and [v["rule_id"] for v in by_id[ids[5]]["violations"]] == ["COR-TEMPERATURE"]
+        {"rule_id": "COR-ICD10", "category": "correctness", "severity": "error", "field": "diagnoses[0].code"}
+    ]
+    assert by_id[ids[5]]["passed"] is True and [v["rule_id"] for v in by_id[ids[5]]["violations"]] == [
+        "COR-TEMPERATURE"
+    ]
     assert by_id[ids[7]]["violations"] == [
-        {"rule_id": "LOG-SEX-DIAGNOSIS", "category": "logic", "severity": "error", "field": "diagnoses[1].code"}]
+        {"rule_id": "LOG-SEX-DIAGNOSIS", "category": "logic", "severity": "error", "field": "diagnoses[1].code"}
+    ]
     assert [v["rule_id"] for v in by_id[ids[40]]["violations"]] == ["LOG-AFTER-DEATH"]
     assert results[10]["event_id"] == "x-1" and results[10]["passed"] is False
     assert results[10]["violations"][0]["rule_id"] == "INPUT-FORMAT"
-    assert results[11] == {"event_id": None, "passed": False, "score": 0.0, "violations": [
-        {"rule_id": "INPUT-FORMAT", "category": "correctness", "severity": "error", "field": "<event>",
-         "error": "bad_json"}]}
+    assert results[11] == {
+        "event_id": None,
+        "passed": False,
+        "score": 0.0,
+        "violations": [
+            {
+                "rule_id": "INPUT-FORMAT",
+                "category": "correctness",
+                "severity": "error",
+                "field": "<event>",
+                "error": "bad_json",
+            }
+        ],
+    }
     assert "1 deaths in the file" in done.stderr
 
 
@@ -74,10 +89,15 @@ def test_the_batch_cli_and_the_stream_stage_give_the_same_verdicts(tmp_path: Pat
     batch = {r["event_id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
 
     stage = QualityStage(CODEC, "p-", RuleEngine(default_rule_set()), None, ["outpatient.visit"])
-    verdicts = [CODEC.decode(o.value).value for o in stage.handle_batch(as_messages("p-", events))
-                if o.topic == "p-" + QUALITY_RESULTS]
+    verdicts = [
+        CODEC.decode(o.value).value
+        for o in stage.handle_batch(as_messages("p-", events))
+        if o.topic == "p-" + QUALITY_RESULTS
+    ]
     assert len(verdicts) == len(events)
     for v in verdicts:
         b = batch[v["event_id"]]
         assert (b["passed"], round(b["score"], 6)) == (v["passed"], round(v["score"], 6))
-        assert [(x["rule_id"], x["field"]) for x in b["violations"]] == [(x["rule_id"], x["field"]) for x in v["violations"]]
+        assert [(x["rule_id"], x["field"]) for x in b["violations"]] == [
+            (x["rule_id"], x["field"]) for x in v["violations"]
+        ]

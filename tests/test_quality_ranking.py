@@ -32,10 +32,30 @@ CST = dt.timezone(dt.timedelta(hours=8))
 DAY = dt.date(2026, 11, 20)
 
 
-def fig(org: str, county: str = "411502", received: int = 10, rejected: int = 0, late: int = 0,
-        applied: float = 100.0, failed: float = 0.0, day: dt.date = DAY, name: str = "") -> DailyFigures:
-    return DailyFigures(org, name or f"{org}医院", county, day, "outpatient.visit", received, received - rejected,
-                        rejected, late, applied, failed)
+def fig(
+    org: str,
+    county: str = "411502",
+    received: int = 10,
+    rejected: int = 0,
+    late: int = 0,
+    applied: float = 100.0,
+    failed: float = 0.0,
+    day: dt.date = DAY,
+    name: str = "",
+) -> DailyFigures:
+    return DailyFigures(
+        org,
+        name or f"{org}医院",
+        county,
+        day,
+        "outpatient.visit",
+        received,
+        received - rejected,
+        rejected,
+        late,
+        applied,
+        failed,
+    )
 
 
 def ranks(rows) -> list[tuple[str, int | None, int | None]]:
@@ -49,9 +69,11 @@ def test_score_is_weighted_by_rule_weights_not_by_days() -> None:
     day2 = DAY + dt.timedelta(days=1)
     figures = [
         # busy: a perfect busy day and a bad quiet one — weighted 1 - 5/110 ≈ 0.955; the mean of days would be 0.75
-        fig("BUSY", received=100, applied=100, failed=0), fig("BUSY", received=10, applied=10, failed=5, day=day2),
+        fig("BUSY", received=100, applied=100, failed=0),
+        fig("BUSY", received=10, applied=10, failed=5, day=day2),
         # steady: 0.92 on both days (mean of days 0.92)
-        fig("STEADY", received=50, applied=50, failed=4), fig("STEADY", received=50, applied=50, failed=4, day=day2),
+        fig("STEADY", received=50, applied=50, failed=4),
+        fig("STEADY", received=50, applied=50, failed=4, day=day2),
     ]
     rows = rank_institutions(figures)
     assert [r.org_code for r in rows] == ["BUSY", "STEADY"]
@@ -59,36 +81,54 @@ def test_score_is_weighted_by_rule_weights_not_by_days() -> None:
     assert busy.score == pytest.approx(1 - 5 / 110) and rows[1].score == pytest.approx(0.92)
     assert (busy.received, busy.accepted, busy.rejected) == (110, 110, 0)
     # weights, not event counts: 10 events carrying weight 200 outweigh 100 events carrying weight 20
-    rows = rank_institutions([fig("A", received=100, applied=20, failed=0),
-                              fig("A", received=10, applied=200, failed=100, day=day2),
-                              fig("B", received=10, applied=100, failed=30)])
+    rows = rank_institutions(
+        [
+            fig("A", received=100, applied=20, failed=0),
+            fig("A", received=10, applied=200, failed=100, day=day2),
+            fig("B", received=10, applied=100, failed=30),
+        ]
+    )
     assert [(r.org_code, round(r.score, 4)) for r in rows] == [("B", 0.7), ("A", round(1 - 100 / 220, 4))]
 
 
 def test_ties_share_a_rank() -> None:
-    rows = rank_institutions([
-        fig("D", applied=100, failed=20), fig("A", applied=100, failed=0),
-        fig("C", received=20, applied=200, failed=20), fig("B", applied=10, failed=1),  # B and C both 0.9
-        fig("E", applied=1000, failed=200.0000001),  # equal to D to 6 decimals
-    ])
+    rows = rank_institutions(
+        [
+            fig("D", applied=100, failed=20),
+            fig("A", applied=100, failed=0),
+            fig("C", received=20, applied=200, failed=20),
+            fig("B", applied=10, failed=1),  # B and C both 0.9
+            fig("E", applied=1000, failed=200.0000001),  # equal to D to 6 decimals
+        ]
+    )
     assert [(r.org_code, r.city_rank) for r in rows] == [("A", 1), ("C", 2), ("B", 2), ("D", 4), ("E", 4)]
     assert rows[1].score == pytest.approx(rows[2].score)
 
 
 def test_county_ranks() -> None:
-    rows = rank_institutions([
-        fig("X1", county="411502", failed=1), fig("X2", county="411502", failed=5),
-        fig("X3", county="411502", failed=5),
-        fig("Y1", county="411503", failed=2), fig("Y2", county="411503", failed=9),
-    ])
+    rows = rank_institutions(
+        [
+            fig("X1", county="411502", failed=1),
+            fig("X2", county="411502", failed=5),
+            fig("X3", county="411502", failed=5),
+            fig("Y1", county="411503", failed=2),
+            fig("Y2", county="411503", failed=9),
+        ]
+    )
     assert ranks(rows) == [("X1", 1, 1), ("Y1", 2, 1), ("X2", 3, 2), ("X3", 3, 2), ("Y2", 5, 2)]
     assert {r.county_code for r in rows if r.org_code.startswith("Y")} == {"411503"}
 
 
 def test_too_few_events_are_listed_unranked() -> None:
-    rows = rank_institutions([fig("BIG", received=50, failed=10), fig("TINY", received=3, failed=0),
-                              fig("MID", received=20, failed=20), fig("ALSO-TINY", county="411503", received=1)],
-                             min_received=5)
+    rows = rank_institutions(
+        [
+            fig("BIG", received=50, failed=10),
+            fig("TINY", received=3, failed=0),
+            fig("MID", received=20, failed=20),
+            fig("ALSO-TINY", county="411503", received=1),
+        ],
+        min_received=5,
+    )
     assert ranks(rows) == [("BIG", 1, 1), ("MID", 2, 2), ("ALSO-TINY", None, None), ("TINY", None, None)]
     assert rows[3].score == 1.0  # a perfect score does not lift an unranked institution
     assert rank_institutions([]) == []
@@ -119,7 +159,7 @@ BAD_ID = wrong_check(VALID_ID)
 
 def day_events() -> list[dict]:
     """PER_ORG outpatient visits per institution on DAY, from 00:30 Asia/Shanghai (the UTC date before) on."""
-    start = dt.datetime(DAY.year, DAY.month, DAY.day, 0, 30, tzinfo=CST).astimezone(dt.timezone.utc)
+    start = dt.datetime(DAY.year, DAY.month, DAY.day, 0, 30, tzinfo=CST).astimezone(dt.UTC)
     events = list(outpatient_visits(3 * PER_ORG, seed=4242, hospitals=3, start=start))
     orgs = [ORG_A, ORG_B, ORG_C]
     for i, event in enumerate(events):
@@ -152,18 +192,28 @@ def load(s: Settings) -> tuple[list[tuple[dict, Verdict]], dict[str, float]]:
     records = []
     for i, (event, verdict) in enumerate(judged):
         value = verdict_value(verdict, event["envelope"], judged_at)
-        records.append(SinkRecord("quality.result", codec.decode(codec.encode("quality.result", value)).value,
-                                  "quality.results", 0, i))
-    sink = ClickHouseEventLog(open_clickhouse(None, s.resolved_chdb_path, s.clickhouse_database),
-                              s.clickhouse_database, b"test-key")
+        records.append(
+            SinkRecord(
+                "quality.result", codec.decode(codec.encode("quality.result", value)).value, "quality.results", 0, i
+            )
+        )
+    sink = ClickHouseEventLog(
+        open_clickhouse(None, s.resolved_chdb_path, s.clickhouse_database), s.clickhouse_database, b"test-key"
+    )
     try:
         sink.write(records)
     finally:
         sink.close()  # chDB: one process per directory, and the CLI comes next
     with psycopg.connect(s.postgres_url, autocommit=True) as conn:
         ensure_issue_store(conn)
-        write_issues(conn, [QualityIssue(v, e["envelope"]["occurred_at"], e["envelope"]["source"]["org_code"], e)
-                            for e, v in judged if v.violations])
+        write_issues(
+            conn,
+            [
+                QualityIssue(v, e["envelope"]["occurred_at"], e["envelope"]["source"]["org_code"], e)
+                for e, v in judged
+                if v.violations
+            ],
+        )
     scores = {}
     for org in NAMES:
         mine = [v for e, v in judged if e["envelope"]["source"]["org_code"] == org]
@@ -194,7 +244,10 @@ def test_ranking_and_report_end_to_end(own_db_settings: Settings, tmp_path: Path
     assert as_json.returncode == 0, as_json.stdout + as_json.stderr
     rows = [json.loads(line) for line in as_json.stdout.splitlines() if line.strip()]
     assert [(r["org_code"], r["city_rank"], r["county_rank"], r["county"]) for r in rows] == [
-        (ORG_A, 1, 1, "411502"), (ORG_B, 2, 2, "411502"), (ORG_C, 3, 1, "411503")]
+        (ORG_A, 1, 1, "411502"),
+        (ORG_B, 2, 2, "411502"),
+        (ORG_C, 3, 1, "411503"),
+    ]
     for r in rows:
         assert r["score"] == pytest.approx(scores[r["org_code"]], abs=1e-6)
         assert r["received"] == PER_ORG and r["org_name"] == NAMES[r["org_code"]]
@@ -202,13 +255,15 @@ def test_ranking_and_report_end_to_end(own_db_settings: Settings, tmp_path: Path
         assert r["accepted"] + r["rejected"] == r["received"]
         assert r["late"] == (1 if r["org_code"] == ORG_C else 0)
 
-    county = healthbus("quality", "ranking", "--from", d, "--to", d, "--county", "411503", "--json", env=env,
-                       timeout=60)
+    county = healthbus(
+        "quality", "ranking", "--from", d, "--to", d, "--county", "411503", "--json", env=env, timeout=60
+    )
     assert [json.loads(line)["org_code"] for line in county.stdout.splitlines()] == [ORG_C], county.stdout
 
     out = tmp_path / "report.html"
-    report = healthbus("quality", "report", "--org", ORG_B, "--from", d, "--to", d, "--out", str(out), env=env,
-                       timeout=60)
+    report = healthbus(
+        "quality", "report", "--org", ORG_B, "--from", d, "--to", d, "--out", str(out), env=env, timeout=60
+    )
     assert report.returncode == 0, report.stdout + report.stderr
     assert "city rank 2" in report.stdout, report.stdout
     html = out.read_text("utf-8")

@@ -38,20 +38,47 @@ CHROMIUM_TIMEOUT = 40  # seconds per run; a run normally takes 1-3 s
 RULES = [
     ("CMP-001", "completeness", "error", "患者身份证件号码缺失", "Patient identity document number missing", 0.30),
     ("CMP-004", "completeness", "warning", "患者联系电话缺失", "Patient contact phone missing", 0.18),
-    ("TIM-001", "timeliness", "warning", "就诊结束后超过 24 小时才上传", "Uploaded more than 24 h after the visit ended",
-     0.0),
-    ("COR-002", "correctness", "error", "诊断编码不在 ICD-10 字典中", "Diagnosis code not in the ICD-10 dictionary", 0.14),
-    ("COR-005", "correctness", "error", "现住址行政区划代码无效（GB/T 2260）", "Invalid region code of current address (GB/T 2260)",
-     0.08),
+    (
+        "TIM-001",
+        "timeliness",
+        "warning",
+        "就诊结束后超过 24 小时才上传",
+        "Uploaded more than 24 h after the visit ended",
+        0.0,
+    ),
+    (
+        "COR-002",
+        "correctness",
+        "error",
+        "诊断编码不在 ICD-10 字典中",
+        "Diagnosis code not in the ICD-10 dictionary",
+        0.14,
+    ),
+    (
+        "COR-005",
+        "correctness",
+        "error",
+        "现住址行政区划代码无效（GB/T 2260）",
+        "Invalid region code of current address (GB/T 2260)",
+        0.08,
+    ),
     ("LOG-003", "logic", "error", "出院时间早于入院时间", "Discharge time before admission time", 0.05),
     ("LOG-007", "logic", "warning", "男性患者出现产科诊断", "Obstetric diagnosis on a male patient", 0.03),
     ("LOG-011", "logic", "error", "死亡登记后仍有就诊记录", "Visit recorded after the registered death", 0.02),
 ]
 FIELDS = [
-    ("envelope.patient.id_number", 412), ("envelope.patient.phone", 251), ("diagnoses[0].icd10_code", 196),
-    ("patient.address.region_code", 117), ("visit.ended_at", 88), ("discharge.discharged_at", 64),
-    ("envelope.patient.birth_date", 41), ("diagnoses[0].name", 33), ("patient.sex_code", 29),
-    ("visit.department_code", 17), ("prescription.items[0].dose_unit", 9), ("patient.ethnicity_code", 4),
+    ("envelope.patient.id_number", 412),
+    ("envelope.patient.phone", 251),
+    ("diagnoses[0].icd10_code", 196),
+    ("patient.address.region_code", 117),
+    ("visit.ended_at", 88),
+    ("discharge.discharged_at", 64),
+    ("envelope.patient.birth_date", 41),
+    ("diagnoses[0].name", 33),
+    ("patient.sex_code", 29),
+    ("visit.department_code", 17),
+    ("prescription.items[0].dose_unit", 9),
+    ("patient.ethnicity_code", 4),
 ]
 DAYS = 14
 DIP_DAY = 7  # index of a day with an interface fault: the trend must mark it
@@ -86,29 +113,68 @@ def realistic_report(**changes: object) -> QualityReport:
         by_category[r.category] = by_category.get(r.category, 0) + r.failures
 
     examples = [
-        ExampleRecord("outpatient_visit", "ov-411502-20240508-000173", dt.datetime(2024, 5, 8, 9, 41, tzinfo=CST),
-                      ["CMP-001", "COR-002"],
-                      {"patient.name": mask_name("王建国"), "patient.id_number": "",
-                       "diagnoses[0].icd10_code": "E11.9OO", "visit.department_code": "03.01"}),
-        ExampleRecord("inpatient_discharge", "ipd-411502-20240506-000042", dt.datetime(2024, 5, 6, 16, 5, tzinfo=CST),
-                      ["LOG-003"],
-                      {"patient.name": mask_name("李秀英"), "patient.id_number": mask_id_number("411502195703214526"),
-                       "admission.admitted_at": "2024-05-06 18:20", "discharge.discharged_at": "2024-05-06 16:05"}),
-        ExampleRecord("outpatient_visit", "ov-411502-20240510-001209", dt.datetime(2024, 5, 10, 14, 12, tzinfo=CST),
-                      ["CMP-004", "COR-005"],
-                      {"patient.name": mask_name("欧阳娜娜"), "patient.phone": "",
-                       "patient.address": mask_address("河南省信阳市浉河区湖东街道东方红大道 88 号"),
-                       "patient.address.region_code": "411599"}),
-        ExampleRecord("prescription", "rx-411502-20240503-004417", dt.datetime(2024, 5, 3, 10, 58, tzinfo=CST),
-                      ["TIM-001"],
-                      {"patient.name": mask_name("张伟"), "patient.phone": mask_phone("13839712345"),
-                       "visit.ended_at": "2024-05-03 10:58", "envelope.uploaded_at": "2024-05-05 02:13"}),
-        ExampleRecord("inpatient_admission", "ipa-411502-20240512-000311", dt.datetime(2024, 5, 12, 8, 30, tzinfo=CST),
-                      ["LOG-007"],
-                      {"patient.name": mask_name("陈强"), "patient.sex_code": "1 (男)",
-                       "diagnoses[0].icd10_code": "O80.0"}),
-        ExampleRecord("outpatient_visit", "ov-411502-20240513-000999", dt.datetime(2024, 5, 13, 11, 0, tzinfo=CST),
-                      ["CMP-001"], {"patient.name": mask_name("刘洋"), "patient.id_number": ""}),
+        ExampleRecord(
+            "outpatient_visit",
+            "ov-411502-20240508-000173",
+            dt.datetime(2024, 5, 8, 9, 41, tzinfo=CST),
+            ["CMP-001", "COR-002"],
+            {
+                "patient.name": mask_name("王建国"),
+                "patient.id_number": "",
+                "diagnoses[0].icd10_code": "E11.9OO",
+                "visit.department_code": "03.01",
+            },
+        ),
+        ExampleRecord(
+            "inpatient_discharge",
+            "ipd-411502-20240506-000042",
+            dt.datetime(2024, 5, 6, 16, 5, tzinfo=CST),
+            ["LOG-003"],
+            {
+                "patient.name": mask_name("李秀英"),
+                "patient.id_number": mask_id_number("411502195703214526"),
+                "admission.admitted_at": "2024-05-06 18:20",
+                "discharge.discharged_at": "2024-05-06 16:05",
+            },
+        ),
+        ExampleRecord(
+            "outpatient_visit",
+            "ov-411502-20240510-001209",
+            dt.datetime(2024, 5, 10, 14, 12, tzinfo=CST),
+            ["CMP-004", "COR-005"],
+            {
+                "patient.name": mask_name("欧阳娜娜"),
+                "patient.phone": "",
+                "patient.address": mask_address("河南省信阳市浉河区湖东街道东方红大道 88 号"),
+                "patient.address.region_code": "411599",
+            },
+        ),
+        ExampleRecord(
+            "prescription",
+            "rx-411502-20240503-004417",
+            dt.datetime(2024, 5, 3, 10, 58, tzinfo=CST),
+            ["TIM-001"],
+            {
+                "patient.name": mask_name("张伟"),
+                "patient.phone": mask_phone("13839712345"),
+                "visit.ended_at": "2024-05-03 10:58",
+                "envelope.uploaded_at": "2024-05-05 02:13",
+            },
+        ),
+        ExampleRecord(
+            "inpatient_admission",
+            "ipa-411502-20240512-000311",
+            dt.datetime(2024, 5, 12, 8, 30, tzinfo=CST),
+            ["LOG-007"],
+            {"patient.name": mask_name("陈强"), "patient.sex_code": "1 (男)", "diagnoses[0].icd10_code": "O80.0"},
+        ),
+        ExampleRecord(
+            "outpatient_visit",
+            "ov-411502-20240513-000999",
+            dt.datetime(2024, 5, 13, 11, 0, tzinfo=CST),
+            ["CMP-001"],
+            {"patient.name": mask_name("刘洋"), "patient.id_number": ""},
+        ),
     ]
     report = QualityReport(
         org_code="425100241411502A1001",
@@ -152,8 +218,9 @@ def parse(svg: str) -> ET.Element:
 
 def test_line_chart_has_one_point_per_value_and_highlights_markers() -> None:
     points = [(f"05-{d:02d}", v) for d, v in zip(range(1, 8), (97.0, 96.5, 95.2, 71.0, 96.0, 98.1, 97.7))]
-    svg = line_chart(points, title="Score", y_max=100, y_format=lambda v: f"{v:.0f}%", chart_id="trend",
-                     markers=[3, 99])
+    svg = line_chart(
+        points, title="Score", y_max=100, y_format=lambda v: f"{v:.0f}%", chart_id="trend", markers=[3, 99]
+    )
     root = parse(svg)
     assert root.get("data-chart") == "trend"
     assert classes(svg, "point") == 7
@@ -253,10 +320,19 @@ def test_report_escapes_hospital_data() -> None:
 
 
 def test_report_sections_and_empty_tables() -> None:
-    html = render_quality_report(realistic_report(rules=[], fields=[], examples=[], daily=[], city_rank=None,
-                                                  failures_by_category={}))
-    for heading in ("质量得分趋势", "Score trend", "规则失败明细", "Failures by rule", "问题最多的字段",
-                    "问题记录示例", "得分计算方法", "How the score is computed"):
+    html = render_quality_report(
+        realistic_report(rules=[], fields=[], examples=[], daily=[], city_rank=None, failures_by_category={})
+    )
+    for heading in (
+        "质量得分趋势",
+        "Score trend",
+        "规则失败明细",
+        "Failures by rule",
+        "问题最多的字段",
+        "问题记录示例",
+        "得分计算方法",
+        "How the score is computed",
+    ):
         assert heading in html
     assert "本期无规则失败" in html and "未参与排名" in html
     assert html.count("chart-empty") == 2  # the two daily charts; categories always show the four dimensions
@@ -281,8 +357,11 @@ def test_data_model_rejects_inconsistent_counts() -> None:
 def chromium_binary() -> str:
     found = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
     if found is None:
-        pytest.fail("headless Chromium (/usr/bin/chromium) is missing: `ops/dev.sh test` installs it "
-                    "(Debian package `chromium`)", pytrace=False)
+        pytest.fail(
+            "headless Chromium (/usr/bin/chromium) is missing: `ops/dev.sh test` installs it "
+            "(Debian package `chromium`)",
+            pytrace=False,
+        )
     return found
 
 
@@ -306,12 +385,24 @@ def run_chromium(root: Path, *args: str) -> str:
     timeout and afterwards, and so is any process still naming ``root`` (the crash handler starts its own
     session)."""
     cmd = [
-        chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={root / 'chromium-profile'}", *args,
+        chromium_binary(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={root / 'chromium-profile'}",
+        *args,
     ]
-    env = {**os.environ, "HOME": str(root / "home"), "XDG_CONFIG_HOME": str(root / "config"),
-           "XDG_CACHE_HOME": str(root / "cache")}
+    env = {
+        **os.environ,
+        "HOME": str(root / "home"),
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_CACHE_HOME": str(root / "cache"),
+    }
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=CHROMIUM_TIMEOUT)
@@ -353,8 +444,9 @@ class Browser:
     def screenshot(self) -> Path:
         if self._png is None:
             png = self.root / "r.png"
-            run_chromium(self.root, f"--screenshot={png}", "--window-size=1200,2400", "--hide-scrollbars",
-                         self.page.as_uri())
+            run_chromium(
+                self.root, f"--screenshot={png}", "--window-size=1200,2400", "--hide-scrollbars", self.page.as_uri()
+            )
             self._png = png
         return self._png
 

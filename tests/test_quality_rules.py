@@ -46,7 +46,7 @@ from streams.standards.citizen_id import make_citizen_id
 from streams.standards.credit_code import make_credit_code
 from streams.standards.region_codes import region_valid
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CST = dt.timezone(dt.timedelta(hours=8))
 T0 = dt.datetime(2026, 11, 2, 1, 30, tzinfo=UTC)  # 09:30 in Xinyang
 UPLOADED_AFTER = dt.timedelta(minutes=30)
@@ -90,16 +90,31 @@ DIED_BEFORE_EVENT = EvaluationContext(deaths={ADULT.person_id: T0 - dt.timedelta
 
 def _patient(person: Person, *, with_id: bool = True) -> dict[str, Any]:
     return {
-        "local_patient_id": f"L{person.sequence:07d}", "name": person.name, "sex": person.sex,
-        "birth_date": person.birth_date, "id_type": "01" if with_id else None,
-        "id_number": person.id_number if with_id else None, "health_card": None, "insurance_card": None,
-        "phone": "13912345678", "address": "河南省信阳市平桥区平桥大道1号", "residence_region_code": person.area,
+        "local_patient_id": f"L{person.sequence:07d}",
+        "name": person.name,
+        "sex": person.sex,
+        "birth_date": person.birth_date,
+        "id_type": "01" if with_id else None,
+        "id_number": person.id_number if with_id else None,
+        "health_card": None,
+        "insurance_card": None,
+        "phone": "13912345678",
+        "address": "河南省信阳市平桥区平桥大道1号",
+        "residence_region_code": person.area,
         "occupation": None,
     }
 
 
-def _envelope(event_type: str, record_key: str, person: Person, *, occurred: dt.datetime = T0,
-              delay: dt.timedelta = UPLOADED_AFTER, county: bool = False, with_id: bool = True) -> dict[str, Any]:
+def _envelope(
+    event_type: str,
+    record_key: str,
+    person: Person,
+    *,
+    occurred: dt.datetime = T0,
+    delay: dt.timedelta = UPLOADED_AFTER,
+    county: bool = False,
+    with_id: bool = True,
+) -> dict[str, Any]:
     org = COUNTY_CODE if county else ORG_CODE
     return {
         "event_id": make_event_id(org, record_key, 1),
@@ -108,9 +123,14 @@ def _envelope(event_type: str, record_key: str, person: Person, *, occurred: dt.
         "emitted_at": occurred + delay,
         "record_version": 1,
         "cancelled": False,
-        "source": {"org_code": org, "org_name": "固始县卫生健康委员会" if county else "信阳市平桥区人民医院",
-                   "system": "PH" if county else "HIS", "region_code": "411525" if county else "411503",
-                   "level": "COUNTY" if county else "HOSPITAL", "record_key": record_key},
+        "source": {
+            "org_code": org,
+            "org_name": "固始县卫生健康委员会" if county else "信阳市平桥区人民医院",
+            "system": "PH" if county else "HIS",
+            "region_code": "411525" if county else "411503",
+            "level": "COUNTY" if county else "HOSPITAL",
+            "record_key": record_key,
+        },
         "patient": _patient(person, with_id=with_id),
         "person_id": person.person_id,
         "identity": {"rule": "citizen_id", "weight": None, "review": False},
@@ -126,106 +146,207 @@ def base_event(event_type: str) -> dict[str, Any]:
     if event_type == "outpatient.visit":
         return {
             "envelope": _envelope(event_type, "outpatient_visit:MZ0000000001", ADULT),
-            "visit_no": "MZ0000000001", "visit_type": "OUTPATIENT", "department_code": "0301",
-            "department_name": "内科", "chief_complaint": "头晕1周，无胸痛", "symptoms": ["头晕"],
-            "temperature_c": 36.6, "exposure_history": None,
+            "visit_no": "MZ0000000001",
+            "visit_type": "OUTPATIENT",
+            "department_code": "0301",
+            "department_name": "内科",
+            "chief_complaint": "头晕1周，无胸痛",
+            "symptoms": ["头晕"],
+            "temperature_c": 36.6,
+            "exposure_history": None,
             "diagnoses": [{"code": "I10.x00x002", "name": "高血压", "is_primary": True, "diagnosed_at": T0}],
         }
     if event_type == "inpatient.admission":
         return {
             "envelope": _envelope(event_type, "inpatient_admission:ZY0000000001", ADULT),
-            "admission_no": "ZY0000000001", "admitted_at": T0, "department_code": "0301", "department_name": "内科",
-            "ward": "内科一病区", "admission_route": "2", "diagnoses": [_diagnosis("J18.900", "肺炎", True)],
+            "admission_no": "ZY0000000001",
+            "admitted_at": T0,
+            "department_code": "0301",
+            "department_name": "内科",
+            "ward": "内科一病区",
+            "admission_route": "2",
+            "diagnoses": [_diagnosis("J18.900", "肺炎", True)],
         }
     if event_type == "inpatient.discharge":
         return {
             "envelope": _envelope(event_type, "inpatient_discharge:ZY0000000001", ADULT),
-            "admission_no": "ZY0000000001", "admitted_at": T0 - dt.timedelta(days=7), "discharged_at": T0,
-            "department_code": "0301", "department_name": "内科",
+            "admission_no": "ZY0000000001",
+            "admitted_at": T0 - dt.timedelta(days=7),
+            "discharged_at": T0,
+            "department_code": "0301",
+            "department_name": "内科",
             "diagnoses": [_diagnosis("J18.900", "肺炎", True), _diagnosis("I10.x00x002", "高血压")],
-            "procedures": [{"code": "87.4401", "name": "胸部X线检查", "performed_at": T0 - dt.timedelta(days=6),
-                            "is_primary": True}],
-            "discharge_method": "ORDERED", "died_at": None, "total_cost": decimal.Decimal("8234.50"),
+            "procedures": [
+                {
+                    "code": "87.4401",
+                    "name": "胸部X线检查",
+                    "performed_at": T0 - dt.timedelta(days=6),
+                    "is_primary": True,
+                }
+            ],
+            "discharge_method": "ORDERED",
+            "died_at": None,
+            "total_cost": decimal.Decimal("8234.50"),
         }
     if event_type == "lab.report":
         return {
             "envelope": _envelope(event_type, "lab_report:JY0000000001", ADULT),
-            "report_no": "JY0000000001", "specimen_type": "血液", "collected_at": T0 - dt.timedelta(hours=3),
-            "reported_at": T0, "department_name": "内科",
+            "report_no": "JY0000000001",
+            "specimen_type": "血液",
+            "collected_at": T0 - dt.timedelta(hours=3),
+            "reported_at": T0,
+            "department_name": "内科",
             "items": [
-                {"item_code": "2345-7", "item_name": "葡萄糖", "result_text": "5.4", "numeric_value": 5.4,
-                 "unit": "mmol/L", "reference_range": "3.9-6.1", "reference_low": 3.9, "reference_high": 6.1,
-                 "abnormal_flag": "N"},
-                {"item_code": "HBSAG", "item_name": "乙肝表面抗原", "result_text": "阴性", "numeric_value": None,
-                 "unit": None, "reference_range": "阴性", "reference_low": None, "reference_high": None,
-                 "abnormal_flag": "N"},
+                {
+                    "item_code": "2345-7",
+                    "item_name": "葡萄糖",
+                    "result_text": "5.4",
+                    "numeric_value": 5.4,
+                    "unit": "mmol/L",
+                    "reference_range": "3.9-6.1",
+                    "reference_low": 3.9,
+                    "reference_high": 6.1,
+                    "abnormal_flag": "N",
+                },
+                {
+                    "item_code": "HBSAG",
+                    "item_name": "乙肝表面抗原",
+                    "result_text": "阴性",
+                    "numeric_value": None,
+                    "unit": None,
+                    "reference_range": "阴性",
+                    "reference_low": None,
+                    "reference_high": None,
+                    "abnormal_flag": "N",
+                },
             ],
         }
     if event_type == "exam.report":
         return {
             "envelope": _envelope(event_type, "exam_report:JC0000000001", ADULT),
-            "report_no": "JC0000000001", "modality": "CT", "exam_item_code": "CT0101", "exam_item_name": "胸部CT平扫",
-            "body_part": "胸部", "findings": "右肺下叶见斑片状高密度影", "impression": "右肺下叶炎症", "reported_at": T0,
+            "report_no": "JC0000000001",
+            "modality": "CT",
+            "exam_item_code": "CT0101",
+            "exam_item_name": "胸部CT平扫",
+            "body_part": "胸部",
+            "findings": "右肺下叶见斑片状高密度影",
+            "impression": "右肺下叶炎症",
+            "reported_at": T0,
         }
     if event_type == "prescription":
         return {
             "envelope": _envelope(event_type, "prescription:CF0000000001", ADULT),
-            "prescription_no": "CF0000000001", "visit_no": "MZ0000000001", "prescribed_at": T0,
+            "prescription_no": "CF0000000001",
+            "visit_no": "MZ0000000001",
+            "prescribed_at": T0,
             "department_name": "内科",
-            "items": [{"drug_code": "XC08CAA001A001010100001", "drug_name": "苯磺酸氨氯地平片", "atc_code": "C08CA01",
-                       "dose": 5.0, "dose_unit": "mg", "frequency": "qd", "route": "口服", "days": 30,
-                       "quantity": 30.0}],
+            "items": [
+                {
+                    "drug_code": "XC08CAA001A001010100001",
+                    "drug_name": "苯磺酸氨氯地平片",
+                    "atc_code": "C08CA01",
+                    "dose": 5.0,
+                    "dose_unit": "mg",
+                    "frequency": "qd",
+                    "route": "口服",
+                    "days": 30,
+                    "quantity": 30.0,
+                }
+            ],
         }
     if event_type == "death.record":
         return {  # a death certificate uploaded two days after the death (limit: 7 days)
             "envelope": _envelope(event_type, "death_record:SW0000000001", ELDER, delay=dt.timedelta(days=2)),
-            "certificate_no": "SW0000000001", "died_at": T0, "death_place": "1",
+            "certificate_no": "SW0000000001",
+            "died_at": T0,
+            "death_place": "1",
             "cause_chain": [
                 {"line": "Ia", "code": "I21.900", "description": "急性心肌梗死", "interval": "2小时"},
                 {"line": "Ib", "code": "I25.100", "description": "动脉粥样硬化性心脏病", "interval": "10年"},
                 {"line": "II", "code": "E11.900", "description": "2型糖尿病", "interval": "15年"},
             ],
-            "underlying_cause_code": "I25.100", "underlying_cause_name": "动脉粥样硬化性心脏病",
+            "underlying_cause_code": "I25.100",
+            "underlying_cause_name": "动脉粥样硬化性心脏病",
         }
     if event_type == "vaccination.record":
         return {
             "envelope": _envelope(event_type, "vaccination:JZ0000000001", CHILD),
-            "vaccination_no": "JZ0000000001", "vaccine_code": "0202", "vaccine_name": "乙肝疫苗(酿酒酵母)",
-            "dose_number": 3, "batch_no": "202603B012", "manufacturer": "深圳康泰生物制品股份有限公司",
-            "administered_at": T0, "site": "左上臂三角肌", "route": "肌内注射",
+            "vaccination_no": "JZ0000000001",
+            "vaccine_code": "0202",
+            "vaccine_name": "乙肝疫苗(酿酒酵母)",
+            "dose_number": 3,
+            "batch_no": "202603B012",
+            "manufacturer": "深圳康泰生物制品股份有限公司",
+            "administered_at": T0,
+            "site": "左上臂三角肌",
+            "route": "肌内注射",
         }
     if event_type == "birth.record":
         # The newborn has no ID number yet: the envelope's ID fields are empty (their rules do not apply).
         return {
             "envelope": _envelope(event_type, "birth_record:CS0000000001", NEWBORN, with_id=False),
-            "certificate_no": "R410000001", "born_at": T0, "birth_weight_g": 3350, "birth_length_cm": 50.0,
-            "gestational_weeks": 39, "mother_name": "刘芳", "mother_id_type": "01", "mother_id_number": MOTHER_ID,
-            "vaccines_at_birth": [{"vaccine_code": "0201", "vaccine_name": "乙肝疫苗", "batch_no": "202601A003",
-                                   "administered_at": T0 + dt.timedelta(hours=12)}],
+            "certificate_no": "R410000001",
+            "born_at": T0,
+            "birth_weight_g": 3350,
+            "birth_length_cm": 50.0,
+            "gestational_weeks": 39,
+            "mother_name": "刘芳",
+            "mother_id_type": "01",
+            "mother_id_number": MOTHER_ID,
+            "vaccines_at_birth": [
+                {
+                    "vaccine_code": "0201",
+                    "vaccine_name": "乙肝疫苗",
+                    "batch_no": "202601A003",
+                    "administered_at": T0 + dt.timedelta(hours=12),
+                }
+            ],
         }
     if event_type == "ph.chronic_followup":
         return {
             "envelope": _envelope(event_type, "chronic_followup:SF0000000001", ADULT, county=True),
-            "followup_no": "SF0000000001", "disease_code": "I10", "followup_at": T0, "followup_method": "1",
-            "systolic_bp": 138, "diastolic_bp": 86, "fasting_glucose_mmol": None, "followup_class": "SATISFACTORY",
+            "followup_no": "SF0000000001",
+            "disease_code": "I10",
+            "followup_at": T0,
+            "followup_method": "1",
+            "systolic_bp": 138,
+            "diastolic_bp": 86,
+            "fasting_glucose_mmol": None,
+            "followup_class": "SATISFACTORY",
             "next_followup_date": dt.date(2027, 2, 2),
         }
     if event_type == "patient.registered":
         return {
             "envelope": _envelope(event_type, "patient:L0000123", ADULT),
-            "abo_blood_type": "1", "rh_blood_type": "2", "ethnicity": "01", "marital_status": "20",
+            "abo_blood_type": "1",
+            "rh_blood_type": "2",
+            "ethnicity": "01",
+            "marital_status": "20",
             "history": [{"kind": "ALLERGY", "code": None, "description": "青霉素过敏", "recorded_at": None}],
         }
     raise KeyError(event_type)
 
 
-BASE_EVENT_TYPES = ("birth.record", "death.record", "exam.report", "inpatient.admission", "inpatient.discharge",
-                    "lab.report", "outpatient.visit", "patient.registered", "ph.chronic_followup", "prescription",
-                    "vaccination.record")
+BASE_EVENT_TYPES = (
+    "birth.record",
+    "death.record",
+    "exam.report",
+    "inpatient.admission",
+    "inpatient.discharge",
+    "lab.report",
+    "outpatient.visit",
+    "patient.registered",
+    "ph.chronic_followup",
+    "prescription",
+    "vaccination.record",
+)
 
 # Rules a base event cannot exercise: a newborn has no ID document yet.
-NOT_APPLICABLE_TO_BASE = {("birth.record", "COR-ID-TYPE"), ("birth.record", "COR-CITIZEN-ID"),
-                          ("birth.record", "CMP-PATIENT-ID-NUMBER")}
+NOT_APPLICABLE_TO_BASE = {
+    ("birth.record", "COR-ID-TYPE"),
+    ("birth.record", "COR-CITIZEN-ID"),
+    ("birth.record", "CMP-PATIENT-ID-NUMBER"),
+}
 
 
 def roundtrip(event_type: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +387,7 @@ def put(path: str, value: Any) -> Mutation:
             node[name][int(index[:-1])] = value
         else:
             node[name] = value
+
     return mutate
 
 
@@ -276,16 +398,19 @@ def puts(**changes: Any) -> Mutation:
     def mutate(event: dict[str, Any]) -> None:
         for m in mutations:
             m(event)
+
     return mutate
 
 
 def shift(path: str, delta: dt.timedelta, relative_to: str | None = None) -> Mutation:
     """Set a time to another time of the event (``relative_to``, default itself) + ``delta``."""
+
     def mutate(event: dict[str, Any]) -> None:
         node = event
         for step in (relative_to or path).split("."):
             node = _step(node, step)
         put(path, node + delta)(event)
+
     return mutate
 
 
@@ -307,8 +432,12 @@ class Case:
     ctx: EvaluationContext = ALIVE_AT_EVENT
 
 
-PREFIX_CATEGORY = {"CMP": Category.COMPLETENESS, "COR": Category.CORRECTNESS, "LOG": Category.LOGIC,
-                   "TIM": Category.TIMELINESS}
+PREFIX_CATEGORY = {
+    "CMP": Category.COMPLETENESS,
+    "COR": Category.CORRECTNESS,
+    "LOG": Category.LOGIC,
+    "TIM": Category.TIMELINESS,
+}
 E, W = "error", "warning"
 OV, ADM, DIS, LAB, EXAM = "outpatient.visit", "inpatient.admission", "inpatient.discharge", "lab.report", "exam.report"
 RX, DEATH, VAC, BIRTH = "prescription", "death.record", "vaccination.record", "birth.record"
@@ -316,31 +445,46 @@ FUP, REG = "ph.chronic_followup", "patient.registered"
 
 CASES: dict[str, Case] = {
     # envelope
-    "COR-ORG-CODE": Case(OV, put("envelope.source.org_code", wrong_check_character(ORG_CODE)),
-                         "envelope.source.org_code", E),
-    "COR-ORG-REGION": Case(LAB, put("envelope.source.region_code", "413023"),  # 信阳县: abolished 1998
-                           "envelope.source.region_code", W),
-    "COR-RESIDENCE-REGION": Case(OV, put("envelope.patient.residence_region_code", "411599"),
-                                 "envelope.patient.residence_region_code", W),
+    "COR-ORG-CODE": Case(
+        OV, put("envelope.source.org_code", wrong_check_character(ORG_CODE)), "envelope.source.org_code", E
+    ),
+    "COR-ORG-REGION": Case(
+        LAB,
+        put("envelope.source.region_code", "413023"),  # 信阳县: abolished 1998
+        "envelope.source.region_code",
+        W,
+    ),
+    "COR-RESIDENCE-REGION": Case(
+        OV, put("envelope.patient.residence_region_code", "411599"), "envelope.patient.residence_region_code", W
+    ),
     "COR-SEX-CODE": Case(REG, put("envelope.patient.sex", "3"), "envelope.patient.sex", E),
     "COR-SEX-CODE-EVENT": Case(OV, put("envelope.patient.sex", "M"), "envelope.patient.sex", W),
     "COR-ID-TYPE": Case(OV, put("envelope.patient.id_type", "1"), "envelope.patient.id_type", W),
-    "COR-CITIZEN-ID": Case(OV, put("envelope.patient.id_number", wrong_check_character(ADULT.id_number)),
-                           "envelope.patient.id_number", W),
+    "COR-CITIZEN-ID": Case(
+        OV, put("envelope.patient.id_number", wrong_check_character(ADULT.id_number)), "envelope.patient.id_number", W
+    ),
     "CMP-PATIENT-BASICS": Case(OV, put("envelope.patient.name", " "), "envelope.patient.name", W),
     "CMP-PATIENT-ID-NUMBER": Case(OV, put("envelope.patient.id_number", None), "envelope.patient.id_number", W),
-    "COR-NOT-IN-FUTURE": Case(OV, shift("envelope.emitted_at", -dt.timedelta(hours=1), "envelope.occurred_at"),
-                              "envelope.occurred_at", E),
-    "LOG-AFTER-BIRTH": Case(OV, put("envelope.patient.birth_date", T0.astimezone(CST).date() + dt.timedelta(days=1)),
-                            "envelope.occurred_at", E),
+    "COR-NOT-IN-FUTURE": Case(
+        OV, shift("envelope.emitted_at", -dt.timedelta(hours=1), "envelope.occurred_at"), "envelope.occurred_at", E
+    ),
+    "LOG-AFTER-BIRTH": Case(
+        OV,
+        put("envelope.patient.birth_date", T0.astimezone(CST).date() + dt.timedelta(days=1)),
+        "envelope.occurred_at",
+        E,
+    ),
     "LOG-AFTER-DEATH": Case(OV, lambda e: None, "envelope.occurred_at", W, ctx=DIED_BEFORE_EVENT),
     # timeliness
-    "TIM-CLINICAL-24H": Case(OV, shift("envelope.emitted_at", dt.timedelta(hours=25), "envelope.occurred_at"),
-                             "envelope.emitted_at", W),
-    "TIM-RECORD-24H": Case(LAB, shift("envelope.emitted_at", dt.timedelta(hours=25), "envelope.occurred_at"),
-                           "envelope.emitted_at", W),
-    "TIM-DEATH-7D": Case(DEATH, shift("envelope.emitted_at", dt.timedelta(days=8), "envelope.occurred_at"),
-                         "envelope.emitted_at", W),
+    "TIM-CLINICAL-24H": Case(
+        OV, shift("envelope.emitted_at", dt.timedelta(hours=25), "envelope.occurred_at"), "envelope.emitted_at", W
+    ),
+    "TIM-RECORD-24H": Case(
+        LAB, shift("envelope.emitted_at", dt.timedelta(hours=25), "envelope.occurred_at"), "envelope.emitted_at", W
+    ),
+    "TIM-DEATH-7D": Case(
+        DEATH, shift("envelope.emitted_at", dt.timedelta(days=8), "envelope.occurred_at"), "envelope.emitted_at", W
+    ),
     # diagnoses
     "CMP-DIAGNOSIS": Case(DIS, put("diagnoses[1].code", ""), "diagnoses[1].code", E),
     "COR-ICD10": Case(DIS, put("diagnoses[1].code", "I10.900"), "diagnoses[1].code", E),  # I10 has no .9
@@ -352,14 +496,16 @@ CASES: dict[str, Case] = {
     "CMP-DEPARTMENT": Case(ADM, puts(department_code=None, department_name=""), "department_code", W),
     "COR-TEMPERATURE": Case(OV, put("temperature_c", 365.0), "temperature_c", W),  # 36.5 keyed without the dot
     "CMP-ADMISSION": Case(DIS, put("admission_no", " "), "admission_no", E),
-    "LOG-DISCHARGE-AFTER-ADMISSION": Case(DIS, shift("discharged_at", -dt.timedelta(hours=1), "admitted_at"),
-                                          "discharged_at", E),
+    "LOG-DISCHARGE-AFTER-ADMISSION": Case(
+        DIS, shift("discharged_at", -dt.timedelta(hours=1), "admitted_at"), "discharged_at", E
+    ),
     "LOG-DISCHARGE-DEATH": Case(DIS, put("discharge_method", "DEATH"), "died_at", E),
     "CMP-LAB": Case(LAB, put("items[1].item_code", ""), "items[1].item_code", E),
     "CMP-SPECIMEN": Case(LAB, put("specimen_type", None), "specimen_type", W),
     "COR-LAB-NUMERIC": Case(LAB, put("items[0].unit", None), "items[0].unit", W),
-    "LOG-LAB-REPORTED-AFTER-COLLECTED": Case(LAB, shift("collected_at", dt.timedelta(hours=1), "reported_at"),
-                                             "reported_at", W),
+    "LOG-LAB-REPORTED-AFTER-COLLECTED": Case(
+        LAB, shift("collected_at", dt.timedelta(hours=1), "reported_at"), "reported_at", W
+    ),
     "CMP-EXAM": Case(EXAM, put("modality", ""), "modality", E),
     "CMP-EXAM-IMPRESSION": Case(EXAM, put("impression", None), "impression", W),
     "CMP-PRESCRIPTION": Case(RX, put("items", []), "items", E),
@@ -373,8 +519,9 @@ CASES: dict[str, Case] = {
     "COR-BIRTH-MEASURES": Case(BIRTH, put("birth_weight_g", 33500), "birth_weight_g", W),
     "COR-GESTATION": Case(BIRTH, put("gestational_weeks", 390), "gestational_weeks", W),
     "CMP-MOTHER-ID": Case(BIRTH, put("mother_id_number", None), "mother_id_number", W),
-    "COR-MOTHER-CITIZEN-ID": Case(BIRTH, put("mother_id_number", wrong_check_character(MOTHER_ID)),
-                                  "mother_id_number", W),
+    "COR-MOTHER-CITIZEN-ID": Case(
+        BIRTH, put("mother_id_number", wrong_check_character(MOTHER_ID)), "mother_id_number", W
+    ),
     "CMP-FOLLOWUP": Case(FUP, put("followup_no", ""), "followup_no", E),
     "COR-FOLLOWUP-ICD10": Case(FUP, put("disease_code", "I10.900"), "disease_code", E),
     "CMP-HYPERTENSION-BP": Case(FUP, put("diastolic_bp", None), "diastolic_bp", W),
@@ -425,9 +572,12 @@ def test_rule_fails_on_its_mutation(rule_id: str) -> None:
     assert verdict.score == pytest.approx(1 - rule.weight / verdict.weight_applied)
     assert verdict.rule_set_version == RULE_SET.version
     assert verdict.output_json() == {
-        "event_id": event["envelope"]["event_id"], "passed": verdict.passed, "score": round(verdict.score, 6),
-        "violations": [{"rule_id": rule_id, "category": violation.category.value, "severity": case.severity,
-                        "field": case.field}],
+        "event_id": event["envelope"]["event_id"],
+        "passed": verdict.passed,
+        "score": round(verdict.score, 6),
+        "violations": [
+            {"rule_id": rule_id, "category": violation.category.value, "severity": case.severity, "field": case.field}
+        ],
     }
 
 
@@ -460,28 +610,49 @@ def test_synthetic_outpatient_visits_are_clean() -> None:
 
 
 # -- region codes by year (docs/domain.md §1) -------------------------------------------------------------------
-@pytest.mark.parametrize(("code", "year", "valid"), [
-    ("411503", 1997, False), ("411503", 1998, True), ("411503", 2026, True),  # 平桥区 since 1998
-    ("413023", 1980, True), ("413023", 1997, True), ("413023", 1998, False),  # 信阳县 until 1997
-    ("411500", 1998, True), ("413000", 1998, False),
-])
+@pytest.mark.parametrize(
+    ("code", "year", "valid"),
+    [
+        ("411503", 1997, False),
+        ("411503", 1998, True),
+        ("411503", 2026, True),  # 平桥区 since 1998
+        ("413023", 1980, True),
+        ("413023", 1997, True),
+        ("413023", 1998, False),  # 信阳县 until 1997
+        ("411500", 1998, True),
+        ("413000", 1998, False),
+    ],
+)
 def test_region_code_is_judged_by_the_event_year(code: str, year: int, valid: bool) -> None:
     assert region_valid(code, year) is valid
     event = base_event("outpatient.visit")
     when = dt.datetime(year, 6, 1, 2, tzinfo=UTC)
-    puts(envelope__occurred_at=when, envelope__emitted_at=when + UPLOADED_AFTER,
-         envelope__source__region_code=code, envelope__patient__residence_region_code=code,
-         diagnoses=[_diagnosis("I10.x00x002")])(event)
+    puts(
+        envelope__occurred_at=when,
+        envelope__emitted_at=when + UPLOADED_AFTER,
+        envelope__source__region_code=code,
+        envelope__patient__residence_region_code=code,
+        diagnoses=[_diagnosis("I10.x00x002")],
+    )(event)
     ctx = EvaluationContext()
-    expected = [] if valid else [("COR-ORG-REGION", "envelope.source.region_code"),
-                                 ("COR-RESIDENCE-REGION", "envelope.patient.residence_region_code")]
+    expected = (
+        []
+        if valid
+        else [
+            ("COR-ORG-REGION", "envelope.source.region_code"),
+            ("COR-RESIDENCE-REGION", "envelope.patient.residence_region_code"),
+        ]
+    )
     assert found(judge("outpatient.visit", event, ctx)) == expected
 
 
-@pytest.mark.parametrize(("occurred", "valid"), [
-    (dt.datetime(1997, 12, 31, 15, 59, tzinfo=UTC), False),  # 23:59 on 31 Dec 1997 in Xinyang
-    (dt.datetime(1997, 12, 31, 16, 0, tzinfo=UTC), True),  # 00:00 on 1 Jan 1998 in Xinyang
-])
+@pytest.mark.parametrize(
+    ("occurred", "valid"),
+    [
+        (dt.datetime(1997, 12, 31, 15, 59, tzinfo=UTC), False),  # 23:59 on 31 Dec 1997 in Xinyang
+        (dt.datetime(1997, 12, 31, 16, 0, tzinfo=UTC), True),  # 00:00 on 1 Jan 1998 in Xinyang
+    ],
+)
 def test_event_year_is_chinas(occurred: dt.datetime, valid: bool) -> None:
     event = base_event("outpatient.visit")
     puts(envelope__occurred_at=occurred, envelope__emitted_at=occurred + UPLOADED_AFTER)(event)
@@ -498,12 +669,25 @@ def test_malformed_and_blank_region_codes() -> None:
 
 
 # -- ICD-10 (docs/domain.md §3) ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(("code", "valid"), [
-    ("I10.x00x002", True), ("J18.900", True), ("I10", True), ("I10.x", True), ("i10.x00x002", True),
-    ("U07.1", True), ("S72.00", True),
-    ("I10.900", False), ("I10.9", False), ("J189", False), ("J18.A00", False), ("XYZ", False), ("I1", False),
-    ("I10.x00x0021", False),
-])
+@pytest.mark.parametrize(
+    ("code", "valid"),
+    [
+        ("I10.x00x002", True),
+        ("J18.900", True),
+        ("I10", True),
+        ("I10.x", True),
+        ("i10.x00x002", True),
+        ("U07.1", True),
+        ("S72.00", True),
+        ("I10.900", False),
+        ("I10.9", False),
+        ("J189", False),
+        ("J18.A00", False),
+        ("XYZ", False),
+        ("I1", False),
+        ("I10.x00x0021", False),
+    ],
+)
 def test_icd10_codes(code: str, valid: bool) -> None:
     event = base_event("outpatient.visit")
     put("diagnoses[0].code", code)(event)
@@ -538,12 +722,22 @@ def test_empty_diagnosis_list() -> None:
 
 
 # -- sex- and age-specific diagnoses -------------------------------------------------------------------------
-@pytest.mark.parametrize(("sex", "code", "fails"), [
-    ("1", "O00.900", True), ("2", "O00.900", False), ("1", "O99.800", True),  # O99 inside O00–O9A
-    ("2", "N40.x00", True), ("1", "N40.x00", False), ("2", "C61.x00", True), ("1", "C61.x00", False),
-    ("2", "N51.800", True), ("2", "N39.000", False),  # N39 (urinary tract) is outside the range
-    ("9", "O00.900", False), ("0", "N40.x00", False),  # unknown sex: not judged
-])
+@pytest.mark.parametrize(
+    ("sex", "code", "fails"),
+    [
+        ("1", "O00.900", True),
+        ("2", "O00.900", False),
+        ("1", "O99.800", True),  # O99 inside O00–O9A
+        ("2", "N40.x00", True),
+        ("1", "N40.x00", False),
+        ("2", "C61.x00", True),
+        ("1", "C61.x00", False),
+        ("2", "N51.800", True),
+        ("2", "N39.000", False),  # N39 (urinary tract) is outside the range
+        ("9", "O00.900", False),
+        ("0", "N40.x00", False),  # unknown sex: not judged
+    ],
+)
 def test_sex_specific_diagnoses(sex: str, code: str, fails: bool) -> None:
     event = base_event("outpatient.visit")
     puts(envelope__patient__sex=sex)(event)
@@ -556,8 +750,11 @@ def test_sex_specific_diagnoses(sex: str, code: str, fails: bool) -> None:
 def test_perinatal_diagnoses_belong_to_infants(age_days: int, fails: bool) -> None:
     event = base_event("outpatient.visit")
     birth = T0.astimezone(CST).date() - dt.timedelta(days=age_days)
-    puts(envelope__patient__birth_date=birth, envelope__patient__id_number=make_citizen_id("411503", birth, 123),
-         diagnoses=[_diagnosis("P07.300")])(event)
+    puts(
+        envelope__patient__birth_date=birth,
+        envelope__patient__id_number=make_citizen_id("411503", birth, 123),
+        diagnoses=[_diagnosis("P07.300")],
+    )(event)
     expected = [("LOG-AGE-DIAGNOSIS", "diagnoses[0].code")] if fails else []
     assert found(judge("outpatient.visit", event)) == expected
 
@@ -566,8 +763,12 @@ def test_after_birth_uses_chinas_date() -> None:
     """A baby born at 00:30 in Xinyang (16:30 UTC the day before): the birth date is Xinyang's."""
     born = dt.datetime(2026, 11, 1, 16, 30, tzinfo=UTC)
     event = base_event("birth.record")
-    puts(envelope__occurred_at=born, envelope__emitted_at=born + UPLOADED_AFTER, born_at=born,
-         envelope__patient__birth_date=dt.date(2026, 11, 2))(event)
+    puts(
+        envelope__occurred_at=born,
+        envelope__emitted_at=born + UPLOADED_AFTER,
+        born_at=born,
+        envelope__patient__birth_date=dt.date(2026, 11, 2),
+    )(event)
     assert found(judge("birth.record", event)) == []
     put("envelope.patient.birth_date", dt.date(2026, 11, 3))(event)
     assert found(judge("birth.record", event)) == [("LOG-AFTER-BIRTH", "envelope.occurred_at")]
@@ -580,19 +781,22 @@ def _uploaded_after(event: dict[str, Any], delay: dt.timedelta) -> dict[str, Any
     return event
 
 
-@pytest.mark.parametrize(("codes", "delay", "late"), [
-    (["I10.x00x002"], dt.timedelta(hours=23), False),
-    (["I10.x00x002"], dt.timedelta(hours=24), False),  # the limit itself is in time
-    (["I10.x00x002"], dt.timedelta(hours=24, seconds=1), True),
-    (["A00.900"], dt.timedelta(hours=1, minutes=59), False),  # cholera: class A, 2 h
-    (["A00.900"], dt.timedelta(hours=2), False),
-    (["A00.900"], dt.timedelta(hours=2, seconds=1), True),
-    (["A20.900"], dt.timedelta(hours=3), True),  # plague: class A
-    (["I10.x00x002", "a00.100"], dt.timedelta(hours=3), True),  # any diagnosis of class A makes it urgent
-    (["A01.000"], dt.timedelta(hours=3), False),  # typhoid: class B, 24 h
-    (["A01.000"], dt.timedelta(hours=25), True),
-    (["B08.401"], dt.timedelta(hours=12), False),  # hand-foot-mouth: class C, 24 h
-])
+@pytest.mark.parametrize(
+    ("codes", "delay", "late"),
+    [
+        (["I10.x00x002"], dt.timedelta(hours=23), False),
+        (["I10.x00x002"], dt.timedelta(hours=24), False),  # the limit itself is in time
+        (["I10.x00x002"], dt.timedelta(hours=24, seconds=1), True),
+        (["A00.900"], dt.timedelta(hours=1, minutes=59), False),  # cholera: class A, 2 h
+        (["A00.900"], dt.timedelta(hours=2), False),
+        (["A00.900"], dt.timedelta(hours=2, seconds=1), True),
+        (["A20.900"], dt.timedelta(hours=3), True),  # plague: class A
+        (["I10.x00x002", "a00.100"], dt.timedelta(hours=3), True),  # any diagnosis of class A makes it urgent
+        (["A01.000"], dt.timedelta(hours=3), False),  # typhoid: class B, 24 h
+        (["A01.000"], dt.timedelta(hours=25), True),
+        (["B08.401"], dt.timedelta(hours=12), False),  # hand-foot-mouth: class C, 24 h
+    ],
+)
 @pytest.mark.parametrize("event_type", [OV, ADM, DIS])
 def test_clinical_upload_limit(event_type: str, codes: list[str], delay: dt.timedelta, late: bool) -> None:
     event = _uploaded_after(base_event(event_type), delay)
@@ -604,19 +808,29 @@ def test_clinical_upload_limit(event_type: str, codes: list[str], delay: dt.time
 
 
 @pytest.mark.parametrize("event_type", [LAB, EXAM, RX, VAC, BIRTH, FUP, REG])
-@pytest.mark.parametrize(("delay", "late"), [
-    (dt.timedelta(hours=24), False), (dt.timedelta(hours=24, minutes=1), True),
-])
+@pytest.mark.parametrize(
+    ("delay", "late"),
+    [
+        (dt.timedelta(hours=24), False),
+        (dt.timedelta(hours=24, minutes=1), True),
+    ],
+)
 def test_record_upload_limit(event_type: str, delay: dt.timedelta, late: bool) -> None:
     verdict = judge(event_type, _uploaded_after(base_event(event_type), delay))
     assert found(verdict) == ([("TIM-RECORD-24H", "envelope.emitted_at")] if late else [])
     assert verdict.late is late
 
 
-@pytest.mark.parametrize(("delay", "late"), [
-    (dt.timedelta(hours=25), False), (dt.timedelta(days=6), False), (dt.timedelta(days=7), False),
-    (dt.timedelta(days=7, minutes=1), True), (dt.timedelta(days=30), True),
-])
+@pytest.mark.parametrize(
+    ("delay", "late"),
+    [
+        (dt.timedelta(hours=25), False),
+        (dt.timedelta(days=6), False),
+        (dt.timedelta(days=7), False),
+        (dt.timedelta(days=7, minutes=1), True),
+        (dt.timedelta(days=30), True),
+    ],
+)
 def test_death_record_upload_limit_is_seven_days(delay: dt.timedelta, late: bool) -> None:
     verdict = judge("death.record", _uploaded_after(base_event("death.record"), delay))
     assert found(verdict) == ([("TIM-DEATH-7D", "envelope.emitted_at")] if late else [])
@@ -630,16 +844,18 @@ def test_every_pipeline_type_has_one_timeliness_rule() -> None:
 
 
 # -- registered deaths ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("died_before_event", "fails"), [
-    (dt.timedelta(hours=-1), False),  # died after the event
-    (dt.timedelta(0), False),
-    (dt.timedelta(hours=2), False),  # within the 2 h grace (a report finished after the death)
-    (dt.timedelta(hours=2, minutes=1), True),
-    (dt.timedelta(days=30), True),
-])
+@pytest.mark.parametrize(
+    ("died_before_event", "fails"),
+    [
+        (dt.timedelta(hours=-1), False),  # died after the event
+        (dt.timedelta(0), False),
+        (dt.timedelta(hours=2), False),  # within the 2 h grace (a report finished after the death)
+        (dt.timedelta(hours=2, minutes=1), True),
+        (dt.timedelta(days=30), True),
+    ],
+)
 @pytest.mark.parametrize("event_type", [OV, ADM, LAB, EXAM, RX, FUP])
-def test_clinical_record_after_registered_death(event_type: str, died_before_event: dt.timedelta,
-                                                fails: bool) -> None:
+def test_clinical_record_after_registered_death(event_type: str, died_before_event: dt.timedelta, fails: bool) -> None:
     ctx = EvaluationContext(deaths={ADULT.person_id: T0 - died_before_event})
     verdict = judge(event_type, base_event(event_type), ctx)
     assert found(verdict) == ([("LOG-AFTER-DEATH", "envelope.occurred_at")] if fails else [])
@@ -668,13 +884,16 @@ def test_after_death_ignores_records_of_the_death_itself(event_type: str) -> Non
 
 
 # -- discharges, deaths, labs, follow-ups ---------------------------------------------------------------------
-@pytest.mark.parametrize(("method", "died_at", "field"), [
-    ("DEATH", T0 - dt.timedelta(hours=1), None),
-    ("DEATH", T0, None),
-    ("DEATH", None, "died_at"),
-    ("ORDERED", T0 - dt.timedelta(hours=1), "discharge_method"),
-    ("DEATH", T0 - dt.timedelta(days=8), "died_at"),  # before the admission
-])
+@pytest.mark.parametrize(
+    ("method", "died_at", "field"),
+    [
+        ("DEATH", T0 - dt.timedelta(hours=1), None),
+        ("DEATH", T0, None),
+        ("DEATH", None, "died_at"),
+        ("ORDERED", T0 - dt.timedelta(hours=1), "discharge_method"),
+        ("DEATH", T0 - dt.timedelta(days=8), "died_at"),  # before the admission
+    ],
+)
 def test_discharge_by_death(method: str, died_at: dt.datetime | None, field: str | None) -> None:
     event = base_event("inpatient.discharge")
     puts(discharge_method=method, died_at=died_at)(event)
@@ -697,13 +916,16 @@ def test_underlying_cause_matches_the_chain_by_category() -> None:
     assert found(judge("death.record", event)) == []
 
 
-@pytest.mark.parametrize(("item", "fields"), [
-    ({"numeric_value": -1.0}, ["items[0].numeric_value"]),
-    ({"numeric_value": math.nan}, ["items[0].numeric_value"]),
-    ({"numeric_value": math.inf, "unit": " "}, ["items[0].numeric_value", "items[0].unit"]),
-    ({"reference_low": 7.0}, ["items[0].reference_low"]),
-    ({"numeric_value": 0.0}, []),
-])
+@pytest.mark.parametrize(
+    ("item", "fields"),
+    [
+        ({"numeric_value": -1.0}, ["items[0].numeric_value"]),
+        ({"numeric_value": math.nan}, ["items[0].numeric_value"]),
+        ({"numeric_value": math.inf, "unit": " "}, ["items[0].numeric_value", "items[0].unit"]),
+        ({"reference_low": 7.0}, ["items[0].reference_low"]),
+        ({"numeric_value": 0.0}, []),
+    ],
+)
 def test_lab_numeric_results(item: dict[str, Any], fields: list[str]) -> None:
     event = base_event("lab.report")
     event["items"][0].update(item)
@@ -718,10 +940,16 @@ def test_lab_numeric_does_not_apply_to_text_results() -> None:
     assert RULES["COR-LAB-NUMERIC"].check(event, ALIVE_AT_EVENT) is None
 
 
-@pytest.mark.parametrize(("disease", "method", "applies"), [
-    ("I10", "1", True), ("I15.000", "2", True), ("I10", "3", False),  # telephone follow-ups measure nothing
-    ("E11.900", "1", False), ("I20.000", "1", False),
-])
+@pytest.mark.parametrize(
+    ("disease", "method", "applies"),
+    [
+        ("I10", "1", True),
+        ("I15.000", "2", True),
+        ("I10", "3", False),  # telephone follow-ups measure nothing
+        ("E11.900", "1", False),
+        ("I20.000", "1", False),
+    ],
+)
 def test_hypertension_followup_needs_blood_pressure(disease: str, method: str, applies: bool) -> None:
     event = base_event("ph.chronic_followup")
     puts(disease_code=disease, followup_method=method, systolic_bp=None, diastolic_bp=None)(event)
@@ -732,18 +960,21 @@ def test_hypertension_followup_needs_blood_pressure(disease: str, method: str, a
 
 
 # -- identity documents ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("id_type", "number", "expected"), [
-    ("01", ADULT.id_number[:-1] + ADULT.id_number[-1].lower(), []),
-    ("01", ADULT.id_number[:6] + ADULT.id_number[8:17], []),  # the old 15 digits
-    ("01", "".join(chr(ord(c) + 0xFEE0) for c in ADULT.id_number), []),  # full-width digits
-    ("01", "41150319800230123X", [("COR-CITIZEN-ID", "envelope.patient.id_number")]),  # 30 Feb
-    ("01", ADULT.id_number[:17], [("COR-CITIZEN-ID", "envelope.patient.id_number")]),
-    (None, wrong_check_character(ADULT.id_number), [("COR-CITIZEN-ID", "envelope.patient.id_number")]),
-    ("03", "E12345678", []),  # a passport: not a citizen ID number
-    ("02", None, [("CMP-PATIENT-ID-NUMBER", "envelope.patient.id_number")]),
-    ("04", None, []),
-    ("99", None, []),
-])
+@pytest.mark.parametrize(
+    ("id_type", "number", "expected"),
+    [
+        ("01", ADULT.id_number[:-1] + ADULT.id_number[-1].lower(), []),
+        ("01", ADULT.id_number[:6] + ADULT.id_number[8:17], []),  # the old 15 digits
+        ("01", "".join(chr(ord(c) + 0xFEE0) for c in ADULT.id_number), []),  # full-width digits
+        ("01", "41150319800230123X", [("COR-CITIZEN-ID", "envelope.patient.id_number")]),  # 30 Feb
+        ("01", ADULT.id_number[:17], [("COR-CITIZEN-ID", "envelope.patient.id_number")]),
+        (None, wrong_check_character(ADULT.id_number), [("COR-CITIZEN-ID", "envelope.patient.id_number")]),
+        ("03", "E12345678", []),  # a passport: not a citizen ID number
+        ("02", None, [("CMP-PATIENT-ID-NUMBER", "envelope.patient.id_number")]),
+        ("04", None, []),
+        ("99", None, []),
+    ],
+)
 def test_identity_documents(id_type: str | None, number: str | None, expected: list[tuple[str, str]]) -> None:
     event = base_event("outpatient.visit")
     puts(envelope__patient__id_type=id_type, envelope__patient__id_number=number)(event)
@@ -754,8 +985,10 @@ def test_patient_basics_name_every_missing_field_and_count_once() -> None:
     event = base_event("exam.report")
     puts(envelope__patient__name=None, envelope__patient__sex="")(event)
     verdict = judge("exam.report", event)
-    assert found(verdict) == [("CMP-PATIENT-BASICS", "envelope.patient.name"),
-                              ("CMP-PATIENT-BASICS", "envelope.patient.sex")]
+    assert found(verdict) == [
+        ("CMP-PATIENT-BASICS", "envelope.patient.name"),
+        ("CMP-PATIENT-BASICS", "envelope.patient.sex"),
+    ]
     assert verdict.weight_failed == RULES["CMP-PATIENT-BASICS"].weight
 
 
@@ -866,8 +1099,12 @@ def test_shipped_score_with_errors_and_warnings() -> None:
     puts(chief_complaint=None, temperature_c=45.0)(event)
     event["diagnoses"] = [_diagnosis("I10.900"), _diagnosis("J18.900"), _diagnosis("K29.A")]
     verdict = judge("outpatient.visit", event)
-    assert found(verdict) == [("COR-ICD10", "diagnoses[0].code"), ("COR-ICD10", "diagnoses[2].code"),
-                              ("CMP-CHIEF-COMPLAINT", "chief_complaint"), ("COR-TEMPERATURE", "temperature_c")]
+    assert found(verdict) == [
+        ("COR-ICD10", "diagnoses[0].code"),
+        ("COR-ICD10", "diagnoses[2].code"),
+        ("CMP-CHIEF-COMPLAINT", "chief_complaint"),
+        ("COR-TEMPERATURE", "temperature_c"),
+    ]
     failed = sum(RULES[r].weight for r in ("COR-ICD10", "CMP-CHIEF-COMPLAINT", "COR-TEMPERATURE"))
     applied = sum(r.weight for r in RULE_SET.for_event_type("outpatient.visit"))
     assert (verdict.weight_failed, verdict.weight_applied) == (failed, applied)
@@ -880,7 +1117,8 @@ def test_versions_lock_records_the_current_rule_file() -> None:
     rs = load_rule_set()
     assert locked_versions().get(rs.version) == rs.digest, (
         f"quality_rules.yaml version {rs.version} (sha256 {rs.digest}) is not recorded in versions.lock, or was "
-        f"changed after it was: bump `version` in the rule file and run `healthbus quality rules --lock`")
+        f"changed after it was: bump `version` in the rule file and run `healthbus quality rules --lock`"
+    )
 
 
 def test_rule_file_is_valid() -> None:
@@ -933,20 +1171,35 @@ rules:
 """
 
 
-@pytest.mark.parametrize(("id_", "event_type", "check", "params", "problem"), [
-    ("BROKEN-KIND", "outpatient.visit", "no_such_check", "{fields: [visit_no]}", "no_such_check"),
-    ("BROKEN-TYPE", "outpatient.vist", "required", "{fields: [visit_no]}", "outpatient.vist"),
-    ("GOOD-RULE", "outpatient.visit", "required", "{fields: [chief_complaint]}", "twice"),
-    ("BROKEN-PARAMS", "outpatient.visit", "range", "{fields: [temperature_c], min: 34}", "'max'"),
-    ("BROKEN-PARAMS", "outpatient.visit", "range", "{fields: [temperature_c], min: low, max: 43}", "low"),
-    ("BROKEN-PARAMS", "outpatient.visit", "required", "{field: visit_no}", "'fields'"),
-    ("BROKEN-PARAMS", "outpatient.visit", "upload_delay", "{limit_hours: 24, urgent_ranges: [{from: A00}]}", "'to'"),
-    ("BROKEN-PARAMS", "outpatient.visit", "not_in_future", "{fields: [envelope.occurred_at], skew_minute: 5}",
-     "skew_minute"),
-    ("BROKEN-PARAMS", "outpatient.visit", "required", "{fields: visit_no}", "must be a list"),
-])
-def test_malformed_rule_file_is_refused_naming_the_rule(tmp_path: Path, id_: str, event_type: str, check: str,
-                                                        params: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("id_", "event_type", "check", "params", "problem"),
+    [
+        ("BROKEN-KIND", "outpatient.visit", "no_such_check", "{fields: [visit_no]}", "no_such_check"),
+        ("BROKEN-TYPE", "outpatient.vist", "required", "{fields: [visit_no]}", "outpatient.vist"),
+        ("GOOD-RULE", "outpatient.visit", "required", "{fields: [chief_complaint]}", "twice"),
+        ("BROKEN-PARAMS", "outpatient.visit", "range", "{fields: [temperature_c], min: 34}", "'max'"),
+        ("BROKEN-PARAMS", "outpatient.visit", "range", "{fields: [temperature_c], min: low, max: 43}", "low"),
+        ("BROKEN-PARAMS", "outpatient.visit", "required", "{field: visit_no}", "'fields'"),
+        (
+            "BROKEN-PARAMS",
+            "outpatient.visit",
+            "upload_delay",
+            "{limit_hours: 24, urgent_ranges: [{from: A00}]}",
+            "'to'",
+        ),
+        (
+            "BROKEN-PARAMS",
+            "outpatient.visit",
+            "not_in_future",
+            "{fields: [envelope.occurred_at], skew_minute: 5}",
+            "skew_minute",
+        ),
+        ("BROKEN-PARAMS", "outpatient.visit", "required", "{fields: visit_no}", "must be a list"),
+    ],
+)
+def test_malformed_rule_file_is_refused_naming_the_rule(
+    tmp_path: Path, id_: str, event_type: str, check: str, params: str, problem: str
+) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(BROKEN_RULE.format(id=id_, event_type=event_type, check=check, params=params), encoding="utf-8")
     with pytest.raises(ValueError) as raised:

@@ -27,8 +27,13 @@ RULES = default_rule_set()
 
 
 def _stage(s: Settings, rules=RULES, types=None) -> QualityStage:
-    return QualityStage(CODEC, s.topic_prefix, RuleEngine(rules), QualityState(s.postgres_url),
-                        types or ["outpatient.visit", "death.record"])
+    return QualityStage(
+        CODEC,
+        s.topic_prefix,
+        RuleEngine(rules),
+        QualityState(s.postgres_url),
+        types or ["outpatient.visit", "death.record"],
+    )
 
 
 def _by_topic(outputs: list, suffix: str) -> list:
@@ -72,8 +77,9 @@ def test_a_batch_splits_into_validated_dead_letters_and_one_verdict_per_event(se
     assert len(again) == len(outputs) - 1
     with psycopg.connect(settings.postgres_url) as conn:
         ids = [visits[1]["envelope"]["event_id"], visits[2]["envelope"]["event_id"]]
-        rows = conn.execute("SELECT event_id::text, passed FROM quality_issues WHERE event_id = ANY(%s::uuid[])",
-                            (ids,)).fetchall()
+        rows = conn.execute(
+            "SELECT event_id::text, passed FROM quality_issues WHERE event_id = ANY(%s::uuid[])", (ids,)
+        ).fetchall()
     assert sorted(rows) == sorted([(ids[0], False), (ids[1], True)])
     stage.state.close()
 
@@ -93,18 +99,27 @@ def test_a_registered_death_flags_later_clinical_events_until_it_is_cancelled(se
 
     fresh = _stage(settings)  # the registration is in PostgreSQL, not only in the stage's memory
     third = revised(patient, 3)
-    v3 = CODEC.decode(_by_topic(fresh.handle_batch(as_messages(settings.topic_prefix, [third])), QUALITY_RESULTS)[0].value).value
+    v3 = CODEC.decode(
+        _by_topic(fresh.handle_batch(as_messages(settings.topic_prefix, [third])), QUALITY_RESULTS)[0].value
+    ).value
     assert [v["rule_id"] for v in v3["violations"]] == ["LOG-AFTER-DEATH"]
 
     cancelled = revised(death, 2, cancelled=True)
     fourth = revised(patient, 4)
     out = fresh.handle_batch(as_messages(settings.topic_prefix, [cancelled, fourth]))
-    v4 = next(CODEC.decode(o.value).value for o in _by_topic(out, QUALITY_RESULTS)
-              if CODEC.decode(o.value).value["event_id"] == fourth["envelope"]["event_id"])
+    v4 = next(
+        CODEC.decode(o.value).value
+        for o in _by_topic(out, QUALITY_RESULTS)
+        if CODEC.decode(o.value).value["event_id"] == fourth["envelope"]["event_id"]
+    )
     assert v4["violations"] == []
     with psycopg.connect(settings.postgres_url) as conn:
-        assert conn.execute("SELECT count(*) FROM registered_deaths WHERE person_id = %s",
-                            (patient["envelope"]["person_id"],)).fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM registered_deaths WHERE person_id = %s", (patient["envelope"]["person_id"],)
+            ).fetchone()[0]
+            == 0
+        )
     stage.state.close()
     fresh.state.close()
 
@@ -119,8 +134,18 @@ def test_a_health_record_sealed_by_the_routing_stage_counts_as_a_registered_deat
     with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
         conn.execute("INSERT INTO empi.persons (person_id) VALUES (%s)", (person,))
         with conn.transaction():
-            deregister(conn, person, patient["envelope"]["occurred_at"] - dt.timedelta(days=2), "ORG", "death:1",
-                       None, str(uuid.uuid4()), "I21.900", "test", "sealed by the routing stage")
+            deregister(
+                conn,
+                person,
+                patient["envelope"]["occurred_at"] - dt.timedelta(days=2),
+                "ORG",
+                "death:1",
+                None,
+                str(uuid.uuid4()),
+                "I21.900",
+                "test",
+                "sealed by the routing stage",
+            )
     out = stage.handle_batch(as_messages(settings.topic_prefix, [patient]))
     verdict = CODEC.decode(_by_topic(out, QUALITY_RESULTS)[0].value).value
     assert [v["rule_id"] for v in verdict["violations"]] == ["LOG-AFTER-DEATH"]
@@ -144,15 +169,23 @@ def _sink_all(s: Settings, store: PostgresEventStore, timeout: float = 60) -> No
     assert progress.consumed >= on_topic
 
 
-def test_rejected_events_replayed_after_the_rule_is_corrected_reach_the_sink_once(settings: Settings,
-                                                                                tmp_path: Path) -> None:
+def test_rejected_events_replayed_after_the_rule_is_corrected_reach_the_sink_once(
+    settings: Settings, tmp_path: Path
+) -> None:
     # A rule set with a mistake: any temperature above 37.5 ℃ is an "impossible" value and an error.
     strict = tmp_path / "strict_rules.yaml"
-    strict.write_text(default_rule_set_text().replace(
-        "params: {fields: [temperature_c], min: 34.0, max: 43.0}", "params: {fields: [temperature_c], min: 34.0, max: 37.5}"
-    ).replace("id: COR-TEMPERATURE\n    category: correctness\n    event_types: [outpatient.visit]\n    severity: warning",
-              "id: COR-TEMPERATURE\n    category: correctness\n    event_types: [outpatient.visit]\n    severity: error"),
-        encoding="utf-8")
+    strict.write_text(
+        default_rule_set_text()
+        .replace(
+            "params: {fields: [temperature_c], min: 34.0, max: 43.0}",
+            "params: {fields: [temperature_c], min: 34.0, max: 37.5}",
+        )
+        .replace(
+            "id: COR-TEMPERATURE\n    category: correctness\n    event_types: [outpatient.visit]\n    severity: warning",
+            "id: COR-TEMPERATURE\n    category: correctness\n    event_types: [outpatient.visit]\n    severity: error",
+        ),
+        encoding="utf-8",
+    )
     assert load_rule_set(strict).by_id()["COR-TEMPERATURE"].severity.value == "error"
     visits = identified_visits(60, seed=47)
     feverish = {v["envelope"]["event_id"] for v in visits if v["temperature_c"] > 37.5}
@@ -177,22 +210,39 @@ def test_rejected_events_replayed_after_the_rule_is_corrected_reach_the_sink_onc
     elsewhere = healthbus("dlq", "list", "--stage", "quality", "--topic", "identified.lab.report", env=env)
     assert f"{len(feverish)} dead letter(s)" in by_topic.stdout and "0 dead letter(s)" in elsewhere.stdout
     shown = healthbus("dlq", "show", letter_id, "--stage", "quality", env=env)
-    assert shown.returncode == 0 and "COR-TEMPERATURE" in shown.stdout and "outpatient.visit" in shown.stdout, shown.stderr
+    assert shown.returncode == 0 and "COR-TEMPERATURE" in shown.stdout and "outpatient.visit" in shown.stdout, (
+        shown.stderr
+    )
     patients = [v["envelope"]["patient"] for v in visits]
     assert not any(p["name"] in shown.stdout or (p["id_number"] and p["id_number"] in shown.stdout) for p in patients)
     payload = json.loads(shown.stdout.split("personal fields masked:\n", 1)[1])
     assert "*" in payload["envelope"]["patient"]["name"]  # masked, shown
     with stage_worker(settings, tmp_path / "fixed.log", stage="quality"):  # the corrected (shipped) rules
-        first = healthbus("dlq", "replay", "--stage", "quality", "--rule", "COR-TEMPERATURE",
-                          "--why", "temperature rule fixed", "--actor", "ops-test", env=env)
+        first = healthbus(
+            "dlq",
+            "replay",
+            "--stage",
+            "quality",
+            "--rule",
+            "COR-TEMPERATURE",
+            "--why",
+            "temperature rule fixed",
+            "--actor",
+            "ops-test",
+            env=env,
+        )
         assert f"replayed {len(feverish)}" in first.stdout, first.stdout + first.stderr
-        second = healthbus("dlq", "replay", "--stage", "quality", "--rule", "COR-TEMPERATURE", "--why", "again",
-                           env=env)
+        second = healthbus(
+            "dlq", "replay", "--stage", "quality", "--rule", "COR-TEMPERATURE", "--why", "again", env=env
+        )
         assert "replayed 0" in second.stdout and f"skipped {len(feverish)}" in second.stdout
-        forced = healthbus("dlq", "replay", "--stage", "quality", "--rule", "COR-TEMPERATURE", "--why", "forced",
-                           "--again", env=env)
+        forced = healthbus(
+            "dlq", "replay", "--stage", "quality", "--rule", "COR-TEMPERATURE", "--why", "forced", "--again", env=env
+        )
         assert f"replayed {len(feverish)}" in forced.stdout
-        landed = read_until_ids(settings, out_topic, feverish, lambda p: CODEC.decode(p).value["envelope"]["event_id"], 60)
+        landed = read_until_ids(
+            settings, out_topic, feverish, lambda p: CODEC.decode(p).value["envelope"]["event_id"], 60
+        )
         deadline = time.monotonic() + 30
         while len(landed) < 60 + len(feverish) and time.monotonic() < deadline:  # the forced replay's copies too
             landed = read_topic(settings, out_topic, idle=1.0)
@@ -200,15 +250,19 @@ def test_rejected_events_replayed_after_the_rule_is_corrected_reach_the_sink_onc
     _sink_all(settings, store)
     assert store.count_event_ids(wanted) == 60  # every event once, whatever the replays
     with psycopg.connect(settings.postgres_url) as conn:
-        audit = conn.execute("SELECT actor, reason, count(*) FROM dlq_replays WHERE stage = 'quality' "
-                             "GROUP BY actor, reason ORDER BY reason").fetchall()
-    assert (("ops-test", "temperature rule fixed", len(feverish)) in audit
-            and any(r[1] == "forced" and r[2] == len(feverish) for r in audit))
+        audit = conn.execute(
+            "SELECT actor, reason, count(*) FROM dlq_replays WHERE stage = 'quality' "
+            "GROUP BY actor, reason ORDER BY reason"
+        ).fetchall()
+    assert ("ops-test", "temperature rule fixed", len(feverish)) in audit and any(
+        r[1] == "forced" and r[2] == len(feverish) for r in audit
+    )
     store.close()
 
 
-def test_a_corrected_resend_passes_and_the_rejected_version_never_reaches_the_sink(settings: Settings,
-                                                                                 tmp_path: Path) -> None:
+def test_a_corrected_resend_passes_and_the_rejected_version_never_reaches_the_sink(
+    settings: Settings, tmp_path: Path
+) -> None:
     visits = identified_visits(10, seed=53)
     wrong = revised(visits[0], 1)
     wrong["diagnoses"][0]["code"] = "E11.9OO"  # letter O for zero: not ICD-10
@@ -218,8 +272,13 @@ def test_a_corrected_resend_passes_and_the_rejected_version_never_reaches_the_si
     with stage_worker(settings, tmp_path / "w.log", stage="quality"):
         read_topic(settings, settings.topic_name(dead_letter_topic("quality").name), 1, timeout=60)
         _publish(settings, [corrected])
-        read_until_ids(settings, out_topic, {corrected["envelope"]["event_id"]},
-                       lambda p: CODEC.decode(p).value["envelope"]["event_id"], 60)
+        read_until_ids(
+            settings,
+            out_topic,
+            {corrected["envelope"]["event_id"]},
+            lambda p: CODEC.decode(p).value["envelope"]["event_id"],
+            60,
+        )
     store = PostgresEventStore(settings.postgres_url)
     _sink_all(settings, store)
     assert store.count_event_ids([wrong["envelope"]["event_id"]]) == 0

@@ -20,9 +20,14 @@ import pytest
 from ops.stack.postgres import private_database
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.operator_actions import merge, show_person, unmerge
-from streams.identity.master_index.record_lifecycle import (DEREGISTERED, REINSTATED, UnknownPerson,
-                                                            deregister, record_status,
-                                                            reinstate)
+from streams.identity.master_index.record_lifecycle import (
+    DEREGISTERED,
+    REINSTATED,
+    UnknownPerson,
+    deregister,
+    record_status,
+    reinstate,
+)
 from streams.identity.master_index.schema import ensure_master_index
 from streams.identity.master_index.store import merge_persons, resolve_records
 from streams.identity.record import SourceRecord
@@ -40,10 +45,19 @@ CERT = "death_certificate:DC-2024-0001"
 DUPLICATE = "death_certificate:DC-2024-0777"
 
 
-def rec(org: str, local: str, name: str, sex: str = "", birth: str = "", id_number: str = "",
-        health_card: str = "", phone: str = "") -> SourceRecord:
-    return SourceRecord(f"{org}:{local}", org, local, name, sex, birth, "01" if id_number else "", id_number,
-                        health_card, "", phone, "")
+def rec(
+    org: str,
+    local: str,
+    name: str,
+    sex: str = "",
+    birth: str = "",
+    id_number: str = "",
+    health_card: str = "",
+    phone: str = "",
+) -> SourceRecord:
+    return SourceRecord(
+        f"{org}:{local}", org, local, name, sex, birth, "01" if id_number else "", id_number, health_card, "", phone, ""
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +79,26 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
 
 def two_persons(conn: psycopg.Connection) -> tuple[str, str]:
     """A (two records sharing a citizen ID) and B (two records sharing an e-health card), not linked."""
-    out = resolve_records(conn, [
-        rec(ORG_A, "A-1", "张伟", "1", "1985-03-02", ID_ZHANG, phone="13812341111"),
-        rec(ORG_B, "B-7", "张伟", "1", "1985-03-02", ID_ZHANG),
-        rec(ORG_C, "C-1", "张伟", "1", "", health_card=HEALTH_CARD, phone="13900002222"),
-        rec(ORG_B, "B-9", "张伟", "", "", health_card=HEALTH_CARD)], MODEL)
+    out = resolve_records(
+        conn,
+        [
+            rec(ORG_A, "A-1", "张伟", "1", "1985-03-02", ID_ZHANG, phone="13812341111"),
+            rec(ORG_B, "B-7", "张伟", "1", "1985-03-02", ID_ZHANG),
+            rec(ORG_C, "C-1", "张伟", "1", "", health_card=HEALTH_CARD, phone="13900002222"),
+            rec(ORG_B, "B-9", "张伟", "", "", health_card=HEALTH_CARD),
+        ],
+        MODEL,
+    )
     assert out[0].person_id == out[1].person_id != out[2].person_id == out[3].person_id
     return out[0].person_id, out[2].person_id
 
 
 def check_invariants(conn: psycopg.Connection) -> None:
     """deceased ⇔ a deregistration; merged ⇔ merged_into (the CHECK); no merged person holds a seal."""
-    rows = conn.execute("SELECT p.status, p.merged_into IS NOT NULL, d.person_id IS NOT NULL FROM empi.persons p "
-                        "LEFT JOIN empi.deregistrations d USING (person_id)").fetchall()
+    rows = conn.execute(
+        "SELECT p.status, p.merged_into IS NOT NULL, d.person_id IS NOT NULL FROM empi.persons p "
+        "LEFT JOIN empi.deregistrations d USING (person_id)"
+    ).fetchall()
     for status, has_survivor, sealed in rows:
         assert (status == "merged") == has_survivor
         assert (status == "deceased") == sealed
@@ -88,15 +109,27 @@ def status_of(conn: psycopg.Connection, person: str) -> str:
 
 
 def audit(conn: psycopg.Connection, action: str) -> list[tuple]:
-    return conn.execute("SELECT actor, person_id::text, other_person_id::text, change_id, reason, detail "
-                        "FROM empi.audit_log WHERE action = %s ORDER BY audit_id", (action,)).fetchall()
+    return conn.execute(
+        "SELECT actor, person_id::text, other_person_id::text, change_id, reason, detail "
+        "FROM empi.audit_log WHERE action = %s ORDER BY audit_id",
+        (action,),
+    ).fetchall()
 
 
-def seal(conn: psycopg.Connection, person: str, event: str = "ev-1", died: dt.datetime = DIED,
-         record_key: str = CERT, org: str = ORG_C, local: str | None = "C-1", cause: str | None = "I21.9"):
+def seal(
+    conn: psycopg.Connection,
+    person: str,
+    event: str = "ev-1",
+    died: dt.datetime = DIED,
+    record_key: str = CERT,
+    org: str = ORG_C,
+    local: str | None = "C-1",
+    cause: str | None = "I21.9",
+):
     with conn.transaction():
-        return deregister(conn, person, died, org, record_key, local, event, cause, ACTOR,
-                          f"death certificate {record_key}")
+        return deregister(
+            conn, person, died, org, record_key, local, event, cause, ACTOR, f"death certificate {record_key}"
+        )
 
 
 def cancel(conn: psycopg.Connection, person: str, event: str, record_key: str = CERT, org: str = ORG_C):
@@ -106,6 +139,7 @@ def cancel(conn: psycopg.Connection, person: str, event: str, record_key: str = 
 
 # -- death registered, replayed, corrected, cancelled ---------------------------------------------------
 
+
 def test_a_death_seals_the_record_once(conn: psycopg.Connection) -> None:
     a, b = two_persons(conn)
     change = seal(conn, b)
@@ -114,9 +148,14 @@ def test_a_death_seals_the_record_once(conn: psycopg.Connection) -> None:
     assert status_of(conn, b) == "deceased" and status_of(conn, a) == "active"
     status = record_status(conn, b)
     assert (status.status, status.person_id, status.died_at, status.record_key, status.cause_code) == (
-        "deceased", b, DIED, CERT, "I21.9")
+        "deceased",
+        b,
+        DIED,
+        CERT,
+        "I21.9",
+    )
     assert status.sealed and not record_status(conn, a).sealed
-    (actor, person, other, change_id, reason, detail), = audit(conn, "deregister")
+    ((actor, person, other, change_id, reason, detail),) = audit(conn, "deregister")
     assert (actor, person, other, change_id) == (ACTOR, b, None, change.change_id) and reason
     # Dates, codes and source keys only: nothing personal.
     assert set(detail) == {"died_at", "org_code", "record_key", "cause_code", "source_event_id", "replaced"}
@@ -147,7 +186,7 @@ def test_cancelling_the_sealing_record_reopens_it(conn: psycopg.Connection) -> N
     assert reopened is not None and reopened.action == REINSTATED and reopened.person_id == b
     assert reopened.died_at == DIED and reopened.record_key == CERT  # the withdrawn death
     assert status_of(conn, b) == "active" and not record_status(conn, b).sealed
-    (actor, person, _, change_id, _, detail), = audit(conn, "reinstate")
+    ((actor, person, _, change_id, _, detail),) = audit(conn, "reinstate")
     assert (actor, person, change_id, detail["cancelling_event_id"]) == (ACTOR, b, reopened.change_id, "ev-cancel")
     assert cancel(conn, b, "ev-cancel") is None and len(audit(conn, "reinstate")) == 1
     # A replay of the original death after its cancellation does not seal again.
@@ -180,6 +219,7 @@ def test_unknown_person_and_naive_time(conn: psycopg.Connection) -> None:
 
 # -- merges and unmerges -------------------------------------------------------------------------------
 
+
 def test_a_death_of_a_merged_person_seals_the_survivor(conn: psycopg.Connection) -> None:
     a, b = two_persons(conn)
     merge(conn, a, b, OPERATOR, "same resident")
@@ -197,8 +237,9 @@ def test_a_merge_moves_the_seal_to_the_survivor(conn: psycopg.Connection) -> Non
     a, b = two_persons(conn)
     seal(conn, b)
     # The identify stage merges them: one record carries both persons' identifiers.
-    out, = resolve_records(conn, [rec(ORG_A, "A-99", "张伟", "1", "1985-03-02", ID_ZHANG, health_card=HEALTH_CARD)],
-                           MODEL)
+    (out,) = resolve_records(
+        conn, [rec(ORG_A, "A-99", "张伟", "1", "1985-03-02", ID_ZHANG, health_card=HEALTH_CARD)], MODEL
+    )
     assert out.person_id == a  # the record goes with its citizen ID: B merges into A
     assert status_of(conn, a) == "deceased" and status_of(conn, b) == "merged"
     assert record_status(conn, b).died_at == DIED and record_status(conn, a).record_key == CERT
@@ -215,7 +256,7 @@ def test_a_merge_of_two_sealed_persons_keeps_the_survivors(conn: psycopg.Connect
     assert status_of(conn, a) == "deceased" and status_of(conn, b) == "merged"
     assert record_status(conn, a).record_key == "death_certificate:A"
     assert conn.execute("SELECT count(*) FROM empi.deregistrations").fetchone()[0] == 1
-    (_, person, other, _, reason, detail), = audit(conn, "deregistration_dropped")
+    ((_, person, other, _, reason, detail),) = audit(conn, "deregistration_dropped")
     assert (person, other, detail["record_key"]) == (b, a, CERT) and "m-1" in reason
 
 
@@ -223,8 +264,7 @@ def test_unmerging_the_death_records_patient_takes_the_seal_back(conn: psycopg.C
     a, b = two_persons(conn)
     seal(conn, b)  # its death record is C-1's (ORG_C)
     with conn.transaction():  # an automatic merge (an operator may not merge a deceased person)
-        merge_persons(conn, a, b, rule="citizen_id", actor="identify-stage", reason="record links both",
-                      change="m-1")
+        merge_persons(conn, a, b, rule="citizen_id", actor="identify-stage", reason="record links both", change="m-1")
     assert status_of(conn, a) == "deceased"
     assert show_person(conn, a).died_at == DIED and show_person(conn, b).status == "deceased"
 
@@ -250,7 +290,10 @@ def test_a_reactivated_person_holding_a_seal_comes_back_deceased(conn: psycopg.C
     merge(conn, a, b, OPERATOR, "same resident")
     # A seal left on a merged person (data from before seals moved with merges): unmerge must not
     # make its record 'active' again.
-    conn.execute("INSERT INTO empi.deregistrations (person_id, died_at, org_code, record_key, source_event_id, "
-                 "change_id) VALUES (%s, %s, %s, %s, 'legacy', 'legacy')", (b, DIED, ORG_A, "legacy:1"))
+    conn.execute(
+        "INSERT INTO empi.deregistrations (person_id, died_at, org_code, record_key, source_event_id, "
+        "change_id) VALUES (%s, %s, %s, %s, 'legacy', 'legacy')",
+        (b, DIED, ORG_A, "legacy:1"),
+    )
     result = unmerge(conn, ORG_B, "B-9", OPERATOR, "not the same resident")
     assert result.person_reactivated and status_of(conn, b) == "deceased"

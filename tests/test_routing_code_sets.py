@@ -95,6 +95,7 @@ def _expected(name: str, code: str) -> Any:
 
 # --- every declaration -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", _declared_params(DECLARED))
 def test_declared_entry_matches_first_last_and_extension_codes(case: tuple[str, Any, str]) -> None:
     name, value, spec = case
@@ -120,12 +121,67 @@ def test_categories_just_outside_a_range_are_not_matched_by_it(case: tuple[str, 
         assert LOOKUPS[name](outside) == _expected(name, outside)
 
 
-@pytest.mark.parametrize("code", ["I16", "E15", "C98", "D10", "D31", "D34", "D41", "D44", "B14", "B25", "A92",
-                                  "I14", "I19", "E09", "I26", "I59", "I65", "J43", "J45", "F21", "F30", "F32",
-                                  "F05", "F07", "A14", "A17", "A19", "A02", "A05", "A07", "A21", "A24", "A26",
-                                  "A28", "A31", "A32", "A34", "A35", "A40", "A55", "A74", "A81", "A84", "A89",
-                                  "B03", "B07", "B27", "B49", "B56", "B64", "B66", "B68", "B73", "B75", "J08",
-                                  "J12"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "I16",
+        "E15",
+        "C98",
+        "D10",
+        "D31",
+        "D34",
+        "D41",
+        "D44",
+        "B14",
+        "B25",
+        "A92",
+        "I14",
+        "I19",
+        "E09",
+        "I26",
+        "I59",
+        "I65",
+        "J43",
+        "J45",
+        "F21",
+        "F30",
+        "F32",
+        "F05",
+        "F07",
+        "A14",
+        "A17",
+        "A19",
+        "A02",
+        "A05",
+        "A07",
+        "A21",
+        "A24",
+        "A26",
+        "A28",
+        "A31",
+        "A32",
+        "A34",
+        "A35",
+        "A40",
+        "A55",
+        "A74",
+        "A81",
+        "A84",
+        "A89",
+        "B03",
+        "B07",
+        "B27",
+        "B49",
+        "B56",
+        "B64",
+        "B66",
+        "B68",
+        "B73",
+        "B75",
+        "J08",
+        "J12",
+    ],
+)
 def test_outside_every_set(code: str) -> None:
     for name, lookup in LOOKUPS.items():
         assert lookup(code) is None, (name, code)
@@ -139,7 +195,8 @@ SUBCATEGORY_ENTRIES = [c for c in DECLARED if "." in c[2]]
 
 def test_the_subcategory_entries_are_the_spec_ones() -> None:
     assert sorted(spec for _, _, spec in SUBCATEGORY_ENTRIES) == sorted(
-        ["U07.1", "A06.0", "A98.5", "A83.0", "B30.3", "B08.4", "A93.8"])
+        ["U07.1", "A06.0", "A98.5", "A83.0", "B30.3", "B08.4", "A93.8"]
+    )
 
 
 @pytest.mark.parametrize("case", SUBCATEGORY_ENTRIES, ids=_id)
@@ -155,24 +212,45 @@ def test_subcategory_entry_matches_only_its_subcategory(case: tuple[str, Any, st
     assert lookup(spec) is value and lookup(spec + "00") is value and lookup(spec.lower() + "01x002") is value
 
 
-@pytest.mark.parametrize(("code", "en"), [
-    ("U07.1", "COVID-19"), ("U07.100", "COVID-19"), ("u07.100x002", "COVID-19"), ("U07.0", None), ("U07.2", None),
-    ("U07", None), ("A06.0", "bacillary and amoebic dysentery"), ("A06.000x001", "bacillary and amoebic dysentery"),
-    ("A06.1", None), ("A06.9", None), ("A03.9", "bacillary and amoebic dysentery"),
-    ("B08.4", "hand, foot and mouth disease"), ("B08.3", None), ("B08.5", None), ("B08", None),
-    ("A98.5", "haemorrhagic fever with renal syndrome"), ("A98.4", None),
-    ("A83.0", "Japanese encephalitis"), ("A83.1", None), ("A83", None),
-    ("B30.3", "acute haemorrhagic conjunctivitis"), ("B30.2", None), ("B30.9", None),
-    ("A93.8", "severe fever with thrombocytopenia syndrome"),
-    ("A93.800x001", "severe fever with thrombocytopenia syndrome"),
-    ("A93.2", None), ("A93", None),
-])
+@pytest.mark.parametrize(
+    ("code", "en"),
+    [
+        ("U07.1", "COVID-19"),
+        ("U07.100", "COVID-19"),
+        ("u07.100x002", "COVID-19"),
+        ("U07.0", None),
+        ("U07.2", None),
+        ("U07", None),
+        ("A06.0", "bacillary and amoebic dysentery"),
+        ("A06.000x001", "bacillary and amoebic dysentery"),
+        ("A06.1", None),
+        ("A06.9", None),
+        ("A03.9", "bacillary and amoebic dysentery"),
+        ("B08.4", "hand, foot and mouth disease"),
+        ("B08.3", None),
+        ("B08.5", None),
+        ("B08", None),
+        ("A98.5", "haemorrhagic fever with renal syndrome"),
+        ("A98.4", None),
+        ("A83.0", "Japanese encephalitis"),
+        ("A83.1", None),
+        ("A83", None),
+        ("B30.3", "acute haemorrhagic conjunctivitis"),
+        ("B30.2", None),
+        ("B30.9", None),
+        ("A93.8", "severe fever with thrombocytopenia syndrome"),
+        ("A93.800x001", "severe fever with thrombocytopenia syndrome"),
+        ("A93.2", None),
+        ("A93", None),
+    ],
+)
 def test_subcategory_examples(code: str, en: str | None) -> None:
     answer = notifiable_disease(code)
     assert (answer.en if answer else None) == en
 
 
 # --- overlaps, specificity, both sets ---------------------------------------------------------------------
+
 
 def test_pulmonary_tb_is_chronic_managed_and_class_b_notifiable() -> None:
     for code in ("A15", "A15.000x001", "A15.6", "A16.2", "A16.900"):
@@ -193,14 +271,21 @@ def test_subcategory_declaration_beats_a_category_range_whatever_the_order() -> 
         assert codes.lookup("A06.x") == "diarrhoea" and codes.lookup("A10") is None
 
 
-@pytest.mark.parametrize("table", [
-    [("x", ("A00-A05",)), ("y", ("A05",))],  # same code, same specificity
-    [("x", ("A06.0",)), ("y", ("A06.0",))],
-    [("x", ("A00", "B00-A09"))],  # spans letters
-    [("x", ("A09-A00",))],  # empty
-    [("x", ("A00–A09",))],  # en dash
-    [("x", ("A0",))], [("x", ("a00",))], [("x", ("A06.x",))], [("x", ("A06.00",))], [("x", ())],
-])
+@pytest.mark.parametrize(
+    "table",
+    [
+        [("x", ("A00-A05",)), ("y", ("A05",))],  # same code, same specificity
+        [("x", ("A06.0",)), ("y", ("A06.0",))],
+        [("x", ("A00", "B00-A09"))],  # spans letters
+        [("x", ("A09-A00",))],  # empty
+        [("x", ("A00–A09",))],  # en dash
+        [("x", ("A0",))],
+        [("x", ("a00",))],
+        [("x", ("A06.x",))],
+        [("x", ("A06.00",))],
+        [("x", ())],
+    ],
+)
 def test_ambiguous_or_malformed_declarations_are_refused(table: list[tuple[str, tuple[str, ...]]]) -> None:
     with pytest.raises(ValueError):
         CodeSet("t", table)
@@ -226,6 +311,7 @@ def test_every_who_code_routes_as_the_declarations_say() -> None:
 
 
 # --- what an answer carries -------------------------------------------------------------------------------
+
 
 def test_report_deadlines() -> None:
     assert NotifiableClass.A.report_deadline == dt.timedelta(hours=2)
@@ -259,8 +345,12 @@ def test_notifiable_table_is_complete_and_named() -> None:
 def test_chronic_diseases() -> None:
     assert [d for d, _ in CHRONIC_DISEASE_CODES] == list(ChronicDisease)
     basic = {d for d in ChronicDisease if d.basic_public_health}
-    assert basic == {ChronicDisease.HYPERTENSION, ChronicDisease.DIABETES, ChronicDisease.SEVERE_MENTAL_DISORDER,
-                     ChronicDisease.PULMONARY_TB}
+    assert basic == {
+        ChronicDisease.HYPERTENSION,
+        ChronicDisease.DIABETES,
+        ChronicDisease.SEVERE_MENTAL_DISORDER,
+        ChronicDisease.PULMONARY_TB,
+    }
     for disease in ChronicDisease:
         assert CJK.search(disease.zh) and disease.en
     assert chronic_disease("I10.x00x002") is ChronicDisease.HYPERTENSION
@@ -286,17 +376,37 @@ def test_tumour_sites() -> None:
 
 # --- input ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", ["I10", " i10 ", "Ｉ１０", "i10.X00X002", "I10.x", "\tI10.x00x002\n"])
 def test_normalised_like_the_codebase(code: str) -> None:
     assert chronic_disease(code) is ChronicDisease.HYPERTENSION
 
 
-@pytest.mark.parametrize("code", [
-    "I10.9",  # I10 has no WHO subcategories
-    "I14", "C98", "U99",  # in or near a range, but no WHO category
-    "J189", "I10.", "I1", "", "   ", "XYZ", "I10-I15", "C34.A00", "I10.x00x0020", "A15.0 0",
-    None, 42, 1.5, ["I10"], {"I10": 1}, b"I10",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "I10.9",  # I10 has no WHO subcategories
+        "I14",
+        "C98",
+        "U99",  # in or near a range, but no WHO category
+        "J189",
+        "I10.",
+        "I1",
+        "",
+        "   ",
+        "XYZ",
+        "I10-I15",
+        "C34.A00",
+        "I10.x00x0020",
+        "A15.0 0",
+        None,
+        42,
+        1.5,
+        ["I10"],
+        {"I10": 1},
+        b"I10",
+    ],
+)
 def test_invalid_or_malformed_codes_route_nowhere(code: Any) -> None:
     for name, lookup in LOOKUPS.items():
         assert lookup(code) is None, (name, code)

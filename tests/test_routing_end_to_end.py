@@ -53,8 +53,12 @@ def county_roles(own_db_settings: Settings) -> Iterator[Settings]:
         yield s
     finally:
         with psycopg.connect(s.postgres_url, autocommit=True) as conn:
-            roles = [r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
-                                                (prefix.replace("_", r"\_") + "%",)).fetchall()]
+            roles = [
+                r
+                for (r,) in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix.replace("_", r"\_") + "%",)
+                ).fetchall()
+            ]
             for role in sorted(roles, reverse=True):  # logins (…_ds_…) before the county roles they are in
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
@@ -67,22 +71,27 @@ def _wait(what: str, check: Callable[[], bool], workers: list[Any], logs: Path, 
             return
         for w in workers:
             assert w.poll() is None, f"a worker died: {sorted(p.name for p in logs.iterdir())}\n" + "\n".join(
-                p.read_text(errors="replace")[-2000:] for p in logs.iterdir())
+                p.read_text(errors="replace")[-2000:] for p in logs.iterdir()
+            )
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
 
 
 def _items(conn: psycopg.Connection, route: str) -> list[tuple[str, str, str, str, int]]:
     """(person, subject, county, status, evidence) of every item of a route."""
-    rows = conn.execute(sql.SQL("SELECT person_id, business_key, county_code, status, "
-                                "(payload->>'evidence_count')::int FROM routing.{} ORDER BY business_key").format(
-        sql.Identifier(route))).fetchall()
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT person_id, business_key, county_code, status, "
+            "(payload->>'evidence_count')::int FROM routing.{} ORDER BY business_key"
+        ).format(sql.Identifier(route))
+    ).fetchall()
     return [(p, k.split(":", 1)[1], c, st, n or 0) for p, k, c, st, n in rows]
 
 
 def _person_of(conn: psycopg.Connection, org: str, local: str) -> str:
-    return conn.execute("SELECT person_id::text FROM empi.records WHERE org_code = %s AND local_id = %s",
-                        (org, local)).fetchone()[0]
+    return conn.execute(
+        "SELECT person_id::text FROM empi.records WHERE org_code = %s AND local_id = %s", (org, local)
+    ).fetchone()[0]
 
 
 def _values(s: Settings, name: str) -> list[dict[str, Any]]:
@@ -90,7 +99,8 @@ def _values(s: Settings, name: str) -> list[dict[str, Any]]:
 
 
 def test_exchange_rows_reach_every_route_and_corrections_merges_and_county_isolation_hold(
-        county_roles: Settings, tmp_path: Path) -> None:
+    county_roles: Settings, tmp_path: Path
+) -> None:
     s = county_roles
     hospital, county = make_exchange(s.postgres_url, "hospital"), make_exchange(s.postgres_url, "county")
     execute_in(hospital, MORE_HOSPITAL_ROWS)
@@ -100,16 +110,22 @@ def test_exchange_rows_reach_every_route_and_corrections_merges_and_county_isola
         execute_in(source, "UPDATE death_record SET died_at = now() - interval '1 hour'")
     logs = tmp_path / "logs"
     with ExitStack() as stack, psycopg.connect(s.postgres_url, autocommit=True) as conn:
-        workers = [stack.enter_context(stage_worker(s, logs / f"{stage}.log", stage))
-                   for stage in ("identify", "quality", "routing")]
+        workers = [
+            stack.enter_context(stage_worker(s, logs / f"{stage}.log", stage))
+            for stage in ("identify", "quality", "routing")
+        ]
         adapters = [build_adapter(s, source, settle_seconds=0) for source in (hospital, county)]
         for a in adapters:
             a.run_once()
 
         def routed() -> bool:
             try:
-                return len(_items(conn, "vaccination")) == 4 and len(_items(conn, "death_registration")) == 2 \
-                    and len(_items(conn, "chronic_disease")) == 2 and len(_items(conn, "resident_update")) >= 3
+                return (
+                    len(_items(conn, "vaccination")) == 4
+                    and len(_items(conn, "death_registration")) == 2
+                    and len(_items(conn, "chronic_disease")) == 2
+                    and len(_items(conn, "resident_update")) >= 3
+                )
             except psycopg.errors.UndefinedTable:
                 return False
 
@@ -118,38 +134,62 @@ def test_exchange_rows_reach_every_route_and_corrections_merges_and_county_isola
         r1, r2 = (_person_of(conn, county.org_code, r) for r in ("R1", "R2"))
         # Chronic disease: P1's coronary heart disease once, with its three records (admission, discharge and
         # the duplicate diagnosis) as evidence; R1's hypertension opened by the county's own follow-up.
-        assert _items(conn, "chronic_disease") == sorted([
-            (p1, "CORONARY_HEART_DISEASE", HOSPITAL_COUNTY, "pending", 3),
-            (r1, "HYPERTENSION", COUNTY_COUNTY, "acknowledged", 1)], key=lambda r: r[0] + ":" + r[1])
-        assert sorted(_items(conn, "tumor_registry")) == sorted([(p1, "C34", HOSPITAL_COUNTY, "pending", 1),
-                                                                 (r1, "C34", COUNTY_COUNTY, "pending", 1)])
+        assert _items(conn, "chronic_disease") == sorted(
+            [
+                (p1, "CORONARY_HEART_DISEASE", HOSPITAL_COUNTY, "pending", 3),
+                (r1, "HYPERTENSION", COUNTY_COUNTY, "acknowledged", 1),
+            ],
+            key=lambda r: r[0] + ":" + r[1],
+        )
+        assert sorted(_items(conn, "tumor_registry")) == sorted(
+            [(p1, "C34", HOSPITAL_COUNTY, "pending", 1), (r1, "C34", COUNTY_COUNTY, "pending", 1)]
+        )
         assert [(i[0], i[1].split(":")[0]) for i in _items(conn, "infectious_disease")] == [
-            (p2, "OTHER_INFECTIOUS_DIARRHOEA")]
+            (p2, "OTHER_INFECTIOUS_DIARRHOEA")
+        ]
         assert sorted(i[1] for i in _items(conn, "vaccination")) == ["0101:1", "0201:1", "0201:2", "0601:1"]
         assert {i[1] for i in _items(conn, "resident_update") if i[0] == p1} >= {
-            "abo_blood_type", "rh_blood_type", "allergy:青霉素过敏"}
+            "abo_blood_type",
+            "rh_blood_type",
+            "allergy:青霉素过敏",
+        }
         deaths = {i[0]: i for i in _items(conn, "death_registration")}
         assert set(deaths) == {p2, r1}
-        statuses = dict(conn.execute("SELECT person_id::text, status FROM empi.persons WHERE person_id = ANY(%s::uuid[])",
-                                     ([p1, p2, r1, r2],)).fetchall())
+        statuses = dict(
+            conn.execute(
+                "SELECT person_id::text, status FROM empi.persons WHERE person_id = ANY(%s::uuid[])",
+                ([p1, p2, r1, r2],),
+            ).fetchall()
+        )
         assert statuses == {p1: "active", p2: "deceased", r1: "deceased", r2: "active"}
 
         # The county cancels R1's death record: the death item and the death-certificate-only tumour are
         # withdrawn, the health record re-opens, and the reversal is published.
         execute_in(county, "UPDATE death_record SET cancelled = true, updated_at = now() WHERE death_id = 'D1'")
         adapters[1].run_once()
-        _wait("the cancelled death to reopen R1's record", lambda: conn.execute(
-            "SELECT status FROM empi.persons WHERE person_id = %s", (r1,)).fetchone()[0] == "active", workers, logs)
+        _wait(
+            "the cancelled death to reopen R1's record",
+            lambda: (
+                conn.execute("SELECT status FROM empi.persons WHERE person_id = %s", (r1,)).fetchone()[0] == "active"
+            ),
+            workers,
+            logs,
+        )
         assert [i[3] for i in _items(conn, "death_registration") if i[0] == r1] == ["withdrawn"]
         assert [i[3] for i in _items(conn, "tumor_registry") if i[0] == r1] == ["withdrawn"]
 
         # An operator merges R2 into P1 (same resident, say): R2's doses move to P1, same items.
         before = {i[1]: i for i in _items(conn, "vaccination") if i[0] == r2}
-        merged = healthbus("empi", "merge", p1, r2, "--actor", "ops-test", "--reason", "same resident", "--force",
-                           env=settings_env(s))
+        merged = healthbus(
+            "empi", "merge", p1, r2, "--actor", "ops-test", "--reason", "same resident", "--force", env=settings_env(s)
+        )
         assert merged.returncode == 0, merged.stderr
-        _wait("R2's doses to move to P1", lambda: not [i for i in _items(conn, "vaccination") if i[0] == r2],
-              workers, logs)
+        _wait(
+            "R2's doses to move to P1",
+            lambda: not [i for i in _items(conn, "vaccination") if i[0] == r2],
+            workers,
+            logs,
+        )
         after = {i[1]: i for i in _items(conn, "vaccination") if i[0] == p1}
         assert set(before) <= set(after) and all(after[k][3] == "pending" for k in before)
 
@@ -159,8 +199,11 @@ def test_exchange_rows_reach_every_route_and_corrections_merges_and_county_isola
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(login), sql.Identifier(role)))
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(login)))
         try:
-            seen = {r[0] for route in ("chronic_disease", "tumor_registry", "death_registration", "vaccination")
-                    for r in conn.execute(sql.SQL("SELECT county_code FROM routing.{}").format(sql.Identifier(route)))}
+            seen = {
+                r[0]
+                for route in ("chronic_disease", "tumor_registry", "death_registration", "vaccination")
+                for r in conn.execute(sql.SQL("SELECT county_code FROM routing.{}").format(sql.Identifier(route)))
+            }
         finally:
             conn.execute("RESET ROLE")
         assert seen == {COUNTY_COUNTY}
@@ -168,11 +211,15 @@ def test_exchange_rows_reach_every_route_and_corrections_merges_and_county_isola
         # The topics carry what the tables hold: registrations, the seal and its reversal, the reminder.
         chronic = _values(s, collab_topic_name("chronic_disease"))
         kinds = [v["kind"] for v in chronic if v["person_id"] == p1]  # the admission may arrive after the discharge
-        assert len(kinds) == 3 and kinds[0] == "REGISTERED" and "REGISTERED" not in kinds[1:] \
-            and "WITHDRAWN" not in kinds
+        assert (
+            len(kinds) == 3 and kinds[0] == "REGISTERED" and "REGISTERED" not in kinds[1:] and "WITHDRAWN" not in kinds
+        )
         seals = _values(s, RECORD_DEREGISTERED)
         assert sorted((v["person_id"] == r1, v["action"]) for v in seals) == [
-            (False, "DEREGISTERED"), (True, "DEREGISTERED"), (True, "REINSTATED")]
+            (False, "DEREGISTERED"),
+            (True, "DEREGISTERED"),
+            (True, "REINSTATED"),
+        ]
         reminders = _values(s, CLINICAL_ALERTS)
         assert [(r["item"], r["org_code"], r["status"]) for r in reminders] == [("C08C", hospital.org_code, "ACTIVE")]
         vaccination = _values(s, collab_topic_name("vaccination"))
@@ -207,15 +254,23 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(own_db_sett
     target = s.topic_name(validated_topic("outpatient.visit").name)
     for v in visits:
         env = v["envelope"]
-        producer.produce(target, CODEC.encode("outpatient.visit", v),
-                         source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]))
+        producer.produce(
+            target,
+            CODEC.encode("outpatient.visit", v),
+            source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]),
+        )
     producer.flush(30)
 
     def stored() -> set[tuple[str, str]]:
         with psycopg.connect(s.postgres_url) as conn:
             try:
-                return {(route, key) for route in ("chronic_disease", "tumor_registry") for (key,) in conn.execute(
-                    sql.SQL("SELECT business_key FROM routing.{}").format(sql.Identifier(route)))}
+                return {
+                    (route, key)
+                    for route in ("chronic_disease", "tumor_registry")
+                    for (key,) in conn.execute(
+                        sql.SQL("SELECT business_key FROM routing.{}").format(sql.Identifier(route))
+                    )
+                }
             except psycopg.errors.UndefinedTable:
                 return set()
 
@@ -233,14 +288,21 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(own_db_sett
     assert 0 < len(stored()) < len(expected), "the kill must land mid-stream"
     with stage_worker(s, tmp_path / "w2.log", "routing") as again:
         # Every input acknowledged (a stage acks only after its outputs are delivered), then the tables.
-        _wait("every visit committed", lambda: committed_total(s.confluent_config(), s.group_id("routing"),
-                                                                [target]) >= len(visits), [again], tmp_path)
+        _wait(
+            "every visit committed",
+            lambda: committed_total(s.confluent_config(), s.group_id("routing"), [target]) >= len(visits),
+            [again],
+            tmp_path,
+        )
         assert stored() == expected
     with psycopg.connect(s.postgres_url) as conn:
         changes = {c for (c,) in conn.execute("SELECT change_id::text FROM routing.changes")}
-        evidence = conn.execute("SELECT sum((payload->>'evidence_count')::int) FROM routing.chronic_disease").fetchone()[0]
-    published = [v["change_id"] for route in ("chronic_disease", "tumor_registry")
-                 for v in _values(s, collab_topic_name(route))]
+        evidence = conn.execute(
+            "SELECT sum((payload->>'evidence_count')::int) FROM routing.chronic_disease"
+        ).fetchone()[0]
+    published = [
+        v["change_id"] for route in ("chronic_disease", "tumor_registry") for v in _values(s, collab_topic_name(route))
+    ]
     assert set(published) == changes  # every stored change reached its topic (some twice: consumers dedupe)
     claims = [c for v in visits for c in claims_of("outpatient.visit", v) if c.route == "chronic_disease"]
     assert evidence == len(claims)  # each visit's claim counted once, none lost, none twice

@@ -37,7 +37,9 @@ def kinds(messages: list[ChangeMessage], route_name: str | None = None) -> list[
 def items(ledger: RoutingLedger, table: str, person: str) -> list[tuple[Any, ...]]:
     return ledger.conn.execute(
         f"SELECT item_id::text, business_key, status, payload->>'evidence_count', county_code, payload "
-        f"FROM routing.{table} WHERE person_id = %s ORDER BY business_key", (person,)).fetchall()
+        f"FROM routing.{table} WHERE person_id = %s ORDER BY business_key",
+        (person,),
+    ).fetchall()
 
 
 def test_first_diagnosis_registers_later_ones_are_evidence_and_a_replay_changes_nothing(ledger: RoutingLedger) -> None:
@@ -46,13 +48,19 @@ def test_first_diagnosis_registers_later_ones_are_evidence_and_a_replay_changes_
     assert kinds(route(ledger, first), "chronic_disease") == ["REGISTERED"]
     out = route(ledger, second)
     assert sorted((m.value["route"], m.value["kind"]) for m in out) == [
-        ("chronic_disease", "EVIDENCE"), ("chronic_disease", "REGISTERED")]
+        ("chronic_disease", "EVIDENCE"),
+        ("chronic_disease", "REGISTERED"),
+    ]
     rows = items(ledger, "chronic_disease", p.person_id)
     assert [(r[1].split(":")[1], r[2], r[3], r[4]) for r in rows] == [
-        ("DIABETES", "pending", "1", "411521"), ("HYPERTENSION", "pending", "2", "411521")]
+        ("DIABETES", "pending", "1", "411521"),
+        ("HYPERTENSION", "pending", "2", "411521"),
+    ]
     assert rows[1][5]["detail"]["diagnosis_code"] == "I10.x00x002"  # the first diagnosis registered it
     assert route(ledger, first, second) == []  # a replay
-    assert ledger.changes_for([first["envelope"]["event_id"]], ["collab.chronic_disease"])[0].value["kind"] == "REGISTERED"
+    assert (
+        ledger.changes_for([first["envelope"]["event_id"]], ["collab.chronic_disease"])[0].value["kind"] == "REGISTERED"
+    )
 
 
 def test_cancelling_evidence_amends_and_cancelling_the_last_record_withdraws(ledger: RoutingLedger) -> None:
@@ -76,12 +84,16 @@ def test_a_correction_that_changes_the_diagnosis_withdraws_and_registers(ledger:
     fixed = corrected(visit, diagnoses=[{"code": "E11.900", "name": None, "is_primary": True, "diagnosed_at": None}])
     assert sorted(kinds(route(ledger, fixed))) == ["REGISTERED", "WITHDRAWN"]
     assert [(r[1].split(":")[1], r[2]) for r in items(ledger, "chronic_disease", p.person_id)] == [
-        ("DIABETES", "pending"), ("HYPERTENSION", "withdrawn")]
+        ("DIABETES", "pending"),
+        ("HYPERTENSION", "withdrawn"),
+    ]
     # The original diagnosis comes back in version 3: the withdrawn item re-opens, not a second one.
     back = corrected(visit, 3)
     assert sorted(kinds(route(ledger, back))) == ["REGISTERED", "WITHDRAWN"]
     assert [(r[1].split(":")[1], r[2]) for r in items(ledger, "chronic_disease", p.person_id)] == [
-        ("DIABETES", "withdrawn"), ("HYPERTENSION", "pending")]
+        ("DIABETES", "withdrawn"),
+        ("HYPERTENSION", "pending"),
+    ]
 
 
 def test_a_county_follow_up_without_a_hospital_diagnosis_opens_an_acknowledged_item(ledger: RoutingLedger) -> None:
@@ -127,15 +139,23 @@ def test_vaccination_and_resident_record_newest_value_wins(ledger: RoutingLedger
     county = Patient(p.person_id, org_code="12411521MB0000001Y").vaccination("0201", 2, at=AT + dt.timedelta(minutes=1))
     assert kinds(route(ledger, hospital, county)) == ["REGISTERED", "EVIDENCE"]
     old = p.registered(abo="1", at=AT)
-    new = p.registered(abo="3", rh=None, at=AT + dt.timedelta(days=1),
-                       history=[{"kind": "ALLERGY", "code": None, "description": "青霉素", "recorded_at": None}])
+    new = p.registered(
+        abo="3",
+        rh=None,
+        at=AT + dt.timedelta(days=1),
+        history=[{"kind": "ALLERGY", "code": None, "description": "青霉素", "recorded_at": None}],
+    )
     route(ledger, old)
     out = route(ledger, new)
     assert sorted((m.value["subject"], m.value["kind"]) for m in out) == [
-        ("abo_blood_type", "AMENDED"), ("allergy:青霉素", "REGISTERED")]
+        ("abo_blood_type", "AMENDED"),
+        ("allergy:青霉素", "REGISTERED"),
+    ]
     out = route(ledger, cancelled(new))
     assert sorted((m.value["subject"], m.value["kind"]) for m in out) == [
-        ("abo_blood_type", "AMENDED"), ("allergy:青霉素", "WITHDRAWN")]
+        ("abo_blood_type", "AMENDED"),
+        ("allergy:青霉素", "WITHDRAWN"),
+    ]
     abo = [r for r in items(ledger, "resident_update", p.person_id) if r[1].endswith("abo_blood_type")][0]
     assert abo[5]["detail"]["value"] == "1"
 
@@ -144,37 +164,57 @@ def test_a_merge_moves_items_to_the_survivor_and_an_unmerge_moves_them_back(ledg
     survivor, absorbed = Patient(), Patient()
     route(ledger, survivor.visit("I10"), absorbed.visit("I10.x00x002", "E11.900", at=AT + dt.timedelta(days=1)))
     diabetes_id = items(ledger, "chronic_disease", absorbed.person_id)[0][0]
-    merge = {"change_id": "merge-1", "survivor_person_id": survivor.person_id,
-             "absorbed_person_id": absorbed.person_id}
+    merge = {"change_id": "merge-1", "survivor_person_id": survivor.person_id, "absorbed_person_id": absorbed.person_id}
     with ledger.conn.transaction():
         out = ledger.apply_merge(merge)
-    assert sorted((m.value["subject"], m.value["kind"], m.value["person_id"]) for m in out) == sorted([
-        ("DIABETES", "REASSIGNED", survivor.person_id),
-        ("HYPERTENSION", "WITHDRAWN", absorbed.person_id),  # a duplicate of the survivor's registration
-        ("HYPERTENSION", "EVIDENCE", survivor.person_id)])
+    assert sorted((m.value["subject"], m.value["kind"], m.value["person_id"]) for m in out) == sorted(
+        [
+            ("DIABETES", "REASSIGNED", survivor.person_id),
+            ("HYPERTENSION", "WITHDRAWN", absorbed.person_id),  # a duplicate of the survivor's registration
+            ("HYPERTENSION", "EVIDENCE", survivor.person_id),
+        ]
+    )
     rows = items(ledger, "chronic_disease", survivor.person_id)
-    assert [(r[1].split(":")[1], r[2], r[3]) for r in rows] == [("DIABETES", "pending", "1"),
-                                                               ("HYPERTENSION", "pending", "2")]
+    assert [(r[1].split(":")[1], r[2], r[3]) for r in rows] == [
+        ("DIABETES", "pending", "1"),
+        ("HYPERTENSION", "pending", "2"),
+    ]
     assert rows[0][0] == diabetes_id  # the same item, moved
     with ledger.conn.transaction():
         assert ledger.apply_merge(merge) == []  # replayed: nothing left to move
-    relink = {"change_id": "unmerge-1", "from_person_id": survivor.person_id, "to_person_id": absorbed.person_id,
-              "org_code": absorbed.org_code, "local_patient_id": absorbed.local_id, "action": "unmerge"}
+    relink = {
+        "change_id": "unmerge-1",
+        "from_person_id": survivor.person_id,
+        "to_person_id": absorbed.person_id,
+        "org_code": absorbed.org_code,
+        "local_patient_id": absorbed.local_id,
+        "action": "unmerge",
+    }
     with ledger.conn.transaction():
         out = ledger.apply_relink(relink)
     assert sorted((m.value["subject"], m.value["kind"]) for m in out) == [
-        ("DIABETES", "REASSIGNED"), ("HYPERTENSION", "AMENDED"), ("HYPERTENSION", "REGISTERED")]
+        ("DIABETES", "REASSIGNED"),
+        ("HYPERTENSION", "AMENDED"),
+        ("HYPERTENSION", "REGISTERED"),
+    ]
     assert [(r[1].split(":")[1], r[2]) for r in items(ledger, "chronic_disease", absorbed.person_id)] == [
-        ("DIABETES", "pending"), ("HYPERTENSION", "pending")]
+        ("DIABETES", "pending"),
+        ("HYPERTENSION", "pending"),
+    ]
 
 
 def test_every_change_encodes_with_the_topic_schema(ledger: RoutingLedger) -> None:
     p = Patient()
-    events = [p.visit("I10", "C34.100", "A15.000x001"), p.death(), p.vaccination(), p.registered(),
-              p.followup("I10")]
+    events = [p.visit("I10", "C34.100", "A15.000x001"), p.death(), p.vaccination(), p.registered(), p.followup("I10")]
     out = route(ledger, *events)
-    assert {m.value["route"] for m in out} == {"chronic_disease", "tumor_registry", "infectious_disease",
-                                               "death_registration", "vaccination", "resident_update"}
+    assert {m.value["route"] for m in out} == {
+        "chronic_disease",
+        "tumor_registry",
+        "infectious_disease",
+        "death_registration",
+        "vaccination",
+        "resident_update",
+    }
     codec = EventCodec()
     for m in out:
         value = from_json(m.event_type, m.value)
@@ -207,6 +247,7 @@ def test_a_death_seals_the_health_record_and_cancelling_every_death_record_reope
         assert (status.status, status.record_key) == ("deceased", d_key)
         assert lifecycle(route(ledger, cancelled(discharge))) == [("REINSTATED", d_key)]
         assert record_status(conn, p.person_id).status == "active"
-        audit = conn.execute("SELECT action FROM empi.audit_log WHERE person_id = %s ORDER BY audit_id",
-                             (p.person_id,)).fetchall()
+        audit = conn.execute(
+            "SELECT action FROM empi.audit_log WHERE person_id = %s ORDER BY audit_id", (p.person_id,)
+        ).fetchall()
         assert [a for (a,) in audit] == ["deregister", "deregister", "deregister", "reinstate"]

@@ -36,9 +36,15 @@ def messages(events: list[dict[str, Any]]) -> list[RawMessage]:
     out = []
     for n, e in enumerate(events):
         env = e["envelope"]
-        out.append(RawMessage(PREFIX + validated_topic(env["event_type"]).name, 0, n,
-                              source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]),
-                              CODEC.encode(env["event_type"], e)))
+        out.append(
+            RawMessage(
+                PREFIX + validated_topic(env["event_type"]).name,
+                0,
+                n,
+                source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]),
+                CODEC.encode(env["event_type"], e),
+            )
+        )
     return out
 
 
@@ -55,16 +61,31 @@ def with_person(postgres_url: str, p: Patient) -> Patient:
 def test_a_batch_publishes_work_items_the_record_seal_and_reminders(stage: RoutingStage, postgres_url: str) -> None:
     p = with_person(postgres_url, Patient(county="411525"))
     other_hospital = Patient(p.person_id, org_code="12411503MB7654321Y", local_id="H2")
-    events = [p.visit("I10"), p.prescription("C09CA03", days=30), p.death(AT + dt.timedelta(days=1), cause="C34.900"),
-              p.vaccination(), other_hospital.prescription("C09CA01", at=AT + dt.timedelta(days=3))]
+    events = [
+        p.visit("I10"),
+        p.prescription("C09CA03", days=30),
+        p.death(AT + dt.timedelta(days=1), cause="C34.900"),
+        p.vaccination(),
+        other_hospital.prescription("C09CA01", at=AT + dt.timedelta(days=3)),
+    ]
     out = decoded(stage.handle_batch(messages(events)))
-    assert Counter(t for t, _ in out) == Counter({"collab.chronic_disease": 1, "collab.death_registration": 1,
-                                                 "collab.tumor_registry": 1, "collab.vaccination": 1,
-                                                 "record.deregistered": 1, "alerts.clinical": 1})
+    assert Counter(t for t, _ in out) == Counter(
+        {
+            "collab.chronic_disease": 1,
+            "collab.death_registration": 1,
+            "collab.tumor_registry": 1,
+            "collab.vaccination": 1,
+            "record.deregistered": 1,
+            "alerts.clinical": 1,
+        }
+    )
     assert all(v["county_code"] == "411525" for t, v in out if t.startswith("collab."))
     reminder = next(v for t, v in out if t == "alerts.clinical")
     assert (reminder["org_code"], reminder["earlier_org_code"], reminder["item"]) == (
-        other_hospital.org_code, p.org_code, "C09C")  # an ARB again within the 30 days supplied elsewhere
+        other_hospital.org_code,
+        p.org_code,
+        "C09C",
+    )  # an ARB again within the 30 days supplied elsewhere
     assert decoded(stage.handle_batch(messages([p.visit("J18.900")]))) == []  # nothing routable in a pneumonia visit
 
 
@@ -85,11 +106,14 @@ def test_cancelling_the_death_record_withdraws_and_reopens(stage: RoutingStage, 
     stage.handle_batch(messages([death]))
     out = decoded(stage.handle_batch(messages([cancelled(death)])))
     assert sorted((t, v.get("kind") or v.get("action")) for t, v in out) == [
-        ("collab.death_registration", "WITHDRAWN"), ("collab.tumor_registry", "WITHDRAWN"),
-        ("record.deregistered", "REINSTATED")]
+        ("collab.death_registration", "WITHDRAWN"),
+        ("collab.tumor_registry", "WITHDRAWN"),
+        ("record.deregistered", "REINSTATED"),
+    ]
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT status FROM empi.persons WHERE person_id = %s", (p.person_id,)).fetchone() == (
-            "active",)
+            "active",
+        )
 
 
 def test_undecodable_and_misfiled_messages_are_dead_lettered(stage: RoutingStage) -> None:
@@ -103,14 +127,14 @@ def test_undecodable_and_misfiled_messages_are_dead_lettered(stage: RoutingStage
     assert reasons[1] == "wrong_event_type" and reasons[0] != "wrong_event_type"
 
 
-def test_workers_running_different_routes_share_the_ledger_without_stepping_on_each_other(
-        postgres_url: str) -> None:
+def test_workers_running_different_routes_share_the_ledger_without_stepping_on_each_other(postgres_url: str) -> None:
     """The CDC runs infectious_disease in a worker group of its own; the chronic-disease worker sees the same
     records and cancellations, each keeps its own record versions, and each publishes its own changes only."""
     windows = reminder_windows(Settings())
     chronic = RoutingStage(CODEC, PREFIX, RoutingState(postgres_url, windows, ROLE_PREFIX, ("chronic_disease",)))
-    infectious = RoutingStage(CODEC, PREFIX, RoutingState(postgres_url, windows, ROLE_PREFIX,
-                                                          ("infectious_disease", "clinical_reminders")))
+    infectious = RoutingStage(
+        CODEC, PREFIX, RoutingState(postgres_url, windows, ROLE_PREFIX, ("infectious_disease", "clinical_reminders"))
+    )
     try:
         assert PREFIX + validated_topic("prescription").name not in chronic.inputs
         assert PREFIX + validated_topic("prescription").name in infectious.inputs
@@ -122,9 +146,11 @@ def test_workers_running_different_routes_share_the_ledger_without_stepping_on_e
         assert decoded(chronic.handle_batch(batch)) == decoded(chronic.handle_batch(batch))  # replays: its own only
         gone = messages([cancelled(visit)])
         assert [(t, v["kind"]) for t, v in decoded(infectious.handle_batch(gone))] == [
-            ("collab.infectious_disease", "WITHDRAWN")]
+            ("collab.infectious_disease", "WITHDRAWN")
+        ]
         assert [(t, v["kind"]) for t, v in decoded(chronic.handle_batch(gone))] == [
-            ("collab.chronic_disease", "WITHDRAWN")]
+            ("collab.chronic_disease", "WITHDRAWN")
+        ]
     finally:
         chronic.state.close()
         infectious.state.close()

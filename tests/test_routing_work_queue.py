@@ -27,8 +27,9 @@ def queues(own_db_settings: Settings) -> Iterator[tuple[psycopg.Connection, str]
         for county in (XINYANG_SHIHE, GUSHI):
             county_role = ensure_county_role(conn, county, prefix)
             login = f"{prefix}ds_{county}"
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(login),
-                                                                        sql.Identifier(county_role)))
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(login), sql.Identifier(county_role))
+            )
             roles += [login, county_role]
         yield conn, prefix
     finally:
@@ -41,8 +42,17 @@ def queues(own_db_settings: Settings) -> Iterator[tuple[psycopg.Connection, str]
 
 def _item(person: str, county: str, disease: str = "HYPERTENSION") -> ItemRow:
     key = f"{person}:{disease}"
-    return ItemRow("chronic_disease", item_id("chronic_disease", key), key, person, county, "registration",
-                   {"disease": disease, "diagnosis_code": "I10.x00x002"}, ["e-1"], stored=False)
+    return ItemRow(
+        "chronic_disease",
+        item_id("chronic_disease", key),
+        key,
+        person,
+        county,
+        "registration",
+        {"disease": disease, "diagnosis_code": "I10.x00x002"},
+        ["e-1"],
+        stored=False,
+    )
 
 
 def test_saving_again_updates_the_row_and_the_business_key_is_unique(queues: tuple[psycopg.Connection, str]) -> None:
@@ -52,8 +62,10 @@ def test_saving_again_updates_the_row_and_the_business_key_is_unique(queues: tup
     items[0].status, items[0].status_reason = "withdrawn", "cancelled"
     save_items(conn, items)  # stored rows are updated, not added
     assert conn.execute("SELECT count(*) FROM routing.chronic_disease").fetchone()[0] == 3
-    assert conn.execute("SELECT status FROM routing.chronic_disease WHERE item_id = %s",
-                        (items[0].item_id,)).fetchone()[0] == "withdrawn"
+    assert (
+        conn.execute("SELECT status FROM routing.chronic_disease WHERE item_id = %s", (items[0].item_id,)).fetchone()[0]
+        == "withdrawn"
+    )
     clash = _item("p1", XINYANG_SHIHE)
     clash.item_id = "00000000-0000-0000-0000-000000000001"
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -78,8 +90,11 @@ def test_a_county_sees_and_decides_on_its_own_residents_items_only(queues: tuple
             conn.execute("DELETE FROM routing.chronic_disease")
     finally:
         conn.execute("RESET ROLE")
-    rows = dict(conn.execute("SELECT person_id, status || ':' || coalesce(status_by, '') "
-                             "FROM routing.chronic_disease").fetchall())
+    rows = dict(
+        conn.execute(
+            "SELECT person_id, status || ':' || coalesce(status_by, '') FROM routing.chronic_disease"
+        ).fetchall()
+    )
     assert rows == {"p1": "acknowledged:shihe-ph-system", "p2": "pending:", "p3": "pending:"}
 
 

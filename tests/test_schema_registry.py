@@ -33,8 +33,9 @@ def registry_url() -> Iterator[str]:
         stop_pid(pid)
 
 
-def test_events_travel_in_the_confluent_wire_format_through_a_stage(empi_settings: Settings, registry_url: str,
-                                                                     tmp_path: Path) -> None:
+def test_events_travel_in_the_confluent_wire_format_through_a_stage(
+    empi_settings: Settings, registry_url: str, tmp_path: Path
+) -> None:
     s = empi_settings.model_copy(update={"schema_registry_url": registry_url})
     codec = codec_for(s.schema_registry_config())
     visits = list(outpatient_visits(30, seed=8))

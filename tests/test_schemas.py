@@ -9,8 +9,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from avro_schemas.evolution import _variants, sample_value
 from avro_schemas.schema_set import current_schemas
-from avro_schemas.topics import PIPELINE_EVENT_TYPES
 from avro_schemas.serde import DecodeError, DecodeFailure, EventCodec, WireFormat
+from avro_schemas.topics import PIPELINE_EVENT_TYPES
 
 SCHEMAS = current_schemas()
 
@@ -149,8 +149,11 @@ def test_restamp_envelope_equals_decode_change_encode(event_type: str) -> None:
     spliced = codec.stamp_identity(fresh, codec.peek_envelope_at(fresh), "p-1", "probabilistic", 9.5, True)
     assert spliced == codec.restamp_envelope(fresh, stamp)  # the hand-encoded splice is the Avro encoding
     unweighted = codec.stamp_identity(fresh, codec.peek_envelope_at(fresh), "人-2", "record_key", None, False)
-    assert codec.decode(unweighted).value["envelope"]["identity"] == {"rule": "record_key", "weight": None,
-                                                                      "review": False}
+    assert codec.decode(unweighted).value["envelope"]["identity"] == {
+        "rule": "record_key",
+        "weight": None,
+        "review": False,
+    }
     old = next(w for w in released_writers() if w.event_type == event_type)
     old_value = sample_value(json.loads(old.standalone_json), 2)
     old_payload = b"\xc3\x01" + old.fingerprint + fastavro_bytes(old.parsed, old_value)
@@ -179,4 +182,3 @@ def test_peek_source_org_reads_the_org_off_the_bytes(event_type: str) -> None:
         assert codec.peek_source_org(payload) == (event_type, value["envelope"]["source"]["org_code"])
     with pytest.raises(DecodeError):
         codec.peek_source_org(payload[:14])
-

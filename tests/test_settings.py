@@ -10,10 +10,17 @@ from ops.settings import Profile, Settings
 
 
 def test_to_env_round_trips_every_setting(monkeypatch) -> None:
-    original = Settings(profile=Profile.PRODUCTION, kafka_bootstrap="k1:9092,k2:9092", topic_prefix="t1-",
-                        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_password=SecretStr("s3cret"),
-                        chdb_path=Path("/tmp/x"), sink_batch_seconds=0.25, require_signed_sources=False,
-                        adapter_master_key=SecretStr("master"))
+    original = Settings(
+        profile=Profile.PRODUCTION,
+        kafka_bootstrap="k1:9092,k2:9092",
+        topic_prefix="t1-",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_password=SecretStr("s3cret"),
+        chdb_path=Path("/tmp/x"),
+        sink_batch_seconds=0.25,
+        require_signed_sources=False,
+        adapter_master_key=SecretStr("master"),
+    )
     for name, value in original.to_env().items():
         monkeypatch.setenv(name, value)
     child = Settings(_env_file=None)

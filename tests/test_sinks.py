@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import validated_topic
 from ops.settings import Settings
@@ -16,8 +15,10 @@ from streams.privacy import mask_name
 
 
 def _records(n: int, seed: int = 3) -> list[SinkRecord]:
-    return [SinkRecord("outpatient.visit", v, "validated.outpatient.visit", 0, i)
-            for i, v in enumerate(outpatient_visits(n, seed=seed))]
+    return [
+        SinkRecord("outpatient.visit", v, "validated.outpatient.visit", 0, i)
+        for i, v in enumerate(outpatient_visits(n, seed=seed))
+    ]
 
 
 def test_postgres_event_store_is_idempotent(settings: Settings) -> None:
@@ -54,6 +55,7 @@ def test_sink_loop_run_twice_over_the_same_topic_adds_nothing(settings: Settings
     conf = settings.confluent_config()
     topic = settings.topic_name(validated_topic("outpatient.visit").name)
     from confluent_kafka import Producer
+
     producer = Producer(conf)
     values = list(outpatient_visits(1000, seed=5))
     for v in values:

@@ -51,8 +51,12 @@ def test_a_stack_restart_keeps_every_acknowledged_message(settings: Settings) ->
         acknowledged: list[int] = []
         producer = Producer(producer_config(s.confluent_config()))
         for i in range(5000):
-            producer.produce(topic, f"v{i}".encode(), f"k{i % 97}".encode(),
-                             on_delivery=lambda err, m: acknowledged.append(m.offset()) if err is None else None)
+            producer.produce(
+                topic,
+                f"v{i}".encode(),
+                f"k{i % 97}".encode(),
+                on_delivery=lambda err, m: acknowledged.append(m.offset()) if err is None else None,
+            )
         assert producer.flush(30) == 0 and len(acknowledged) == 5000
         group = s.group_id("restart-check")
         committer = Consumer({**s.confluent_config(), "group.id": group, "log_level": 3})
@@ -74,8 +78,20 @@ def test_a_stack_restart_keeps_every_acknowledged_message(settings: Settings) ->
 
 
 def test_demo_counts_agree(settings: Settings) -> None:
-    result = healthbus("demo", "--hospitals", "1", "--counties", "1", "--days", "1", "--seed", "5", "--json",
-                       env=settings_env(settings), timeout=300)
+    result = healthbus(
+        "demo",
+        "--hospitals",
+        "1",
+        "--counties",
+        "1",
+        "--days",
+        "1",
+        "--seed",
+        "5",
+        "--json",
+        env=settings_env(settings),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["produced"] > 500
@@ -101,8 +117,18 @@ def test_synth_fills_exchange_databases_and_writes_the_adapter_config(settings: 
     from producers.adapters.config import load_config
 
     config = tmp_path / "adapters.yaml"
-    result = healthbus("synth", "--hospitals", "1", "--counties", "1", "--days", "1", "--config-out", str(config),
-                       env=settings_env(settings))
+    result = healthbus(
+        "synth",
+        "--hospitals",
+        "1",
+        "--counties",
+        "1",
+        "--days",
+        "1",
+        "--config-out",
+        str(config),
+        env=settings_env(settings),
+    )
     assert result.returncode == 0, result.stderr
     kinds = sorted(s.kind for s in load_config(config).sources)
     assert kinds == ["county", "hospital"]

@@ -45,8 +45,9 @@ def test_lag_of_a_group_that_committed_part_of_a_topic_is_exact(settings: Settin
     _produce_batched(settings, topic)
     group = settings.group_id("sink-postgres")
     done = {0: 50, 1: 41, 3: 2}  # 2, 4, 5: never committed
-    committer = Consumer({**settings.confluent_config(), "group.id": group, "enable.auto.commit": False,
-                          "log_level": 3})
+    committer = Consumer(
+        {**settings.confluent_config(), "group.id": group, "enable.auto.commit": False, "log_level": 3}
+    )
     try:
         committer.commit(offsets=[TopicPartition(topic, p, o) for p, o in done.items()], asynchronous=False)
     finally:
@@ -65,8 +66,25 @@ def _visit() -> dict:
 
 def _alert() -> StoredAlert:
     day = dt.date.today()
-    return StoredAlert("alert-test-0001", "ILI:411502", "ILI", "411502", None, "EWMA", "RED", "OPEN", day, day,
-                       None, 42, 12.5, 20.0, 3.3, 0.001, False)
+    return StoredAlert(
+        "alert-test-0001",
+        "ILI:411502",
+        "ILI",
+        "411502",
+        None,
+        "EWMA",
+        "RED",
+        "OPEN",
+        day,
+        day,
+        None,
+        42,
+        12.5,
+        20.0,
+        3.3,
+        0.001,
+        False,
+    )
 
 
 def _seed(settings: Settings) -> dict:

@@ -44,26 +44,32 @@ def test_cases_and_notifiable_reports_land_once_and_the_views_count_them(own_db_
         flu_report["envelope"]["patient"].update(birth_date=dt.date(2015, 3, 1), occupation="学生")
         with conn.transaction():
             changes = RoutingLedger(conn, routes=("infectious_disease",)).apply_events(
-                [("outpatient.visit", flu_report)])
+                [("outpatient.visit", flu_report)]
+            )
     from avro_schemas.json_form import from_json
 
     reports = [from_json(c.event_type, c.value) for c in changes]
     sink = ClickHouseEventLog(open_clickhouse(None, s.resolved_chdb_path, "healthbus"), "healthbus", KEY)
-    records = _records([("surveillance.case", v) for v in first + later] + [("collab.work_item_change", v)
-                                                                             for v in reports])
+    records = _records(
+        [("surveillance.case", v) for v in first + later] + [("collab.work_item_change", v) for v in reports]
+    )
     sink.write(records)
     sink.write(records)  # a replay: nothing twice
     q = sink._client.query
-    daily = q("SELECT syndrome, county_code, population_group, day, cases FROM healthbus.surveillance_daily "
-              "ORDER BY syndrome").result_rows
+    daily = q(
+        "SELECT syndrome, county_code, population_group, day, cases FROM healthbus.surveillance_daily ORDER BY syndrome"
+    ).result_rows
     assert daily == [("FEVER_RESP", "411521", "adult", AT.date(), 1), ("ILI", "411521", "adult", AT.date(), 1)]
     assert q("SELECT count() FROM healthbus.surveillance_cases FINAL").result_rows[0][0] == 2  # the HFMD withdrawn
-    trends = q("SELECT county_code, disease, disease_class, population_group, occupation, reports, late_reports "
-               "FROM healthbus.notifiable_trends").result_rows
+    trends = q(
+        "SELECT county_code, disease, disease_class, population_group, occupation, reports, late_reports "
+        "FROM healthbus.notifiable_trends"
+    ).result_rows
     assert trends == [("411521", "INFLUENZA", "C", "student", "学生", 1, 0)]
     text = str(q("SELECT * FROM healthbus.surveillance_cases").result_rows) + str(
-        q("SELECT * FROM healthbus.notifiable_reports").result_rows)
+        q("SELECT * FROM healthbus.notifiable_reports").result_rows
+    )
     for p in (adult, child, report):
-        assert p.person_id not in text, (p.person_id, text[text.find(p.person_id) - 300:text.find(p.person_id) + 50])
+        assert p.person_id not in text, (p.person_id, text[text.find(p.person_id) - 300 : text.find(p.person_id) + 50])
         assert p.local_id not in text
     sink.close()

@@ -18,7 +18,7 @@ from ops.settings import Settings
 from ops.topic_admin import committed_total
 from producers.publisher import producer_config
 from streams.surveillance.stage import classify_visit
-from tests.pipeline_harness import read_topic, start_stage_worker, stage_worker
+from tests.pipeline_harness import read_topic, stage_worker, start_stage_worker
 from tests.quality_events import identified_visits
 
 CODEC = EventCodec()
@@ -27,8 +27,10 @@ CODEC = EventCodec()
 def _counted(s: Settings) -> int:
     with psycopg.connect(s.postgres_url) as conn:
         try:
-            return conn.execute("SELECT coalesce(sum(cases), 0) FROM surveillance.daily_counts "
-                                "WHERE syndrome = 'VISITS' AND population_group = 'ALL'").fetchone()[0]
+            return conn.execute(
+                "SELECT coalesce(sum(cases), 0) FROM surveillance.daily_counts "
+                "WHERE syndrome = 'VISITS' AND population_group = 'ALL'"
+            ).fetchone()[0]
         except psycopg.errors.UndefinedTable:
             return 0
 
@@ -40,8 +42,11 @@ def test_kill_9_mid_stream_then_restart_counts_every_visit_once(own_db_settings:
     producer = Producer(producer_config(s.confluent_config()))
     for v in visits:
         env = v["envelope"]
-        producer.produce(target, CODEC.encode("outpatient.visit", v),
-                         source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]))
+        producer.produce(
+            target,
+            CODEC.encode("outpatient.visit", v),
+            source_patient_key(env["source"]["org_code"], env["patient"]["local_patient_id"]),
+        )
     assert producer.flush(30) == 0
     expected = Counter(s.value for v in visits for s in classify_visit(v).syndromes)
     worker = start_stage_worker(s, tmp_path / "w1.log", stage="surveillance")
@@ -63,9 +68,15 @@ def test_kill_9_mid_stream_then_restart_counts_every_visit_once(own_db_settings:
             time.sleep(0.5)
     assert _counted(s) == len(visits)  # every visit once: none lost, none counted twice
     with psycopg.connect(s.postgres_url) as conn:
-        counts = dict(conn.execute("SELECT syndrome, sum(cases) FROM surveillance.daily_counts WHERE "
-                                   "population_group = 'ALL' AND syndrome <> 'VISITS' GROUP BY 1").fetchall())
+        counts = dict(
+            conn.execute(
+                "SELECT syndrome, sum(cases) FROM surveillance.daily_counts WHERE "
+                "population_group = 'ALL' AND syndrome <> 'VISITS' GROUP BY 1"
+            ).fetchall()
+        )
     assert counts == dict(expected)
-    published = {CODEC.decode(m.value()).value["case_id"] for m in read_topic(s, s.topic_name(SURVEILLANCE_CASES),
-                                                                               idle=1.0, timeout=20)}
+    published = {
+        CODEC.decode(m.value()).value["case_id"]
+        for m in read_topic(s, s.topic_name(SURVEILLANCE_CASES), idle=1.0, timeout=20)
+    }
     assert published == {v["envelope"]["event_id"] for v in visits if classify_visit(v).syndromes}

@@ -18,8 +18,18 @@ from avro_schemas.topics import SURVEILLANCE_ALERTS, SURVEILLANCE_CASES
 from ops.settings import Settings
 from ops.surveillance_monitor import days_to_judge, ensure_monitor_tables, run_once
 from streams.surveillance.alert_store import StoredAlert
-from streams.surveillance.alerting import (CLOSED, OPEN, UPDATED, alert_id, alert_value, case_filter, decide,
-                                           judge_day, series_id, series_key)
+from streams.surveillance.alerting import (
+    CLOSED,
+    OPEN,
+    UPDATED,
+    alert_id,
+    alert_value,
+    case_filter,
+    decide,
+    judge_day,
+    series_id,
+    series_key,
+)
 from streams.surveillance.case_store import ensure_case_store
 from streams.surveillance.detection import DetectionParams, Judgement, Method, detect
 from streams.surveillance.detection_plan import PlanError, load_plan, parse_plan
@@ -44,8 +54,9 @@ def at(d: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(d.year, d.month, d.day, hour, minute, tzinfo=CST)
 
 
-def flat(first: dt.date = START, last: dt.date = day(10), cycle: tuple[int, ...] = (8, 10, 12),
-         **overrides: int) -> dict[dt.date, int]:
+def flat(
+    first: dt.date = START, last: dt.date = day(10), cycle: tuple[int, ...] = (8, 10, 12), **overrides: int
+) -> dict[dt.date, int]:
     """A baseline repeating ``cycle`` every day from first to last; ``d<offset>=n`` overrides day(offset)."""
     counts = {first + dt.timedelta(days=k): cycle[k % len(cycle)] for k in range((last - first).days + 1)}
     for name, n in overrides.items():
@@ -53,20 +64,30 @@ def flat(first: dt.date = START, last: dt.date = day(10), cycle: tuple[int, ...]
     return counts
 
 
-def put(s: Settings, series: dict[tuple[str, str, str], dict[dt.date, int]], visits: tuple[str, ...] = (SHIHE,),
-        visits_from: dt.date = START) -> None:
+def put(
+    s: Settings,
+    series: dict[tuple[str, str, str], dict[dt.date, int]],
+    visits: tuple[str, ...] = (SHIHE,),
+    visits_from: dt.date = START,
+) -> None:
     """Write daily_counts rows directly (what the surveillance stage maintains), with the VISITS denominator of
     each county from ``visits_from``."""
     values = [(k[0], k[1], k[2], d, n) for k, days in series.items() for d, n in days.items()]
-    values += [("VISITS", c, "ALL", d, 100) for c in visits
-               for d in (visits_from + dt.timedelta(days=k) for k in range((day(10) - visits_from).days + 1))]
+    values += [
+        ("VISITS", c, "ALL", d, 100)
+        for c in visits
+        for d in (visits_from + dt.timedelta(days=k) for k in range((day(10) - visits_from).days + 1))
+    ]
     with psycopg.connect(s.postgres_url, autocommit=True) as conn:
         ensure_case_store(conn)
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO surveillance.daily_counts (syndrome, county_code, population_group, day, "
-                            "cases) VALUES (%s, %s, %s, %s, %s) "
-                            "ON CONFLICT (syndrome, county_code, population_group, day) "
-                            "DO UPDATE SET cases = EXCLUDED.cases", values)
+            cur.executemany(
+                "INSERT INTO surveillance.daily_counts (syndrome, county_code, population_group, day, "
+                "cases) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (syndrome, county_code, population_group, day) "
+                "DO UPDATE SET cases = EXCLUDED.cases",
+                values,
+            )
 
 
 def alerts(s: Settings, expect: int | None = None) -> list[dict]:
@@ -112,11 +133,17 @@ def test_shipped_plan_and_rule_precedence() -> None:
     assert plan.history_days == 30  # EWMA: 28-day baseline + 2-day guard band
 
     # the last matching rule wins: a county override after a syndrome rule
-    plan = parse_plan({"groups": ["child"], "defaults": [{"method": "ears-c2"}], "rules": [
-        {"syndromes": ["HFMD"], "methods": [{"method": "ears-c1", "min_sigma": 1}]},
-        {"syndromes": ["HFMD"], "counties": ["411502"], "methods": [{"method": "ears-c3", "baseline": 14}]},
-        {"groups": ["child"], "syndromes": ["DIARRHEA"], "methods": []},
-    ]})
+    plan = parse_plan(
+        {
+            "groups": ["child"],
+            "defaults": [{"method": "ears-c2"}],
+            "rules": [
+                {"syndromes": ["HFMD"], "methods": [{"method": "ears-c1", "min_sigma": 1}]},
+                {"syndromes": ["HFMD"], "counties": ["411502"], "methods": [{"method": "ears-c3", "baseline": 14}]},
+                {"groups": ["child"], "syndromes": ["DIARRHEA"], "methods": []},
+            ],
+        }
+    )
     assert [m.method for m in plan.methods_for("HFMD", PINGQIAO, "ALL")] == [Method.EARS_C1]
     (c3,) = plan.methods_for("HFMD", SHIHE, "child")
     assert c3.method is Method.EARS_C3 and c3.params.baseline == 14 and c3.history_days == 18
@@ -124,24 +151,30 @@ def test_shipped_plan_and_rule_precedence() -> None:
     assert plan.methods_for("HFMD", SHIHE, "adult") == ()
 
 
-@pytest.mark.parametrize("plan, message", [
-    ({"defaults": [{"method": "ears-c2"}], "rules": [{"syndromes": ["FLU"], "methods": []}]}, "unknown syndrome 'FLU'"),
-    ({"defaults": [{"method": "ears-c4"}]}, "unknown method 'ears-c4'"),
-    ({"defaults": [{"method": "ears-c1", "lambda": 0.3}]}, "ears-c1 has no parameter 'lambda'"),
-    ({"defaults": [{"method": "ears-c2", "ewma_baseline": 20}]}, "ears-c2 has no parameter 'ewma_baseline'"),
-    ({"defaults": [{"method": "ewma", "baseline": 20}]}, "ewma has no parameter 'baseline'"),
-    ({"defaults": [{"method": "ears-c1", "min_sigma": -1}]}, "min_sigma must be >= 0"),
-    ({"defaults": [{"method": "ears-c1", "alpha": "low"}]}, "alpha: a number"),
-    ({"defaults": [{"method": "ewma", "guard": 1.5}]}, "guard: a whole number"),
-    ({"defaults": [{"method": "ears-c2", "guard": 0}]}, "ears-c2 has no parameter 'guard'"),
-    ({"defaults": [{"method": "ewma", "alpha": 0.005}]}, "must be below the yellow alpha"),
-    ({"defaults": [{"method": "ears-c2"}, {"method": "ears-c2", "min_sigma": 1}]}, "ears-c2 listed twice"),
-    ({"defaults": [], "rules": [{"syndromes": ["VISITS"], "methods": []}]}, "VISITS is the denominator"),
-    ({"defaults": [], "rules": [{"counties": ["4115"], "methods": []}]}, "county '4115' is not a six-digit"),
-    ({"defaults": [], "groups": ["toddler"]}, "unknown group 'toddler'"),
-    ({"defaults": [], "rules": [{"syndrome": ["ILI"], "methods": []}]}, "unknown key(s) syndrome"),
-    ({"groups": ["child"]}, "'defaults' is missing"),
-])
+@pytest.mark.parametrize(
+    "plan, message",
+    [
+        (
+            {"defaults": [{"method": "ears-c2"}], "rules": [{"syndromes": ["FLU"], "methods": []}]},
+            "unknown syndrome 'FLU'",
+        ),
+        ({"defaults": [{"method": "ears-c4"}]}, "unknown method 'ears-c4'"),
+        ({"defaults": [{"method": "ears-c1", "lambda": 0.3}]}, "ears-c1 has no parameter 'lambda'"),
+        ({"defaults": [{"method": "ears-c2", "ewma_baseline": 20}]}, "ears-c2 has no parameter 'ewma_baseline'"),
+        ({"defaults": [{"method": "ewma", "baseline": 20}]}, "ewma has no parameter 'baseline'"),
+        ({"defaults": [{"method": "ears-c1", "min_sigma": -1}]}, "min_sigma must be >= 0"),
+        ({"defaults": [{"method": "ears-c1", "alpha": "low"}]}, "alpha: a number"),
+        ({"defaults": [{"method": "ewma", "guard": 1.5}]}, "guard: a whole number"),
+        ({"defaults": [{"method": "ears-c2", "guard": 0}]}, "ears-c2 has no parameter 'guard'"),
+        ({"defaults": [{"method": "ewma", "alpha": 0.005}]}, "must be below the yellow alpha"),
+        ({"defaults": [{"method": "ears-c2"}, {"method": "ears-c2", "min_sigma": 1}]}, "ears-c2 listed twice"),
+        ({"defaults": [], "rules": [{"syndromes": ["VISITS"], "methods": []}]}, "VISITS is the denominator"),
+        ({"defaults": [], "rules": [{"counties": ["4115"], "methods": []}]}, "county '4115' is not a six-digit"),
+        ({"defaults": [], "groups": ["toddler"]}, "unknown group 'toddler'"),
+        ({"defaults": [], "rules": [{"syndrome": ["ILI"], "methods": []}]}, "unknown key(s) syndrome"),
+        ({"groups": ["child"]}, "'defaults' is missing"),
+    ],
+)
 def test_plan_validation_names_the_problem(plan: dict, message: str) -> None:
     with pytest.raises(PlanError) as caught:
         parse_plan(plan, "plan.yaml")
@@ -167,10 +200,28 @@ def judgement(d: dt.date, count: float, alarm: bool, level: str | None = "alarm"
     return Judgement(d, count, 10.0, 1.0, count - 10.0, 13.1, alarm, level if alarm else None)
 
 
-def stored(opened: dt.date, last: dt.date, level: str = "alarm", partial: bool = False,
-           method: str = "ears-c2") -> StoredAlert:
-    return StoredAlert(alert_id("HFMD:411502", method, opened), "HFMD:411502", "HFMD", SHIHE, None, method, level,
-                       OPEN, opened, last, None, 30, 10.0, 13.1, 20.0, None, partial)
+def stored(
+    opened: dt.date, last: dt.date, level: str = "alarm", partial: bool = False, method: str = "ears-c2"
+) -> StoredAlert:
+    return StoredAlert(
+        alert_id("HFMD:411502", method, opened),
+        "HFMD:411502",
+        "HFMD",
+        SHIHE,
+        None,
+        method,
+        level,
+        OPEN,
+        opened,
+        last,
+        None,
+        30,
+        10.0,
+        13.1,
+        20.0,
+        None,
+        partial,
+    )
 
 
 def test_decide_open_update_close_and_the_partial_day() -> None:
@@ -212,14 +263,27 @@ def test_decide_level_changes_update() -> None:
 
 def test_ids_series_and_case_filter() -> None:
     assert alert_id("ILI:411502", "ewma", S) == alert_id("ILI:411502", Method.EWMA, S)
-    assert len({alert_id("ILI:411502", "ewma", S), alert_id("ILI:411502", "ears-c2", S),
-                alert_id("ILI:411502:child", "ewma", S), alert_id("ILI:411502", "ewma", day(1))}) == 4
+    assert (
+        len(
+            {
+                alert_id("ILI:411502", "ewma", S),
+                alert_id("ILI:411502", "ears-c2", S),
+                alert_id("ILI:411502:child", "ewma", S),
+                alert_id("ILI:411502", "ewma", day(1)),
+            }
+        )
+        == 4
+    )
     assert series_id("ILI", SHIHE, "ALL") == "ILI:411502" and series_id("ILI", SHIHE, "child") == "ILI:411502:child"
     assert series_key("ILI:411502") == ("ILI", SHIHE, "ALL") and series_key("ILI:411502:child")[2] == "child"
-    assert case_filter("ILI", SHIHE, "child", S, S) == \
-        "syndrome=ILI AND county_code=411502 AND population_group=child AND day=2026-11-20"
-    assert case_filter("ILI", SHIHE, None, S, day(2)) == \
-        "syndrome=ILI AND county_code=411502 AND day>=2026-11-20 AND day<=2026-11-22"
+    assert (
+        case_filter("ILI", SHIHE, "child", S, S)
+        == "syndrome=ILI AND county_code=411502 AND population_group=child AND day=2026-11-20"
+    )
+    assert (
+        case_filter("ILI", SHIHE, None, S, day(2))
+        == "syndrome=ILI AND county_code=411502 AND day>=2026-11-20 AND day<=2026-11-22"
+    )
 
 
 def test_judge_day_reads_a_fixed_window_and_waits_for_a_baseline() -> None:
@@ -255,8 +319,10 @@ def test_every_series_of_a_city_in_well_under_a_second() -> None:
 
     counties = [f"4115{k:02d}" for k in range(2, 12)]
     groups = ("ALL", "child", "student", "adult", "elderly")
-    counts = {(syn.value, c, g): flat(cycle=(3 + k % 5, 5, 8 - k % 3), d0=9 + k % 20)
-              for k, (syn, c, g) in enumerate((syn, c, g) for syn in Syndrome for c in counties for g in groups)}
+    counts = {
+        (syn.value, c, g): flat(cycle=(3 + k % 5, 5, 8 - k % 3), d0=9 + k % 20)
+        for k, (syn, c, g) in enumerate((syn, c, g) for syn in Syndrome for c in counties for g in groups)
+    }
     started = time.perf_counter()
     result = judge_day(counts, S, load_plan(), [], data_since={c: START for c in counties})
     assert time.perf_counter() - started < 1.0
@@ -265,17 +331,27 @@ def test_every_series_of_a_city_in_well_under_a_second() -> None:
 
 
 def test_message_without_personal_data() -> None:
-    change = decide(("ILI", SHIHE, "child"), Method.EARS_C2,
-                    Judgement(S, 23, 5.0, 2.0, 9.0, 11.43, True, "alarm"), S, False, None)
+    change = decide(
+        ("ILI", SHIHE, "child"), Method.EARS_C2, Judgement(S, 23, 5.0, 2.0, 9.0, 11.43, True, "alarm"), S, False, None
+    )
     value = alert_value(change, at(day(1), 9), "t-surveillance.cases")
     assert set(value) == SCHEMA_FIELDS
     assert value["message_zh"] == "411502 浉河区 流感样病例 儿童(0-6岁) 2026-11-20 观察 23 例, 超过阈值 11.4 (EARS C2)"
     assert value["message_en"] == "411502 ILI (children 0-6) 2026-11-20: 23 cases, above the threshold 11.4 (EARS C2)"
-    assert value["case_list"] == {"topic": "t-surveillance.cases", "table": "surveillance.visit_cases", "filter":
-                                  "syndrome=ILI AND county_code=411502 AND population_group=child AND day=2026-11-20"}
-    partial = decide(("ILI", SHIHE, "ALL"), Method.EARS_C2, Judgement(day(1), 30, 5.0, 2.0, 9.0, 11.43, True, "alarm"),
-                     day(1), True, None)
-    text = alert_value(partial, dt.datetime(2026, 11, 21, 5, 30, tzinfo=dt.timezone.utc))
+    assert value["case_list"] == {
+        "topic": "t-surveillance.cases",
+        "table": "surveillance.visit_cases",
+        "filter": "syndrome=ILI AND county_code=411502 AND population_group=child AND day=2026-11-20",
+    }
+    partial = decide(
+        ("ILI", SHIHE, "ALL"),
+        Method.EARS_C2,
+        Judgement(day(1), 30, 5.0, 2.0, 9.0, 11.43, True, "alarm"),
+        day(1),
+        True,
+        None,
+    )
+    text = alert_value(partial, dt.datetime(2026, 11, 21, 5, 30, tzinfo=dt.UTC))
     assert "截至 13:30" in text["message_zh"] and "partial day, counted until 13:30" in text["message_en"]
 
 
@@ -297,15 +373,24 @@ def test_one_alert_opens_updates_while_above_and_closes(own_db_settings: Setting
     (opened,) = alerts(s, expect=1)
     want = expected_judgement(hfmd, S, "ears-c2", params)
     assert opened["_key"] == "HFMD:411502" and opened["alert_id"] == the_id
-    assert (opened["state"], opened["level"], opened["method"], opened["series_id"], opened["syndrome"],
-            opened["county_code"], opened["population_group"]) == ("OPEN", "alarm", "ears-c2", "HFMD:411502", "HFMD",
-                                                                   SHIHE, None)
+    assert (
+        opened["state"],
+        opened["level"],
+        opened["method"],
+        opened["series_id"],
+        opened["syndrome"],
+        opened["county_code"],
+        opened["population_group"],
+    ) == ("OPEN", "alarm", "ears-c2", "HFMD:411502", "HFMD", SHIHE, None)
     assert (opened["day"], opened["opened_day"], opened["partial_day"], opened["observed"]) == (S, S, False, 40)
     assert opened["threshold"] == pytest.approx(want.threshold) and opened["expected"] == pytest.approx(want.expected)
     assert opened["statistic"] == pytest.approx(want.statistic) and opened["p_value"] is None
     assert want.threshold < 40 and expected_judgement(hfmd, S, "ears-c2", params).alarm
-    assert opened["case_list"] == {"topic": s.topic_name(SURVEILLANCE_CASES), "table": "surveillance.visit_cases",
-                                   "filter": "syndrome=HFMD AND county_code=411502 AND day=2026-11-20"}
+    assert opened["case_list"] == {
+        "topic": s.topic_name(SURVEILLANCE_CASES),
+        "table": "surveillance.visit_cases",
+        "filter": "syndrome=HFMD AND county_code=411502 AND day=2026-11-20",
+    }
     assert opened["changed_at"] == at(day(1), 10)
     assert opened["message_zh"].startswith("411502 浉河区 手足口症候群 2026-11-20 观察 40 例, 超过阈值")
     assert set(opened) - {"_key"} == SCHEMA_FIELDS  # nothing but the schema's fields: no person in it
@@ -325,8 +410,11 @@ def test_one_alert_opens_updates_while_above_and_closes(own_db_settings: Setting
     closing = run_once(s, at(day(3), 10))
     assert [(c.state, c.day) for c in closing.changes()] == [(CLOSED, day(2))] and closing.open_now == 0
     states = alerts(s, expect=3)
-    assert [(a["state"], a["day"], a["observed"]) for a in states] == [("OPEN", S, 40), ("UPDATED", day(1), 38),
-                                                                      ("CLOSED", day(2), 9)]
+    assert [(a["state"], a["day"], a["observed"]) for a in states] == [
+        ("OPEN", S, 40),
+        ("UPDATED", day(1), 38),
+        ("CLOSED", day(2), 9),
+    ]
     assert {a["alert_id"] for a in states} == {the_id} and {a["opened_day"] for a in states} == {S}
     assert states[2]["message_zh"].startswith("已回落: ") and states[2]["level"] == "alarm"
     assert states[2]["case_list"]["filter"].endswith("day>=2026-11-20 AND day<=2026-11-21")
@@ -335,8 +423,10 @@ def test_one_alert_opens_updates_while_above_and_closes(own_db_settings: Setting
     assert row[:11] == (the_id, "HFMD:411502", "HFMD", SHIHE, None, "ears-c2", "alarm", "CLOSED", S, day(2), day(2))
     assert judged_days(s) == [(S, False), (day(1), False), (day(2), False)]
     assert REGISTRY.get_sample_value("healthbus_surveillance_alerts_open", {"syndrome": "HFMD"}) == 0
-    assert REGISTRY.get_sample_value("healthbus_surveillance_last_judged_day_timestamp_seconds") == \
-        at(day(2), 0).timestamp()
+    assert (
+        REGISTRY.get_sample_value("healthbus_surveillance_last_judged_day_timestamp_seconds")
+        == at(day(2), 0).timestamp()
+    )
 
 
 def test_partial_day_opens_but_never_closes(own_db_settings: Settings) -> None:
@@ -367,12 +457,16 @@ def test_partial_day_opens_but_never_closes(own_db_settings: Settings) -> None:
     put(s, {("DIARRHEA", SHIHE, "ALL"): {S: 3}})
     closed = run_once(s, at(day(1), 9))
     assert [(c.alert.series_id, c.state, c.partial_day, c.day) for c in closed.changes()] == [
-        ("DIARRHEA:411502", CLOSED, False, S), ("HFMD:411502", UPDATED, False, S)]
+        ("DIARRHEA:411502", CLOSED, False, S),
+        ("HFMD:411502", UPDATED, False, S),
+    ]
     by_series: dict[str, list] = {}
     for a in alerts(s, expect=4):
         by_series.setdefault(a["_key"], []).append((a["state"], a["day"], a["partial_day"], a["observed"]))
-    assert by_series == {"HFMD:411502": [("OPEN", S, True, 30), ("UPDATED", S, False, 45)],
-                         "DIARRHEA:411502": [("OPEN", day(-1), False, 40), ("CLOSED", S, False, 3)]}
+    assert by_series == {
+        "HFMD:411502": [("OPEN", S, True, 30), ("UPDATED", S, False, 45)],
+        "DIARRHEA:411502": [("OPEN", day(-1), False, 40), ("CLOSED", S, False, 3)],
+    }
     assert judged_days(s) == [(day(-1), False), (S, False)]
 
     # the partial-day hours are a setting: with 8, 09:00 already judges today's count so far
@@ -397,8 +491,9 @@ def test_catch_up_after_downtime_judges_each_day_in_order(own_db_settings: Setti
     assert got[1]["threshold"] == pytest.approx(on_time.threshold)
 
 
-def test_a_crash_between_publish_and_save_republishes_the_same_alert(own_db_settings: Settings,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_between_publish_and_save_republishes_the_same_alert(
+    own_db_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = own_db_settings.model_copy(update={"surveillance_close_day_hours": 0})  # days close at midnight here
     put(s, {("JAUNDICE", SHIHE, "ALL"): flat(cycle=(0, 0, 1, 0), d0=4)})
 
@@ -418,48 +513,66 @@ def test_a_crash_between_publish_and_save_republishes_the_same_alert(own_db_sett
     assert len(rows(s)) == 1 and judged_days(s) == [(S, False)]
 
 
-def test_group_series_alert_independently_and_the_plan_file_is_honoured(own_db_settings: Settings,
-                                                                          tmp_path: Path) -> None:
+def test_group_series_alert_independently_and_the_plan_file_is_honoured(
+    own_db_settings: Settings, tmp_path: Path
+) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(
         "groups: [child]\n"
         "defaults:\n  - method: ears-c2\n    min_sigma: 0.5\n"
-        "rules:\n  - syndromes: [HFMD]\n    methods:\n      - method: ears-c1\n        min_sigma: 0.5\n", "utf-8")
+        "rules:\n  - syndromes: [HFMD]\n    methods:\n      - method: ears-c1\n        min_sigma: 0.5\n",
+        "utf-8",
+    )
     s = own_db_settings.model_copy(update={"surveillance_detection_plan": plan, "surveillance_close_day_hours": 0})
-    put(s, {
-        ("HFMD", SHIHE, "ALL"): flat(cycle=(30, 50), d0=52),  # noisy: 52 is within its bound
-        ("HFMD", SHIHE, "child"): flat(cycle=(1, 3), d0=12),  # the children's series surges
-        ("HFMD", SHIHE, "adult"): flat(cycle=(1, 3), d0=20),  # so do adults', but the plan judges children only
-        ("DIARRHEA", SHIHE, "child"): flat(cycle=(1, 3), d0=12),  # the defaults: EARS C2
-    })
+    put(
+        s,
+        {
+            ("HFMD", SHIHE, "ALL"): flat(cycle=(30, 50), d0=52),  # noisy: 52 is within its bound
+            ("HFMD", SHIHE, "child"): flat(cycle=(1, 3), d0=12),  # the children's series surges
+            ("HFMD", SHIHE, "adult"): flat(cycle=(1, 3), d0=20),  # so do adults', but the plan judges children only
+            ("DIARRHEA", SHIHE, "child"): flat(cycle=(1, 3), d0=12),  # the defaults: EARS C2
+        },
+    )
     run = run_once(s, at(day(1), 9))
     assert [(c.alert.series_id, c.alert.method, c.alert.population_group) for c in run.changes()] == [
-        ("DIARRHEA:411502:child", "ears-c2", "child"), ("HFMD:411502:child", "ears-c1", "child")]
+        ("DIARRHEA:411502:child", "ears-c2", "child"),
+        ("HFMD:411502:child", "ears-c1", "child"),
+    ]
     got = {a["_key"]: a for a in alerts(s, expect=2)}
     child = got["HFMD:411502:child"]
     assert child["method"] == "ears-c1" and child["observed"] == 12
     assert child["threshold"] == pytest.approx(
-        expected_judgement(flat(cycle=(1, 3), d0=12), S, "ears-c1", DetectionParams(min_sigma=0.5)).threshold)
-    assert child["case_list"]["filter"] == \
-        "syndrome=HFMD AND county_code=411502 AND population_group=child AND day=2026-11-20"
+        expected_judgement(flat(cycle=(1, 3), d0=12), S, "ears-c1", DetectionParams(min_sigma=0.5)).threshold
+    )
+    assert (
+        child["case_list"]["filter"]
+        == "syndrome=HFMD AND county_code=411502 AND population_group=child AND day=2026-11-20"
+    )
     assert "儿童(0-6岁)" in child["message_zh"]
     # an invalid plan stops the command with the file's problem
     plan.write_text("defaults:\n  - method: ears-c9\n", "utf-8")
-    result = healthbus("surveillance", "monitor", "--at", at(day(2), 9).isoformat(),
-                       env=settings_env(s), timeout=60)
+    result = healthbus("surveillance", "monitor", "--at", at(day(2), 9).isoformat(), env=settings_env(s), timeout=60)
     assert result.returncode == 2 and "unknown method 'ears-c9'" in result.stderr
 
 
 def test_shipped_plan_ewma_and_c2_and_a_county_without_history(own_db_settings: Settings) -> None:
     s = own_db_settings.model_copy(update={"surveillance_close_day_hours": 0})  # days close at midnight here
-    put(s, {("ILI", SHIHE, "ALL"): flat(cycle=(20, 31, 25, 18), d0=70),
-            ("ILI", PINGQIAO, "ALL"): flat(first=S - dt.timedelta(days=12), cycle=(20, 31, 25, 18), d0=70)},
-        visits=(SHIHE,))
+    put(
+        s,
+        {
+            ("ILI", SHIHE, "ALL"): flat(cycle=(20, 31, 25, 18), d0=70),
+            ("ILI", PINGQIAO, "ALL"): flat(first=S - dt.timedelta(days=12), cycle=(20, 31, 25, 18), d0=70),
+        },
+        visits=(SHIHE,),
+    )
     put(s, {}, visits=(PINGQIAO,), visits_from=S - dt.timedelta(days=12))  # Pingqiao connected 12 days ago
     run = run_once(s, at(day(1), 9))
     # Pingqiao's series has 12 days: EARS C2 (9 days of history) judges it, the EWMA (30) waits for its baseline
     assert [(c.alert.series_id, c.alert.method) for c in run.changes()] == [
-        ("ILI:411502", "ears-c2"), ("ILI:411502", "ewma"), ("ILI:411503", "ears-c2")]
+        ("ILI:411502", "ears-c2"),
+        ("ILI:411502", "ewma"),
+        ("ILI:411503", "ears-c2"),
+    ]
     got = {(a["_key"], a["method"]): a for a in alerts(s, expect=3)}
     ewma = got[("ILI:411502", "ewma")]
     assert ewma["level"] == "red" and ewma["p_value"] < 0.01 and ewma["observed"] == 70

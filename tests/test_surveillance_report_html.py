@@ -34,26 +34,98 @@ COUNTIES = {"411502": "浉河区", "411521": "罗山县"}
 SYNDROMES = ("FEVER_RESP", "ILI", "DIARRHEA")
 SURGE = range(19, 24)  # 11-20 .. 11-24: ILI in 浉河区
 # written nowhere: the scan below must not find them (the tables hold no personal data at all)
-RAW_IDENTIFIERS = ("王建国", "李秀英", "411502195703214526", "41152119880101002X", "13839712345",
-                   "hb-person-7f3a9c", "MZ20261121000173")
+RAW_IDENTIFIERS = (
+    "王建国",
+    "李秀英",
+    "411502195703214526",
+    "41152119880101002X",
+    "13839712345",
+    "hb-person-7f3a9c",
+    "MZ20261121000173",
+)
 
 
-def alert(alert_id: str, syndrome: str, county: str, method: str, level: str, state: str, opened: dt.date,
-          last: dt.date, closed: dt.date | None, observed: int, expected: float, threshold: float,
-          group: str | None = None) -> StoredAlert:
+def alert(
+    alert_id: str,
+    syndrome: str,
+    county: str,
+    method: str,
+    level: str,
+    state: str,
+    opened: dt.date,
+    last: dt.date,
+    closed: dt.date | None,
+    observed: int,
+    expected: float,
+    threshold: float,
+    group: str | None = None,
+) -> StoredAlert:
     series = f"{syndrome}:{county}" + (f":{group}" if group else "")
-    return StoredAlert(alert_id, series, syndrome, county, group, method, level, state, opened, last, closed,
-                       observed, expected, threshold, 4.2, 0.004 if method == "ewma" else None, False)
+    return StoredAlert(
+        alert_id,
+        series,
+        syndrome,
+        county,
+        group,
+        method,
+        level,
+        state,
+        opened,
+        last,
+        closed,
+        observed,
+        expected,
+        threshold,
+        4.2,
+        0.004 if method == "ewma" else None,
+        False,
+    )
 
 
 # one open EARS alarm on the surge (4 days in the period), one EWMA yellow alert closed inside the period
 # (3 days), one closed before the period (not shown)
-OPEN_ALERT = alert("ILI:411502:ears-c2:2026-11-21", "ILI", "411502", "ears-c2", "alarm", "OPEN",
-                   dt.date(2026, 11, 21), dt.date(2026, 11, 24), None, 41, 6.3, 13.9)
-CLOSED_ALERT = alert("FEVER_RESP:411521:ewma:2026-11-05", "FEVER_RESP", "411521", "ewma", "yellow", "CLOSED",
-                     dt.date(2026, 11, 5), dt.date(2026, 11, 7), dt.date(2026, 11, 8), 17, 8.1, 14.2)
-OLD_ALERT = alert("DIARRHEA:411502:ears-c1:2026-10-02", "DIARRHEA", "411502", "ears-c1", "alarm", "CLOSED",
-                  dt.date(2026, 10, 2), dt.date(2026, 10, 4), dt.date(2026, 10, 5), 12, 3.0, 9.0)
+OPEN_ALERT = alert(
+    "ILI:411502:ears-c2:2026-11-21",
+    "ILI",
+    "411502",
+    "ears-c2",
+    "alarm",
+    "OPEN",
+    dt.date(2026, 11, 21),
+    dt.date(2026, 11, 24),
+    None,
+    41,
+    6.3,
+    13.9,
+)
+CLOSED_ALERT = alert(
+    "FEVER_RESP:411521:ewma:2026-11-05",
+    "FEVER_RESP",
+    "411521",
+    "ewma",
+    "yellow",
+    "CLOSED",
+    dt.date(2026, 11, 5),
+    dt.date(2026, 11, 7),
+    dt.date(2026, 11, 8),
+    17,
+    8.1,
+    14.2,
+)
+OLD_ALERT = alert(
+    "DIARRHEA:411502:ears-c1:2026-10-02",
+    "DIARRHEA",
+    "411502",
+    "ears-c1",
+    "alarm",
+    "CLOSED",
+    dt.date(2026, 10, 2),
+    dt.date(2026, 10, 4),
+    dt.date(2026, 10, 5),
+    12,
+    3.0,
+    9.0,
+)
 ALERTS = (OPEN_ALERT, CLOSED_ALERT, OLD_ALERT)
 MARKED = {("411502", "ILI"): ("red", 4), ("411521", "FEVER_RESP"): ("yellow", 3)}
 
@@ -89,8 +161,14 @@ def in_period(rows: list[tuple[str, str, str, dt.date, int]]) -> list[tuple[str,
 
 def test_alarm_line_chart_marks_days_by_level_and_draws_the_share() -> None:
     points = [(f"11-{d:02d}", float(v)) for d, v in zip(range(1, 8), (3, 4, 2, 19, 22, 5, 3))]
-    svg = alarm_line_chart(points, title="<ILI>", chart_id="c", alarms={3: "red", 4: "yellow", 9: "red"},
-                           alarm_notes={3: "EARS C2 <alarm>"}, share=[1.0, 2.0, None, 9.5, 10.0, 2.0, 1.0])
+    svg = alarm_line_chart(
+        points,
+        title="<ILI>",
+        chart_id="c",
+        alarms={3: "red", 4: "yellow", 9: "red"},
+        alarm_notes={3: "EARS C2 <alarm>"},
+        share=[1.0, 2.0, None, 9.5, 10.0, 2.0, 1.0],
+    )
     assert svg.count('class="point"') == 5 and svg.count('class="point marker') == 2
     assert svg.count('class="alarm-band alarm-red"') == 1 and svg.count('class="alarm-band alarm-yellow"') == 1
     assert svg.count('class="line share"') == 2  # the None splits the dashed line
@@ -120,17 +198,45 @@ def test_model_curves_marks_and_alert_order() -> None:
     assert r.visits == sum(n for s, *_, n in in_period(rows) if s == "VISITS")
     assert r.cases_by_syndrome["ILI"] == sum(n for s, *_, n in in_period(rows) if s == "ILI")
     # a red and a yellow alert on the same day: red wins
-    both = _model(rows, [OPEN_ALERT, alert("y", "ILI", "411502", "ewma", "yellow", "OPEN", dt.date(2026, 11, 19),
-                                           dt.date(2026, 11, 22), None, 30, 6.0, 12.0, group="child")])
-    assert both.counties[0].curves[1].alarm_days == {18: "yellow", 19: "yellow", 20: "red", 21: "red",
-                                                     22: "red", 23: "red"}
+    both = _model(
+        rows,
+        [
+            OPEN_ALERT,
+            alert(
+                "y",
+                "ILI",
+                "411502",
+                "ewma",
+                "yellow",
+                "OPEN",
+                dt.date(2026, 11, 19),
+                dt.date(2026, 11, 22),
+                None,
+                30,
+                6.0,
+                12.0,
+                group="child",
+            ),
+        ],
+    )
+    assert both.counties[0].curves[1].alarm_days == {
+        18: "yellow",
+        19: "yellow",
+        20: "red",
+        21: "red",
+        22: "red",
+        23: "red",
+    }
 
 
 def test_page_escapes_and_no_data() -> None:
     evil = "<script>x</script>"
-    html = render_surveillance_report(_model([("ILI", "411502", "ALL", FIRST, 3), (evil, "411502", "ALL", FIRST, 2)],
-                                             [alert(evil, evil, "411502", evil, evil, "OPEN", FIRST, FIRST, None, 2,
-                                                    1.0, 1.5)]))
+    html = render_surveillance_report(
+        _model(
+            [("ILI", "411502", "ALL", FIRST, 3), (evil, "411502", "ALL", FIRST, 2)],
+            [alert(evil, evil, "411502", evil, evil, "OPEN", FIRST, FIRST, None, 2, 1.0, 1.5)],
+        )
+    )
     assert "<script" not in html and "&lt;script&gt;" in html
     empty = render_surveillance_report(_model([], []))
     assert 'class="block no-data"' in empty and "本期无监测数据" in empty and "<svg" not in empty
@@ -170,8 +276,11 @@ def page_requests(net_log: Path) -> list[dict]:
     has no initiator ("not an origin"); a page's subresources have the page's origin ("null" for file:)."""
     log = json.loads(net_log.read_text(encoding="utf-8"))
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"] for e in log["events"]
-            if e["type"] == start_job and e.get("params", {}).get("initiator", "not an origin") != "not an origin"]
+    return [
+        e["params"]
+        for e in log["events"]
+        if e["type"] == start_job and e.get("params", {}).get("initiator", "not an origin") != "not an origin"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +298,18 @@ def run(database: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
         ensure_case_store(conn)
         ensure_alert_store(conn)
         with conn.transaction(), conn.cursor() as cur:
-            cur.executemany("INSERT INTO surveillance.daily_counts (syndrome, county_code, population_group, day, "
-                            "cases) VALUES (%s, %s, %s, %s, %s)", rows)
+            cur.executemany(
+                "INSERT INTO surveillance.daily_counts (syndrome, county_code, population_group, day, "
+                "cases) VALUES (%s, %s, %s, %s, %s)",
+                rows,
+            )
             for a in ALERTS:
                 save_alert(conn, a)
     env = settings_env(Settings(postgres_url=database, state_dir=root / "state"))
     page = root / "surveillance.html"
-    done = healthbus("surveillance", "report", "--from", FIRST.isoformat(), "--to", LAST.isoformat(),
-                     "--out", str(page), env=env)
+    done = healthbus(
+        "surveillance", "report", "--from", FIRST.isoformat(), "--to", LAST.isoformat(), "--out", str(page), env=env
+    )
     assert done.returncode == 0, done.stderr
     return Run(root, rows, page, page.read_text(encoding="utf-8"), done.stdout, env)
 
@@ -264,7 +377,10 @@ def test_chromium_renders_counties_curves_and_alarm_days(run: Run) -> None:
     ili = census.with_class("curve-411502-ILI", "marker")
     assert [m["data-label"] for m in ili] == ["11-21", "11-22", "11-23", "11-24"]
     assert [m["data-label"] for m in census.with_class("curve-411521-FEVER_RESP", "marker")] == [
-        "11-05", "11-06", "11-07"]
+        "11-05",
+        "11-06",
+        "11-07",
+    ]
     assert census.with_class("curve-411502-ILI", "share")  # the share of visits, as a second line
 
     visits = sum(r[4] for r in in_period(run.rows) if r[0] == "VISITS")
@@ -277,8 +393,10 @@ def test_chromium_renders_counties_curves_and_alarm_days(run: Run) -> None:
 def test_alerts_table_has_the_open_alert(run: Run) -> None:
     dom = run.dom()
     rows = census_of(dom).alert_rows
-    assert [(r["data-alert-id"], r["data-state"]) for r in rows] == [(OPEN_ALERT.alert_id, "OPEN"),
-                                                                     (CLOSED_ALERT.alert_id, "CLOSED")]
+    assert [(r["data-alert-id"], r["data-state"]) for r in rows] == [
+        (OPEN_ALERT.alert_id, "OPEN"),
+        (CLOSED_ALERT.alert_id, "CLOSED"),
+    ]
     row = re.search(r'<tr class="alert-row state-open"[^>]*>(.*?)</tr>', dom, re.S)
     assert row is not None
     text = re.sub(r"<[^>]+>", " ", row.group(1))
@@ -292,8 +410,19 @@ def test_page_is_self_contained_and_holds_no_identifiers(run: Run) -> None:
     assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
     for text in (html.lower(), dom.lower()):
         assert "<script" not in text
-        for fetches in ("http://", "https://", "<link", "<img", "<iframe", "<object", "<embed", "src=", "url(",
-                        "@import", "@font-face"):
+        for fetches in (
+            "http://",
+            "https://",
+            "<link",
+            "<img",
+            "<iframe",
+            "<object",
+            "<embed",
+            "src=",
+            "url(",
+            "@import",
+            "@font-face",
+        ):
             assert fetches not in text, fetches
     assert run.requests() == [], run.requests()  # Chromium fetched nothing for the page
     for text in (html, dom):
@@ -306,11 +435,16 @@ def test_request_detection_is_not_vacuous(run: Run) -> None:
     root = run.root / "control"
     root.mkdir()
     page = root / "control.html"
-    page.write_text('<!DOCTYPE html><html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css"></head>'
-                    '<body><img src="http://127.0.0.1:9/i.png"></body></html>', encoding="utf-8")
+    page.write_text(
+        '<!DOCTYPE html><html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css"></head>'
+        '<body><img src="http://127.0.0.1:9/i.png"></body></html>',
+        encoding="utf-8",
+    )
     run_chromium(root, "--dump-dom", f"--log-net-log={root / 'net.json'}", page.as_uri())
-    assert {r["url"] for r in page_requests(root / "net.json")} >= {"http://127.0.0.1:9/x.css",
-                                                                    "http://127.0.0.1:9/i.png"}
+    assert {r["url"] for r in page_requests(root / "net.json")} >= {
+        "http://127.0.0.1:9/x.css",
+        "http://127.0.0.1:9/i.png",
+    }
     assert processes_using(str(root)) == []
 
 
@@ -324,8 +458,9 @@ def test_screenshot(run: Run) -> None:
 
 def test_period_without_data_renders_a_no_data_page(run: Run) -> None:
     page = run.root / "empty.html"
-    done = healthbus("surveillance", "report", "--from", "2025-01-01", "--to", "2025-01-07", "--out", str(page),
-                     env=run.env)
+    done = healthbus(
+        "surveillance", "report", "--from", "2025-01-01", "--to", "2025-01-07", "--out", str(page), env=run.env
+    )
     assert done.returncode == 0, done.stderr
     assert "no data" in done.stdout
     root = run.root / "empty"
@@ -336,6 +471,15 @@ def test_period_without_data_renders_a_no_data_page(run: Run) -> None:
     assert 'class="block no-data"' in dom and "本期无监测数据" in dom and "No surveillance data" in dom
     assert "2025-01-01 至 2025-01-07" in dom
 
-    reversed_period = healthbus("surveillance", "report", "--from", "2025-01-07", "--to", "2025-01-01",
-                                "--out", str(run.root / "x.html"), env=run.env)
+    reversed_period = healthbus(
+        "surveillance",
+        "report",
+        "--from",
+        "2025-01-07",
+        "--to",
+        "2025-01-01",
+        "--out",
+        str(run.root / "x.html"),
+        env=run.env,
+    )
     assert reversed_period.returncode == 2 and not (run.root / "x.html").exists()

@@ -33,11 +33,16 @@ BASE_URL = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0
 START = dt.date(2026, 11, 1)
 HOSPITALS, COUNTIES, DAYS, SEED, BAD_SHARE = 2, 1, 2, 20261101, 0.03
 EVENT_TIME = {  # table -> (event time column, primary key)
-    "outpatient_visit": ("visit_at", "visit_id"), "inpatient_admission": ("admitted_at", "admission_id"),
-    "inpatient_discharge": ("discharged_at", "admission_id"), "lab_report": ("reported_at", "report_id"),
-    "exam_report": ("reported_at", "report_id"), "prescription": ("prescribed_at", "prescription_id"),
-    "death_record": ("died_at", "death_id"), "vaccination": ("administered_at", "vaccination_id"),
-    "chronic_followup": ("followup_at", "followup_id"), "birth_record": ("born_at", "birth_id"),
+    "outpatient_visit": ("visit_at", "visit_id"),
+    "inpatient_admission": ("admitted_at", "admission_id"),
+    "inpatient_discharge": ("discharged_at", "admission_id"),
+    "lab_report": ("reported_at", "report_id"),
+    "exam_report": ("reported_at", "report_id"),
+    "prescription": ("prescribed_at", "prescription_id"),
+    "death_record": ("died_at", "death_id"),
+    "vaccination": ("administered_at", "vaccination_id"),
+    "chronic_followup": ("followup_at", "followup_id"),
+    "birth_record": ("born_at", "birth_id"),
 }
 
 
@@ -57,8 +62,12 @@ def _scalar(conn: psycopg.Connection, query: sql.Composable | str, params: tuple
 
 
 def _schemas(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT schema_name FROM information_schema.schemata WHERE schema_name ~ '^(h|c)_' ORDER BY 1")]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name ~ '^(h|c)_' ORDER BY 1"
+        )
+    ]
 
 
 def _checksums(dsn: str) -> dict[str, str]:
@@ -67,7 +76,8 @@ def _checksums(dsn: str) -> dict[str, str]:
     with psycopg.connect(dsn) as conn:
         tables = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema ~ '^(h|c)_' OR table_schema = 'synth_truth' ORDER BY 1, 2").fetchall()
+            "WHERE table_schema ~ '^(h|c)_' OR table_schema = 'synth_truth' ORDER BY 1, 2"
+        ).fetchall()
         for schema, table in tables:
             query = sql.SQL("SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {} t")
             result[f"{schema}.{table}"] = _scalar(conn, query.format(sql.Identifier(schema, table)))
@@ -83,12 +93,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     config = tmp_path_factory.mktemp("synth") / "sources.yaml"
     try:
         # The first run in another interpreter with its own hash seed: content must not depend on hash().
-        script = ("import sys, datetime as dt, pathlib\n"
-                  "from producers.synthetic.exchange_data import generate_exchange_data\n"
-                  f"generate_exchange_data(sys.argv[1], {HOSPITALS}, {COUNTIES}, {DAYS}, {SEED}, "
-                  f"pathlib.Path(sys.argv[2]), {BAD_SHARE}, dt.date.fromisoformat('{START}'))\n")
-        subprocess.run([sys.executable, "-c", script, dsn, str(config)], check=True, cwd=REPO,
-                       env={**os.environ, "PYTHONHASHSEED": "4242"})
+        script = (
+            "import sys, datetime as dt, pathlib\n"
+            "from producers.synthetic.exchange_data import generate_exchange_data\n"
+            f"generate_exchange_data(sys.argv[1], {HOSPITALS}, {COUNTIES}, {DAYS}, {SEED}, "
+            f"pathlib.Path(sys.argv[2]), {BAD_SHARE}, dt.date.fromisoformat('{START}'))\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", script, dsn, str(config)],
+            check=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONHASHSEED": "4242"},
+        )
         first = _checksums(dsn)
         summary = generate_exchange_data(dsn, HOSPITALS, COUNTIES, DAYS, SEED, config, BAD_SHARE, START)
         yield Run(dsn, summary, config, first, _checksums(dsn))
@@ -117,8 +133,15 @@ def test_most_id_numbers_are_valid_some_are_not(run: Run) -> None:
             table = "patient" if schema.startswith("h_") else "resident"
             for (number,) in conn.execute(sql.SQL("SELECT id_number FROM {}").format(sql.Identifier(schema, table))):
                 parsed = parse_citizen_id(number)
-                counts["missing" if number is None else "unparsed" if parsed is None
-                       else "valid" if parsed.valid else "invalid"] += 1
+                counts[
+                    "missing"
+                    if number is None
+                    else "unparsed"
+                    if parsed is None
+                    else "valid"
+                    if parsed.valid
+                    else "invalid"
+                ] += 1
                 if number and (len(number) == 15 or not number.isascii() or number.endswith("x")):
                     counts["variant"] += 1
     total = counts["missing"] + counts["unparsed"] + counts["valid"] + counts["invalid"]
@@ -146,7 +169,9 @@ def test_residents_visit_several_hospitals(run: Run) -> None:
     seen: dict[str, set[str]] = defaultdict(set)
     with psycopg.connect(run.dsn) as conn:
         for schema in (s for s in _schemas(conn) if s.startswith("h_")):
-            for (number,) in conn.execute(sql.SQL("SELECT id_number FROM {}").format(sql.Identifier(schema, "patient"))):
+            for (number,) in conn.execute(
+                sql.SQL("SELECT id_number FROM {}").format(sql.Identifier(schema, "patient"))
+            ):
                 parsed = parse_citizen_id(number)
                 if parsed and parsed.valid:
                     seen[parsed.number].add(schema)
@@ -166,39 +191,58 @@ def test_defects_at_the_requested_share_and_recorded(run: Run) -> None:
             ident = sql.Identifier(schema, table)
             if kind == "late.upload":
                 column, pk = EVENT_TIME[table]
-                delay = _scalar(conn, sql.SQL("SELECT updated_at - {} FROM {} WHERE {} = %s").format(
-                    sql.Identifier(column), ident, sql.Identifier(pk)), (key,))
+                delay = _scalar(
+                    conn,
+                    sql.SQL("SELECT updated_at - {} FROM {} WHERE {} = %s").format(
+                        sql.Identifier(column), ident, sql.Identifier(pk)
+                    ),
+                    (key,),
+                )
                 assert delay > dt.timedelta(days=1)
             elif kind == "unmappable.visit_type":
-                assert _scalar(conn, sql.SQL("SELECT visit_type FROM {} WHERE visit_id = %s").format(ident),
-                               (key,)) == "3"
+                assert (
+                    _scalar(conn, sql.SQL("SELECT visit_type FROM {} WHERE visit_id = %s").format(ident), (key,)) == "3"
+                )
             elif kind == "unmappable.orphan_patient" and schema.startswith("h_"):
                 column, pk = EVENT_TIME[table]
-                orphan = _scalar(conn, sql.SQL(
-                    "SELECT count(*) FROM {} x WHERE {} = %s AND NOT EXISTS "
-                    "(SELECT 1 FROM {} p WHERE p.patient_id = x.patient_id)").format(
-                        ident, sql.Identifier(pk), sql.Identifier(schema, "patient")), (key,))
+                orphan = _scalar(
+                    conn,
+                    sql.SQL(
+                        "SELECT count(*) FROM {} x WHERE {} = %s AND NOT EXISTS "
+                        "(SELECT 1 FROM {} p WHERE p.patient_id = x.patient_id)"
+                    ).format(ident, sql.Identifier(pk), sql.Identifier(schema, "patient")),
+                    (key,),
+                )
                 assert orphan == 1
             elif kind == "contradiction.male_pregnancy" and table == "outpatient_visit":
-                row = conn.execute(sql.SQL(
-                    "SELECT p.sex, d.code FROM {} v JOIN {} p USING (patient_id) JOIN {} d USING (visit_id) "
-                    "WHERE v.visit_id = %s AND d.is_primary").format(
-                        ident, sql.Identifier(schema, "patient"), sql.Identifier(schema, "outpatient_diagnosis")),
-                    (key,)).fetchone()
+                row = conn.execute(
+                    sql.SQL(
+                        "SELECT p.sex, d.code FROM {} v JOIN {} p USING (patient_id) JOIN {} d USING (visit_id) "
+                        "WHERE v.visit_id = %s AND d.is_primary"
+                    ).format(ident, sql.Identifier(schema, "patient"), sql.Identifier(schema, "outpatient_diagnosis")),
+                    (key,),
+                ).fetchone()
                 assert row == ("1", "O80.000")
 
 
 def test_uploads_are_timely_except_the_late_ones(run: Run) -> None:
-    start = dt.datetime(START.year, START.month, START.day, tzinfo=dt.timezone.utc)
+    start = dt.datetime(START.year, START.month, START.day, tzinfo=dt.UTC)
     end = start + dt.timedelta(days=DAYS)
     with psycopg.connect(run.dsn) as conn:
-        late = {(s, t, k) for s, t, k in conn.execute(
-            "SELECT schema_name, table_name, record_key FROM synth_truth.defect WHERE kind = 'late.upload'")}
+        late = {
+            (s, t, k)
+            for s, t, k in conn.execute(
+                "SELECT schema_name, table_name, record_key FROM synth_truth.defect WHERE kind = 'late.upload'"
+            )
+        }
         for schema in _schemas(conn):
             for table, (column, pk) in EVENT_TIME.items():
                 try:
-                    rows = conn.execute(sql.SQL("SELECT {}, {}, updated_at FROM {}").format(
-                        sql.Identifier(pk), sql.Identifier(column), sql.Identifier(schema, table))).fetchall()
+                    rows = conn.execute(
+                        sql.SQL("SELECT {}, {}, updated_at FROM {}").format(
+                            sql.Identifier(pk), sql.Identifier(column), sql.Identifier(schema, table)
+                        )
+                    ).fetchall()
                 except psycopg.errors.UndefinedTable:
                     conn.rollback()
                     continue
@@ -217,8 +261,17 @@ def test_plausible_volumes(run: Run) -> None:
     assert visits * 0.3 < rows[("hospital", "patient")] < visits
     assert rows[("hospital", "outpatient_diagnosis")] >= visits * 0.97  # one primary each, some spoiled
     assert rows[("hospital", "lab_item")] > 2 * rows[("hospital", "lab_report")]
-    for table in ("inpatient_admission", "inpatient_discharge", "lab_report", "exam_report", "prescription",
-                  "prescription_item", "inpatient_procedure", "patient_history", "outpatient_symptom"):
+    for table in (
+        "inpatient_admission",
+        "inpatient_discharge",
+        "lab_report",
+        "exam_report",
+        "prescription",
+        "prescription_item",
+        "inpatient_procedure",
+        "patient_history",
+        "outpatient_symptom",
+    ):
         assert rows[("hospital", table)] > 0, table
     assert rows[("county", "resident")] > 300
     assert rows[("county", "chronic_followup")] > 0 and rows[("county", "birth_record")] > 0

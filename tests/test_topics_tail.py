@@ -33,7 +33,9 @@ def tail_settings(bootstrap: str) -> Iterator[Settings]:
     """A fresh topic prefix with only the topics these tests use (no database needed)."""
     run = uuid.uuid4().hex[:8]
     s = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"t{run}-", group_prefix=f"g{run}", schema_registry_url=None)
-    create_topics(s.confluent_config(), s.topic_prefix, specs=[raw_topic("outpatient.visit"), dead_letter_topic("identify")])
+    create_topics(
+        s.confluent_config(), s.topic_prefix, specs=[raw_topic("outpatient.visit"), dead_letter_topic("identify")]
+    )
     try:
         yield s
     finally:
@@ -49,8 +51,9 @@ def produce(s: Settings, values: list[dict[str, Any]], garbage: list[bytes] = ()
         payload = CODEC.encode("outpatient.visit", value)
         expected.append(CODEC.decode(payload).value)
         envelope = value["envelope"]
-        producer.produce(topic, payload, source_patient_key(envelope["source"]["org_code"],
-                                                            envelope["patient"]["local_patient_id"]))
+        producer.produce(
+            topic, payload, source_patient_key(envelope["source"]["org_code"], envelope["patient"]["local_patient_id"])
+        )
     for payload in garbage:
         producer.produce(topic, payload, b"garbage")
     assert producer.flush(30) == 0
@@ -91,9 +94,12 @@ def test_summary_lines_carry_no_personal_data(tail_settings: Settings) -> None:
         assert occurred_at == envelope["occurred_at"].isoformat(timespec="milliseconds").replace("+00:00", "Z")
         seen.add(event_id)
     assert seen == set(expected)
-    personal = {str(v["envelope"]["patient"][k]) for v in values for k in ("name", "id_number", "phone",
-                                                                           "local_patient_id")
-                if v["envelope"]["patient"][k]}
+    personal = {
+        str(v["envelope"]["patient"][k])
+        for v in values
+        for k in ("name", "id_number", "phone", "local_patient_id")
+        if v["envelope"]["patient"][k]
+    }
     assert personal and not [p for p in personal if p in run.stdout]
     assert "10 event(s), 0 undecodable" in run.stderr
 
@@ -107,9 +113,14 @@ def test_max_stops_after_n_messages(tail_settings: Settings) -> None:
 
 def test_from_end_reads_only_what_arrives(tail_settings: Settings) -> None:
     produce(tail_settings, list(outpatient_visits(5, seed=15)))
-    proc = subprocess.Popen([str(HEALTHBUS), "topics", "tail", VISITS, "--from-end", "--idle-seconds", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env=settings_env(tail_settings))
+    proc = subprocess.Popen(
+        [str(HEALTHBUS), "topics", "tail", VISITS, "--from-end", "--idle-seconds", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=settings_env(tail_settings),
+    )
     try:
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("tailing ")  # assigned at the end: what comes now is read

@@ -14,14 +14,24 @@ from ops.settings import Settings
 from ops.stack.clickhouse import open_clickhouse
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import SinkRecord
-from streams.quality.upload_monitor import (LOW_VOLUME, NO_UPLOAD, FeedKey, FeedProblem, OpenAlert, alert_id,
-                                            judge_feeds, median_before, parse_cutoff, transitions)
+from streams.quality.upload_monitor import (
+    LOW_VOLUME,
+    NO_UPLOAD,
+    FeedKey,
+    FeedProblem,
+    OpenAlert,
+    alert_id,
+    judge_feeds,
+    median_before,
+    parse_cutoff,
+    transitions,
+)
 from streams.standards.credit_code import make_credit_code
 from tests.conftest import healthbus, settings_env
 from tests.pipeline_harness import read_topic
 
 CST = dt.timezone(dt.timedelta(hours=8))
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CUTOFF = dt.time(10, 0)
 TODAY = dt.date(2026, 11, 27)
 FEED = FeedKey("12411502MA0000011X", "outpatient.visit")
@@ -33,8 +43,9 @@ def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=CST)
 
 
-def history(today: dt.date, per_day: int | list[int], days: int = 28, today_count: int = 0,
-            yesterday: int | None = None) -> dict[dt.date, int]:
+def history(
+    today: dt.date, per_day: int | list[int], days: int = 28, today_count: int = 0, yesterday: int | None = None
+) -> dict[dt.date, int]:
     """Counts for the ``days`` days before today (offset 1 = yesterday), plus today's."""
     values = per_day if isinstance(per_day, list) else [per_day] * days
     counts = {today - dt.timedelta(days=k): v for k, v in enumerate(values, start=1) if v}
@@ -115,8 +126,11 @@ def test_low_volume_baseline_counts_zero_days_too() -> None:
 
 def test_both_kinds_and_several_feeds_sorted() -> None:
     yesterday = TODAY - dt.timedelta(days=1)
-    uploads = {OTHER: history(TODAY, 6, yesterday=1), FEED: history(TODAY, 5),
-               FeedKey(FEED.org_code, "lab.report"): history(TODAY, 5, today_count=3)}
+    uploads = {
+        OTHER: history(TODAY, 6, yesterday=1),
+        FEED: history(TODAY, 5),
+        FeedKey(FEED.org_code, "lab.report"): history(TODAY, 5, today_count=3),
+    }
     problems = judge_feeds(uploads, at(TODAY, 12), CUTOFF, 0.5)
     assert kinds(problems) == [(FEED, NO_UPLOAD, TODAY), (OTHER, NO_UPLOAD, TODAY), (OTHER, LOW_VOLUME, yesterday)]
     assert (problems[2].observed, problems[2].baseline_median) == (1, 6.0)
@@ -132,11 +146,13 @@ def test_the_day_is_asia_shanghai() -> None:
     assert kinds(judge_feeds(thin, late_evening_utc, CUTOFF, 0.5)) == [(FEED, LOW_VOLUME, dt.date(2026, 11, 26))]
     # 02:30 UTC on the 27th is 10:30 in Xinyang: past the cutoff of the 27th
     assert kinds(judge_feeds(uploads, dt.datetime(2026, 11, 27, 2, 30, tzinfo=UTC), CUTOFF, 0.5)) == [
-        (FEED, NO_UPLOAD, TODAY)]
+        (FEED, NO_UPLOAD, TODAY)
+    ]
     # the same instant seen from another zone judges the same day
     new_york = dt.timezone(dt.timedelta(hours=-5))
     assert kinds(judge_feeds(uploads, dt.datetime(2026, 11, 26, 21, 30, tzinfo=new_york), CUTOFF, 0.5)) == [
-        (FEED, NO_UPLOAD, TODAY)]
+        (FEED, NO_UPLOAD, TODAY)
+    ]
     # uploads counted under the UTC date would not count for today
     utc_dated = {FEED: {**history(TODAY, 5), TODAY - dt.timedelta(days=1): 5}}
     assert kinds(judge_feeds(utc_dated, at(TODAY, 10, 30), CUTOFF, 0.5)) == [(FEED, NO_UPLOAD, TODAY)]
@@ -160,8 +176,9 @@ def test_transitions_open_once_and_close_recovered_feeds() -> None:
     assert transitions(opened, judge_feeds(silent, at(tomorrow, 8), CUTOFF, 0.5), silent, at(tomorrow, 8))[1] == []
     # the feed uploads: its alert closes, and only it
     recovered = {**silent, FEED: history(TODAY, 5, today_count=1)}
-    to_open, to_close = transitions(opened, judge_feeds(recovered, at(TODAY, 13), CUTOFF, 0.5), recovered,
-                                    at(TODAY, 13))
+    to_open, to_close = transitions(
+        opened, judge_feeds(recovered, at(TODAY, 13), CUTOFF, 0.5), recovered, at(TODAY, 13)
+    )
     assert to_open == [] and to_close == opened
     # a recovered feed with nothing open: no transition
     assert transitions([], judge_feeds(recovered, at(TODAY, 13), CUTOFF, 0.5), recovered, at(TODAY, 13)) == ([], [])
@@ -199,14 +216,36 @@ CODEC = EventCodec()
 
 def quality_result(org: str, region: str, emitted: dt.datetime, failed: bool = False) -> dict:
     """A quality.result value as the ClickHouse sink receives it (through the Avro schema and back)."""
-    violations = [{"rule_id": "COR-CITIZEN-ID", "category": "CORRECTNESS", "severity": "WARNING",
-                   "field": "envelope.patient.id_number"}] if failed else []
+    violations = (
+        [
+            {
+                "rule_id": "COR-CITIZEN-ID",
+                "category": "CORRECTNESS",
+                "severity": "WARNING",
+                "field": "envelope.patient.id_number",
+            }
+        ]
+        if failed
+        else []
+    )
     value = {
-        "event_id": str(uuid.uuid4()), "event_type": EVENT_TYPE, "org_code": org, "org_name": f"{org} 医院",
-        "org_region_code": region, "occurred_at": emitted - dt.timedelta(minutes=40), "emitted_at": emitted,
-        "judged_at": emitted + dt.timedelta(seconds=5), "record_version": 1, "cancelled": False,
-        "rule_set_version": "2026.11.1", "passed": True, "late": False, "score": 0.9 if failed else 1.0,
-        "weight_applied": 20.0, "weight_failed": 2.0 if failed else 0.0, "violations": violations,
+        "event_id": str(uuid.uuid4()),
+        "event_type": EVENT_TYPE,
+        "org_code": org,
+        "org_name": f"{org} 医院",
+        "org_region_code": region,
+        "occurred_at": emitted - dt.timedelta(minutes=40),
+        "emitted_at": emitted,
+        "judged_at": emitted + dt.timedelta(seconds=5),
+        "record_version": 1,
+        "cancelled": False,
+        "rule_set_version": "2026.11.1",
+        "passed": True,
+        "late": False,
+        "score": 0.9 if failed else 1.0,
+        "weight_applied": 20.0,
+        "weight_failed": 2.0 if failed else 0.0,
+        "violations": violations,
     }
     return CODEC.decode(CODEC.encode("quality.result", value)).value
 
@@ -214,15 +253,18 @@ def quality_result(org: str, region: str, emitted: dt.datetime, failed: bool = F
 def uploads_on(org: str, region: str, day: dt.date, hours: range) -> list[SinkRecord]:
     """PER_DAY results emitted on ``day`` (Asia/Shanghai) at the given local hours (cycled)."""
     hours_list = list(hours)
-    values = [quality_result(org, region, at(day, hours_list[i % len(hours_list)], 7 * i), failed=i == 0)
-              for i in range(PER_DAY)]
+    values = [
+        quality_result(org, region, at(day, hours_list[i % len(hours_list)], 7 * i), failed=i == 0)
+        for i in range(PER_DAY)
+    ]
     return [SinkRecord("quality.result", v, "quality.results", 0, i) for i, v in enumerate(values)]
 
 
 def write_results(s: Settings, records: list[SinkRecord]) -> None:
     """Write through the ClickHouse sink, then let go of the chDB directory (one process at a time)."""
-    sink = ClickHouseEventLog(open_clickhouse(None, s.resolved_chdb_path, s.clickhouse_database),
-                              s.clickhouse_database, b"test-key")
+    sink = ClickHouseEventLog(
+        open_clickhouse(None, s.resolved_chdb_path, s.clickhouse_database), s.clickhouse_database, b"test-key"
+    )
     try:
         assert sink.write(records) == len(records)
     finally:
@@ -264,7 +306,12 @@ def test_monitor_opens_one_no_upload_alert_and_closes_it_when_the_feed_recovers(
     the_id = f"{ORG_QUIET}:{EVENT_TYPE}:NO_UPLOAD:{TODAY.isoformat()}"
     assert alert["alert_id"] == the_id and alert["_key"] == ORG_QUIET.encode()
     assert (alert["state"], alert["kind"], alert["org_code"], alert["org_region_code"], alert["event_type"]) == (
-        "OPEN", "NO_UPLOAD", ORG_QUIET, "411503", EVENT_TYPE)
+        "OPEN",
+        "NO_UPLOAD",
+        ORG_QUIET,
+        "411503",
+        EVENT_TYPE,
+    )
     assert alert["day"] == TODAY and alert["observed"] == 0 and alert["baseline_median"] == PER_DAY
     assert alert["cutoff"] == "10:00" and alert["min_share"] == 0.5
     assert alert["changed_at"] == dt.datetime.fromisoformat(eleven)
@@ -288,8 +335,10 @@ def test_monitor_opens_one_no_upload_alert_and_closes_it_when_the_feed_recovers(
     assert closed["changed_at"] == dt.datetime.fromisoformat(f"{TODAY.isoformat()}T11:30+08:00")
 
     with psycopg.connect(s.postgres_url) as conn:
-        rows = conn.execute("SELECT alert_id, org_code, org_region_code, event_type, kind, day, observed, "
-                            "baseline_median, opened_at, closed_at FROM quality_feed_alerts").fetchall()
+        rows = conn.execute(
+            "SELECT alert_id, org_code, org_region_code, event_type, kind, day, observed, "
+            "baseline_median, opened_at, closed_at FROM quality_feed_alerts"
+        ).fetchall()
     assert len(rows) == 1
     alert_row = rows[0]
     assert alert_row[:8] == (the_id, ORG_QUIET, "411503", EVENT_TYPE, "NO_UPLOAD", TODAY, 0, float(PER_DAY))

@@ -12,22 +12,19 @@ import uuid
 import psycopg
 from confluent_kafka import Producer
 from psycopg import sql
-
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, dead_letter_topic, raw_topic
 from ops.bench_table import BenchRow
 from ops.settings import Settings
-from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.stack.postgres import ensure_database, server_conninfo
+from ops.topic_admin import create_topics, delete_topics, existing_topics
 from producers.adapters.config import load_config
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
 from producers.publisher import EventPublisher, producer_config
 from producers.synthetic.exchange_data import generate_exchange_data
-
-
 
 
 def run(settings: Settings, days: int = 7, hospitals: int = 2, seed: int = 3) -> list[BenchRow]:
@@ -36,7 +33,9 @@ def run(settings: Settings, days: int = 7, hospitals: int = 2, seed: int = 3) ->
     conf = s.confluent_config()
     exchange = make_conninfo(s.postgres_url, dbname=f"healthbus_bench_{run_id}")
     ensure_database(exchange)
-    create_topics(conf, s.topic_prefix, specs=[raw_topic(t) for t in PIPELINE_EVENT_TYPES] + [dead_letter_topic("adapter")])
+    create_topics(
+        conf, s.topic_prefix, specs=[raw_topic(t) for t in PIPELINE_EVENT_TYPES] + [dead_letter_topic("adapter")]
+    )
     try:
         generate_exchange_data(exchange, hospitals, 1, days, seed, s.state_dir / f"bench-{run_id}.yaml")
         sources = load_config(s.state_dir / f"bench-{run_id}.yaml").sources
@@ -52,7 +51,7 @@ def run(settings: Settings, days: int = 7, hospitals: int = 2, seed: int = 3) ->
         state.reset([src.source_id for src in sources])
         built: list[tuple[str, dict]] = []
         for adapter in adapters:
-            adapter.publisher = _Collector(built)
+            adapter.publisher = _Collector(built)  # type: ignore[assignment]  # publish() and flush() alike
             adapter.run_once()
             adapter.close()
         state.reset([src.source_id for src in sources])
@@ -79,8 +78,11 @@ def run(settings: Settings, days: int = 7, hospitals: int = 2, seed: int = 3) ->
         bytes_seconds = time.perf_counter() - start
     finally:
         with psycopg.connect(server_conninfo(s.postgres_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(conninfo_to_dict(exchange)["dbname"])))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(str(conninfo_to_dict(exchange)["dbname"]))
+                )
+            )
         delete_topics(conf, list(existing_topics(conf, s.topic_prefix)))
     adapter_rate = published / adapter_seconds
     publish_rate = len(built) / publish_seconds

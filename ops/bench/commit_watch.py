@@ -49,19 +49,21 @@ class CommitWatch:
     def __init__(self, kafka_config: dict, groups: dict[str, tuple[str, list[str]]], interval: float = 0.1) -> None:
         """``groups``: name → (consumer group id, topics whose committed offsets count)."""
         metadata = admin_client(kafka_config).list_topics(timeout=10).topics
-        self._partitions = {name: [TopicPartition(t, p) for t in topics if t in metadata
-                                   for p in metadata[t].partitions]
-                            for name, (_, topics) in groups.items()}
+        self._partitions = {
+            name: [TopicPartition(t, p) for t in topics if t in metadata for p in metadata[t].partitions]
+            for name, (_, topics) in groups.items()
+        }
         # One idle consumer per group, only to ask for its committed offsets (it never joins or commits).
-        self._consumers = {name: Consumer({**kafka_config, "group.id": group, "enable.auto.commit": False,
-                                           "log_level": 3}) for name, (group, _) in groups.items()}
+        self._consumers = {
+            name: Consumer({**kafka_config, "group.id": group, "enable.auto.commit": False, "log_level": 3})
+            for name, (group, _) in groups.items()
+        }
         self.history = {name: GroupHistory() for name in groups}
         self._interval = interval
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="commit-watch", daemon=True)
         self._rounds: list[float] = []  # when each round over all groups ended
-
 
     def start(self) -> CommitWatch:
         self._thread.start()

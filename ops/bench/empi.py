@@ -28,12 +28,16 @@ from streams.identity.training import train_model
 
 
 def _rows(label: str, scores: PairwiseScores, seconds: float, note: str) -> list[BenchRow]:
-    return [BenchRow(f"{label} precision", scores.precision, note),
-            BenchRow(f"{label} recall", scores.recall, ""),
-            BenchRow(f"{label} F1", scores.f1, f"{seconds:.1f} s")]
+    return [
+        BenchRow(f"{label} precision", scores.precision, note),
+        BenchRow(f"{label} recall", scores.recall, ""),
+        BenchRow(f"{label} F1", scores.f1, f"{seconds:.1f} s"),
+    ]
 
 
-def _ours(records: Sequence[SourceRecord], truth: dict[str, str], model: MatchModel | None) -> tuple[PairwiseScores, float]:
+def _ours(
+    records: Sequence[SourceRecord], truth: dict[str, str], model: MatchModel | None
+) -> tuple[PairwiseScores, float]:
     started = time.perf_counter()
     result = link_records(records, model)
     return pairwise_scores(result.person_of, truth), time.perf_counter() - started
@@ -76,8 +80,10 @@ def febrl_rows(name: str) -> list[BenchRow]:
     bench = load_febrl(name)
     ours, seconds = _ours(bench.records, bench.truth, None)
     rows = _rows(f"{name} healthbus", ours, seconds, "EM on the data")
-    for same_evidence, label, note in ((False, "ECM (docs)", "recordlinkage, documented features"),
-                                       (True, "ECM (+ssn, postcode)", "recordlinkage, our evidence")):
+    for same_evidence, label, note in (
+        (False, "ECM (docs)", "recordlinkage, documented features"),
+        (True, "ECM (+ssn, postcode)", "recordlinkage, our evidence"),
+    ):
         run = run_recordlinkage_ecm(bench, same_evidence)
         rows += _rows(f"{name} {label}", run.scores, run.seconds, note)
     return rows
@@ -96,12 +102,14 @@ def chinese_rows(persons: int, seed: int) -> list[BenchRow]:
     started = time.perf_counter()
     naive = pairwise_scores(name_and_birth_date(cases.records), cases.truth)
     naive_s = time.perf_counter() - started
-    return [*_rows("chinese healthbus (shipped model)", shipped, shipped_s, n),
-            *_rows("chinese healthbus (EM on the data)", em, em_s, "seed " + str(seed)),
-            *_rows("chinese identifiers only", ids, ids_s, "baseline"),
-            *_rows("chinese name + birth date", naive, naive_s, "baseline"),
-            BenchRow("chinese twin pairs in the data", cases.case_counts.get("twin_pairs", 0), ""),
-            BenchRow("chinese father-son same-name pairs", cases.case_counts.get("father_son_same_name_pairs", 0), "")]
+    return [
+        *_rows("chinese healthbus (shipped model)", shipped, shipped_s, n),
+        *_rows("chinese healthbus (EM on the data)", em, em_s, "seed " + str(seed)),
+        *_rows("chinese identifiers only", ids, ids_s, "baseline"),
+        *_rows("chinese name + birth date", naive, naive_s, "baseline"),
+        BenchRow("chinese twin pairs in the data", cases.case_counts.get("twin_pairs", 0), ""),
+        BenchRow("chinese father-son same-name pairs", cases.case_counts.get("father_son_same_name_pairs", 0), ""),
+    ]
 
 
 def batch_rows(records_wanted: int, seed: int) -> list[BenchRow]:
@@ -117,10 +125,12 @@ def batch_rows(records_wanted: int, seed: int) -> list[BenchRow]:
     started = time.perf_counter()
     identifiers_only(records)
     floor = time.perf_counter() - started
-    return [BenchRow("batch link seconds", total, f"{len(records):,} records; EM {trained:.1f} s + linking"),
-            BenchRow("batch link records/s", len(records) / total, f"{len(set(result.person_of.values())):,} persons"),
-            BenchRow("identifiers-only linking seconds", floor, "baseline: keys alone, no matching"),
-            BenchRow("identifiers-only records/s", len(records) / floor, "")]
+    return [
+        BenchRow("batch link seconds", total, f"{len(records):,} records; EM {trained:.1f} s + linking"),
+        BenchRow("batch link records/s", len(records) / total, f"{len(set(result.person_of.values())):,} persons"),
+        BenchRow("identifiers-only linking seconds", floor, "baseline: keys alone, no matching"),
+        BenchRow("identifiers-only records/s", len(records) / floor, ""),
+    ]
 
 
 def run(persons: int = 20_000, batch_records: int = 100_000, seed: int = 7, febrl: bool = True) -> list[BenchRow]:
@@ -131,4 +141,3 @@ def run(persons: int = 20_000, batch_records: int = 100_000, seed: int = 7, febr
     if batch_records:
         rows += batch_rows(batch_records, seed + 1)
     return rows
-

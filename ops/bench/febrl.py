@@ -104,17 +104,26 @@ def load_febrl(name: str) -> LinkageBenchmark:
             if birth_date is None:
                 invalid_dates[rec_id] = raw_dob
                 birth_date = ""
-            records.append(SourceRecord(
-                record_id=rec_id, org_code=org_code, local_id=rec_id,
-                name=_joined(row, ("given_name", "surname")),
-                birth_date=birth_date,
-                insurance_card=_text(row.get("soc_sec_id")),
-                phone=_text(row.get("phone_number")),
-                address=_joined(row, _ADDRESS_PARTS),
-            ))
+            records.append(
+                SourceRecord(
+                    record_id=rec_id,
+                    org_code=org_code,
+                    local_id=rec_id,
+                    name=_joined(row, ("given_name", "surname")),
+                    birth_date=birth_date,
+                    insurance_card=_text(row.get("soc_sec_id")),
+                    phone=_text(row.get("phone_number")),
+                    address=_joined(row, _ADDRESS_PARTS),
+                )
+            )
             truth[rec_id] = match.group(1)
-    return LinkageBenchmark(name=name.upper(), records=records, truth=truth,
-                            true_pairs=_normalised_pairs(links), invalid_birth_dates=invalid_dates)
+    return LinkageBenchmark(
+        name=name.upper(),
+        records=records,
+        truth=truth,
+        true_pairs=_normalised_pairs(links),
+        invalid_birth_dates=invalid_dates,
+    )
 
 
 @dataclass(frozen=True)
@@ -175,9 +184,13 @@ def run_recordlinkage_ecm(bench: LinkageBenchmark, same_evidence: bool = False) 
 
     candidate_set = _normalised_pairs(candidates)
     completeness = len(candidate_set & bench.true_pairs) / len(bench.true_pairs) if bench.true_pairs else 1.0
-    return EcmBaselineRun(scores=pair_set_scores(_normalised_pairs(links), bench.true_pairs), seconds=seconds,
-                          candidate_pairs=len(candidates), pair_completeness=completeness,
-                          match_prior=float(ecm.p))
+    return EcmBaselineRun(
+        scores=pair_set_scores(_normalised_pairs(links), bench.true_pairs),
+        seconds=seconds,
+        candidate_pairs=len(candidates),
+        pair_completeness=completeness,
+        match_prior=float(ecm.p),
+    )
 
 
 def recordlinkage_ecm_baseline(bench: LinkageBenchmark) -> tuple[PairwiseScores, float]:
@@ -191,8 +204,12 @@ if __name__ == "__main__":  # python -m ops.bench.febrl: the baseline figures fo
         bench = load_febrl(bench_name)
         run = run_recordlinkage_ecm(bench)
         s = run.scores
-        print(f"{bench_name}: {len(bench.records)} records, {len(bench.true_pairs)} true pairs, "
-              f"{len(bench.invalid_birth_dates)} invalid birth dates dropped")
-        print(f"  ECM  P {s.precision:.4f}  R {s.recall:.4f}  F1 {s.f1:.4f}  (TP {s.true_positives}, "
-              f"FP {s.false_positives}, FN {s.false_negatives})  {run.seconds:.2f} s  candidates "
-              f"{run.candidate_pairs:,}  pair completeness {run.pair_completeness:.4f}  P(match) {run.match_prior:.4f}")
+        print(
+            f"{bench_name}: {len(bench.records)} records, {len(bench.true_pairs)} true pairs, "
+            f"{len(bench.invalid_birth_dates)} invalid birth dates dropped"
+        )
+        print(
+            f"  ECM  P {s.precision:.4f}  R {s.recall:.4f}  F1 {s.f1:.4f}  (TP {s.true_positives}, "
+            f"FP {s.false_positives}, FN {s.false_negatives})  {run.seconds:.2f} s  candidates "
+            f"{run.candidate_pairs:,}  pair completeness {run.pair_completeness:.4f}  P(match) {run.match_prior:.4f}"
+        )

@@ -66,7 +66,6 @@ SAMPLE = 2000  # identify outputs decoded and checked
 SEED = 7
 
 
-
 def _residents(events: int) -> list[SourceRecord]:
     """One version per (institution, local id), in order of first appearance. A key whose versions differ
     would be re-resolved (slow path) whenever the other version comes: not the known-identifier case."""
@@ -84,11 +83,11 @@ def _warm_up(s: Settings, records: list[SourceRecord]) -> tuple[float, dict[tupl
     try:
         started = time.perf_counter()
         for i in range(0, len(records), WARMUP_BATCH):
-            resolver.resolve(records[i:i + WARMUP_BATCH])
+            resolver.resolve(records[i : i + WARMUP_BATCH])
         rate = len(records) / (time.perf_counter() - started)
         persons: dict[tuple[str, str], str] = {}
         for i in range(0, len(records), WARMUP_BATCH):
-            batch = records[i:i + WARMUP_BATCH]
+            batch = records[i : i + WARMUP_BATCH]
             for r, resolution in zip(batch, resolver.resolve(batch), strict=True):
                 if resolution.rule != "record_key":
                     raise RuntimeError(f"{r.record_id} is not known after the warm-up: {resolution}")
@@ -106,9 +105,17 @@ def _prepare(s: Settings, visits: Iterator[dict]) -> list[Prepared]:
 
 
 def _topics(s: Settings) -> None:
-    create_topics(s.confluent_config(), s.topic_prefix, specs=[
-        raw_topic(EVENT_TYPE), identified_topic(EVENT_TYPE), dead_letter_topic("identify"),
-        *(topic(t) for t in IDENTITY_CHANGE_TYPES)], extra_config=BENCH_TOPIC_CONFIG)
+    create_topics(
+        s.confluent_config(),
+        s.topic_prefix,
+        specs=[
+            raw_topic(EVENT_TYPE),
+            identified_topic(EVENT_TYPE),
+            dead_letter_topic("identify"),
+            *(topic(t) for t in IDENTITY_CHANGE_TYPES),
+        ],
+        extra_config=BENCH_TOPIC_CONFIG,
+    )
 
 
 def _stream_rate(s: Settings, stage: str, events: int, log_dir: Path) -> float:
@@ -117,8 +124,9 @@ def _stream_rate(s: Settings, stage: str, events: int, log_dir: Path) -> float:
     worker = start_worker(s, log_path, stage=stage)
     try:
         target = s.topic_name(identified_topic(EVENT_TYPE).name)
-        return events / output_span(s.confluent_config(), target, events, f"{s.group_prefix}.count",
-                                    max(120.0, events / 500))
+        return events / output_span(
+            s.confluent_config(), target, events, f"{s.group_prefix}.count", max(120.0, events / 500)
+        )
     except RuntimeError as exc:
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         raise RuntimeError(f"{exc}; worker {stage} exited: {worker.poll()}; log tail:\n{tail}") from exc
@@ -128,8 +136,9 @@ def _stream_rate(s: Settings, stage: str, events: int, log_dir: Path) -> float:
 
 def _check_outputs(s: Settings, persons: dict[tuple[str, str], str], sample: int) -> None:
     """Decode the first ``sample`` identify outputs: each carries its resident's person id, rule record_key."""
-    consumer = Consumer({**consumer_config(s.confluent_config(), f"{s.group_prefix}.check", 6000),
-                         "enable.partition.eof": False})
+    consumer = Consumer(
+        {**consumer_config(s.confluent_config(), f"{s.group_prefix}.check", 6000), "enable.partition.eof": False}
+    )
     consumer.subscribe([s.topic_name(identified_topic(EVENT_TYPE).name)])
     codec, checked = EventCodec(), 0
     deadline = time.monotonic() + 60
@@ -142,8 +151,10 @@ def _check_outputs(s: Settings, persons: dict[tuple[str, str], str], sample: int
                 key = (env["source"]["org_code"], env["patient"]["local_patient_id"])
                 identity = env.get("identity") or {}
                 if not env.get("person_id") or identity.get("rule") != "record_key" or env["person_id"] != persons[key]:
-                    raise RuntimeError(f"identify output {key} carries person {env.get('person_id')!r} "
-                                       f"({identity}); the index says {persons[key]!r}")
+                    raise RuntimeError(
+                        f"identify output {key} carries person {env.get('person_id')!r} "
+                        f"({identity}); the index says {persons[key]!r}"
+                    )
                 checked += 1
     finally:
         consumer.close()
@@ -159,17 +170,25 @@ def _private_index(settings: Settings, run_id: str) -> Iterator[str]:
         yield url
     finally:
         with psycopg.connect(server_conninfo(url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(f"hb_bench_empi_{run_id}")))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(f"hb_bench_empi_{run_id}"))
+            )
 
 
 def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
     run_id = uuid.uuid4().hex[:8]
     log_dir = settings.state_dir / "logs"
     with _private_index(settings, run_id) as url:
-        runs = {name: settings.model_copy(update={
-            "postgres_url": url, "topic_prefix": f"bench-{run_id}-{name}.", "group_prefix": f"bench-{run_id}-{name}"})
-            for name in ("identify", "cold", "passthrough")}
+        runs = {
+            name: settings.model_copy(
+                update={
+                    "postgres_url": url,
+                    "topic_prefix": f"bench-{run_id}-{name}.",
+                    "group_prefix": f"bench-{run_id}-{name}",
+                }
+            )
+            for name in ("identify", "cold", "passthrough")
+        }
         try:
             for s in runs.values():
                 _topics(s)
@@ -177,8 +196,9 @@ def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
             warmup_rate, persons = _warm_up(runs["identify"], records)
             rounds = math.ceil(events / len(records))
             # Signed with the same keys whatever the prefix: one set of payloads for every run.
-            prepared = _prepare(settings, itertools.islice(visits_for_records(records, visits_per_record=rounds),
-                                                           events))
+            prepared = _prepare(
+                settings, itertools.islice(visits_for_records(records, visits_per_record=rounds), events)
+            )
             raw = raw_topic(EVENT_TYPE).name
 
             produce_all(runs["identify"], runs["identify"].topic_name(raw), prepared)
@@ -200,19 +220,27 @@ def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
                 delete_topics(conf, list(existing_topics(conf, s.topic_prefix)))
                 keys = list(cache.client.scan_iter(match=f"hb:{s.topic_prefix}empi:*", count=1000))
                 for i in range(0, len(keys), 10000):
-                    cache.client.delete(*keys[i:i + 10000])
+                    cache.client.delete(*keys[i : i + 10000])
             cache.client.close()
 
     return [
-        BenchRow("identify events/s (known residents, warm cache)", identify_rate,
-                 "one worker; target ≥ 5,000"),
-        BenchRow("passthrough events/s (same input)", passthrough_rate,
-                 "baseline: same runtime and intake checks, no identity"),
+        BenchRow("identify events/s (known residents, warm cache)", identify_rate, "one worker; target ≥ 5,000"),
+        BenchRow(
+            "passthrough events/s (same input)",
+            passthrough_rate,
+            "baseline: same runtime and intake checks, no identity",
+        ),
         BenchRow("identify / passthrough ratio", identify_rate / passthrough_rate),
-        BenchRow("identify events/s (known residents, cold cache)", cold_rate,
-                 f"{cold_events} events, each record key once: PostgreSQL lookup"),
-        BenchRow("new residents resolved/s (index warm-up, batch of 1000)", warmup_rate,
-                 "slow path, in process: match + write"),
+        BenchRow(
+            "identify events/s (known residents, cold cache)",
+            cold_rate,
+            f"{cold_events} events, each record key once: PostgreSQL lookup",
+        ),
+        BenchRow(
+            "new residents resolved/s (index warm-up, batch of 1000)",
+            warmup_rate,
+            "slow path, in process: match + write",
+        ),
         BenchRow("events", events),
         BenchRow("record keys", len(records), f"known residents' records, up to {rounds} visits each"),
     ]

@@ -49,8 +49,10 @@ def pairwise_scores(predicted: Mapping[str, str], truth: Mapping[str, str]) -> P
     if predicted.keys() != truth.keys():
         only_predicted = len(predicted.keys() - truth.keys())
         only_truth = len(truth.keys() - predicted.keys())
-        raise ValueError(f"predicted and truth cover different records ({only_predicted} only in predicted, "
-                         f"{only_truth} only in truth)")
+        raise ValueError(
+            f"predicted and truth cover different records ({only_predicted} only in predicted, "
+            f"{only_truth} only in truth)"
+        )
     # Records sharing both a predicted cluster and a true entity are exactly the pairs both sides agree on.
     true_positives = _pairs_within(Counter((predicted[r], truth[r]) for r in truth).values())
     predicted_pairs = _pairs_within(Counter(predicted.values()).values())

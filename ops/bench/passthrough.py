@@ -31,9 +31,8 @@ from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.worker_process import start_worker
 from producers.publisher import producer_config
 from producers.synthetic.outpatient_visits import outpatient_visits
-from sinks.batch_consumer import consumer_config
+from sinks.batch_consumer import consumer_config, position
 from streams.source_authentication import SIGNATURE_HEADER, sign
-
 
 Prepared = tuple[bytes, bytes, list[tuple[str, bytes]]]  # payload, key, headers
 BENCH_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}  # what a bench times is when the broker appended
@@ -52,7 +51,7 @@ def produce_all(settings: Settings, topic: str, prepared: Iterable[Prepared]) ->
     for payload, key, headers in prepared:
         while True:
             try:
-                producer.produce(topic, payload, key, headers=headers)
+                producer.produce(topic, payload, key, headers=list(headers))
                 break
             except BufferError:  # local queue full: serve delivery reports, retry
                 producer.poll(0.05)
@@ -118,7 +117,7 @@ def confluent_loop(conf: dict, source: str, target: str, events: int, group: str
     try:
         while done < events:
             batch = consumer.consume(5000, timeout=0.5)
-            offsets = {}
+            offsets: dict[tuple[str, int], int] = {}
             for msg in batch:
                 if msg.error():
                     continue
@@ -128,7 +127,8 @@ def confluent_loop(conf: dict, source: str, target: str, events: int, group: str
                         break
                     except BufferError:
                         producer.poll(0.01)
-                offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+                topic, partition, offset = position(msg)
+                offsets[(topic, partition)] = offset + 1
                 done += 1
             if offsets:
                 producer.flush(30)
@@ -140,8 +140,15 @@ def confluent_loop(conf: dict, source: str, target: str, events: int, group: str
 async def aiokafka_loop(aio_conf: dict, source: str, target: str, events: int, group: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    consumer = AIOKafkaConsumer(source, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-                                session_timeout_ms=6000, heartbeat_interval_ms=1000, **aio_conf)
+    consumer = AIOKafkaConsumer(
+        source,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        **aio_conf,
+    )
     producer = AIOKafkaProducer(acks="all", linger_ms=5, **aio_conf)
     await consumer.start()
     await producer.start()
@@ -168,10 +175,25 @@ def run(settings: Settings, events: int = 100000) -> list[BenchRow]:
     conf = bench.confluent_config()
     source = bench.topic_name(raw_topic("outpatient.visit").name)
     faust_target = bench.topic_name(identified_topic("outpatient.visit").name)
-    extra = [TopicSpec(f"copy-{kind}", "bench", raw_topic("outpatient.visit").key, "outpatient.visit", 6,
-                       3_600_000, "delete", "benchmark output") for kind in ("confluent", "aiokafka")]
-    create_topics(conf, bench.topic_prefix, specs=[raw_topic("outpatient.visit"), identified_topic("outpatient.visit"), *extra],
-                  extra_config=BENCH_TOPIC_CONFIG)
+    extra = [
+        TopicSpec(
+            f"copy-{kind}",
+            "bench",
+            raw_topic("outpatient.visit").key,
+            "outpatient.visit",
+            6,
+            3_600_000,
+            "delete",
+            "benchmark output",
+        )
+        for kind in ("confluent", "aiokafka")
+    ]
+    create_topics(
+        conf,
+        bench.topic_prefix,
+        specs=[raw_topic("outpatient.visit"), identified_topic("outpatient.visit"), *extra],
+        extra_config=BENCH_TOPIC_CONFIG,
+    )
     rows: list[BenchRow] = []
     try:
         _fill(bench, source, events)

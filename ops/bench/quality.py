@@ -24,8 +24,8 @@ import uuid
 from avro_schemas.json_form import event_from_json_line, to_json
 from avro_schemas.serde import EventCodec
 from ops.bench_table import BenchRow, best_rate
-from ops.stack.postgres import private_database
 from ops.settings import Settings
+from ops.stack.postgres import private_database
 from producers.synthetic.outpatient_visits import outpatient_visits
 from streams.faust_runtime.batch_agent import PlainMessage
 from streams.quality.engine import RuleEngine
@@ -71,7 +71,7 @@ def run(events: int = 50_000, seed: int = 11) -> list[BenchRow]:
 
     def stage_all() -> None:
         for start in range(0, len(messages), 1000):
-            stage.handle_batch(messages[start:start + 1000])
+            stage.handle_batch(messages[start : start + 1000])
 
     def cli_all() -> None:
         for line in lines:
@@ -81,16 +81,26 @@ def run(events: int = 50_000, seed: int = 11) -> list[BenchRow]:
     passed = judge_all()
     rule_rate = best_rate(judge_all, events)
     rows = [
-        BenchRow("decode only events/s", best_rate(lambda: [codec.decode(p) for p in payloads], events),
-                 "baseline: fastavro single-object decode of the same events"),
-        BenchRow("rule evaluation events/s", rule_rate,
-                 f"RuleEngine.judge, {len(rules.for_event_type('outpatient.visit'))} rules; target ≥ {TARGET:,}"),
-        BenchRow("stage core events/s", best_rate(stage_all, events),
-                 "decode + judge + encode verdict + route, batches of 1000, no database"),
+        BenchRow(
+            "decode only events/s",
+            best_rate(lambda: [codec.decode(p) for p in payloads], events),
+            "baseline: fastavro single-object decode of the same events",
+        ),
+        BenchRow(
+            "rule evaluation events/s",
+            rule_rate,
+            f"RuleEngine.judge, {len(rules.for_event_type('outpatient.visit'))} rules; target ≥ {TARGET:,}",
+        ),
+        BenchRow(
+            "stage core events/s",
+            best_rate(stage_all, events),
+            "decode + judge + encode verdict + route, batches of 1000, no database",
+        ),
         BenchRow("batch cli line path events/s", best_rate(cli_all, events), "JSON line → from_json → judge → JSON"),
         BenchRow("rule evaluation vs target", rule_rate / TARGET, "≥ 1 meets the issue's target"),
-        BenchRow("events rejected share", 1 - passed / events,
-                 f"rule set {rules.version}; ~5 % spoiled, only errors reject"),
+        BenchRow(
+            "events rejected share", 1 - passed / events, f"rule set {rules.version}; ~5 % spoiled, only errors reject"
+        ),
     ]
     return rows
 
@@ -106,8 +116,13 @@ def _worker_rate(s: Settings, stage: str, output_topic: str, events: int) -> flo
     log_path = s.state_dir / "logs" / f"bench-quality-{stage}-{s.group_prefix}.log"
     worker = start_worker(s, log_path, stage=stage)
     try:
-        return events / output_span(s.confluent_config(), s.topic_name(output_topic), events,
-                                    f"{s.group_prefix}.count", max(120.0, events / 500))
+        return events / output_span(
+            s.confluent_config(),
+            s.topic_name(output_topic),
+            events,
+            f"{s.group_prefix}.count",
+            max(120.0, events / 500),
+        )
     except RuntimeError as exc:
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         raise RuntimeError(f"{exc}; worker {stage} exited: {worker.poll()}; log tail:\n{tail}") from exc
@@ -116,9 +131,15 @@ def _worker_rate(s: Settings, stage: str, output_topic: str, events: int) -> flo
 
 
 def stream_rows(settings: Settings, events: int, seed: int = 13) -> list[BenchRow]:
-    from avro_schemas.topics import (QUALITY_RESULTS, dead_letter_topic, identified_topic, raw_topic, topic,
-                                     validated_topic)
-    from avro_schemas.topics import source_patient_key
+    from avro_schemas.topics import (
+        QUALITY_RESULTS,
+        dead_letter_topic,
+        identified_topic,
+        raw_topic,
+        source_patient_key,
+        topic,
+        validated_topic,
+    )
     from ops.bench.passthrough import BENCH_TOPIC_CONFIG, produce_all, signed_visit
     from ops.topic_admin import create_topics, delete_topics, existing_topics
 
@@ -127,31 +148,65 @@ def stream_rows(settings: Settings, events: int, seed: int = 13) -> list[BenchRo
     values = spoiled_visits(events, seed)
     conf = settings.confluent_config()
     with private_database(settings.postgres_url, f"hb_bench_quality_{run_id}") as url:
-        runs = {name: settings.model_copy(update={"postgres_url": url, "topic_prefix": f"bench-{run_id}-{name}.",
-                                                  "group_prefix": f"bench-{run_id}-{name}"})
-                for name in ("quality", "passthrough")}
+        runs = {
+            name: settings.model_copy(
+                update={
+                    "postgres_url": url,
+                    "topic_prefix": f"bench-{run_id}-{name}.",
+                    "group_prefix": f"bench-{run_id}-{name}",
+                }
+            )
+            for name in ("quality", "passthrough")
+        }
         try:
             q = runs["quality"]
-            create_topics(conf, q.topic_prefix, specs=[identified_topic(EVENT_TYPE), validated_topic(EVENT_TYPE),
-                                                       topic(QUALITY_RESULTS), dead_letter_topic("quality")],
-                          extra_config=BENCH_TOPIC_CONFIG)
-            produce_all(q, q.topic_name(identified_topic(EVENT_TYPE).name), (
-                (codec.encode(EVENT_TYPE, v), source_patient_key(v["envelope"]["source"]["org_code"],
-                                                                  v["envelope"]["patient"]["local_patient_id"]), [])
-                for v in values))
+            create_topics(
+                conf,
+                q.topic_prefix,
+                specs=[
+                    identified_topic(EVENT_TYPE),
+                    validated_topic(EVENT_TYPE),
+                    topic(QUALITY_RESULTS),
+                    dead_letter_topic("quality"),
+                ],
+                extra_config=BENCH_TOPIC_CONFIG,
+            )
+            produce_all(
+                q,
+                q.topic_name(identified_topic(EVENT_TYPE).name),
+                (
+                    (
+                        codec.encode(EVENT_TYPE, v),
+                        source_patient_key(
+                            v["envelope"]["source"]["org_code"], v["envelope"]["patient"]["local_patient_id"]
+                        ),
+                        [],
+                    )
+                    for v in values
+                ),
+            )
             quality_rate = _worker_rate(q, "quality", QUALITY_RESULTS, events)
 
             p = runs["passthrough"]
-            create_topics(conf, p.topic_prefix, specs=[raw_topic(EVENT_TYPE), identified_topic(EVENT_TYPE),
-                                                       dead_letter_topic("identify")], extra_config=BENCH_TOPIC_CONFIG)
+            create_topics(
+                conf,
+                p.topic_prefix,
+                specs=[raw_topic(EVENT_TYPE), identified_topic(EVENT_TYPE), dead_letter_topic("identify")],
+                extra_config=BENCH_TOPIC_CONFIG,
+            )
             produce_all(p, p.topic_name(raw_topic(EVENT_TYPE).name), (signed_visit(p, codec, v) for v in values))
             passthrough_rate = _worker_rate(p, "passthrough", identified_topic(EVENT_TYPE).name, events)
         finally:
             for s in runs.values():
                 delete_topics(conf, list(existing_topics(conf, s.topic_prefix)))
     return [
-        BenchRow("quality worker events/s", quality_rate,
-                 f"healthbus worker quality on {events:,} identified events (Faust + PostgreSQL)"),
-        BenchRow("passthrough worker events/s", passthrough_rate, "baseline: the Faust runtime and intake checks, no rules"),
+        BenchRow(
+            "quality worker events/s",
+            quality_rate,
+            f"healthbus worker quality on {events:,} identified events (Faust + PostgreSQL)",
+        ),
+        BenchRow(
+            "passthrough worker events/s", passthrough_rate, "baseline: the Faust runtime and intake checks, no rules"
+        ),
         BenchRow("quality / passthrough", quality_rate / passthrough_rate, "what judging costs on the stream"),
     ]

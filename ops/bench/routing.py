@@ -46,8 +46,8 @@ from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import validated_topic
 from ops.bench_table import BenchRow, best_rate
-from ops.stack.postgres import private_database
 from ops.settings import Settings
+from ops.stack.postgres import private_database
 from producers.synthetic.outpatient_visits import outpatient_visits
 from streams.faust_runtime.batch_agent import PlainMessage
 from streams.routing.routes import claims_of
@@ -56,11 +56,22 @@ TARGET = 10_000
 BATCH = 1000
 PERSON_NAMESPACE = uuid.UUID("2f1f6c1e-5b7a-4d0e-9a53-8c1f0b6d7e21")
 
-CHRONIC = (("I10.x00x002", "高血压"), ("E11.900", "2型糖尿病"), ("I63.900", "脑梗死"), ("J44.100", "慢性阻塞性肺病急性加重"))
+CHRONIC = (
+    ("I10.x00x002", "高血压"),
+    ("E11.900", "2型糖尿病"),
+    ("I63.900", "脑梗死"),
+    ("J44.100", "慢性阻塞性肺病急性加重"),
+)
 TUMOUR = (("C34.100", "上叶支气管或肺恶性肿瘤"),)
 NOTIFIABLE = (("A15.000x001", "肺结核"), ("J10.100", "流行性感冒"), ("B08.400", "手足口病"))
-UNROUTED = (("J06.900", "急性上呼吸道感染"), ("K52.900", "急性胃肠炎"), ("M54.500", "腰痛"), ("K29.700", "胃炎"),
-            ("H10.300", "急性结膜炎"), ("J18.900", "肺炎"))
+UNROUTED = (
+    ("J06.900", "急性上呼吸道感染"),
+    ("K52.900", "急性胃肠炎"),
+    ("M54.500", "腰痛"),
+    ("K29.700", "胃炎"),
+    ("H10.300", "急性结膜炎"),
+    ("J18.900", "肺炎"),
+)
 ATC = ("C09CA03", "C08CA01", "A10BA02", "J01CA04", "J01DC02")
 VACCINES = ("0201", "0101", "0301", "0401")
 DEATH_CAUSES = ("I21.900", "C34.100", "J44.100")
@@ -103,34 +114,86 @@ def routing_mix(events: int, seed: int = 17) -> list[tuple[str, dict[str, Any]]]
             visit["diagnoses"][0].update(code=code, name=name)
             out.append((kind, visit))
         elif kind == "prescription":
-            out.append((kind, {
-                "envelope": _envelope(visit, kind, f"prescription:CF{seed}-{n}"), "prescription_no": f"CF{seed}-{n}",
-                "visit_no": visit["visit_no"], "prescribed_at": at, "department_name": visit["department_name"],
-                "items": [{"drug_code": f"H{rng.randrange(10000):04d}", "drug_name": None, "atc_code": rng.choice(ATC),
-                           "dose": 1.0, "dose_unit": "片", "frequency": "qd", "route": "口服",
-                           "days": rng.choice((3, 7, 14, 30)), "quantity": None}]}))
+            out.append(
+                (
+                    kind,
+                    {
+                        "envelope": _envelope(visit, kind, f"prescription:CF{seed}-{n}"),
+                        "prescription_no": f"CF{seed}-{n}",
+                        "visit_no": visit["visit_no"],
+                        "prescribed_at": at,
+                        "department_name": visit["department_name"],
+                        "items": [
+                            {
+                                "drug_code": f"H{rng.randrange(10000):04d}",
+                                "drug_name": None,
+                                "atc_code": rng.choice(ATC),
+                                "dose": 1.0,
+                                "dose_unit": "片",
+                                "frequency": "qd",
+                                "route": "口服",
+                                "days": rng.choice((3, 7, 14, 30)),
+                                "quantity": None,
+                            }
+                        ],
+                    },
+                )
+            )
         elif kind == "vaccination.record":
-            out.append((kind, {
-                "envelope": _envelope(visit, kind, f"vaccination:YM{seed}-{n}"), "vaccination_no": f"YM{seed}-{n}",
-                "vaccine_code": rng.choice(VACCINES), "vaccine_name": None, "dose_number": rng.randrange(1, 4),
-                "batch_no": f"B{rng.randrange(1000)}", "manufacturer": None, "administered_at": at, "site": None,
-                "route": None}))
+            out.append(
+                (
+                    kind,
+                    {
+                        "envelope": _envelope(visit, kind, f"vaccination:YM{seed}-{n}"),
+                        "vaccination_no": f"YM{seed}-{n}",
+                        "vaccine_code": rng.choice(VACCINES),
+                        "vaccine_name": None,
+                        "dose_number": rng.randrange(1, 4),
+                        "batch_no": f"B{rng.randrange(1000)}",
+                        "manufacturer": None,
+                        "administered_at": at,
+                        "site": None,
+                        "route": None,
+                    },
+                )
+            )
         elif kind == "patient.registered":
-            history = ([{"kind": "ALLERGY", "code": None, "description": "青霉素过敏", "recorded_at": at}]
-                       if rng.random() < 0.3 else [])
-            out.append((kind, {
-                "envelope": _envelope(visit, kind, f"patient:{env['patient']['local_patient_id']}:{n}"),
-                "abo_blood_type": rng.choice("1234"), "rh_blood_type": rng.choice("12"), "ethnicity": "01",
-                "marital_status": "20", "history": history}))
+            history = (
+                [{"kind": "ALLERGY", "code": None, "description": "青霉素过敏", "recorded_at": at}]
+                if rng.random() < 0.3
+                else []
+            )
+            out.append(
+                (
+                    kind,
+                    {
+                        "envelope": _envelope(visit, kind, f"patient:{env['patient']['local_patient_id']}:{n}"),
+                        "abo_blood_type": rng.choice("1234"),
+                        "rh_blood_type": rng.choice("12"),
+                        "ethnicity": "01",
+                        "marital_status": "20",
+                        "history": history,
+                    },
+                )
+            )
         else:
             dead.add(person)
             certificate = f"4115{seed:04d}{n:010d}"
             cause = rng.choice(DEATH_CAUSES)
-            out.append((kind, {
-                "envelope": _envelope(visit, kind, f"death_record:{certificate}"), "certificate_no": certificate,
-                "died_at": at, "death_place": "1",
-                "cause_chain": [{"line": "a", "code": cause, "description": None, "interval": None}],
-                "underlying_cause_code": cause, "underlying_cause_name": None}))
+            out.append(
+                (
+                    kind,
+                    {
+                        "envelope": _envelope(visit, kind, f"death_record:{certificate}"),
+                        "certificate_no": certificate,
+                        "died_at": at,
+                        "death_place": "1",
+                        "cause_chain": [{"line": "a", "code": cause, "description": None, "interval": None}],
+                        "underlying_cause_code": cause,
+                        "underlying_cause_name": None,
+                    },
+                )
+            )
     return out
 
 
@@ -139,17 +202,19 @@ def _routing_state(settings: Settings, url: str, persons: list[str]) -> Any:
 
     state = RoutingState(url, reminder_windows(settings), settings.county_role_prefix)
     with state.conn.cursor() as cur:
-        cur.executemany("INSERT INTO empi.persons (person_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                        [(p,) for p in persons])
+        cur.executemany(
+            "INSERT INTO empi.persons (person_id) VALUES (%s) ON CONFLICT DO NOTHING", [(p,) for p in persons]
+        )
     return state
 
 
-def _stage_rates(settings: Settings, codec: EventCodec, messages: list[PlainMessage], persons: list[str],
-                 run_id: str) -> tuple[float, float, int, int]:
+def _stage_rates(
+    settings: Settings, codec: EventCodec, messages: list[PlainMessage], persons: list[str], run_id: str
+) -> tuple[float, float, int, int]:
     """(first-time events/s, replay events/s, work-item changes, outputs) over three fresh databases."""
     from streams.routing.stage import RoutingStage
 
-    batches = [messages[i:i + BATCH] for i in range(0, len(messages), BATCH)]
+    batches = [messages[i : i + BATCH] for i in range(0, len(messages), BATCH)]
     first, replay, changes, outputs = 0.0, 0.0, 0, 0
     for run in range(3):
         with private_database(settings.postgres_url, f"hb_bench_routing_{run_id}_{run}") as url:
@@ -177,7 +242,10 @@ def run(settings: Settings, events: int = 30_000, seed: int = 17) -> list[BenchR
     mix = routing_mix(events, seed)
     payloads = [codec.encode(t, v) for t, v in mix]
     decoded = [(d.event_type, d.value) for d in (codec.decode(p) for p in payloads)]
-    messages = [PlainMessage("bench-" + validated_topic(t).name, 0, n, b"k:1", p) for n, (p, (t, _)) in enumerate(zip(payloads, mix))]
+    messages = [
+        PlainMessage("bench-" + validated_topic(t).name, 0, n, b"k:1", p)
+        for n, (p, (t, _)) in enumerate(zip(payloads, mix))
+    ]
     persons = sorted({v["envelope"]["person_id"] for _, v in mix})
     claims_of(*decoded[0])  # load the code tables before timing
 
@@ -188,23 +256,34 @@ def run(settings: Settings, events: int = 30_000, seed: int = 17) -> list[BenchR
     decide_rate = best_rate(decide_all, events)
     first, replay, changes, outputs = _stage_rates(settings, codec, messages, persons, uuid.uuid4().hex[:8])
     return [
-        BenchRow("decode only events/s", best_rate(lambda: [codec.decode(p) for p in payloads], events),
-                 "baseline: fastavro single-object decode of the same events"),
-        BenchRow("routing decisions events/s", decide_rate,
-                 f"claims_of over decoded events, 6 routes; target ≥ {TARGET:,}"),
+        BenchRow(
+            "decode only events/s",
+            best_rate(lambda: [codec.decode(p) for p in payloads], events),
+            "baseline: fastavro single-object decode of the same events",
+        ),
+        BenchRow(
+            "routing decisions events/s", decide_rate, f"claims_of over decoded events, 6 routes; target ≥ {TARGET:,}"
+        ),
         BenchRow("routing decisions vs target", decide_rate / TARGET, "≥ 1 meets the issue's target"),
-        BenchRow("stage core events/s", first,
-                 f"RoutingStage.handle_batch, batches of {BATCH}, fresh PostgreSQL (ledger, order history, seal)"),
+        BenchRow(
+            "stage core events/s",
+            first,
+            f"RoutingStage.handle_batch, batches of {BATCH}, fresh PostgreSQL (ledger, order history, seal)",
+        ),
         BenchRow("stage core replay events/s", replay, "the same batches again: no change, stored changes republished"),
         BenchRow("routed share", routed / events, "events with at least one claim"),
-        BenchRow("work-item changes per 1000 events", 1000 * changes / events,
-                 f"collab.* records of the first pass; {outputs:,} outputs in all"),
+        BenchRow(
+            "work-item changes per 1000 events",
+            1000 * changes / events,
+            f"collab.* records of the first pass; {outputs:,} outputs in all",
+        ),
     ]
 
 
 # -- the workers on the broker ------------------------------------------------------------------------------
-def committed_span(conf: dict, group: str, topics: list[str], events: int, timeout: float,
-                   poll: float = 0.2) -> tuple[float, int]:
+def committed_span(
+    conf: dict, group: str, topics: list[str], events: int, timeout: float, poll: float = 0.2
+) -> tuple[float, int]:
     """(seconds, events) between the first poll that sees the group commit anything on ``topics`` and the
     poll that sees ``events`` committed; waits until then."""
     from ops.topic_admin import committed_total
@@ -232,10 +311,11 @@ def written_span(conf: dict, topics: list[str], group: str) -> tuple[float, int]
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     from ops.bench.passthrough import BrokerTimeSpan
-    from sinks.batch_consumer import consumer_config
+    from sinks.batch_consumer import consumer_config, position
 
-    consumer = Consumer({**consumer_config(conf, group, 6000), "enable.auto.commit": False,
-                         "enable.partition.eof": False})
+    consumer = Consumer(
+        {**consumer_config(conf, group, 6000), "enable.auto.commit": False, "enable.partition.eof": False}
+    )
     try:
         metadata = consumer.list_topics(timeout=10).topics
         ends: dict[tuple[str, int], int] = {}
@@ -252,8 +332,9 @@ def written_span(conf: dict, topics: list[str], group: str) -> tuple[float, int]
                 if msg.error():
                     continue
                 span.add(msg)
-                if msg.offset() + 1 >= ends.get((msg.topic(), msg.partition()), 0):
-                    ends.pop((msg.topic(), msg.partition()), None)
+                topic, partition, offset = position(msg)
+                if offset + 1 >= ends.get((topic, partition), 0):
+                    ends.pop((topic, partition), None)
     finally:
         consumer.close()
     if ends or span.seen == 0:
@@ -272,8 +353,9 @@ def _worker_rates(s: Settings, stage: str, inputs: list[str], events: int) -> tu
     log_path = s.state_dir / "logs" / f"bench-routing-{stage}-{s.group_prefix}.log"
     worker = start_worker(s, log_path, stage=stage)
     try:
-        seconds, counted = committed_span(conf, s.group_id("identify" if stage == "passthrough" else stage), inputs,
-                                          events, max(180.0, events / 200))
+        seconds, counted = committed_span(
+            conf, s.group_id("identify" if stage == "passthrough" else stage), inputs, events, max(180.0, events / 200)
+        )
     except RuntimeError as exc:
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         raise RuntimeError(f"{exc}; worker {stage} exited: {worker.poll()}; log tail:\n{tail}") from exc
@@ -302,19 +384,30 @@ def stream_rows(settings: Settings, events: int, seed: int = 19) -> list[BenchRo
         return source_patient_key(v["envelope"]["source"]["org_code"], v["envelope"]["patient"]["local_patient_id"])
 
     with private_database(settings.postgres_url, f"hb_bench_routing_{run_id}_stream") as url:
-        runs = {name: settings.model_copy(update={"postgres_url": url, "topic_prefix": f"bench-{run_id}-{name}.",
-                                                  "group_prefix": f"bench-{run_id}-{name}"})
-                for name in ("routing", "passthrough")}
+        runs = {
+            name: settings.model_copy(
+                update={
+                    "postgres_url": url,
+                    "topic_prefix": f"bench-{run_id}-{name}.",
+                    "group_prefix": f"bench-{run_id}-{name}",
+                }
+            )
+            for name in ("routing", "passthrough")
+        }
         try:
             r = runs["routing"]
             _routing_state(r, url, persons).close()  # the schema and the EMPI persons, before the worker starts
             # the whole catalogue: the worker reads every validated.* and empi.*
             create_topics(conf, r.topic_prefix, extra_config=BENCH_TOPIC_CONFIG)
             for t in types:
-                produce_all(r, r.topic_name(validated_topic(t).name),
-                            ((codec.encode(t, v), key_of(v), []) for et, v in mix if et == t))
+                produce_all(
+                    r,
+                    r.topic_name(validated_topic(t).name),
+                    ((codec.encode(t, v), key_of(v), []) for et, v in mix if et == t),
+                )
             routing_rate, routing_committed, routing_out = _worker_rates(
-                r, "routing", [r.topic_name(validated_topic(t).name) for t in types], events)
+                r, "routing", [r.topic_name(validated_topic(t).name) for t in types], events
+            )
 
             p = runs["passthrough"]
             create_topics(conf, p.topic_prefix, extra_config=BENCH_TOPIC_CONFIG)
@@ -327,20 +420,29 @@ def stream_rows(settings: Settings, events: int, seed: int = 19) -> list[BenchRo
                         signed.append((payload, key, [(SIGNATURE_HEADER, sign(p.signing_key_for(org), key, payload))]))
                 produce_all(p, p.topic_name(raw_topic(t).name), signed)
             passthrough_rate, passthrough_committed, passthrough_out = _worker_rates(
-                p, "passthrough", [p.topic_name(raw_topic(t).name) for t in types], events)
+                p, "passthrough", [p.topic_name(raw_topic(t).name) for t in types], events
+            )
         finally:
             for s in runs.values():
                 delete_topics(conf, list(existing_topics(conf, s.topic_prefix)))
     return [
-        BenchRow("routing worker events/s", routing_rate,
-                 f"healthbus worker routing on {events:,} validated events (Faust + PostgreSQL); span of its "
-                 f"{routing_out:,} outputs"),
-        BenchRow("passthrough worker events/s", passthrough_rate,
-                 f"baseline: Faust runtime + intake checks, the same events signed on raw.*; span of its "
-                 f"{passthrough_out:,} outputs"),
+        BenchRow(
+            "routing worker events/s",
+            routing_rate,
+            f"healthbus worker routing on {events:,} validated events (Faust + PostgreSQL); span of its "
+            f"{routing_out:,} outputs",
+        ),
+        BenchRow(
+            "passthrough worker events/s",
+            passthrough_rate,
+            f"baseline: Faust runtime + intake checks, the same events signed on raw.*; span of its "
+            f"{passthrough_out:,} outputs",
+        ),
         BenchRow("routing / passthrough", routing_rate / passthrough_rate, "what routing costs on the stream"),
-        BenchRow("routing worker events/s (committed offsets)", routing_committed,
-                 "cross-check: input offsets committed between polls (Faust commits every 2.8 s: coarse)"),
-        BenchRow("passthrough worker events/s (committed offsets)", passthrough_committed,
-                 "the same for the baseline"),
+        BenchRow(
+            "routing worker events/s (committed offsets)",
+            routing_committed,
+            "cross-check: input offsets committed between polls (Faust commits every 2.8 s: coarse)",
+        ),
+        BenchRow("passthrough worker events/s (committed offsets)", passthrough_committed, "the same for the baseline"),
     ]

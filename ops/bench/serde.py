@@ -14,7 +14,7 @@ from ops.bench_table import BenchRow
 from producers.synthetic.outpatient_visits import outpatient_visits
 
 
-def _rate(fn: Callable[[], None], n: int) -> float:
+def _rate(fn: Callable[[], object], n: int) -> float:
     start = time.perf_counter()
     fn()
     return n / (time.perf_counter() - start)
@@ -43,15 +43,26 @@ def run(events: int = 20000, seed: int = 7) -> list[BenchRow]:
 
     rows = [
         BenchRow("plain fastavro encode events/s", _rate(plain_encode, events), "baseline: schemaless_writer"),
-        BenchRow("single-object encode events/s", _rate(lambda: [single.encode("outpatient.visit", v) for v in values], events)),
-        BenchRow("confluent encode events/s", _rate(lambda: [confluent.encode("outpatient.visit", v, topic=topic) for v in values], events)),
-        BenchRow("plain fastavro decode events/s",
-                 _rate(lambda: [fastavro.schemaless_reader(io.BytesIO(p), parsed, None) for p in plain_payloads], events),
-                 "baseline: schemaless_reader"),
+        BenchRow(
+            "single-object encode events/s",
+            _rate(lambda: [single.encode("outpatient.visit", v) for v in values], events),
+        ),
+        BenchRow(
+            "confluent encode events/s",
+            _rate(lambda: [confluent.encode("outpatient.visit", v, topic=topic) for v in values], events),
+        ),
+        BenchRow(
+            "plain fastavro decode events/s",
+            _rate(lambda: [fastavro.schemaless_reader(io.BytesIO(p), parsed, None) for p in plain_payloads], events),
+            "baseline: schemaless_reader",
+        ),
         BenchRow("single-object decode events/s", _rate(lambda: [single.decode(p) for p in single_payloads], events)),
         BenchRow("confluent decode events/s", _rate(lambda: [confluent.decode(p) for p in confluent_payloads], events)),
-        BenchRow("single-object peek envelope events/s",
-                 _rate(lambda: [single.peek_envelope(p) for p in single_payloads], events), "envelope only"),
+        BenchRow(
+            "single-object peek envelope events/s",
+            _rate(lambda: [single.peek_envelope(p) for p in single_payloads], events),
+            "envelope only",
+        ),
         BenchRow("mean payload bytes", sum(map(len, single_payloads)) / events, "single-object"),
     ]
     return rows

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from functools import partial
 
 import numpy as np
 
@@ -33,8 +34,15 @@ SERIES, DAYS = 10 * 9 * 4, 3 * 365 + 1
 
 
 def _complaints(n: int, seed: int) -> list[tuple[str | None, list[str], float | None, list[str]]]:
-    return [(v.get("chief_complaint"), list(v.get("symptoms") or ()), v.get("temperature_c"),
-             [d["code"] for d in v.get("diagnoses") or ()]) for v in outpatient_visits(n, seed=seed)]
+    return [
+        (
+            v.get("chief_complaint"),
+            list(v.get("symptoms") or ()),
+            v.get("temperature_c"),
+            [d["code"] for d in v.get("diagnoses") or ()],
+        )
+        for v in outpatient_visits(n, seed=seed)
+    ]
 
 
 def _series(seed: int) -> np.ndarray:
@@ -44,7 +52,7 @@ def _series(seed: int) -> np.ndarray:
     counts = rng.poisson(level * weekly)
     for row in rng.choice(SERIES, size=SERIES // 10, replace=False):  # an outbreak in one series in ten
         start = int(rng.integers(30, DAYS - 20))
-        counts[row, start:start + 10] += rng.poisson(level[row, 0] * 3 + 3, size=10)
+        counts[row, start : start + 10] += rng.poisson(level[row, 0] * 3 + 3, size=10)
     return counts.astype(float)
 
 
@@ -65,30 +73,46 @@ def run(complaints: int = 20_000, seed: int = 23) -> list[BenchRow]:
         out = io.StringIO()
         writer = csv.writer(out)
         for record_id, text, temperature, codes, _age in lines:
-            label = syndromes_field(classify(text, (), float(temperature) if temperature else None,
-                                             codes.split(";") if codes else ()))
+            label = syndromes_field(
+                classify(text, (), float(temperature) if temperature else None, codes.split(";") if codes else ())
+            )
             writer.writerow([record_id, label])
 
     with_syndrome = classify_all()
     classify_rate = best_rate(classify_all, complaints)
     rows = [
-        BenchRow("baseline: normalise + one term complaints/s", best_rate(baseline, complaints),
-                 "NFKC and one substring test per complaint: the least any classifier pays"),
-        BenchRow("syndrome classification complaints/s", classify_rate,
-                 f"classify(): complaint, symptoms, temperature, codes; target ≥ {CLASSIFY_TARGET:,}"),
+        BenchRow(
+            "baseline: normalise + one term complaints/s",
+            best_rate(baseline, complaints),
+            "NFKC and one substring test per complaint: the least any classifier pays",
+        ),
+        BenchRow(
+            "syndrome classification complaints/s",
+            classify_rate,
+            f"classify(): complaint, symptoms, temperature, codes; target ≥ {CLASSIFY_TARGET:,}",
+        ),
         BenchRow("classification vs target", classify_rate / CLASSIFY_TARGET, "≥ 1 meets the issue's target"),
         BenchRow("batch cli row path complaints/s", best_rate(cli_all, complaints), "CSV row → classify → label row"),
         BenchRow("visits with a syndrome share", with_syndrome / complaints, "synthetic outpatient visits"),
     ]
     matrix = _series(seed)
     params = DetectionParams()
-    rows.append(BenchRow("baseline: rolling means seconds", best_seconds(
-        lambda: np.cumsum(matrix, axis=1)[:, 7:] - np.cumsum(matrix, axis=1)[:, :-7]),
-        f"{SERIES} series × {DAYS} days: the 7-day sums every method starts from"))
+    rows.append(
+        BenchRow(
+            "baseline: rolling means seconds",
+            best_seconds(lambda: np.cumsum(matrix, axis=1)[:, 7:] - np.cumsum(matrix, axis=1)[:, :-7]),
+            f"{SERIES} series × {DAYS} days: the 7-day sums every method starts from",
+        )
+    )
     for method in Method:
-        seconds = best_seconds(lambda m=method: detect_many(matrix, m, params))
-        rows.append(BenchRow(f"detection {method.value} seconds", seconds,
-                             f"detect_many over {SERIES} series × {DAYS} days; target < {DETECT_TARGET_SECONDS:g} s"))
+        seconds = best_seconds(partial(detect_many, matrix, method, params))
+        rows.append(
+            BenchRow(
+                f"detection {method.value} seconds",
+                seconds,
+                f"detect_many over {SERIES} series × {DAYS} days; target < {DETECT_TARGET_SECONDS:g} s",
+            )
+        )
     worst = max(r.value for r in rows if r.label.startswith("detection "))
     rows.append(BenchRow("slowest detection vs target", worst / DETECT_TARGET_SECONDS, "≤ 1 meets the issue's target"))
     return rows

@@ -18,8 +18,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from ops.reports.report_style import (base_css, bilingual as _bi, empty_row as _empty_row, esc as _e,
-                                      local_time as _when, section as _section)
+from ops.reports.report_style import base_css
+from ops.reports.report_style import bilingual as _bi
+from ops.reports.report_style import empty_row as _empty_row
+from ops.reports.report_style import esc as _e
+from ops.reports.report_style import local_time as _when
+from ops.reports.report_style import section as _section
 from ops.reports.svg_charts import bar_chart, format_number, line_chart, stacked_bar_chart
 
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -65,8 +69,7 @@ class DailyQuality:
     score: float
 
     def __post_init__(self) -> None:
-        _check_counts(f"DailyQuality {self.day}", self.received, self.accepted, self.rejected, self.late,
-                      self.score)
+        _check_counts(f"DailyQuality {self.day}", self.received, self.accepted, self.rejected, self.late, self.score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +142,9 @@ class QualityReport:
     def __post_init__(self) -> None:
         if self.period_from > self.period_to:
             raise ValueError(f"period {self.period_from} .. {self.period_to} is reversed")
-        _check_counts(f"QualityReport {self.org_code}", self.received, self.accepted, self.rejected, self.late,
-                      self.score)
+        _check_counts(
+            f"QualityReport {self.org_code}", self.received, self.accepted, self.rejected, self.late, self.score
+        )
 
 
 # --- formatting ----------------------------------------------------------------------------------------
@@ -162,7 +166,7 @@ def _key(value: object) -> str:
 def _category(key: str) -> str:
     key = _key(key)
     zh, en = CATEGORIES.get(key, (key, ""))
-    return f"{_e(zh)} <span class=\"en\">{_e(en)}</span>" if en else _e(key)
+    return f'{_e(zh)} <span class="en">{_e(en)}</span>' if en else _e(key)
 
 
 def _severity(key: str) -> str:
@@ -186,8 +190,10 @@ def _header(r: QualityReport) -> str:
     meta = [
         (_bi("机构编码", "Institution code"), f"<code>{_e(r.org_code)}</code>"),
         (_bi("所属区县", "County"), f"{_e(r.county_name)} <code>{_e(r.county_code)}</code>"),
-        (_bi("统计周期", "Period"),
-         f"{_e(r.period_from.isoformat())} 至 {_e(r.period_to.isoformat())}（{days} 天 / days）"),
+        (
+            _bi("统计周期", "Period"),
+            f"{_e(r.period_from.isoformat())} 至 {_e(r.period_to.isoformat())}（{days} 天 / days）",
+        ),
         (_bi("规则集版本", "Rule set"), f"<code>{_e(r.rule_set_version)}</code>"),
         (_bi("生成时间", "Generated"), _e(_when(r.generated_at))),
     ]
@@ -207,10 +213,20 @@ def _tiles(r: QualityReport) -> str:
     county, county_en = _rank(r.county_rank)
     tiles = [
         ("tile-received", "接收", "Received", format_number(r.received), "条记录 / records"),
-        ("tile-accepted", "通过", "Accepted", format_number(r.accepted),
-         f"占接收量 {_share(r.accepted, r.received)} / of received"),
-        ("tile-rejected", "拒收", "Rejected", format_number(r.rejected),
-         f"占接收量 {_share(r.rejected, r.received)} / of received"),
+        (
+            "tile-accepted",
+            "通过",
+            "Accepted",
+            format_number(r.accepted),
+            f"占接收量 {_share(r.accepted, r.received)} / of received",
+        ),
+        (
+            "tile-rejected",
+            "拒收",
+            "Rejected",
+            format_number(r.rejected),
+            f"占接收量 {_share(r.rejected, r.received)} / of received",
+        ),
         ("tile-late", "迟报", "Late", format_number(r.late), f"占通过量 {_share(r.late, r.accepted)} / of accepted"),
         ("tile-city-rank", "全市排名", "City rank", city, city_en),
         ("tile-county-rank", "区县排名", "County rank", county, f"{r.county_name} · {county_en}"),
@@ -239,13 +255,20 @@ def _score_trend(r: QualityReport, days: list[DailyQuality]) -> str:
     points = [(label, d.score * 100) for label, d in zip(labels, days)]
     dips = [i for i, d in enumerate(days) if (r.score - d.score) * 100 > DIP_POINTS]
     chart = line_chart(
-        points, title="每日质量得分 / Daily quality score (%)", y_min=0, y_max=100,
+        points,
+        title="每日质量得分 / Daily quality score (%)",
+        y_min=0,
+        y_max=100,
         y_format=lambda v: f"{v:.0f}%" if float(v).is_integer() else f"{v:.1f}%",
-        chart_id="score-trend", markers=dips, y_label="得分 Score (%)",
+        chart_id="score-trend",
+        markers=dips,
+        y_label="得分 Score (%)",
     )
-    note = (f"本期得分 {_e(_pct(r.score))}；红色标出比本期得分低 {DIP_POINTS:g} 个百分点以上的日期。"
-            f'<span class="en"> Period score {_e(_pct(r.score))}; days more than {DIP_POINTS:g} points below it '
-            "are marked red.</span>")
+    note = (
+        f"本期得分 {_e(_pct(r.score))}；红色标出比本期得分低 {DIP_POINTS:g} 个百分点以上的日期。"
+        f'<span class="en"> Period score {_e(_pct(r.score))}; days more than {DIP_POINTS:g} points below it '
+        "are marked red.</span>"
+    )
     return _section(1, "质量得分趋势", "Score trend", f'<figure class="figure">{chart}</figure>', note)
 
 
@@ -257,14 +280,21 @@ def _daily_volume(r: QualityReport, days: list[DailyQuality]) -> str:
     }
     colors = dict(zip(series, ("#3b82f6", "#f59e0b", "#dc2626")))
     chart = stacked_bar_chart(
-        _day_labels(r, days), series, title="每日接收、拒收与迟报 / Daily received, rejected and late",
-        chart_id="daily-volume", colors=colors, y_label="记录数 Records",
+        _day_labels(r, days),
+        series,
+        title="每日接收、拒收与迟报 / Daily received, rejected and late",
+        chart_id="daily-volume",
+        colors=colors,
+        y_label="记录数 Records",
     )
-    note = ("柱高为当日接收量 = 按时通过 + 迟报（已通过但超过上传时限）+ 拒收。"
-            '<span class="en"> Column height is the day\'s received records = on-time accepted + late '
-            "(accepted after the upload deadline) + rejected.</span>")
-    return _section(2, "每日上传量", "Daily uploads: received vs rejected vs late",
-                    f'<figure class="figure">{chart}</figure>', note)
+    note = (
+        "柱高为当日接收量 = 按时通过 + 迟报（已通过但超过上传时限）+ 拒收。"
+        '<span class="en"> Column height is the day\'s received records = on-time accepted + late '
+        "(accepted after the upload deadline) + rejected.</span>"
+    )
+    return _section(
+        2, "每日上传量", "Daily uploads: received vs rejected vs late", f'<figure class="figure">{chart}</figure>', note
+    )
 
 
 def _categories(r: QualityReport) -> str:
@@ -275,10 +305,20 @@ def _categories(r: QualityReport) -> str:
     for key in list(CATEGORIES) + sorted(k for k in counts if k not in CATEGORIES):
         zh, en = CATEGORIES.get(key, (key, ""))
         bars.append((f"{zh} {en}".strip(), float(counts.get(key, 0))))
-    chart = bar_chart(bars, title="各维度规则失败次数 / Rule failures by category", chart_id="failures-by-category",
-                      horizontal=True, colors=("#2563eb", "#f59e0b", "#dc2626", "#7c3aed", "#6b7280"))
-    return _section(3, "各维度失败次数", "Failures by category", f'<figure class="figure">{chart}</figure>',
-                    "一条记录可能同时违反多条规则。<span class=\"en\"> One record can fail several rules.</span>")
+    chart = bar_chart(
+        bars,
+        title="各维度规则失败次数 / Rule failures by category",
+        chart_id="failures-by-category",
+        horizontal=True,
+        colors=("#2563eb", "#f59e0b", "#dc2626", "#7c3aed", "#6b7280"),
+    )
+    return _section(
+        3,
+        "各维度失败次数",
+        "Failures by category",
+        f'<figure class="figure">{chart}</figure>',
+        '一条记录可能同时违反多条规则。<span class="en"> One record can fail several rules.</span>',
+    )
 
 
 def _rules_table(r: QualityReport) -> str:
@@ -294,8 +334,8 @@ def _rules_table(r: QualityReport) -> str:
     table = (
         '<table class="data rules"><thead><tr>'
         f"<th>{_bi('规则', 'Rule')}</th><th>{_bi('维度', 'Category')}</th><th>{_bi('级别', 'Severity')}</th>"
-        f"<th>{_bi('说明', 'Message')}</th><th class=\"num\">{_bi('失败次数', 'Failures')}</th>"
-        f"<th class=\"num\">{_bi('占比', 'Share')}</th>"
+        f'<th>{_bi("说明", "Message")}</th><th class="num">{_bi("失败次数", "Failures")}</th>'
+        f'<th class="num">{_bi("占比", "Share")}</th>'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
     return _section(4, "规则失败明细", "Failures by rule", table)
@@ -317,8 +357,8 @@ def _fields_table(r: QualityReport) -> str:
         rows = [_empty_row(5, "本期无字段问题", "No field failures in this period")]
     table = (
         '<table class="data fields"><thead><tr>'
-        f"<th class=\"num\">#</th><th>{_bi('字段', 'Field')}</th><th class=\"num\">{_bi('失败次数', 'Failures')}</th>"
-        f"<th class=\"num\">{_bi('占比', 'Share')}</th><th></th>"
+        f'<th class="num">#</th><th>{_bi("字段", "Field")}</th><th class="num">{_bi("失败次数", "Failures")}</th>'
+        f'<th class="num">{_bi("占比", "Share")}</th><th></th>'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
     return _section(5, f"问题最多的字段（前 {TOP_FIELDS}）", f"Worst fields (top {TOP_FIELDS})", table)
@@ -328,14 +368,11 @@ def _examples_table(r: QualityReport) -> str:
     rows = []
     for x in r.examples[:MAX_EXAMPLES]:
         rule_ids = " ".join(f'<code class="chip">{_e(rid)}</code>' for rid in x.rule_ids)
-        fields = "".join(
-            f"<div><dt>{_e(k)}</dt><dd>{_e(v) if v else BLANK}</dd></div>"
-            for k, v in x.fields.items()
-        )
+        fields = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v) if v else BLANK}</dd></div>" for k, v in x.fields.items())
         when, _, zone = _when(x.occurred_at).partition(" (")
         zone_html = f'<div class="tz">{_e(zone.rstrip(")"))}</div>' if zone else ""
         rows.append(
-            f"<tr><td><code>{_e(x.event_type)}</code></td><td><code class=\"id\">{_e(x.event_id)}</code></td>"
+            f'<tr><td><code>{_e(x.event_type)}</code></td><td><code class="id">{_e(x.event_id)}</code></td>'
             f"<td>{_e(when)}{zone_html}</td><td>{rule_ids}</td>"
             f'<td><dl class="kv">{fields}</dl></td></tr>'
         )
@@ -349,9 +386,11 @@ def _examples_table(r: QualityReport) -> str:
         f"<th>{_bi('字段（已脱敏）', 'Fields (masked)')}</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
-    note = ("个人信息已脱敏；请按事件编号在本院系统中查找并更正后重新上传。"
-            '<span class="en"> Personal data is masked; find each record by its event ID in the hospital system, '
-            "correct it and upload it again.</span>")
+    note = (
+        "个人信息已脱敏；请按事件编号在本院系统中查找并更正后重新上传。"
+        '<span class="en"> Personal data is masked; find each record by its event ID in the hospital system, '
+        "correct it and upload it again.</span>"
+    )
     return _section(6, "问题记录示例", "Example records", table, note)
 
 
@@ -374,7 +413,9 @@ def _footnote(r: QualityReport) -> str:
     )
 
 
-CSS = base_css("#1d4ed8", 960) + """
+CSS = (
+    base_css("#1d4ed8", 960)
+    + """
 .hospital{margin:0 0 10px;font-size:20px;font-weight:700}
 .meta div{min-width:0}
 .tiles{display:grid;grid-template-columns:1.3fr repeat(3,1fr);gap:10px;margin:0 0 8px}
@@ -423,6 +464,7 @@ table.examples td code{overflow-wrap:anywhere;font-size:11px}
 .meta{grid-template-columns:1fr}
 }
 """
+)
 
 
 def render_quality_report(report: QualityReport) -> str:
@@ -430,17 +472,19 @@ def render_quality_report(report: QualityReport) -> str:
     r = report
     days = sorted(r.daily, key=lambda d: d.day)
     title = f"上传数据质量反馈报告 · {r.org_name} · {r.period_from.isoformat()} 至 {r.period_to.isoformat()}"
-    body = "".join([
-        _header(r),
-        _tiles(r),
-        _score_trend(r, days),
-        _daily_volume(r, days),
-        _categories(r),
-        _rules_table(r),
-        _fields_table(r),
-        _examples_table(r),
-        _footnote(r),
-    ])
+    body = "".join(
+        [
+            _header(r),
+            _tiles(r),
+            _score_trend(r, days),
+            _daily_volume(r, days),
+            _categories(r),
+            _rules_table(r),
+            _fields_table(r),
+            _examples_table(r),
+            _footnote(r),
+        ]
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'

@@ -79,8 +79,10 @@ def local_time(moment: dt.datetime) -> str:
 
 def section(number: int, zh: str, en: str, body: str, note: str = "", css: str = "") -> str:
     note_html = f'<p class="note">{note}</p>' if note else ""
-    return (f'<section class="block {css}"><h2><span class="num">{number}</span>{bilingual(zh, en)}</h2>'
-            f"{note_html}{body}</section>")
+    return (
+        f'<section class="block {css}"><h2><span class="num">{number}</span>{bilingual(zh, en)}</h2>'
+        f"{note_html}{body}</section>"
+    )
 
 
 def empty_row(columns: int, zh: str, en: str) -> str:

@@ -18,8 +18,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from ops.reports.report_style import (base_css, bilingual as _bi, empty_row as _empty_row, esc as _e,
-                                      local_time as _when, section as _section)
+from ops.reports.report_style import base_css
+from ops.reports.report_style import bilingual as _bi
+from ops.reports.report_style import empty_row as _empty_row
+from ops.reports.report_style import esc as _e
+from ops.reports.report_style import local_time as _when
+from ops.reports.report_style import section as _section
 from ops.reports.svg_charts import ALARM_LEVELS, alarm_line_chart, format_number
 from streams.surveillance.alert_store import StoredAlert
 
@@ -162,13 +166,17 @@ def _header(r: SurveillanceReport) -> str:
     days = len(r.days)
     open_now = sum(1 for e in r.alerts if e.alert.state == "OPEN")
     meta = [
-        (_bi("统计周期", "Period"),
-         f"{_e(r.period_from.isoformat())} 至 {_e(r.period_to.isoformat())}（{days} 天 / days，北京时间 / CST）"),
+        (
+            _bi("统计周期", "Period"),
+            f"{_e(r.period_from.isoformat())} 至 {_e(r.period_to.isoformat())}（{days} 天 / days，北京时间 / CST）",
+        ),
         (_bi("生成时间", "Generated"), _e(_when(r.generated_at))),
         (_bi("区县数", "Counties"), _e(format_number(len(r.counties)))),
         (_bi("就诊人次", "Visits"), _e(format_number(r.visits))),
-        (_bi("期内预警", "Alerts in period"),
-         f"{_e(format_number(len(r.alerts)))}（开启 {_e(format_number(open_now))} / open）"),
+        (
+            _bi("期内预警", "Alerts in period"),
+            f"{_e(format_number(len(r.alerts)))}（开启 {_e(format_number(open_now))} / open）",
+        ),
     ]
     rows = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in meta)
     return (
@@ -195,12 +203,14 @@ def _syndrome_table(r: SurveillanceReport) -> str:
     ] or [_empty_row(4, "本期无病例", "No cases in this period")]
     table = (
         '<table class="data syndromes"><thead><tr>'
-        f"<th>{_bi('症候群', 'Syndrome')}</th><th class=\"num\">{_bi('病例数', 'Cases')}</th>"
-        f"<th class=\"num\">{_bi('占就诊', 'Share of visits')}</th><th class=\"num\">{_bi('预警', 'Alerts')}</th>"
+        f'<th>{_bi("症候群", "Syndrome")}</th><th class="num">{_bi("病例数", "Cases")}</th>'
+        f'<th class="num">{_bi("占就诊", "Share of visits")}</th><th class="num">{_bi("预警", "Alerts")}</th>'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
-    note = ("全市合计（全人群）。一次就诊可同时计入多个症候群。"
-            '<span class="en"> City total, all ages. One visit can count under several syndromes.</span>')
+    note = (
+        "全市合计（全人群）。一次就诊可同时计入多个症候群。"
+        '<span class="en"> City total, all ages. One visit can count under several syndromes.</span>'
+    )
     return _section(1, "各症候群病例数", "Cases per syndrome", table, note)
 
 
@@ -230,13 +240,15 @@ def _alerts_table(r: SurveillanceReport) -> str:
         f"<th>{_bi('状态', 'State')}</th><th>{_bi('区县', 'County')}</th><th>{_bi('症候群', 'Syndrome')}</th>"
         f"<th>{_bi('人群', 'Group')}</th><th>{_bi('方法', 'Method')}</th><th>{_bi('级别', 'Level')}</th>"
         f"<th>{_bi('开始日', 'Opened')}</th><th>{_bi('最近超阈日', 'Last day')}</th>"
-        f"<th>{_bi('关闭日', 'Closed')}</th><th class=\"num\">{_bi('观测 / 阈值', 'Observed / threshold')}</th>"
+        f'<th>{_bi("关闭日", "Closed")}</th><th class="num">{_bi("观测 / 阈值", "Observed / threshold")}</th>'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
-    note = ("期内任一天处于开启状态的预警；开启中的排在前面。状态为报告生成时的状态；观测 / 阈值为最近超阈日的数值。"
-            '<span class="en"> Alerts open on any day of the period, open ones first. The state is the one when '
-            "the report was generated; observed / threshold are those of the last day above the threshold. "
-            "* the last day was judged before it ended.</span>")
+    note = (
+        "期内任一天处于开启状态的预警；开启中的排在前面。状态为报告生成时的状态；观测 / 阈值为最近超阈日的数值。"
+        '<span class="en"> Alerts open on any day of the period, open ones first. The state is the one when '
+        "the report was generated; observed / threshold are those of the last day above the threshold. "
+        "* the last day was judged before it ended.</span>"
+    )
     return _section(2, "预警列表", "Alerts", table, note)
 
 
@@ -275,13 +287,21 @@ def _county(r: SurveillanceReport, c: CountySection, labels: list[str]) -> str:
         chart = alarm_line_chart(
             list(zip(labels, (float(n) for n in curve.cases))),
             title=f"{c.county_name} {curve.syndrome_zh} 每日病例 / {SYNDROME_EN.get(curve.syndrome, curve.syndrome)}, "
-                  "daily cases",
-            chart_id=f"curve-{c.county_code}-{curve.syndrome}", alarms=curve.alarm_days,
-            alarm_notes=curve.alarm_notes, share=share,
+            "daily cases",
+            chart_id=f"curve-{c.county_code}-{curve.syndrome}",
+            alarms=curve.alarm_days,
+            alarm_notes=curve.alarm_notes,
+            share=share,
             share_format=lambda v: f"{v:.1f}%" if not float(v).is_integer() else f"{v:.0f}%",
         )
-        flag = (f' <span class="badge level-{"red" if "red" in curve.alarm_days.values() else "yellow"}">'
-                f"{len(curve.alarm_days)} 预警日 · alarm days</span>") if curve.alarm_days else ""
+        flag = (
+            (
+                f' <span class="badge level-{"red" if "red" in curve.alarm_days.values() else "yellow"}">'
+                f"{len(curve.alarm_days)} 预警日 · alarm days</span>"
+            )
+            if curve.alarm_days
+            else ""
+        )
         panels.append(
             f'<figure class="panel" data-syndrome="{_e(curve.syndrome)}">'
             f'<figcaption><span class="panel-name">{_e(curve.syndrome_zh)}</span> '
@@ -293,7 +313,7 @@ def _county(r: SurveillanceReport, c: CountySection, labels: list[str]) -> str:
         panels = ['<p class="empty">本期无症候群病例 <span class="en">/ No syndrome cases in this period</span></p>']
     return (
         f'<section class="county" data-county="{_e(c.county_code)}">'
-        f'<h3>{_e(c.county_name)} <code>{_e(c.county_code)}</code></h3>{summary}'
+        f"<h3>{_e(c.county_name)} <code>{_e(c.county_code)}</code></h3>{summary}"
         f'<div class="panels">{"".join(panels)}</div></section>'
     )
 
@@ -301,9 +321,11 @@ def _county(r: SurveillanceReport, c: CountySection, labels: list[str]) -> str:
 def _counties(r: SurveillanceReport) -> str:
     labels = _day_labels(r)
     body = _legend() + "".join(_county(r, c, labels) for c in r.counties)
-    note = ("按区县代码排序；每个区县显示期内有病例或有预警的症候群（全人群）。"
-            '<span class="en"> Counties by code; per county the syndromes with any case or alert in the period '
-            "(all ages).</span>")
+    note = (
+        "按区县代码排序；每个区县显示期内有病例或有预警的症候群（全人群）。"
+        '<span class="en"> Counties by code; per county the syndromes with any case or alert in the period '
+        "(all ages).</span>"
+    )
     return _section(3, "各区县症候群曲线", "Syndrome curves by county", body, note)
 
 
@@ -335,7 +357,9 @@ def _footnote() -> str:
     )
 
 
-CSS = base_css("#b91c1c", 1180) + """
+CSS = (
+    base_css("#b91c1c", 1180)
+    + """
 .report{max-width:1180px;margin:24px auto;background:#fff;padding:32px 40px 24px;border-radius:6px;
 box-shadow:0 1px 3px rgba(15,23,42,.12)}
 .report-header{border-bottom:3px solid #b91c1c;padding-bottom:14px;margin-bottom:18px}
@@ -382,6 +406,7 @@ break-inside:avoid}
 }
 @media (max-width:560px){.panels{grid-template-columns:1fr}}
 """
+)
 
 
 def render_surveillance_report(report: SurveillanceReport) -> str:

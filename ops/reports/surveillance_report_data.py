@@ -24,8 +24,15 @@ from collections.abc import Mapping, Sequence
 
 import psycopg
 
-from ops.reports.surveillance_report import (GROUPS, METHODS, AlertEntry, CountySection, SurveillanceReport,
-                                             SyndromeCurve, mark_level)
+from ops.reports.surveillance_report import (
+    GROUPS,
+    METHODS,
+    AlertEntry,
+    CountySection,
+    SurveillanceReport,
+    SyndromeCurve,
+    mark_level,
+)
 from streams.standards.china_time import CST
 from streams.standards.region_codes import region_name
 from streams.surveillance.alert_store import StoredAlert, alerts_between
@@ -53,9 +60,13 @@ def _alert_note(a: StoredAlert) -> str:
     return f"{METHODS.get(a.method, a.method)} {a.level} {group} {a.opened_day:%m-%d}–{a.last_day:%m-%d}"
 
 
-def build_surveillance_report(counts: Mapping[tuple[str, str, str], Mapping[dt.date, int]],
-                              alerts: Sequence[StoredAlert], first: dt.date, last: dt.date,
-                              generated_at: dt.datetime) -> SurveillanceReport:
+def build_surveillance_report(
+    counts: Mapping[tuple[str, str, str], Mapping[dt.date, int]],
+    alerts: Sequence[StoredAlert],
+    first: dt.date,
+    last: dt.date,
+    generated_at: dt.datetime,
+) -> SurveillanceReport:
     """The report's model from ``case_store.daily_counts(conn, first, last, ALL_GROUPS)`` and the alerts open in
     [first, last]. Counts of other groups, and days outside the period, are ignored."""
     if first > last:
@@ -87,35 +98,61 @@ def build_surveillance_report(counts: Mapping[tuple[str, str, str], Mapping[dt.d
     counties = sorted({c for c, _ in series} | {a.county_code for a in alerts})
     sections = []
     for county in counties:
-        syndromes = sorted({s for c, s in series if c == county and s != VISITS
-                            and (any(series[(c, s)]) or (c, s) in marks)}
-                           | {s for c, s in marks if c == county}, key=_syndrome_key)
-        curves = [SyndromeCurve(s, syndrome_zh(s), series.get((county, s), [0] * n_days),
-                                dict(marks.get((county, s), {})),
-                                {k: "; ".join(v) for k, v in notes.get((county, s), {}).items()})
-                  for s in syndromes]
+        syndromes = sorted(
+            {s for c, s in series if c == county and s != VISITS and (any(series[(c, s)]) or (c, s) in marks)}
+            | {s for c, s in marks if c == county},
+            key=_syndrome_key,
+        )
+        curves = [
+            SyndromeCurve(
+                s,
+                syndrome_zh(s),
+                series.get((county, s), [0] * n_days),
+                dict(marks.get((county, s), {})),
+                {k: "; ".join(v) for k, v in notes.get((county, s), {}).items()},
+            )
+            for s in syndromes
+        ]
         mine = [a for a in alerts if a.county_code == county]
-        sections.append(CountySection(county, county_name(county, last.year),
-                                      series.get((county, VISITS), [0] * n_days), curves, len(mine),
-                                      sum(1 for a in mine if a.state == "OPEN")))
+        sections.append(
+            CountySection(
+                county,
+                county_name(county, last.year),
+                series.get((county, VISITS), [0] * n_days),
+                curves,
+                len(mine),
+                sum(1 for a in mine if a.state == "OPEN"),
+            )
+        )
 
     by_syndrome: dict[str, int] = {}
-    for (county, syndrome), values in sorted(series.items(), key=lambda kv: _syndrome_key(kv[0][1])):
+    for (_county, syndrome), values in sorted(series.items(), key=lambda kv: _syndrome_key(kv[0][1])):
         if syndrome != VISITS:
             by_syndrome[syndrome] = by_syndrome.get(syndrome, 0) + sum(values)
     visits = sum(sum(v) for (c, s), v in series.items() if s == VISITS)
 
     rank = {"red": 0, "yellow": 1}
-    ordered = sorted(alerts, key=lambda a: (a.state != "OPEN", rank[mark_level(a.level)], -a.opened_day.toordinal(),
-                                            a.county_code, _syndrome_key(a.syndrome), a.population_group or "",
-                                            a.method))
+    ordered = sorted(
+        alerts,
+        key=lambda a: (
+            a.state != "OPEN",
+            rank[mark_level(a.level)],
+            -a.opened_day.toordinal(),
+            a.county_code,
+            _syndrome_key(a.syndrome),
+            a.population_group or "",
+            a.method,
+        ),
+    )
     entries = [AlertEntry(a, syndrome_zh(a.syndrome), county_name(a.county_code, last.year)) for a in ordered]
     zh = {s: syndrome_zh(s) for s in set(by_syndrome) | {a.syndrome for a in alerts}}
     return SurveillanceReport(first, last, generated_at, sections, entries, by_syndrome, visits, zh)
 
 
-def gather_surveillance_report(conn: psycopg.Connection, first: dt.date, last: dt.date,
-                               now: dt.datetime) -> SurveillanceReport:
+def gather_surveillance_report(
+    conn: psycopg.Connection, first: dt.date, last: dt.date, now: dt.datetime
+) -> SurveillanceReport:
     """Read the period's counts (group ALL) and alerts, and build the report (times in China time)."""
-    return build_surveillance_report(daily_counts(conn, first, last, ALL_GROUPS), alerts_between(conn, first, last),
-                                     first, last, now.astimezone(CST))
+    return build_surveillance_report(
+        daily_counts(conn, first, last, ALL_GROUPS), alerts_between(conn, first, last), first, last, now.astimezone(CST)
+    )

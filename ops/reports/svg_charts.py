@@ -152,8 +152,9 @@ def _x_labels(labels: Sequence[str], x_of: Callable[[int], float], band: float, 
     return out
 
 
-def _axis_titles(x_label: str | None, y_label: str | None, width: float, height: float, top: float,
-                 bottom_y: float) -> list[str]:
+def _axis_titles(
+    x_label: str | None, y_label: str | None, width: float, height: float, top: float, bottom_y: float
+) -> list[str]:
     out = []
     if y_label:
         cy = (top + bottom_y) / 2
@@ -220,8 +221,10 @@ def line_chart(
             f'height="{_n(plot_h)}" fill="{ALARM_BAND}"/>'
         )
     parts += _y_axis(ticks, y_of, left, width - right, tick_fmt)
-    parts.append(f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
-                 f'y2="{_n(base_y)}" stroke="{AXIS}"/>')
+    parts.append(
+        f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
+        f'y2="{_n(base_y)}" stroke="{AXIS}"/>'
+    )
     parts += _x_labels(labels, x_of, band, base_y + 18)
     parts += _axis_titles(x_label, y_label, width, height, top, base_y)
 
@@ -230,21 +233,29 @@ def line_chart(
         line = " ".join(f"{_n(x)},{_n(y)}" for x, y in coords)
         area = f"{_n(coords[0][0])},{_n(base_y)} {line} {_n(coords[-1][0])},{_n(base_y)}"
         parts.append(f'<polygon class="area" points="{area}" fill="{ACCENT}" fill-opacity="0.05"/>')
-        parts.append(f'<polyline class="line" points="{line}" fill="none" stroke="{ACCENT}" stroke-width="2" '
-                     f'stroke-linejoin="round" stroke-linecap="round"/>')
+        parts.append(
+            f'<polyline class="line" points="{line}" fill="none" stroke="{ACCENT}" stroke-width="2" '
+            f'stroke-linejoin="round" stroke-linecap="round"/>'
+        )
     for i, ((x, y), label, value) in enumerate(zip(coords, labels, values)):
         shown = value_fmt(value)
         tip = f"<title>{_e(label)}: {_e(shown)}</title>"
         data = f'data-label="{_e(label)}" data-value="{_e(format_number(value))}"'
         if i in marked:
-            parts.append(f'<circle class="point marker" {data} cx="{_n(x)}" cy="{_n(y)}" r="5" fill="{ALARM}" '
-                         f'stroke="#fff" stroke-width="1.5">{tip}</circle>')
+            parts.append(
+                f'<circle class="point marker" {data} cx="{_n(x)}" cy="{_n(y)}" r="5" fill="{ALARM}" '
+                f'stroke="#fff" stroke-width="1.5">{tip}</circle>'
+            )
             label_y = y - 10 if y - 10 > top + 10 else y + 18
-            parts.append(f'<text class="marker-label" x="{_n(x)}" y="{_n(label_y)}" text-anchor="middle" '
-                         f'font-size="11" font-weight="600" fill="{ALARM}">{_e(shown)}</text>')
+            parts.append(
+                f'<text class="marker-label" x="{_n(x)}" y="{_n(label_y)}" text-anchor="middle" '
+                f'font-size="11" font-weight="600" fill="{ALARM}">{_e(shown)}</text>'
+            )
         else:
-            parts.append(f'<circle class="point" {data} cx="{_n(x)}" cy="{_n(y)}" r="3.5" fill="#fff" '
-                         f'stroke="{ACCENT}" stroke-width="2">{tip}</circle>')
+            parts.append(
+                f'<circle class="point" {data} cx="{_n(x)}" cy="{_n(y)}" r="3.5" fill="#fff" '
+                f'stroke="{ACCENT}" stroke-width="2">{tip}</circle>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -275,8 +286,10 @@ def bar_chart(
         return fills[i % len(fills)]
 
     def tip(label: str, value: float) -> tuple[str, str]:
-        return (f'data-label="{_e(label)}" data-value="{_e(format_number(value))}"',
-                f"<title>{_e(label)}: {_e(value_format(value))}</title>")
+        return (
+            f'data-label="{_e(label)}" data-value="{_e(format_number(value))}"',
+            f"<title>{_e(label)}: {_e(value_format(value))}</title>",
+        )
 
     if horizontal:
         row = 30.0
@@ -292,22 +305,32 @@ def bar_chart(
         parts = [_open(chart_id, title, width, height)]
         for t in ticks:
             x = x_of(t)
-            parts.append(f'<line class="grid" x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" y2="{_n(base_y)}" '
-                         f'stroke="{GRID}"/>')
-            parts.append(f'<text class="axis-label tick" x="{_n(x)}" y="{_n(base_y + 16)}" text-anchor="middle" '
-                         f'font-size="11" fill="{MUTED}">{_e(tick_fmt(t))}</text>')
-        parts.append(f'<line class="axis" x1="{_n(left)}" y1="{_n(top)}" x2="{_n(left)}" y2="{_n(base_y)}" '
-                     f'stroke="{AXIS}"/>')
+            parts.append(
+                f'<line class="grid" x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" y2="{_n(base_y)}" stroke="{GRID}"/>'
+            )
+            parts.append(
+                f'<text class="axis-label tick" x="{_n(x)}" y="{_n(base_y + 16)}" text-anchor="middle" '
+                f'font-size="11" fill="{MUTED}">{_e(tick_fmt(t))}</text>'
+            )
+        parts.append(
+            f'<line class="axis" x1="{_n(left)}" y1="{_n(top)}" x2="{_n(left)}" y2="{_n(base_y)}" stroke="{AXIS}"/>'
+        )
         for i, (label, value) in enumerate(zip(labels, values)):
             cy = top + (i + 0.5) * row
             end = x_of(value)
             data, title_el = tip(label, value)
-            parts.append(f'<text class="axis-label" x="{_n(left - 8)}" y="{_n(cy + 4)}" text-anchor="end" '
-                         f'font-size="12">{_e(label)}</text>')
-            parts.append(f'<rect class="bar" {data} x="{_n(left)}" y="{_n(cy - 9)}" width="{_n(end - left)}" '
-                         f'height="18" rx="2" fill="{fill(i)}">{title_el}</rect>')
-            parts.append(f'<text class="value" x="{_n(end + 6)}" y="{_n(cy + 4)}" font-size="11" '
-                         f'font-weight="600">{_e(value_format(value))}</text>')
+            parts.append(
+                f'<text class="axis-label" x="{_n(left - 8)}" y="{_n(cy + 4)}" text-anchor="end" '
+                f'font-size="12">{_e(label)}</text>'
+            )
+            parts.append(
+                f'<rect class="bar" {data} x="{_n(left)}" y="{_n(cy - 9)}" width="{_n(end - left)}" '
+                f'height="18" rx="2" fill="{fill(i)}">{title_el}</rect>'
+            )
+            parts.append(
+                f'<text class="value" x="{_n(end + 6)}" y="{_n(cy + 4)}" font-size="11" '
+                f'font-weight="600">{_e(value_format(value))}</text>'
+            )
         parts.append("</svg>")
         return "".join(parts)
 
@@ -324,24 +347,34 @@ def bar_chart(
 
     parts = [_open(chart_id, title, width, height)]
     parts += _y_axis(ticks, y_of, left, width - right, tick_fmt)
-    parts.append(f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
-                 f'y2="{_n(base_y)}" stroke="{AXIS}"/>')
+    parts.append(
+        f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
+        f'y2="{_n(base_y)}" stroke="{AXIS}"/>'
+    )
     bar_w = min(band * 0.62, 64)
     for i, (label, value) in enumerate(zip(labels, values)):
         cx = left + (i + 0.5) * band
         y = y_of(value)
         data, title_el = tip(label, value)
-        parts.append(f'<rect class="bar" {data} x="{_n(cx - bar_w / 2)}" y="{_n(y)}" width="{_n(bar_w)}" '
-                     f'height="{_n(base_y - y)}" rx="2" fill="{fill(i)}">{title_el}</rect>')
-        parts.append(f'<text class="value" x="{_n(cx)}" y="{_n(y - 5)}" text-anchor="middle" font-size="11" '
-                     f'font-weight="600">{_e(value_format(value))}</text>')
+        parts.append(
+            f'<rect class="bar" {data} x="{_n(cx - bar_w / 2)}" y="{_n(y)}" width="{_n(bar_w)}" '
+            f'height="{_n(base_y - y)}" rx="2" fill="{fill(i)}">{title_el}</rect>'
+        )
+        parts.append(
+            f'<text class="value" x="{_n(cx)}" y="{_n(y - 5)}" text-anchor="middle" font-size="11" '
+            f'font-weight="600">{_e(value_format(value))}</text>'
+        )
         if rotate:
-            parts.append(f'<text class="axis-label" x="{_n(cx)}" y="{_n(base_y + 14)}" text-anchor="end" '
-                         f'font-size="11" fill="{MUTED}" transform="rotate(-35 {_n(cx)} {_n(base_y + 14)})">'
-                         f'{_e(label)}</text>')
+            parts.append(
+                f'<text class="axis-label" x="{_n(cx)}" y="{_n(base_y + 14)}" text-anchor="end" '
+                f'font-size="11" fill="{MUTED}" transform="rotate(-35 {_n(cx)} {_n(base_y + 14)})">'
+                f"{_e(label)}</text>"
+            )
         else:
-            parts.append(f'<text class="axis-label" x="{_n(cx)}" y="{_n(base_y + 18)}" text-anchor="middle" '
-                         f'font-size="11" fill="{MUTED}">{_e(label)}</text>')
+            parts.append(
+                f'<text class="axis-label" x="{_n(cx)}" y="{_n(base_y + 18)}" text-anchor="middle" '
+                f'font-size="11" fill="{MUTED}">{_e(label)}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -390,13 +423,16 @@ def stacked_bar_chart(
     # legend
     x = left
     for name in names:
-        parts.append(f'<rect class="legend-swatch" x="{_n(x)}" y="10" width="12" height="12" rx="2" '
-                     f'fill="{fill[name]}"/>')
+        parts.append(
+            f'<rect class="legend-swatch" x="{_n(x)}" y="10" width="12" height="12" rx="2" fill="{fill[name]}"/>'
+        )
         parts.append(f'<text class="legend" x="{_n(x + 18)}" y="20" font-size="12">{_e(name)}</text>')
         x += 18 + text_width(name, 12) + 22
     parts += _y_axis(ticks, y_of, left, width - right, _tick_format(ticks))
-    parts.append(f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
-                 f'y2="{_n(base_y)}" stroke="{AXIS}"/>')
+    parts.append(
+        f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
+        f'y2="{_n(base_y)}" stroke="{AXIS}"/>'
+    )
     parts += _x_labels(days, x_of, band, base_y + 18)
     parts += _axis_titles(None, y_label, width, height, top, base_y)
     show_totals = band >= text_width(format_number(max(totals)), 10) + 2
@@ -416,8 +452,10 @@ def stacked_bar_chart(
             )
         parts.append("</g>")
         if show_totals:
-            parts.append(f'<text class="value total" x="{_n(cx)}" y="{_n(y_of(totals[d]) - 5)}" '
-                         f'text-anchor="middle" font-size="10" fill="{MUTED}">{_e(format_number(totals[d]))}</text>')
+            parts.append(
+                f'<text class="value total" x="{_n(cx)}" y="{_n(y_of(totals[d]) - 5)}" '
+                f'text-anchor="middle" font-size="10" fill="{MUTED}">{_e(format_number(totals[d]))}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -481,8 +519,10 @@ def alarm_line_chart(
             f'fill="{ALARM_LEVELS[levels[i]][1]}"/>'
         )
     parts += _y_axis(ticks, y_of, left, width - right, _tick_format(ticks))
-    parts.append(f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
-                 f'y2="{_n(base_y)}" stroke="{AXIS}"/>')
+    parts.append(
+        f'<line class="axis" x1="{_n(left)}" y1="{_n(base_y)}" x2="{_n(width - right)}" '
+        f'y2="{_n(base_y)}" stroke="{AXIS}"/>'
+    )
     parts += _x_labels(labels, x_of, band, base_y + 16)
 
     if share is not None:
@@ -494,8 +534,10 @@ def alarm_line_chart(
             return top + plot_h * (1 - (min(max(v, s_lo), s_hi) - s_lo) / (s_hi - s_lo))
 
         for t in (s_ticks[0], s_ticks[-1]):
-            parts.append(f'<text class="axis-label tick share-tick" x="{_n(width - right + 6)}" '
-                         f'y="{_n(sy_of(t) + 4)}" font-size="10" fill="{SHARE_INK}">{_e(s_tick_fmt(t))}</text>')
+            parts.append(
+                f'<text class="axis-label tick share-tick" x="{_n(width - right + 6)}" '
+                f'y="{_n(sy_of(t) + 4)}" font-size="10" fill="{SHARE_INK}">{_e(s_tick_fmt(t))}</text>'
+            )
         run: list[str] = []
         runs: list[list[str]] = []
         for i, s in enumerate(share):
@@ -509,20 +551,25 @@ def alarm_line_chart(
             runs.append(run)
         for r in runs:
             if len(r) > 1:
-                parts.append(f'<polyline class="line share" points="{" ".join(r)}" fill="none" stroke="{SHARE_INK}" '
-                             f'stroke-width="1.2" stroke-dasharray="3 2" stroke-opacity="0.8"/>')
+                parts.append(
+                    f'<polyline class="line share" points="{" ".join(r)}" fill="none" stroke="{SHARE_INK}" '
+                    f'stroke-width="1.2" stroke-dasharray="3 2" stroke-opacity="0.8"/>'
+                )
 
     coords = [(x_of(i), y_of(v)) for i, v in enumerate(values)]
     if len(coords) > 1:
         line = " ".join(f"{_n(x)},{_n(y)}" for x, y in coords)
-        parts.append(f'<polyline class="line" points="{line}" fill="none" stroke="{ACCENT}" stroke-width="1.6" '
-                     f'stroke-linejoin="round" stroke-linecap="round"/>')
+        parts.append(
+            f'<polyline class="line" points="{line}" fill="none" stroke="{ACCENT}" stroke-width="1.6" '
+            f'stroke-linejoin="round" stroke-linecap="round"/>'
+        )
     radius = 2.2 if band >= 6 else 1.4
     for i, ((x, y), label, value) in enumerate(zip(coords, labels, values)):
         data = f'data-label="{_e(label)}" data-value="{_e(format_number(value))}"'
         extra = ""
-        if share is not None and share[i] is not None:
-            extra = f" ({_e((share_format or format_number)(float(share[i])))})"
+        shared = share[i] if share is not None else None
+        if shared is not None:
+            extra = f" ({_e((share_format or format_number)(float(shared)))})"
         if i in levels:
             note = f" · {_e(notes[i])}" if notes.get(i) else ""
             parts.append(
@@ -531,8 +578,10 @@ def alarm_line_chart(
                 f'stroke-width="1"><title>{_e(label)}: {_e(format_number(value))}{extra}{note}</title></circle>'
             )
         else:
-            parts.append(f'<circle class="point" {data} cx="{_n(x)}" cy="{_n(y)}" r="{_n(radius)}" fill="#fff" '
-                         f'stroke="{ACCENT}" stroke-width="1.2"><title>{_e(label)}: {_e(format_number(value))}'
-                         f"{extra}</title></circle>")
+            parts.append(
+                f'<circle class="point" {data} cx="{_n(x)}" cy="{_n(y)}" r="{_n(radius)}" fill="#fff" '
+                f'stroke="{ACCENT}" stroke-width="1.2"><title>{_e(label)}: {_e(format_number(value))}'
+                f"{extra}</title></circle>"
+            )
     parts.append("</svg>")
     return "".join(parts)

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ops.stack.processes import ServiceError, free_port, pid_alive, port_open, spawn, stop_pid, wait_until
@@ -36,7 +37,7 @@ def bootstrap_host_port(bootstrap: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 9092
 
 
-def broker_answers(bootstrap: str, conf: Mapping[str, object] | None = None, timeout: float = 2.0) -> bool:
+def broker_answers(bootstrap: str, conf: Mapping[str, Any] | None = None, timeout: float = 2.0) -> bool:
     """A metadata request that names at least one broker succeeds (a TCP connect alone is not readiness)."""
     from confluent_kafka.admin import AdminClient
 
@@ -50,7 +51,7 @@ def broker_answers(bootstrap: str, conf: Mapping[str, object] | None = None, tim
         return False
 
 
-def cluster_id(bootstrap: str, conf: Mapping[str, object] | None = None, timeout: float = 5.0) -> str | None:
+def cluster_id(bootstrap: str, conf: Mapping[str, Any] | None = None, timeout: float = 5.0) -> str | None:
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({**(conf or {}), "bootstrap.servers": bootstrap, "log_level": 0})
@@ -61,6 +62,7 @@ def cluster_id(bootstrap: str, conf: Mapping[str, object] | None = None, timeout
 
 
 # -- the jars ---------------------------------------------------------------------------------------
+
 
 def kafka_home() -> Path:
     """Where the pinned version's classpath is cached (shared by every state folder of this user)."""
@@ -75,8 +77,12 @@ def _install_debian(packages: list[str], what: str) -> None:
         raise ServiceError(f"broker: {what} is missing. Fix: apt-get install {' '.join(packages)}.")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def java_binary() -> str:
@@ -106,10 +112,14 @@ def ensure_kafka_jars() -> Path:
         started = time.monotonic()
         fetch = subprocess.run(
             ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={partial}"],
-            capture_output=True, text=True)
+            capture_output=True,
+            text=True,
+        )
         if fetch.returncode != 0:
-            raise ServiceError(f"broker: fetching Apache Kafka {KAFKA_VERSION} from Maven Central failed:\n"
-                               f"{fetch.stdout[-2000:]}{fetch.stderr[-2000:]}")
+            raise ServiceError(
+                f"broker: fetching Apache Kafka {KAFKA_VERSION} from Maven Central failed:\n"
+                f"{fetch.stdout[-2000:]}{fetch.stderr[-2000:]}"
+            )
         shutil.rmtree(lib, ignore_errors=True)
         partial.rename(lib)
         done.write_text(f"Apache Kafka {KAFKA_VERSION}, fetched in {time.monotonic() - started:.1f} s\n")
@@ -117,6 +127,7 @@ def ensure_kafka_jars() -> Path:
 
 
 # -- nodes and clusters ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SaslSslSecurity:
@@ -137,13 +148,11 @@ class SaslSslSecurity:
         return {
             "listener.name.client.sasl.enabled.mechanisms": "SCRAM-SHA-512",
             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-            "listener.name.client.scram-sha-512.sasl.jaas.config":
-                f'{scram} username="{self.admin_user}" password="{self.admin_password}";',
+            "listener.name.client.scram-sha-512.sasl.jaas.config": f'{scram} username="{self.admin_user}" password="{self.admin_password}";',
             "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
             "sasl.mechanism.controller.protocol": "PLAIN",
-            "listener.name.controller.plain.sasl.jaas.config":
-                f'{plain} username="controller" password="{self.controller_password}" '
-                f'user_controller="{self.controller_password}";',
+            "listener.name.controller.plain.sasl.jaas.config": f'{plain} username="controller" password="{self.controller_password}" '
+            f'user_controller="{self.controller_password}";',
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(self.keystore_pem),
             "ssl.truststore.type": "PEM",
@@ -159,9 +168,13 @@ class SaslSslSecurity:
 
     def client_config(self, user: str | None = None, password: str | None = None) -> dict[str, str]:
         """librdkafka settings for ``user`` (default: the admin)."""
-        return {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-                "sasl.username": user or self.admin_user, "sasl.password": password or self.admin_password,
-                "ssl.ca.location": str(self.ca_pem)}
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": user or self.admin_user,
+            "sasl.password": password or self.admin_password,
+            "ssl.ca.location": str(self.ca_pem),
+        }
 
 
 @dataclass
@@ -213,14 +226,23 @@ class KraftCluster:
         if meta.exists():  # laid out before: same id and ports, so the disk state stays valid
             saved = dict(line.split("=", 1) for line in meta.read_text().splitlines() if "=" in line)
             self.cluster_id = saved["cluster.id"]
-            self.nodes = [KraftNode(i, int(saved[f"node.{i}.port"]), int(saved[f"node.{i}.controller.port"]),
-                                    self.base_dir / f"node-{i}") for i in range(1, int(saved["size"]) + 1)]
+            self.nodes = [
+                KraftNode(
+                    i,
+                    int(saved[f"node.{i}.port"]),
+                    int(saved[f"node.{i}.controller.port"]),
+                    self.base_dir / f"node-{i}",
+                )
+                for i in range(1, int(saved["size"]) + 1)
+            ]
             self.size = len(self.nodes)
             return
         self.cluster_id = _random_cluster_id()
         ports = [self.first_port] if self.first_port else []
-        self.nodes = [KraftNode(i, ports[0] if i == 1 and ports else free_port(), free_port(),
-                                self.base_dir / f"node-{i}") for i in range(1, self.size + 1)]
+        self.nodes = [
+            KraftNode(i, ports[0] if i == 1 and ports else free_port(), free_port(), self.base_dir / f"node-{i}")
+            for i in range(1, self.size + 1)
+        ]
         self.base_dir.mkdir(parents=True, exist_ok=True)
         lines = [f"cluster.id={self.cluster_id}", f"size={self.size}"]
         for n in self.nodes:
@@ -243,8 +265,9 @@ class KraftCluster:
             "controller.quorum.voters": voters,
             "listeners": f"CLIENT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
             "advertised.listeners": f"CLIENT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SASL_SSL" if self.security
-                                              else "CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SASL_SSL"
+            if self.security
+            else "CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "CLIENT",
             "controller.listener.names": "CONTROLLER",
             "log.dirs": str(node.log_dir),
@@ -278,13 +301,29 @@ class KraftCluster:
     def _format(self, node: KraftNode, lib: Path, extra_args: list[str]) -> None:
         if (node.log_dir / "meta.properties").exists():
             return
-        fmt = subprocess.run([java_binary(), "-cp", f"{lib}/*", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-                              "kafka.tools.StorageTool", "format", "--config", str(node.config_path),
-                              "--cluster-id", self.cluster_id, "--ignore-formatted", *extra_args],
-                             capture_output=True, text=True)
+        fmt = subprocess.run(
+            [
+                java_binary(),
+                "-cp",
+                f"{lib}/*",
+                f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+                "kafka.tools.StorageTool",
+                "format",
+                "--config",
+                str(node.config_path),
+                "--cluster-id",
+                self.cluster_id,
+                "--ignore-formatted",
+                *extra_args,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if fmt.returncode != 0:
-            raise ServiceError(f"broker: formatting KRaft storage of node {node.node_id} failed: "
-                               f"{fmt.stdout[-1500:]}{fmt.stderr[-1500:]}")
+            raise ServiceError(
+                f"broker: formatting KRaft storage of node {node.node_id} failed: "
+                f"{fmt.stdout[-1500:]}{fmt.stderr[-1500:]}"
+            )
 
     @property
     def admin_config(self) -> dict[str, str]:
@@ -296,8 +335,10 @@ class KraftCluster:
         lib = ensure_kafka_jars()
         for node in self.nodes:
             if port_open("127.0.0.1", node.port) and not node.alive():
-                raise ServiceError(f"broker: port {node.port} is taken by another process. Fix: free the port or "
-                                   "set HEALTHBUS_KAFKA_BOOTSTRAP to another 127.0.0.1 port.")
+                raise ServiceError(
+                    f"broker: port {node.port} is taken by another process. Fix: free the port or "
+                    "set HEALTHBUS_KAFKA_BOOTSTRAP to another 127.0.0.1 port."
+                )
             self._write_config(node)
             self._format(node, lib, self.security.format_args() if self.security else [])
         for node in self.nodes:
@@ -307,9 +348,19 @@ class KraftCluster:
 
     def _spawn(self, node: KraftNode, lib: Path) -> None:
         env = {**os.environ, "KAFKA_HEAP_OPTS": ""}
-        argv = [java_binary(), f"-Xms{min_heap(self.heap)}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
-                "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", f"{lib}/*", "kafka.Kafka", str(node.config_path)]
+        argv = [
+            java_binary(),
+            f"-Xms{min_heap(self.heap)}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp",
+            f"{lib}/*",
+            "kafka.Kafka",
+            str(node.config_path),
+        ]
         node.pid = spawn(argv, node.log_path, env=env).pid
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -321,11 +372,15 @@ class KraftCluster:
             for node in self.nodes:
                 if node.pid is not None and not node.alive():
                     raise ServiceError(f"broker: node {node.node_id} exited while starting. See {node.log_path}.")
-            return all(_brokers_seen(f"127.0.0.1:{n.port}", client_conf) >= expected
-                       for n in self.nodes if n.node_id in expected)
+            return all(
+                _brokers_seen(f"127.0.0.1:{n.port}", client_conf) >= expected
+                for n in self.nodes
+                if n.node_id in expected
+            )
 
-        wait_until(ready, timeout, f"Apache Kafka {KAFKA_VERSION} ({len(expected)} node(s))",
-                   f"See {self.nodes[0].log_path}.")
+        wait_until(
+            ready, timeout, f"Apache Kafka {KAFKA_VERSION} ({len(expected)} node(s))", f"See {self.nodes[0].log_path}."
+        )
 
     def kill(self, node_id: int) -> None:
         """kill -9: no controlled shutdown, no flush."""
@@ -357,12 +412,11 @@ class KraftCluster:
             self.stop_node(node.node_id, timeout=30)
 
 
-
 def min_heap(heap: str) -> str:
     return "256m" if heap.lower().endswith("g") or int(heap.rstrip("mM")) > 256 else heap
 
 
-def _brokers_seen(bootstrap: str, conf: Mapping[str, object] | None) -> set[int]:
+def _brokers_seen(bootstrap: str, conf: Mapping[str, Any] | None) -> set[int]:
     from confluent_kafka.admin import AdminClient
 
     if not port_open(*bootstrap_host_port(bootstrap)):
@@ -397,6 +451,7 @@ def private_cluster(base_dir: Path, size: int = 1, **kwargs: object) -> Iterator
 
 # -- the local stack's single node ----------------------------------------------------------------
 
+
 def local_cluster(state_dir: Path, port: int) -> KraftCluster:
     return KraftCluster(state_dir / "kafka", size=1, first_port=port)
 
@@ -405,8 +460,10 @@ def start_local_broker(state_dir: Path, port: int) -> KraftCluster:
     """The stack's broker on 127.0.0.1:port, its log directory under ``state_dir/kafka`` (kept across restarts)."""
     cluster = local_cluster(state_dir, port)
     if cluster.nodes[0].port != port:  # laid out for another port: the disk state belongs to that broker
-        raise ServiceError(f"broker: {cluster.base_dir} holds a broker for port {cluster.nodes[0].port}, not {port}. "
-                           f"Fix: set HEALTHBUS_KAFKA_BOOTSTRAP=127.0.0.1:{cluster.nodes[0].port} or remove the folder.")
+        raise ServiceError(
+            f"broker: {cluster.base_dir} holds a broker for port {cluster.nodes[0].port}, not {port}. "
+            f"Fix: set HEALTHBUS_KAFKA_BOOTSTRAP=127.0.0.1:{cluster.nodes[0].port} or remove the folder."
+        )
     cluster.start()
     return cluster
 

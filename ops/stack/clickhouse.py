@@ -21,20 +21,27 @@ def open_clickhouse(clickhouse_url: str | None, chdb_path: Path, database: str) 
         parts = urlsplit(clickhouse_url)
         try:
             client = clickhouse_connect.get_client(
-                host=parts.hostname or "127.0.0.1", port=parts.port or 8123,
-                username=parts.username or "default", password=parts.password or "",
-                secure=parts.scheme == "https", connect_timeout=5,
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 8123,
+                username=parts.username or "default",
+                password=parts.password or "",
+                secure=parts.scheme == "https",
+                connect_timeout=5,
             )
         except Exception as exc:
-            raise ServiceError(f"clickhouse: {parts.hostname}:{parts.port} does not answer ({exc}). "
-                               "Fix: start it, or unset HEALTHBUS_CLICKHOUSE_URL to use embedded chDB.") from exc
+            raise ServiceError(
+                f"clickhouse: {parts.hostname}:{parts.port} does not answer ({exc}). "
+                "Fix: start it, or unset HEALTHBUS_CLICKHOUSE_URL to use embedded chDB."
+            ) from exc
     else:
         chdb_path.mkdir(parents=True, exist_ok=True)
         try:
             client = clickhouse_connect.get_client(interface="chdb", path=str(chdb_path))
         except Exception as exc:
-            raise ServiceError(f"clickhouse (chDB at {chdb_path}): {exc}. Fix: pip install 'clickhouse-connect[chdb]'; "
-                               "only one process may open a chDB path at a time.") from exc
+            raise ServiceError(
+                f"clickhouse (chDB at {chdb_path}): {exc}. Fix: pip install 'clickhouse-connect[chdb]'; "
+                "only one process may open a chDB path at a time."
+            ) from exc
     client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     return client
 

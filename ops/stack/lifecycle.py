@@ -52,8 +52,10 @@ def up(settings: Settings) -> list[ServiceStatus]:
     if not broker.broker_answers(settings.kafka_bootstrap, settings.confluent_config()):
         host, port = broker.bootstrap_host_port(settings.kafka_bootstrap)
         if host not in broker.LOCAL_HOSTS:
-            raise ServiceError(f"broker: {settings.kafka_bootstrap} does not answer. Fix: start it or correct "
-                               "HEALTHBUS_KAFKA_BOOTSTRAP.")
+            raise ServiceError(
+                f"broker: {settings.kafka_bootstrap} does not answer. Fix: start it or correct "
+                "HEALTHBUS_KAFKA_BOOTSTRAP."
+            )
         cluster = broker.start_local_broker(settings.state_dir, port)
         started.broker_pid = cluster.nodes[0].pid
         started.broker_version = broker.KAFKA_VERSION
@@ -61,14 +63,16 @@ def up(settings: Settings) -> list[ServiceStatus]:
 
     if not postgres.server_answers(settings.postgres_url):
         data_dir = settings.state_dir / "postgres"
-        started.postgres_data_dir = str(postgres.start_private_cluster(settings.postgres_url, data_dir,
-                                                                       logs / "postgres.log"))
+        started.postgres_data_dir = str(
+            postgres.start_private_cluster(settings.postgres_url, data_dir, logs / "postgres.log")
+        )
         started.save(settings)
     postgres.ensure_database(settings.postgres_url)
 
     if not redis.redis_answers(settings.redis_url):
-        started.redis_pid = redis.start_private_redis(settings.redis_url, settings.state_dir / "redis",
-                                                      logs / "redis.log")
+        started.redis_pid = redis.start_private_redis(
+            settings.redis_url, settings.state_dir / "redis", logs / "redis.log"
+        )
         started.save(settings)
 
     if settings.schema_registry_url and not registry.registry_answers(settings.schema_registry_url):
@@ -76,8 +80,10 @@ def up(settings: Settings) -> list[ServiceStatus]:
         started.save(settings)
 
     if not settings.clickhouse_url and not clickhouse.chdb_available():
-        raise ServiceError("clickhouse: chDB is not installed. Fix: pip install 'clickhouse-connect[chdb]' "
-                           "or set HEALTHBUS_CLICKHOUSE_URL.")
+        raise ServiceError(
+            "clickhouse: chDB is not installed. Fix: pip install 'clickhouse-connect[chdb]' "
+            "or set HEALTHBUS_CLICKHOUSE_URL."
+        )
     started.save(settings)
     return status(settings)
 
@@ -106,17 +112,34 @@ def status(settings: Settings) -> list[ServiceStatus]:
     chdb_where = f"chDB at {settings.resolved_chdb_path}"
     rows = [
         _broker_status(settings, started),
-        ServiceStatus("postgres", postgres.server_answers(settings.postgres_url),
-                      _without_password(settings.postgres_url), bool(started.postgres_data_dir)),
-        ServiceStatus("redis", redis.redis_answers(settings.redis_url), _without_password(settings.redis_url),
-                      bool(started.redis_pid and pid_alive(started.redis_pid))),
-        ServiceStatus("clickhouse", bool(settings.clickhouse_url) or clickhouse.chdb_available(),
-                      _without_password(settings.clickhouse_url) if settings.clickhouse_url else chdb_where, False),
+        ServiceStatus(
+            "postgres",
+            postgres.server_answers(settings.postgres_url),
+            _without_password(settings.postgres_url),
+            bool(started.postgres_data_dir),
+        ),
+        ServiceStatus(
+            "redis",
+            redis.redis_answers(settings.redis_url),
+            _without_password(settings.redis_url),
+            bool(started.redis_pid and pid_alive(started.redis_pid)),
+        ),
+        ServiceStatus(
+            "clickhouse",
+            bool(settings.clickhouse_url) or clickhouse.chdb_available(),
+            _without_password(settings.clickhouse_url) if settings.clickhouse_url else chdb_where,
+            False,
+        ),
     ]
     if settings.schema_registry_url:
-        rows.append(ServiceStatus("registry", registry.registry_answers(settings.schema_registry_url),
-                                  _without_password(settings.schema_registry_url),
-                                  bool(started.registry_pid and pid_alive(started.registry_pid))))
+        rows.append(
+            ServiceStatus(
+                "registry",
+                registry.registry_answers(settings.schema_registry_url),
+                _without_password(settings.schema_registry_url),
+                bool(started.registry_pid and pid_alive(started.registry_pid)),
+            )
+        )
     return rows
 
 

@@ -20,8 +20,14 @@ from streams.standards.china_time import CST
 Row = Mapping[str, Any]
 
 VISIT_TYPES = {"1": "OUTPATIENT", "2": "EMERGENCY"}
-DISCHARGE_METHODS = {"1": "ORDERED", "2": "TRANSFER_HOSPITAL", "3": "TRANSFER_COMMUNITY", "4": "AGAINST_ADVICE",
-                     "5": "DEATH", "9": "OTHER"}
+DISCHARGE_METHODS = {
+    "1": "ORDERED",
+    "2": "TRANSFER_HOSPITAL",
+    "3": "TRANSFER_COMMUNITY",
+    "4": "AGAINST_ADVICE",
+    "5": "DEATH",
+    "9": "OTHER",
+}
 FOLLOWUP_CLASSES = {"1": "SATISFACTORY", "2": "UNSATISFACTORY", "3": "ADVERSE_REACTION", "4": "COMPLICATION"}
 HISTORY_KINDS = {"ALLERGY", "OPERATION", "FAMILY", "DISEASE"}
 CENT = decimal.Decimal("0.01")
@@ -76,7 +82,7 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
         return None
     if value.tzinfo is None:  # a timestamp without zone is the hospital's local time (China Standard Time)
         value = value.replace(tzinfo=CST)
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 def patient_block(person: Row | None, person_id: str, person_column: str) -> dict[str, Any]:
@@ -98,8 +104,16 @@ def patient_block(person: Row | None, person_id: str, person_column: str) -> dic
     }
 
 
-def envelope(event_type: str, source: SourceIdentity, table: str, key: str, row: Row, occurred_at: dt.datetime,
-             patient: dict[str, Any], emitted_at: dt.datetime) -> dict[str, Any]:
+def envelope(
+    event_type: str,
+    source: SourceIdentity,
+    table: str,
+    key: str,
+    row: Row,
+    occurred_at: dt.datetime,
+    patient: dict[str, Any],
+    emitted_at: dt.datetime,
+) -> dict[str, Any]:
     record_key = f"{table}:{key}"
     version = int(row["record_version"])
     cancelled = bool(row["cancelled"])
@@ -110,15 +124,28 @@ def envelope(event_type: str, source: SourceIdentity, table: str, key: str, row:
         "emitted_at": emitted_at,
         "record_version": version,
         "cancelled": cancelled,
-        "source": {"org_code": source.org_code, "org_name": source.org_name, "system": source.system,
-                   "region_code": source.region_code, "level": source.level, "record_key": record_key},
+        "source": {
+            "org_code": source.org_code,
+            "org_name": source.org_name,
+            "system": source.system,
+            "region_code": source.region_code,
+            "level": source.level,
+            "record_key": record_key,
+        },
         "patient": patient,
     }
 
 
 def diagnoses(children: list[Row]) -> list[dict[str, Any]]:
-    return [{"code": _required(c, "code").strip(), "name": c.get("name"), "is_primary": bool(c.get("is_primary")),
-             "diagnosed_at": None} for c in children]
+    return [
+        {
+            "code": _required(c, "code").strip(),
+            "name": c.get("name"),
+            "is_primary": bool(c.get("is_primary")),
+            "diagnosed_at": None,
+        }
+        for c in children
+    ]
 
 
 # -- one function per event type: (row, children by table, source) -> the event body without envelope ------
@@ -127,11 +154,24 @@ def patient_registered(row: Row, children: dict[str, list[Row]]) -> dict[str, An
     for h in children.get("patient_history", []):
         kind = str(_required(h, "kind")).strip().upper()
         if kind not in HISTORY_KINDS:
-            raise UnmappableRow("unknown_code", "patient_history.kind", f"{kind!r} is not one of {sorted(HISTORY_KINDS)}")
-        history.append({"kind": kind, "code": h.get("code"), "description": h.get("description"),
-                        "recorded_at": as_utc(h.get("recorded_at"))})
-    return {"abo_blood_type": row.get("abo_blood_type"), "rh_blood_type": row.get("rh_blood_type"),
-            "ethnicity": row.get("ethnicity"), "marital_status": row.get("marital_status"), "history": history}
+            raise UnmappableRow(
+                "unknown_code", "patient_history.kind", f"{kind!r} is not one of {sorted(HISTORY_KINDS)}"
+            )
+        history.append(
+            {
+                "kind": kind,
+                "code": h.get("code"),
+                "description": h.get("description"),
+                "recorded_at": as_utc(h.get("recorded_at")),
+            }
+        )
+    return {
+        "abo_blood_type": row.get("abo_blood_type"),
+        "rh_blood_type": row.get("rh_blood_type"),
+        "ethnicity": row.get("ethnicity"),
+        "marital_status": row.get("marital_status"),
+        "history": history,
+    }
 
 
 def outpatient_visit(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
@@ -168,9 +208,15 @@ def inpatient_discharge(row: Row, children: dict[str, list[Row]]) -> dict[str, A
         "department_code": row.get("department_code"),
         "department_name": row.get("department_name"),
         "diagnoses": diagnoses(children.get("inpatient_discharge_diagnosis", [])),
-        "procedures": [{"code": _required(p, "code").strip(), "name": p.get("name"),
-                        "performed_at": as_utc(p.get("performed_at")), "is_primary": bool(p.get("is_primary"))}
-                       for p in children.get("inpatient_procedure", [])],
+        "procedures": [
+            {
+                "code": _required(p, "code").strip(),
+                "name": p.get("name"),
+                "performed_at": as_utc(p.get("performed_at")),
+                "is_primary": bool(p.get("is_primary")),
+            }
+            for p in children.get("inpatient_procedure", [])
+        ],
         "discharge_method": _code(DISCHARGE_METHODS, row, "discharge_method"),
         "died_at": as_utc(row.get("died_at")),
         "total_cost": _money(row.get("total_cost")),
@@ -184,11 +230,20 @@ def lab_report(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
         "collected_at": as_utc(row.get("collected_at")),
         "reported_at": as_utc(_required(row, "reported_at")),
         "department_name": row.get("department_name"),
-        "items": [{"item_code": _required(i, "item_code"), "item_name": i.get("item_name"),
-                   "result_text": i.get("result_text"), "numeric_value": _float(i.get("numeric_value")),
-                   "unit": i.get("unit"), "reference_range": i.get("reference_range"),
-                   "reference_low": _float(i.get("reference_low")), "reference_high": _float(i.get("reference_high")),
-                   "abnormal_flag": i.get("abnormal_flag")} for i in children.get("lab_item", [])],
+        "items": [
+            {
+                "item_code": _required(i, "item_code"),
+                "item_name": i.get("item_name"),
+                "result_text": i.get("result_text"),
+                "numeric_value": _float(i.get("numeric_value")),
+                "unit": i.get("unit"),
+                "reference_range": i.get("reference_range"),
+                "reference_low": _float(i.get("reference_low")),
+                "reference_high": _float(i.get("reference_high")),
+                "abnormal_flag": i.get("abnormal_flag"),
+            }
+            for i in children.get("lab_item", [])
+        ],
     }
 
 
@@ -211,10 +266,20 @@ def prescription(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
         "visit_no": row.get("visit_no"),
         "prescribed_at": as_utc(_required(row, "prescribed_at")),
         "department_name": row.get("department_name"),
-        "items": [{"drug_code": _required(i, "drug_code"), "drug_name": i.get("drug_name"),
-                   "atc_code": i.get("atc_code"), "dose": _float(i.get("dose")), "dose_unit": i.get("dose_unit"),
-                   "frequency": i.get("frequency"), "route": i.get("route"), "days": i.get("days"),
-                   "quantity": _float(i.get("quantity"))} for i in children.get("prescription_item", [])],
+        "items": [
+            {
+                "drug_code": _required(i, "drug_code"),
+                "drug_name": i.get("drug_name"),
+                "atc_code": i.get("atc_code"),
+                "dose": _float(i.get("dose")),
+                "dose_unit": i.get("dose_unit"),
+                "frequency": i.get("frequency"),
+                "route": i.get("route"),
+                "days": i.get("days"),
+                "quantity": _float(i.get("quantity")),
+            }
+            for i in children.get("prescription_item", [])
+        ],
     }
 
 
@@ -223,8 +288,15 @@ def death_record(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
         "certificate_no": _required(row, "certificate_no"),
         "died_at": as_utc(_required(row, "died_at")),
         "death_place": row.get("death_place"),
-        "cause_chain": [{"line": _required(c, "line"), "code": c.get("code"), "description": c.get("description"),
-                         "interval": c.get("interval")} for c in children.get("death_cause", [])],
+        "cause_chain": [
+            {
+                "line": _required(c, "line"),
+                "code": c.get("code"),
+                "description": c.get("description"),
+                "interval": c.get("interval"),
+            }
+            for c in children.get("death_cause", [])
+        ],
         "underlying_cause_code": _required(row, "underlying_cause_code"),
         "underlying_cause_name": row.get("underlying_cause_name"),
     }
@@ -254,9 +326,15 @@ def birth_record(row: Row, children: dict[str, list[Row]]) -> dict[str, Any]:
         "mother_name": row.get("mother_name"),
         "mother_id_type": row.get("mother_id_type"),
         "mother_id_number": row.get("mother_id_number"),
-        "vaccines_at_birth": [{"vaccine_code": _required(v, "vaccine_code"), "vaccine_name": v.get("vaccine_name"),
-                               "batch_no": v.get("batch_no"), "administered_at": as_utc(_required(v, "administered_at"))}
-                              for v in children.get("birth_vaccine", [])],
+        "vaccines_at_birth": [
+            {
+                "vaccine_code": _required(v, "vaccine_code"),
+                "vaccine_name": v.get("vaccine_name"),
+                "batch_no": v.get("batch_no"),
+                "administered_at": as_utc(_required(v, "administered_at")),
+            }
+            for v in children.get("birth_vaccine", [])
+        ],
     }
 
 

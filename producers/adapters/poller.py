@@ -28,7 +28,7 @@ from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic
 from producers.adapters import metrics
 from producers.adapters.config import SourceConfig
-from producers.adapters.mapping import SourceIdentity, UnmappableRow, as_utc, envelope, patient_block
+from producers.adapters.mapping import Row, SourceIdentity, UnmappableRow, as_utc, envelope, patient_block
 from producers.adapters.state_store import AdapterState, Quarantined
 from producers.adapters.tables import PERSON_PK, PERSON_TABLE, TABLES, TableSpec
 from producers.publisher import EventPublisher
@@ -73,13 +73,26 @@ class _Page:
 
 
 class ExchangeAdapter:
-    def __init__(self, source: SourceConfig, publisher: EventPublisher, state: AdapterState, codec: EventCodec,
-                 dead_letters: Any, topic_prefix: str = "", page_size: int = 2000, settle_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        source: SourceConfig,
+        publisher: EventPublisher,
+        state: AdapterState,
+        codec: EventCodec,
+        dead_letters: Any,
+        topic_prefix: str = "",
+        page_size: int = 2000,
+        settle_seconds: float = 2.0,
+    ) -> None:
         """``dead_letters``: a confluent-kafka Producer for dlq.adapter records."""
         self.source = source
-        self.identity = SourceIdentity(source.org_code, source.name, source.region_code,
-                                       "HOSPITAL" if source.kind == "hospital" else "COUNTY",
-                                       "HIS" if source.kind == "hospital" else "PH")
+        self.identity = SourceIdentity(
+            source.org_code,
+            source.name,
+            source.region_code,
+            "HOSPITAL" if source.kind == "hospital" else "COUNTY",
+            "HIS" if source.kind == "hospital" else "PH",
+        )
         self.publisher = publisher
         self.state = state
         self.codec = codec
@@ -125,8 +138,10 @@ class ExchangeAdapter:
         """Read the next page after the watermark and hand its events to the producer (not yet confirmed)."""
         after_ts, after_pk = self.state.watermark(self.source.source_id, spec.name)
         rows = self._conn.execute(
-            sql.SQL("SELECT * FROM {t} WHERE (updated_at, {pk}) > (%s, %s) AND updated_at <= now() - %s "
-                    "ORDER BY updated_at, {pk} LIMIT %s").format(t=sql.Identifier(spec.name), pk=sql.Identifier(spec.pk)),
+            sql.SQL(
+                "SELECT * FROM {t} WHERE (updated_at, {pk}) > (%s, %s) AND updated_at <= now() - %s "
+                "ORDER BY updated_at, {pk} LIMIT %s"
+            ).format(t=sql.Identifier(spec.name), pk=sql.Identifier(spec.pk)),
             (after_ts, after_pk, self.settle, self.page_size),
         ).fetchall()
         if not rows:
@@ -145,7 +160,9 @@ class ExchangeAdapter:
             except UnmappableRow as exc:
                 page.quarantined.append(self._quarantine(spec, row, key, exc.code, exc.column, exc.message))
             except (ValueError, TypeError, KeyError, OverflowError) as exc:  # the encoder rejected a value
-                page.quarantined.append(self._quarantine(spec, row, key, "bad_value", "", f"{type(exc).__name__}: {exc}"))
+                page.quarantined.append(
+                    self._quarantine(spec, row, key, "bad_value", "", f"{type(exc).__name__}: {exc}")
+                )
         return page
 
     def _confirm(self, pages: list[_Page]) -> None:
@@ -156,16 +173,19 @@ class ExchangeAdapter:
 
     def _commit(self, page: _Page) -> None:
         last = page.last_row
-        self.state.advance(self.source.source_id, page.spec.name, last["updated_at"], str(last[page.spec.pk]),
-                           page.quarantined)
+        self.state.advance(
+            self.source.source_id, page.spec.name, last["updated_at"], str(last[page.spec.pk]), page.quarantined
+        )
         page.progress.quarantined = len(page.quarantined)
         metrics.EVENTS_PUBLISHED.labels(self.source.org_code, page.spec.name).inc(page.progress.published)
         metrics.SECONDS_BEHIND.labels(self.source.org_code, page.spec.name).set(
-            max(0.0, (dt.datetime.now(dt.timezone.utc) - last["updated_at"]).total_seconds()))
+            max(0.0, (dt.datetime.now(dt.UTC) - last["updated_at"]).total_seconds())
+        )
 
     # -- pieces ------------------------------------------------------------------------------------------
-    def _event(self, spec: TableSpec, row: dict, key: str, children: dict[str, list[dict]],
-               persons: dict[str, dict]) -> dict[str, Any]:
+    def _event(
+        self, spec: TableSpec, row: dict, key: str, children: dict[str, list[Row]], persons: dict[Any, dict]
+    ) -> dict[str, Any]:
         if spec.person_column:
             person_id = row.get(spec.person_column)
             patient = patient_block(persons.get(person_id), str(person_id), spec.person_column)
@@ -177,26 +197,36 @@ class ExchangeAdapter:
         body = spec.body(row, children)
         # Upload time = when the source made this version available; a re-sent row is byte-identical.
         uploaded = as_utc(row["updated_at"])
-        return {"envelope": envelope(spec.event_type, self.identity, spec.name, key, row, occurred, patient, uploaded),
-                **body}
+        assert uploaded is not None  # updated_at is NOT NULL in every exchange table (the watermark)
+        return {
+            "envelope": envelope(spec.event_type, self.identity, spec.name, key, row, occurred, patient, uploaded),
+            **body,
+        }
 
-    def _children(self, table: str, fk: str, order_by: str, keys: list[Any]) -> dict[Any, list[dict]]:
+    def _children(self, table: str, fk: str, order_by: str, keys: list[Any]) -> dict[Any, list[Row]]:
         rows = self._conn.execute(
             sql.SQL("SELECT * FROM {t} WHERE {fk} = ANY(%s) ORDER BY {fk}, {o}").format(
-                t=sql.Identifier(table), fk=sql.Identifier(fk), o=sql.Identifier(order_by)), (keys,)).fetchall()
-        grouped: dict[Any, list[dict]] = defaultdict(list)
+                t=sql.Identifier(table), fk=sql.Identifier(fk), o=sql.Identifier(order_by)
+            ),
+            (keys,),
+        ).fetchall()
+        grouped: dict[Any, list[Row]] = defaultdict(list)
         for r in rows:
             grouped[r[fk]].append(r)
         return grouped
 
-    def _persons(self, spec: TableSpec, rows: list[dict]) -> dict[str, dict]:
+    def _persons(self, spec: TableSpec, rows: list[dict]) -> dict[Any, dict]:
+        """Person rows by their key column's value (as the database returns it: text or a number)."""
         if not spec.person_column:
             return {}
         ids = sorted({r[spec.person_column] for r in rows if r.get(spec.person_column) is not None})
         pk = PERSON_PK[self.source.kind]
         found = self._conn.execute(
             sql.SQL("SELECT * FROM {t} WHERE {pk} = ANY(%s)").format(
-                t=sql.Identifier(PERSON_TABLE[self.source.kind]), pk=sql.Identifier(pk)), (ids,)).fetchall()
+                t=sql.Identifier(PERSON_TABLE[self.source.kind]), pk=sql.Identifier(pk)
+            ),
+            (ids,),
+        ).fetchall()
         return {p[pk]: p for p in found}
 
     def _quarantine(self, spec: TableSpec, row: dict, key: str, code: str, column: str, message: str) -> Quarantined:
@@ -204,11 +234,25 @@ class ExchangeAdapter:
         row_json = to_json(dict(row))
         row_data = json.loads(row_json)
         where = f"exchange:{self.source.source_id}/{spec.name}"
-        letter = dead_letter(STAGE, code, f"{column}: {message}" if column else message, where, -1, -1,
-                             f"{self.source.org_code}:{spec.name}:{key}".encode(), row_json.encode(),
-                             details={"table": spec.name, "pk": key, "record_version": str(row["record_version"]),
-                                      "column": column, "org_code": self.source.org_code})
-        self.dead_letters.produce(self.dlq_topic, self.codec.encode("ops.dead_letter", letter, topic=self.dlq_topic),
-                                  letter["key"])
+        letter = dead_letter(
+            STAGE,
+            code,
+            f"{column}: {message}" if column else message,
+            where,
+            -1,
+            -1,
+            f"{self.source.org_code}:{spec.name}:{key}".encode(),
+            row_json.encode(),
+            details={
+                "table": spec.name,
+                "pk": key,
+                "record_version": str(row["record_version"]),
+                "column": column,
+                "org_code": self.source.org_code,
+            },
+        )
+        self.dead_letters.produce(
+            self.dlq_topic, self.codec.encode("ops.dead_letter", letter, topic=self.dlq_topic), letter["key"]
+        )
         log.info("quarantined %s/%s row %s: %s %s", self.source.org_code, spec.name, key, code, column)
         return Quarantined(spec.name, key, int(row["record_version"]), code, column, message, row_data)

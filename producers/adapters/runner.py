@@ -9,8 +9,8 @@ import threading
 from confluent_kafka import Producer
 
 from avro_schemas.serde import codec_for
-from ops.settings import Settings
 from ops.metrics_server import serve_metrics
+from ops.settings import Settings
 from producers.adapters.config import SourceConfig
 from producers.adapters.poller import ExchangeAdapter, PollSummary
 from producers.adapters.state_store import AdapterState
@@ -25,18 +25,38 @@ def county_platform_code(region_code: str) -> str:
     return make_credit_code("11", region_code, f"HB{region_code}")
 
 
-def build_adapter(settings: Settings, source: SourceConfig, page_size: int = 2000,
-                  settle_seconds: float = 2.0) -> ExchangeAdapter:
+def build_adapter(
+    settings: Settings, source: SourceConfig, page_size: int = 2000, settle_seconds: float = 2.0
+) -> ExchangeAdapter:
     codec = codec_for(settings.schema_registry_config())
-    publisher = EventPublisher(settings.confluent_config(), codec, settings.signing_key_for, settings.topic_prefix,
-                               own_org_code=source.org_code)
+    publisher = EventPublisher(
+        settings.confluent_config(),
+        codec,
+        settings.signing_key_for,
+        settings.topic_prefix,
+        own_org_code=source.org_code,
+    )
     dead_letters = Producer(producer_config(settings.confluent_config()))
-    return ExchangeAdapter(source, publisher, AdapterState(settings.postgres_url), codec, dead_letters,
-                           settings.topic_prefix, page_size, settle_seconds)
+    return ExchangeAdapter(
+        source,
+        publisher,
+        AdapterState(settings.postgres_url),
+        codec,
+        dead_letters,
+        settings.topic_prefix,
+        page_size,
+        settle_seconds,
+    )
 
 
-def run_adapters(settings: Settings, sources: list[SourceConfig], once: bool = False, interval: float = 1.0,
-                 settle_seconds: float = 2.0, metrics_port: int | None = None) -> dict[str, PollSummary]:
+def run_adapters(
+    settings: Settings,
+    sources: list[SourceConfig],
+    once: bool = False,
+    interval: float = 1.0,
+    settle_seconds: float = 2.0,
+    metrics_port: int | None = None,
+) -> dict[str, PollSummary]:
     """``once``: publish what is there now and return; else poll until SIGTERM/SIGINT."""
     serve_metrics(metrics_port)
     adapters = [build_adapter(settings, s, settle_seconds=settle_seconds) for s in sources]

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS adapter_quarantine (
 );
 COMMENT ON TABLE adapter_quarantine IS '无法映射为事件的源记录及原因 / Source rows that could not become events, with the reason';
 """
-BEGINNING = (dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc), "")
+BEGINNING = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC), "")
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,14 @@ class AdapterState:
             self._conn.execute(DDL)
 
     def watermark(self, source_id: str, table: str) -> tuple[dt.datetime, str]:
-        row = self._conn.execute("SELECT updated_at, pk FROM adapter_watermark WHERE source_id = %s AND table_name = %s",
-                                 (source_id, table)).fetchone()
+        row = self._conn.execute(
+            "SELECT updated_at, pk FROM adapter_watermark WHERE source_id = %s AND table_name = %s", (source_id, table)
+        ).fetchone()
         return (row[0], row[1]) if row else BEGINNING
 
-    def advance(self, source_id: str, table: str, updated_at: dt.datetime, pk: str,
-                quarantined: list[Quarantined]) -> None:
+    def advance(
+        self, source_id: str, table: str, updated_at: dt.datetime, pk: str, quarantined: list[Quarantined]
+    ) -> None:
         """Record the quarantined rows and move the watermark, atomically. Call only after every event up to
         (updated_at, pk) was acknowledged by the broker."""
         with self._conn.transaction():
@@ -74,8 +76,16 @@ class AdapterState:
                     " message, row_data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source_id, table_name, pk,"
                     " record_version) DO UPDATE SET last_seen = now(), reason_code = EXCLUDED.reason_code,"
                     " column_name = EXCLUDED.column_name, message = EXCLUDED.message, row_data = EXCLUDED.row_data",
-                    (source_id, q.table_name, q.pk, q.record_version, q.reason_code, q.column_name, q.message,
-                     Jsonb(q.row_data)),
+                    (
+                        source_id,
+                        q.table_name,
+                        q.pk,
+                        q.record_version,
+                        q.reason_code,
+                        q.column_name,
+                        q.message,
+                        Jsonb(q.row_data),
+                    ),
                 )
             self._conn.execute(
                 "INSERT INTO adapter_watermark (source_id, table_name, updated_at, pk) VALUES (%s, %s, %s, %s)"
@@ -93,7 +103,9 @@ class AdapterState:
     def quarantine(self, source_id: str) -> list[Quarantined]:
         rows = self._conn.execute(
             "SELECT table_name, pk, record_version, reason_code, column_name, message, row_data FROM adapter_quarantine"
-            " WHERE source_id = %s ORDER BY table_name, pk, record_version", (source_id,)).fetchall()
+            " WHERE source_id = %s ORDER BY table_name, pk, record_version",
+            (source_id,),
+        ).fetchall()
         return [Quarantined(*r) for r in rows]
 
     def close(self) -> None:

@@ -13,7 +13,12 @@ from producers.synthetic.identity_noise import record_id, record_name
 from producers.synthetic.institutions import Institution
 from producers.synthetic.population import TOWNSHIPS, Person
 from producers.synthetic.public_health import (
-    CHILD_SCHEDULE, DEATH_CHAINS, VACCINES, ChronicBaseline, batch_no, chronic_baseline,
+    CHILD_SCHEDULE,
+    DEATH_CHAINS,
+    VACCINES,
+    ChronicBaseline,
+    batch_no,
+    chronic_baseline,
 )
 from producers.synthetic.records import PARENT_TABLES, Row, children, upload_delay
 from producers.synthetic.seeding import derive_rng
@@ -44,7 +49,11 @@ class CountyRecords:
     def build(self) -> None:
         window = self.window
         for person in self.world.residents(self.region):
-            if person.birth_date < window.start and person.alive_at(window.start_utc) and self.rng.random() < RECORD_COVERAGE:
+            if (
+                person.birth_date < window.start
+                and person.alive_at(window.start_utc)
+                and self.rng.random() < RECORD_COVERAGE
+            ):
                 self.resident_id(person, window.start_utc + dt.timedelta(minutes=self.rng.randint(0, 8 * 60)))
         self._followups()
         self._child_vaccinations()
@@ -75,14 +84,27 @@ class CountyRecords:
         resident_id = f"{self.region}{t_code:03d}{v_code:03d}{self._resident_serial[(t_code, v_code)]:05d}"
         id_type, id_number = record_id(person, rng, moment.astimezone(CST).date(), self.noise)
         row = {
-            "resident_id": resident_id, "name": record_name(person, rng, self.noise), "sex": person.sex,
-            "birth_date": person.birth_date, "id_type": id_type, "id_number": id_number,
+            "resident_id": resident_id,
+            "name": record_name(person, rng, self.noise),
+            "sex": person.sex,
+            "birth_date": person.birth_date,
+            "id_type": id_type,
+            "id_number": id_number,
             "health_card": person.health_card if rng.random() < 0.6 else None,
-            "insurance_card": person.insurance_card, "phone": person.phone, "address": person.address,
-            "residence_region_code": self.region, "occupation": person.occupation, "ethnicity": person.ethnicity,
-            "marital_status": person.marital_status, "abo_blood_type": person.abo if rng.random() < 0.4 else "5",
-            "rh_blood_type": person.rh if rng.random() < 0.4 else "3", "updated_at": moment, "record_version": 1,
-            "cancelled": False, "_person": person, "_event": moment,
+            "insurance_card": person.insurance_card,
+            "phone": person.phone,
+            "address": person.address,
+            "residence_region_code": self.region,
+            "occupation": person.occupation,
+            "ethnicity": person.ethnicity,
+            "marital_status": person.marital_status,
+            "abo_blood_type": person.abo if rng.random() < 0.4 else "5",
+            "rh_blood_type": person.rh if rng.random() < 0.4 else "3",
+            "updated_at": moment,
+            "record_version": 1,
+            "cancelled": False,
+            "_person": person,
+            "_event": moment,
         }
         self._residents[person.pid] = row
         self.tables["resident"].append(row)
@@ -134,15 +156,27 @@ class CountyRecords:
         r = rng.random()
         followup_class = "3" if r < 0.03 else "4" if r < 0.08 else ("1" if controlled else "2")
         serial = next(self._serial)
-        self.tables["chronic_followup"].append({
-            "followup_id": f"{self.region}{serial:010d}", "resident_id": self.resident_id(person, moment),
-            "followup_no": f"SF{self.region}{serial:08d}", "disease_code": "I10" if disease == "HTN" else "E11",
-            "followup_at": moment, "followup_method": method, "systolic_bp": systolic, "diastolic_bp": diastolic,
-            "fasting_glucose_mmol": glucose, "followup_class": followup_class,
-            "next_followup_date": window.date(day) + dt.timedelta(days=FOLLOWUP_CYCLE_DAYS[followup_class]),
-            "updated_at": moment + upload_delay(rng, "registry"), "record_version": 1, "cancelled": False,
-            "_person": person, "_event": moment, "_disease": disease,
-        })
+        self.tables["chronic_followup"].append(
+            {
+                "followup_id": f"{self.region}{serial:010d}",
+                "resident_id": self.resident_id(person, moment),
+                "followup_no": f"SF{self.region}{serial:08d}",
+                "disease_code": "I10" if disease == "HTN" else "E11",
+                "followup_at": moment,
+                "followup_method": method,
+                "systolic_bp": systolic,
+                "diastolic_bp": diastolic,
+                "fasting_glucose_mmol": glucose,
+                "followup_class": followup_class,
+                "next_followup_date": window.date(day) + dt.timedelta(days=FOLLOWUP_CYCLE_DAYS[followup_class]),
+                "updated_at": moment + upload_delay(rng, "registry"),
+                "record_version": 1,
+                "cancelled": False,
+                "_person": person,
+                "_event": moment,
+                "_disease": disease,
+            }
+        )
 
     # --- vaccinations --------------------------------------------------------------------------------------
     def _clinic_day(self, day: int) -> int:
@@ -184,15 +218,26 @@ class CountyRecords:
         rng = self.rng
         v = VACCINES[vaccine]
         serial = next(self._serial)
-        self.tables["vaccination"].append({
-            "vaccination_id": f"JZ{self.region}{serial:08d}", "resident_id": self.resident_id(person, at),
-            "vaccination_no": f"{self.region}{at.astimezone(CST):%Y%m%d}{serial:05d}", "vaccine_code": v.code,
-            "vaccine_name": v.name, "dose_number": dose,
-            "batch_no": batch_no(vaccine, at.astimezone(CST).date(), 50 + self.inst.index),
-            "manufacturer": v.manufacturers[(self.inst.index + dose) % len(v.manufacturers)], "administered_at": at,
-            "site": v.site, "route": v.route, "updated_at": at + upload_delay(rng, "realtime"), "record_version": 1,
-            "cancelled": False, "_person": person, "_event": at,
-        })
+        self.tables["vaccination"].append(
+            {
+                "vaccination_id": f"JZ{self.region}{serial:08d}",
+                "resident_id": self.resident_id(person, at),
+                "vaccination_no": f"{self.region}{at.astimezone(CST):%Y%m%d}{serial:05d}",
+                "vaccine_code": v.code,
+                "vaccine_name": v.name,
+                "dose_number": dose,
+                "batch_no": batch_no(vaccine, at.astimezone(CST).date(), 50 + self.inst.index),
+                "manufacturer": v.manufacturers[(self.inst.index + dose) % len(v.manufacturers)],
+                "administered_at": at,
+                "site": v.site,
+                "route": v.route,
+                "updated_at": at + upload_delay(rng, "realtime"),
+                "record_version": 1,
+                "cancelled": False,
+                "_person": person,
+                "_event": at,
+            }
+        )
 
     # --- births and deaths ---------------------------------------------------------------------------------
     def _births(self) -> None:
@@ -204,20 +249,34 @@ class CountyRecords:
             mother_type, mother_number = record_id(birth.mother, rng, birth.born_at.astimezone(CST).date(), self.noise)
             serial = next(self._serial)
             row: Row = {
-                "birth_id": f"CS{self.region}{serial:08d}", "resident_id": self.resident_id(birth.child, registered),
-                "certificate_no": birth.certificate_no if rng.random() < 0.97 else None, "born_at": birth.born_at,
-                "birth_weight_g": birth.weight_g, "birth_length_cm": birth.length_cm,
-                "gestational_weeks": birth.weeks, "mother_name": record_name(birth.mother, rng, self.noise),
-                "mother_id_type": mother_type, "mother_id_number": mother_number, "updated_at": registered,
-                "record_version": 1, "cancelled": False, "_person": birth.child, "_event": birth.born_at,
+                "birth_id": f"CS{self.region}{serial:08d}",
+                "resident_id": self.resident_id(birth.child, registered),
+                "certificate_no": birth.certificate_no if rng.random() < 0.97 else None,
+                "born_at": birth.born_at,
+                "birth_weight_g": birth.weight_g,
+                "birth_length_cm": birth.length_cm,
+                "gestational_weeks": birth.weeks,
+                "mother_name": record_name(birth.mother, rng, self.noise),
+                "mother_id_type": mother_type,
+                "mother_id_number": mother_number,
+                "updated_at": registered,
+                "record_version": 1,
+                "cancelled": False,
+                "_person": birth.child,
+                "_event": birth.born_at,
             }
             for seq, (vaccine, at) in enumerate(birth.vaccines, 1):
                 v = VACCINES[vaccine]
                 institution = birth.hospital if birth.hospital is not None else 50 + self.inst.index
-                children(row, "birth_vaccine").append({
-                    "seq": seq, "vaccine_code": v.code, "vaccine_name": v.name,
-                    "batch_no": batch_no(vaccine, at.astimezone(CST).date(), institution), "administered_at": at,
-                })
+                children(row, "birth_vaccine").append(
+                    {
+                        "seq": seq,
+                        "vaccine_code": v.code,
+                        "vaccine_name": v.name,
+                        "batch_no": batch_no(vaccine, at.astimezone(CST).date(), institution),
+                        "administered_at": at,
+                    }
+                )
             self.tables["birth_record"].append(row)
 
     def _deaths(self) -> None:
@@ -237,12 +296,24 @@ class CountyRecords:
         delay = min(delay, dt.timedelta(days=6))
         serial = next(self._serial)
         row: Row = {
-            "death_id": f"DR{self.region}{serial:08d}", "resident_id": self.resident_id(death.person, death.died_at),
-            "certificate_no": death.certificate_no, "died_at": death.died_at, "death_place": death.place,
-            "underlying_cause_code": u_code, "underlying_cause_name": u_name, "updated_at": death.died_at + delay,
-            "record_version": 1, "cancelled": False, "_person": death.person, "_event": death.died_at,
+            "death_id": f"DR{self.region}{serial:08d}",
+            "resident_id": self.resident_id(death.person, death.died_at),
+            "certificate_no": death.certificate_no,
+            "died_at": death.died_at,
+            "death_place": death.place,
+            "underlying_cause_code": u_code,
+            "underlying_cause_name": u_name,
+            "updated_at": death.died_at + delay,
+            "record_version": 1,
+            "cancelled": False,
+            "_person": death.person,
+            "_event": death.died_at,
             "_limit": dt.timedelta(days=6),
         }
-        row["_children"] = {"death_cause": [{"line": line, "code": code, "description": text, "interval": interval or None}
-                                            for line, code, text, interval in lines]}
+        row["_children"] = {
+            "death_cause": [
+                {"line": line, "code": code, "description": text, "interval": interval or None}
+                for line, code, text, interval in lines
+            ]
+        }
         self.tables["death_record"].append(row)

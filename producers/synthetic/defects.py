@@ -58,6 +58,7 @@ def _set_primary(code: str, name: str) -> Injector:
             return False
         row["_children"][table][0].update(code=code, name=name)
         return True
+
     return apply
 
 
@@ -70,6 +71,7 @@ def _clear(*columns: str, child: str | None = None, require: str | None = None) 
         if child is not None:
             row.setdefault("_children", {})[child] = []
         return True
+
     return apply
 
 
@@ -191,50 +193,83 @@ def orphan_reference(row: Row, ctx: DefectContext) -> bool:
 
 
 # (kind, injector, weight) per (source kind, table).
-_PERSON_TABLE = (("missing.id_number", missing_id_number, 4.0), ("invalid.region_code", invalid_region, 2.0),
-                 ("invalid.sex_code", invalid_sex, 2.0))
+_PERSON_TABLE = (
+    ("missing.id_number", missing_id_number, 4.0),
+    ("invalid.region_code", invalid_region, 2.0),
+    ("invalid.sex_code", invalid_sex, 2.0),
+)
 PLAN: dict[tuple[str, str], tuple[tuple[str, Injector, float], ...]] = {
     ("hospital", "patient"): _PERSON_TABLE,
     ("hospital", "outpatient_visit"): (
         ("missing.chief_complaint", _clear("chief_complaint", "temperature_c", child="outpatient_symptom"), 3.0),
-        ("invalid.icd10", invalid_icd10, 3.0), ("late.upload", late_upload, 3.0),
+        ("invalid.icd10", invalid_icd10, 3.0),
+        ("late.upload", late_upload, 3.0),
         ("contradiction.event_after_death", event_after_death, 1.0),
-        ("contradiction.male_pregnancy", male_pregnancy, 1.0), ("contradiction.perinatal_adult", perinatal_adult, 1.0),
-        ("out_of_range.temperature", temperature_out_of_range, 2.0), ("unmappable.visit_type", unknown_visit_type, 0.6),
-        ("unmappable.orphan_patient", orphan_reference, 0.6)),
+        ("contradiction.male_pregnancy", male_pregnancy, 1.0),
+        ("contradiction.perinatal_adult", perinatal_adult, 1.0),
+        ("out_of_range.temperature", temperature_out_of_range, 2.0),
+        ("unmappable.visit_type", unknown_visit_type, 0.6),
+        ("unmappable.orphan_patient", orphan_reference, 0.6),
+    ),
     ("hospital", "inpatient_admission"): (
-        ("missing.department", _clear("department_code", "department_name"), 2.0), ("invalid.icd10", invalid_icd10, 2.0),
-        ("late.upload", late_upload, 3.0), ("contradiction.male_pregnancy", male_pregnancy, 1.0)),
+        ("missing.department", _clear("department_code", "department_name"), 2.0),
+        ("invalid.icd10", invalid_icd10, 2.0),
+        ("late.upload", late_upload, 3.0),
+        ("contradiction.male_pregnancy", male_pregnancy, 1.0),
+    ),
     ("hospital", "inpatient_discharge"): (
         ("missing.discharge_diagnosis", _clear(child="inpatient_discharge_diagnosis"), 2.0),
-        ("invalid.icd10", invalid_icd10, 2.0), ("late.upload", late_upload, 3.0),
+        ("invalid.icd10", invalid_icd10, 2.0),
+        ("late.upload", late_upload, 3.0),
         ("contradiction.discharge_before_admission", discharge_before_admission, 2.0),
-        ("unmappable.discharge_method", unknown_discharge_method, 1.0)),
+        ("unmappable.discharge_method", unknown_discharge_method, 1.0),
+    ),
     ("hospital", "lab_report"): (
-        ("missing.specimen_type", _clear("specimen_type"), 2.0), ("late.upload", late_upload, 3.0),
-        ("contradiction.event_after_death", event_after_death, 1.0), ("unmappable.orphan_patient", orphan_reference, 0.5)),
+        ("missing.specimen_type", _clear("specimen_type"), 2.0),
+        ("late.upload", late_upload, 3.0),
+        ("contradiction.event_after_death", event_after_death, 1.0),
+        ("unmappable.orphan_patient", orphan_reference, 0.5),
+    ),
     ("hospital", "exam_report"): (("missing.impression", _clear("impression"), 2.0), ("late.upload", late_upload, 3.0)),
     ("hospital", "prescription"): (
-        ("missing.drug_items", _clear(child="prescription_item"), 2.0), ("late.upload", late_upload, 3.0),
-        ("contradiction.event_after_death", event_after_death, 0.5), ("unmappable.orphan_patient", orphan_reference, 0.5)),
+        ("missing.drug_items", _clear(child="prescription_item"), 2.0),
+        ("late.upload", late_upload, 3.0),
+        ("contradiction.event_after_death", event_after_death, 0.5),
+        ("unmappable.orphan_patient", orphan_reference, 0.5),
+    ),
     ("hospital", "death_record"): (
         ("missing.cause_chain", _clear("underlying_cause_name", child="death_cause"), 2.0),
-        ("invalid.icd10", invalid_icd10, 1.0), ("late.upload", late_upload, 2.0)),
-    ("hospital", "vaccination"): (("missing.batch_no", _clear("batch_no", "manufacturer"), 2.0),
-                                  ("late.upload", late_upload, 2.0)),
+        ("invalid.icd10", invalid_icd10, 1.0),
+        ("late.upload", late_upload, 2.0),
+    ),
+    ("hospital", "vaccination"): (
+        ("missing.batch_no", _clear("batch_no", "manufacturer"), 2.0),
+        ("late.upload", late_upload, 2.0),
+    ),
     ("county", "resident"): _PERSON_TABLE,
     ("county", "chronic_followup"): (
-        ("missing.blood_pressure", missing_blood_pressure, 2.0), ("invalid.icd10", invalid_icd10, 1.0),
-        ("out_of_range.systolic_bp", systolic_out_of_range, 2.0), ("late.upload", late_upload, 2.0),
-        ("contradiction.event_after_death", event_after_death, 1.0), ("unmappable.orphan_patient", orphan_reference, 0.5)),
-    ("county", "vaccination"): (("missing.batch_no", _clear("batch_no", "manufacturer"), 2.0),
-                                ("late.upload", late_upload, 2.0), ("unmappable.orphan_patient", orphan_reference, 0.5)),
+        ("missing.blood_pressure", missing_blood_pressure, 2.0),
+        ("invalid.icd10", invalid_icd10, 1.0),
+        ("out_of_range.systolic_bp", systolic_out_of_range, 2.0),
+        ("late.upload", late_upload, 2.0),
+        ("contradiction.event_after_death", event_after_death, 1.0),
+        ("unmappable.orphan_patient", orphan_reference, 0.5),
+    ),
+    ("county", "vaccination"): (
+        ("missing.batch_no", _clear("batch_no", "manufacturer"), 2.0),
+        ("late.upload", late_upload, 2.0),
+        ("unmappable.orphan_patient", orphan_reference, 0.5),
+    ),
     ("county", "birth_record"): (
-        ("missing.mother_id", missing_id_number, 2.0), ("out_of_range.birth_weight", birth_weight_out_of_range, 2.0),
-        ("late.upload", late_upload, 2.0)),
+        ("missing.mother_id", missing_id_number, 2.0),
+        ("out_of_range.birth_weight", birth_weight_out_of_range, 2.0),
+        ("late.upload", late_upload, 2.0),
+    ),
     ("county", "death_record"): (
         ("missing.cause_chain", _clear("underlying_cause_name", child="death_cause"), 2.0),
-        ("invalid.icd10", invalid_icd10, 1.0), ("late.upload", late_upload, 2.0)),
+        ("invalid.icd10", invalid_icd10, 1.0),
+        ("late.upload", late_upload, 2.0),
+    ),
 }
 ALL_KINDS: tuple[str, ...] = tuple(dict.fromkeys(kind for plan in PLAN.values() for kind, _, _ in plan))
 
@@ -253,8 +288,15 @@ class Ledger:
     candidate_rows: int = 0  # rows the share applied to (not cancelled)
 
 
-def inject(source_kind: str, schema: str, tables: dict[str, list[Row]], share: float, ctx: DefectContext,
-           ledger: Ledger, order: tuple[str, ...]) -> None:
+def inject(
+    source_kind: str,
+    schema: str,
+    tables: dict[str, list[Row]],
+    share: float,
+    ctx: DefectContext,
+    ledger: Ledger,
+    order: tuple[str, ...],
+) -> None:
     """Spoil round(share × rows) rows of each table (probabilistic rounding), one defect per row."""
     rng = ctx.rng
     for table in order:

@@ -23,7 +23,12 @@ from producers.synthetic.county_records import CountyRecords
 from producers.synthetic.defects import ALL_KINDS, DefectContext, Ledger, inject
 from producers.synthetic.hospital_records import HospitalRecords, WaveVisit
 from producers.synthetic.records import (
-    CHILD_TABLES, COUNTY_TABLES, HOSPITAL_TABLES, PARENT_TABLES, Row, apply_revisions,
+    CHILD_TABLES,
+    COUNTY_TABLES,
+    HOSPITAL_TABLES,
+    PARENT_TABLES,
+    Row,
+    apply_revisions,
 )
 from producers.synthetic.seeding import derive_rng
 from producers.synthetic.waves import Wave
@@ -84,8 +89,10 @@ class SynthSummary:
 
     def table(self) -> str:
         """A plain-text report: institutions, rows per table, defects, identifier noise, waves."""
-        lines = [f"synthetic exchange data: seed {self.seed}, {self.start} + {self.days} days, "
-                 f"{self.residents} residents, {len(self.schemas)} institutions"]
+        lines = [
+            f"synthetic exchange data: seed {self.seed}, {self.start} + {self.days} days, "
+            f"{self.residents} residents, {len(self.schemas)} institutions"
+        ]
         for kind, schema, code, name in self.schemas:
             lines.append(f"  {kind:<8} {schema:<22} {code}  {name}")
         width = max([len(f"{k}.{t}") for k, t in self.rows] + [len(k) for k in self.defects] + [20])
@@ -96,8 +103,10 @@ class SynthSummary:
         lines += ["", f"{'defect':<{width}}  {'rows':>9}"]
         for kind, count in self.defects.items():
             lines.append(f"{kind:<{width}}  {count:>9,}")
-        lines.append(f"{'total':<{width}}  {self.defect_rows:>9,}  "
-                     f"({self.defect_share:.2%} of {self.defect_candidate_rows:,} rows)")
+        lines.append(
+            f"{'total':<{width}}  {self.defect_rows:>9,}  "
+            f"({self.defect_share:.2%} of {self.defect_candidate_rows:,} rows)"
+        )
         lines += ["", f"{'identifier noise':<{width}}  {'records':>9}"]
         for kind, count in self.identifier_noise.items():
             lines.append(f"{kind:<{width}}  {count:>9,}")
@@ -179,8 +188,10 @@ def _flatten(tables: dict[str, list[Row]], names: tuple[str, ...]) -> dict[str, 
 def _columns(conn: psycopg.Connection, schema: str) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for table, column in conn.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
-            "ORDER BY table_name, ordinal_position", (schema,)):
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
+        "ORDER BY table_name, ordinal_position",
+        (schema,),
+    ):
         result.setdefault(table, []).append(column)
     return result
 
@@ -189,7 +200,8 @@ def _copy(conn: psycopg.Connection, schema: str, table: str, columns: list[str],
     if not rows:
         return
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
     with conn.cursor().copy(statement) as copy:
         for row in rows:
             copy.write_row([row.get(c) for c in columns])
@@ -208,9 +220,18 @@ def _write_truth(conn: psycopg.Connection, records: GeneratedRecords) -> None:
             copy.write_row((v.schema, v.visit_id, v.wave, v.region_code, window.date(v.day)))
     with conn.cursor().copy(f"COPY {TRUTH_SCHEMA}.wave FROM STDIN") as copy:
         for w in records.world.waves:
-            copy.write_row((w.name, ",".join(f"{k}:{p}" for k, p in w.presentations), window.date(w.first_day),
-                            window.date(w.peak_day), window.date(w.last_day), w.peak_cases,
-                            ",".join(w.region_codes) or None, w.township))
+            copy.write_row(
+                (
+                    w.name,
+                    ",".join(f"{k}:{p}" for k, p in w.presentations),
+                    window.date(w.first_day),
+                    window.date(w.peak_day),
+                    window.date(w.last_day),
+                    w.peak_cases,
+                    ",".join(w.region_codes) or None,
+                    w.township,
+                )
+            )
 
 
 def write_records(dsn: str, records: GeneratedRecords, config_out: Path) -> SynthSummary:
@@ -219,7 +240,8 @@ def write_records(dsn: str, records: GeneratedRecords, config_out: Path) -> Synt
     summary = SynthSummary(world.seed, world.window.start, world.window.days, len(world.people), [])
     rows: Counter[tuple[str, str]] = Counter()
     sources: list[tuple[SourceKind, HospitalRecords | CountyRecords, tuple[str, ...]]] = [
-        ("hospital", h, HOSPITAL_TABLES) for h in records.hospitals]
+        ("hospital", h, HOSPITAL_TABLES) for h in records.hospitals
+    ]
     sources += [("county", c, COUNTY_TABLES) for c in records.counties]
     columns: dict[str, dict[str, list[str]]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -237,8 +259,11 @@ def write_records(dsn: str, records: GeneratedRecords, config_out: Path) -> Synt
             summary.schemas.append((kind, schema, source.inst.org_code, source.inst.name))
         with conn.transaction():
             _write_truth(conn, records)
-    summary.rows = {key: rows[key] for key in [("hospital", t) for t in HOSPITAL_TABLES] + [("county", t) for t in COUNTY_TABLES]
-                    if key in rows}
+    summary.rows = {
+        key: rows[key]
+        for key in [("hospital", t) for t in HOSPITAL_TABLES] + [("county", t) for t in COUNTY_TABLES]
+        if key in rows
+    }
     counts = Counter(d.kind for d in records.ledger.defects)
     summary.defects = {k: counts[k] for k in ALL_KINDS if counts[k]}
     summary.defect_candidate_rows = records.ledger.candidate_rows
@@ -247,10 +272,19 @@ def write_records(dsn: str, records: GeneratedRecords, config_out: Path) -> Synt
         noise.update(source.noise)
     summary.identifier_noise = dict(sorted(noise.items()))
     summary.waves = _wave_summaries(records)
-    config = AdapterConfig(sources=[
-        SourceConfig(kind=kind, org_code=source.inst.org_code, name=source.inst.name,
-                     region_code=source.inst.region_code, dsn=dsn, schema=source.inst.schema)
-        for kind, source, _ in sources])
+    config = AdapterConfig(
+        sources=[
+            SourceConfig(
+                kind=kind,
+                org_code=source.inst.org_code,
+                name=source.inst.name,
+                region_code=source.inst.region_code,
+                dsn=dsn,
+                schema=source.inst.schema,
+            )
+            for kind, source, _ in sources
+        ]
+    )
     config_out.parent.mkdir(parents=True, exist_ok=True)
     dump_config(config, config_out)
     summary.config_path = config_out
@@ -262,22 +296,46 @@ def _wave_summaries(records: GeneratedRecords) -> list[WaveSummary]:
     result = []
     for w in records.world.waves:
         per_day = Counter(window.date(v.day) for v in records.wave_visits if v.wave == w.name)
-        result.append(WaveSummary(w.name, ",".join(f"{k}:{p}" for k, p in w.presentations), w.region_codes,
-                                  w.township, window.date(w.first_day), window.date(w.peak_day),
-                                  window.date(w.last_day), dict(sorted(per_day.items()))))
+        result.append(
+            WaveSummary(
+                w.name,
+                ",".join(f"{k}:{p}" for k, p in w.presentations),
+                w.region_codes,
+                w.township,
+                window.date(w.first_day),
+                window.date(w.peak_day),
+                window.date(w.last_day),
+                dict(sorted(per_day.items())),
+            )
+        )
     return result
 
 
-def generate_exchange_data(dsn: str, hospitals: int, counties: int, days: int, seed: int,
-                           config_out: Path, bad_share: float = 0.03,
-                           start: dt.date = dt.date(2026, 11, 1)) -> SynthSummary:
+def generate_exchange_data(
+    dsn: str,
+    hospitals: int,
+    counties: int,
+    days: int,
+    seed: int,
+    config_out: Path,
+    bad_share: float = 0.03,
+    start: dt.date = dt.date(2026, 11, 1),
+) -> SynthSummary:
     """Build the world for ``seed`` and write it to ``dsn``; see the module docstring."""
     return generate_with_waves(dsn, hospitals, counties, days, seed, config_out, bad_share, start, waves=None)
 
 
-def generate_with_waves(dsn: str, hospitals: int, counties: int, days: int, seed: int, config_out: Path,
-                        bad_share: float = 0.03, start: dt.date = dt.date(2026, 11, 1),
-                        waves: tuple[Wave, ...] | None = None) -> SynthSummary:
+def generate_with_waves(
+    dsn: str,
+    hospitals: int,
+    counties: int,
+    days: int,
+    seed: int,
+    config_out: Path,
+    bad_share: float = 0.03,
+    start: dt.date = dt.date(2026, 11, 1),
+    waves: tuple[Wave, ...] | None = None,
+) -> SynthSummary:
     """As ``generate_exchange_data`` with explicit epidemic waves (None = waves.default_waves)."""
     if not 0.0 <= bad_share <= 1.0:
         raise ValueError("bad_share is a share of rows, between 0 and 1")

@@ -14,14 +14,26 @@ from collections import Counter
 from dataclasses import dataclass
 
 from producers.synthetic.clinical import (
-    BY_KEY, CONDITION_DX, Complaint, Presentation, department_for, pick_dx, render_complaint, secondary_dx,
+    BY_KEY,
+    CONDITION_DX,
+    Complaint,
+    Presentation,
+    department_for,
+    pick_dx,
+    render_complaint,
+    secondary_dx,
 )
 from producers.synthetic.identity_noise import record_id, record_name
 from producers.synthetic.institutions import CITY_DISTRICTS, Institution
 from producers.synthetic.orders import DRUG_INDEX, DRUGS, LAB_PANELS, PROCEDURES, exam_report, lab_items
 from producers.synthetic.population import Person
 from producers.synthetic.public_health import (
-    CHAIN_FOR_PRESENTATION, DEATH_CHAINS, RABIES_DAYS, VACCINES, batch_no, home_death_chain,
+    CHAIN_FOR_PRESENTATION,
+    DEATH_CHAINS,
+    RABIES_DAYS,
+    VACCINES,
+    batch_no,
+    home_death_chain,
 )
 from producers.synthetic.records import PARENT_TABLES, Row, children, upload_delay
 from producers.synthetic.seeding import derive_rng, poisson
@@ -35,9 +47,20 @@ PRE_WINDOW_DAYS = 20  # stays that began before the window still produce dischar
 DUPLICATE_REGISTRATION_SHARE = 0.004  # per encounter of a known patient: registered again under a new id
 # Local patient-id styles: every HIS numbers its patients its own way.
 _ID_STYLES = ("{n:010d}", "P{n:08d}", "{n:09d}", "H{n:08d}", "MZ{n:08d}", "{n:012d}")
-_PROCEDURE_COST = {"ptca": 18000.0, "stent": 22000.0, "coronary_angiography": 6000.0, "hip_replacement": 42000.0,
-                   "hemiarthroplasty": 30000.0, "chemo": 6000.0, "appendectomy": 7000.0, "cholecystectomy": 9000.0,
-                   "caesarean": 5000.0, "gastrectomy": 35000.0, "orif_radius": 12000.0, "thrombolysis": 9000.0}
+_PROCEDURE_COST = {
+    "ptca": 18000.0,
+    "stent": 22000.0,
+    "coronary_angiography": 6000.0,
+    "hip_replacement": 42000.0,
+    "hemiarthroplasty": 30000.0,
+    "chemo": 6000.0,
+    "appendectomy": 7000.0,
+    "cholecystectomy": 9000.0,
+    "caesarean": 5000.0,
+    "gastrectomy": 35000.0,
+    "orif_radius": 12000.0,
+    "thrombolysis": 9000.0,
+}
 _DISCHARGE_METHODS = (("1", 90.0), ("2", 3.0), ("3", 1.5), ("4", 4.5), ("9", 1.0))
 
 
@@ -90,8 +113,10 @@ class HospitalRecords:
         local_share = 0.45 if self.inst.is_city_level else 0.88
         out: list[float] = []
         inp: list[float] = []
-        local_in = [r in CITY_DISTRICTS if self.inst.is_city_level else r == self.inst.region_code
-                    for r in (p.region_code for p in people)]
+        local_in = [
+            r in CITY_DISTRICTS if self.inst.is_city_level else r == self.inst.region_code
+            for r in (p.region_code for p in people)
+        ]
         for p in people:
             group = p.age_group(day) if p.birth_date <= day else 0
             w_out = (2.5, 0.8, 0.8, 1.8)[group]
@@ -177,7 +202,7 @@ class HospitalRecords:
 
     def _plan_delivery(self, birth: Birth) -> None:
         mother = birth.mother
-        admitted = (birth.born_at - dt.timedelta(minutes=self.rng.randint(120, 14 * 60)))
+        admitted = birth.born_at - dt.timedelta(minutes=self.rng.randint(120, 14 * 60))
         days = self.rng.randint(4, 6) if birth.caesarean else self.rng.randint(2, 4)
         out_day = (birth.born_at.astimezone(CST).date() - self.window.start).days + days
         discharged = self.window.at(out_day, self.rng.randint(9 * 3600, 11 * 3600 + 1800))
@@ -222,16 +247,29 @@ class HospitalRecords:
     def _wave_visit(self, case: WaveCase) -> None:
         moment = self.window.at(case.day, case.second)
         person = case.person
-        if not person.alive_at(moment) or person.in_hospital_at(moment) or person.birth_date >= self.window.date(case.day):
+        if (
+            not person.alive_at(moment)
+            or person.in_hospital_at(moment)
+            or person.birth_date >= self.window.date(case.day)
+        ):
             return
         p = BY_KEY[case.presentation]
         febrile = True if case.wave.name == "influenza" else None
         exposure = case.wave.exposure if self.rng.random() < 0.6 else None
         hour = moment.astimezone(CST).hour
-        visit = self._visit(person, p, moment, emergency=hour < 8 or hour >= 18, febrile=febrile, exposure=exposure,
-                            lab_profile=case.wave.lab_profile, extra_panel=case.wave.lab_panel)
-        self.wave_visits.append(WaveVisit(self.inst.schema, visit["visit_id"], case.wave.name, person.region_code,
-                                          case.day))
+        visit = self._visit(
+            person,
+            p,
+            moment,
+            emergency=hour < 8 or hour >= 18,
+            febrile=febrile,
+            exposure=exposure,
+            lab_profile=case.wave.lab_profile,
+            extra_panel=case.wave.lab_panel,
+        )
+        self.wave_visits.append(
+            WaveVisit(self.inst.schema, visit["visit_id"], case.wave.name, person.region_code, case.day)
+        )
 
     # --- patients ----------------------------------------------------------------------------------------------
     def patient_id(self, person: Person, moment: dt.datetime) -> str:
@@ -270,21 +308,30 @@ class HospitalRecords:
         typed = person.stays or rng.random() < 0.15
         address = person.address
         if self._short_address and address.startswith("河南省信阳市"):
-            address = address[len("河南省信阳市"):]
+            address = address[len("河南省信阳市") :]
         row: Row = {
-            "patient_id": self.unused_patient_id(), "name": record_name(person, rng, self.noise), "sex": person.sex,
-            "birth_date": person.birth_date, "id_type": id_type, "id_number": id_number,
+            "patient_id": self.unused_patient_id(),
+            "name": record_name(person, rng, self.noise),
+            "sex": person.sex,
+            "birth_date": person.birth_date,
+            "id_type": id_type,
+            "id_number": id_number,
             "health_card": person.health_card if rng.random() < 0.8 else None,
             "insurance_card": person.insurance_card if rng.random() < 0.9 else None,
-            "phone": person.phone if rng.random() < 0.93 else None, "address": address if rng.random() < 0.9 else None,
+            "phone": person.phone if rng.random() < 0.93 else None,
+            "address": address if rng.random() < 0.9 else None,
             "residence_region_code": person.region_code if rng.random() < 0.85 else None,
             "occupation": person.occupation if rng.random() < 0.6 else None,
             "ethnicity": person.ethnicity if rng.random() < 0.7 else None,
             "marital_status": person.marital_status if rng.random() < 0.6 else None,
             "abo_blood_type": person.abo if typed else ("5" if rng.random() < 0.3 else None),
             "rh_blood_type": person.rh if typed else ("3" if rng.random() < 0.3 else None),
-            "record_version": 1, "cancelled": False,
-            "_person": person, "_first": moment, "_last": moment, "_duplicate": duplicate,
+            "record_version": 1,
+            "cancelled": False,
+            "_person": person,
+            "_first": moment,
+            "_last": moment,
+            "_duplicate": duplicate,
         }
         self._history(row, person, moment)
         self.tables["patient"].append(row)
@@ -299,13 +346,18 @@ class HospitalRecords:
             if key in CONDITION_DX and key != "PREG" and rng.random() < 0.5:
                 items.append(("DISEASE", *CONDITION_DX[key]))
         if person.age_on(self.window.start) > 30 and rng.random() < 0.05:
-            operations = [("47.09", "阑尾切除术"), ("51.22", "胆囊切除术")] + ([("74.1", "剖宫产术")] if person.sex == "2" else [])
+            operations = [("47.09", "阑尾切除术"), ("51.22", "胆囊切除术")] + (
+                [("74.1", "剖宫产术")] if person.sex == "2" else []
+            )
             items.append(("OPERATION", *rng.choice(operations)))
         if rng.random() < 0.1:
-            items.append(("FAMILY", *rng.choice((("I10", "父亲患高血压"), ("E11", "母亲患糖尿病"), ("C16", "父亲因胃癌去世")))))
+            items.append(
+                ("FAMILY", *rng.choice((("I10", "父亲患高血压"), ("E11", "母亲患糖尿病"), ("C16", "父亲因胃癌去世"))))
+            )
         for seq, (kind, code, text) in enumerate(items, 1):
-            children(row, "patient_history").append({"seq": seq, "kind": kind, "code": code, "description": text,
-                                                     "recorded_at": moment})
+            children(row, "patient_history").append(
+                {"seq": seq, "kind": kind, "code": code, "description": text, "recorded_at": moment}
+            )
 
     def finish_patients(self) -> None:
         """Registration times and later updates of the patient rows (call after every reference is made)."""
@@ -328,9 +380,18 @@ class HospitalRecords:
                 row["_event"] = row["updated_at"]
 
     # --- outpatient and emergency visits ------------------------------------------------------------------------
-    def _visit(self, person: Person, p: Presentation, moment: dt.datetime, emergency: bool, *,
-               febrile: bool | None = None, exposure: str | None = None, lab_profile: str | None = None,
-               extra_panel: str | None = None) -> Row:
+    def _visit(
+        self,
+        person: Person,
+        p: Presentation,
+        moment: dt.datetime,
+        emergency: bool,
+        *,
+        febrile: bool | None = None,
+        exposure: str | None = None,
+        lab_profile: str | None = None,
+        extra_panel: str | None = None,
+    ) -> Row:
         rng = self.rng
         day = moment.astimezone(CST).date()
         complaint = render_complaint(p, rng, febrile=febrile)
@@ -344,11 +405,21 @@ class HospitalRecords:
         elif exposure is None and dept_name in ("发热门诊", "感染性疾病科") and rng.random() < 0.4:
             exposure = "无明确流行病学史"
         row: Row = {
-            "visit_id": visit_id, "patient_id": self.patient_id(person, moment), "visit_no": visit_no,
-            "visit_type": "2" if emergency else "1", "visit_at": moment, "department_code": dept_code,
-            "department_name": dept_name, "chief_complaint": complaint.text, "temperature_c": temperature,
-            "exposure_history": exposure, "updated_at": moment + upload_delay(rng, "realtime"),
-            "record_version": 1, "cancelled": False, "_person": person, "_event": moment,
+            "visit_id": visit_id,
+            "patient_id": self.patient_id(person, moment),
+            "visit_no": visit_no,
+            "visit_type": "2" if emergency else "1",
+            "visit_at": moment,
+            "department_code": dept_code,
+            "department_name": dept_name,
+            "chief_complaint": complaint.text,
+            "temperature_c": temperature,
+            "exposure_history": exposure,
+            "updated_at": moment + upload_delay(rng, "realtime"),
+            "record_version": 1,
+            "cancelled": False,
+            "_person": person,
+            "_event": moment,
         }
         code, name = pick_dx(p, rng)
         diagnoses = [(code, name)] + secondary_dx(person, code, rng, day, share=0.3)
@@ -363,7 +434,9 @@ class HospitalRecords:
             for dose, offset in enumerate(RABIES_DAYS, 1):
                 at = moment + dt.timedelta(days=offset, minutes=rng.randint(10, 40) if offset == 0 else 0)
                 if offset:
-                    at = self.window.at((at.astimezone(CST).date() - self.window.start).days, self.window.clinic_second(rng))
+                    at = self.window.at(
+                        (at.astimezone(CST).date() - self.window.start).days, self.window.clinic_second(rng)
+                    )
                 if self.window.contains(at) and person.alive_at(at):
                     self._vaccination(person, "Rabies", dose, at)
         return row
@@ -377,8 +450,16 @@ class HospitalRecords:
         share = 0.92 if dept_name in ("发热门诊", "儿科", "急诊医学科") or emergency else self._temperature_share
         return round(rng.uniform(36.1, 37.1), 1) if rng.random() < share else None
 
-    def _orders(self, person: Person, p: Presentation, moment: dt.datetime, dept_name: str, visit_no: str,
-                profile: str, extra_panel: str | None) -> None:
+    def _orders(
+        self,
+        person: Person,
+        p: Presentation,
+        moment: dt.datetime,
+        dept_name: str,
+        visit_no: str,
+        profile: str,
+        extra_panel: str | None,
+    ) -> None:
         rng = self.rng
         drugs = [k for k, prob in p.drugs if rng.random() < prob]
         if drugs:
@@ -392,28 +473,45 @@ class HospitalRecords:
             if rng.random() < prob:
                 self._exam(person, moment + dt.timedelta(minutes=rng.randint(30, 240)), exam, p.finding)
 
-    def _prescription(self, person: Person, moment: dt.datetime, dept_name: str, visit_no: str | None,
-                      drugs: list[str]) -> None:
+    def _prescription(
+        self, person: Person, moment: dt.datetime, dept_name: str, visit_no: str | None, drugs: list[str]
+    ) -> None:
         if not self.window.contains(moment) or not person.alive_at(moment):
             return
         rng = self.rng
         pid = self._serial_id()
         row: Row = {
-            "prescription_id": pid, "patient_id": self.patient_id(person, moment), "prescription_no": f"CF{pid}",
-            "visit_no": visit_no, "prescribed_at": moment, "department_name": dept_name,
-            "updated_at": moment + upload_delay(rng, "realtime"), "record_version": 1, "cancelled": False,
-            "_person": person, "_event": moment,
+            "prescription_id": pid,
+            "patient_id": self.patient_id(person, moment),
+            "prescription_no": f"CF{pid}",
+            "visit_no": visit_no,
+            "prescribed_at": moment,
+            "department_name": dept_name,
+            "updated_at": moment + upload_delay(rng, "realtime"),
+            "record_version": 1,
+            "cancelled": False,
+            "_person": person,
+            "_event": moment,
         }
         child = person.age_on(moment.astimezone(CST).date()) < 12
         for seq, key in enumerate(drugs, 1):
             d = DRUGS[key]
             days = rng.randint(*d.days)
             dose = d.dose / 2 if child and d.unit in ("g", "mg") else d.dose
-            children(row, "prescription_item").append({
-                "seq": seq, "drug_code": f"{'YXZ'[self.inst.index % 3]}{self.inst.index % 7}{DRUG_INDEX[key]:05d}",
-                "drug_name": d.name, "atc_code": d.atc, "dose": dose, "dose_unit": d.unit, "frequency": d.frequency,
-                "route": d.route, "days": days, "quantity": float(round(d.per_day * days)),
-            })
+            children(row, "prescription_item").append(
+                {
+                    "seq": seq,
+                    "drug_code": f"{'YXZ'[self.inst.index % 3]}{self.inst.index % 7}{DRUG_INDEX[key]:05d}",
+                    "drug_name": d.name,
+                    "atc_code": d.atc,
+                    "dose": dose,
+                    "dose_unit": d.unit,
+                    "frequency": d.frequency,
+                    "route": d.route,
+                    "days": days,
+                    "quantity": float(round(d.per_day * days)),
+                }
+            )
         self.tables["prescription"].append(row)
 
     def _lab(self, person: Person, collected: dt.datetime, dept_name: str, panel: str, profile: str) -> None:
@@ -424,10 +522,19 @@ class HospitalRecords:
         title, specimen, _ = LAB_PANELS[panel]
         rid = self._serial_id("L")
         row: Row = {
-            "report_id": rid, "patient_id": self.patient_id(person, collected), "report_no": f"{rid[1:]}",
-            "specimen_type": specimen, "collected_at": collected, "reported_at": reported,
-            "department_name": dept_name, "updated_at": reported + upload_delay(rng, "realtime"),
-            "record_version": 1, "cancelled": False, "_person": person, "_event": reported, "_title": title,
+            "report_id": rid,
+            "patient_id": self.patient_id(person, collected),
+            "report_no": f"{rid[1:]}",
+            "specimen_type": specimen,
+            "collected_at": collected,
+            "reported_at": reported,
+            "department_name": dept_name,
+            "updated_at": reported + upload_delay(rng, "realtime"),
+            "record_version": 1,
+            "cancelled": False,
+            "_person": person,
+            "_event": reported,
+            "_title": title,
         }
         row["_children"] = {"lab_item": lab_items(panel, profile, person, rng)}
         self.tables["lab_report"].append(row)
@@ -438,26 +545,50 @@ class HospitalRecords:
         rng = self.rng
         modality, code, name, body, findings, impression = exam_report(exam, finding, rng)
         rid = self._serial_id("E")
-        self.tables["exam_report"].append({
-            "report_id": rid, "patient_id": self.patient_id(person, reported), "report_no": f"{modality}{rid[1:]}",
-            "modality": modality, "exam_item_code": code, "exam_item_name": name, "body_part": body,
-            "findings": findings, "impression": impression, "reported_at": reported,
-            "updated_at": reported + upload_delay(rng, "realtime"), "record_version": 1, "cancelled": False,
-            "_person": person, "_event": reported,
-        })
+        self.tables["exam_report"].append(
+            {
+                "report_id": rid,
+                "patient_id": self.patient_id(person, reported),
+                "report_no": f"{modality}{rid[1:]}",
+                "modality": modality,
+                "exam_item_code": code,
+                "exam_item_name": name,
+                "body_part": body,
+                "findings": findings,
+                "impression": impression,
+                "reported_at": reported,
+                "updated_at": reported + upload_delay(rng, "realtime"),
+                "record_version": 1,
+                "cancelled": False,
+                "_person": person,
+                "_event": reported,
+            }
+        )
 
     def _vaccination(self, person: Person, vaccine: str, dose: int, at: dt.datetime) -> None:
         rng = self.rng
         v = VACCINES[vaccine]
         vid = self._serial_id("V")
-        self.tables["vaccination"].append({
-            "vaccination_id": vid, "patient_id": self.patient_id(person, at), "vaccination_no": f"JZ{vid[1:]}",
-            "vaccine_code": v.code, "vaccine_name": v.name, "dose_number": dose,
-            "batch_no": batch_no(vaccine, at.astimezone(CST).date(), self.inst.index),
-            "manufacturer": v.manufacturers[self.inst.index % len(v.manufacturers)], "administered_at": at,
-            "site": v.site, "route": v.route, "updated_at": at + upload_delay(rng, "realtime"),
-            "record_version": 1, "cancelled": False, "_person": person, "_event": at,
-        })
+        self.tables["vaccination"].append(
+            {
+                "vaccination_id": vid,
+                "patient_id": self.patient_id(person, at),
+                "vaccination_no": f"JZ{vid[1:]}",
+                "vaccine_code": v.code,
+                "vaccine_name": v.name,
+                "dose_number": dose,
+                "batch_no": batch_no(vaccine, at.astimezone(CST).date(), self.inst.index),
+                "manufacturer": v.manufacturers[self.inst.index % len(v.manufacturers)],
+                "administered_at": at,
+                "site": v.site,
+                "route": v.route,
+                "updated_at": at + upload_delay(rng, "realtime"),
+                "record_version": 1,
+                "cancelled": False,
+                "_person": person,
+                "_event": at,
+            }
+        )
 
     # --- inpatient stays -----------------------------------------------------------------------------------------
     def _stay_records(self, stay: Stay) -> None:
@@ -483,15 +614,24 @@ class HospitalRecords:
                     self._visit(person, p, before, stay.emergency)
             route = "1" if stay.emergency else rng.choices("239", (95, 4, 1))[0]
             row: Row = {
-                "admission_id": admission_id, "patient_id": self.patient_id(person, stay.admitted_at),
-                "admission_no": admission_no, "admitted_at": stay.admitted_at, "department_code": dept_code,
-                "department_name": dept_name, "ward": ward, "admission_route": route,
-                "updated_at": stay.admitted_at + upload_delay(rng, "realtime"), "record_version": 1,
-                "cancelled": False, "_person": person, "_event": stay.admitted_at,
+                "admission_id": admission_id,
+                "patient_id": self.patient_id(person, stay.admitted_at),
+                "admission_no": admission_no,
+                "admitted_at": stay.admitted_at,
+                "department_code": dept_code,
+                "department_name": dept_name,
+                "ward": ward,
+                "admission_route": route,
+                "updated_at": stay.admitted_at + upload_delay(rng, "realtime"),
+                "record_version": 1,
+                "cancelled": False,
+                "_person": person,
+                "_event": stay.admitted_at,
             }
             for seq, (c, n) in enumerate(diagnoses, 1):
-                children(row, "inpatient_admission_diagnosis").append({"seq": seq, "code": c, "name": n,
-                                                                       "is_primary": seq == 1})
+                children(row, "inpatient_admission_diagnosis").append(
+                    {"seq": seq, "code": c, "name": n, "is_primary": seq == 1}
+                )
             self.tables["inpatient_admission"].append(row)
         # Labs and exams on admission, then a repeat panel every few days of the stay.
         first = stay.admitted_at + dt.timedelta(minutes=rng.randint(40, 180))
@@ -513,40 +653,74 @@ class HospitalRecords:
         if window.contains(stay.discharged_at):
             self._discharge(stay, admission_id, admission_no, dept_code, dept_name, diagnoses)
 
-    def _discharge(self, stay: Stay, admission_id: str, admission_no: str, dept_code: str, dept_name: str,
-                   diagnoses: list[tuple[str, str]]) -> None:
+    def _discharge(
+        self,
+        stay: Stay,
+        admission_id: str,
+        admission_no: str,
+        dept_code: str,
+        dept_name: str,
+        diagnoses: list[tuple[str, str]],
+    ) -> None:
         rng = self.rng
         person, p = stay.person, stay.presentation
-        method = "5" if stay.died_at else rng.choices([m for m, _ in _DISCHARGE_METHODS], [w for _, w in _DISCHARGE_METHODS])[0]
+        method = (
+            "5"
+            if stay.died_at
+            else rng.choices([m for m, _ in _DISCHARGE_METHODS], [w for _, w in _DISCHARGE_METHODS])[0]
+        )
         days = max(1, (stay.discharged_at - stay.admitted_at).days)
         procedures = [k for k, prob in p.procedures if rng.random() < prob]
         if stay.birth is not None:
-            procedures = ["caesarean"] if stay.birth.caesarean else rng.choices(
-                (["assisted_vaginal"], ["episiotomy"], []), (20, 35, 45))[0]
+            procedures = (
+                ["caesarean"]
+                if stay.birth.caesarean
+                else rng.choices((["assisted_vaginal"], ["episiotomy"], []), (20, 35, 45))[0]
+            )
         if stay.died_at:
             procedures += ["intubation", "cpr"]
         cost = 1200 + days * rng.uniform(700, 1500) + sum(_PROCEDURE_COST.get(k, 800) for k in procedures)
         row: Row = {
-            "admission_id": admission_id, "patient_id": self.patient_id(person, stay.discharged_at),
-            "admission_no": admission_no, "admitted_at": stay.admitted_at, "discharged_at": stay.discharged_at,
-            "department_code": dept_code, "department_name": dept_name, "discharge_method": method,
-            "died_at": stay.died_at, "total_cost": round(cost, 2),
-            "updated_at": stay.discharged_at + upload_delay(rng, "summary"), "record_version": 1,
-            "cancelled": False, "_person": person, "_event": stay.discharged_at,
+            "admission_id": admission_id,
+            "patient_id": self.patient_id(person, stay.discharged_at),
+            "admission_no": admission_no,
+            "admitted_at": stay.admitted_at,
+            "discharged_at": stay.discharged_at,
+            "department_code": dept_code,
+            "department_name": dept_name,
+            "discharge_method": method,
+            "died_at": stay.died_at,
+            "total_cost": round(cost, 2),
+            "updated_at": stay.discharged_at + upload_delay(rng, "summary"),
+            "record_version": 1,
+            "cancelled": False,
+            "_person": person,
+            "_event": stay.discharged_at,
         }
         for seq, (c, n) in enumerate(diagnoses, 1):
-            children(row, "inpatient_discharge_diagnosis").append({"seq": seq, "code": c, "name": n, "is_primary": seq == 1})
+            children(row, "inpatient_discharge_diagnosis").append(
+                {"seq": seq, "code": c, "name": n, "is_primary": seq == 1}
+            )
         span = max(1.0, (stay.discharged_at - stay.admitted_at).total_seconds() / 2)
         for seq, key in enumerate(dict.fromkeys(procedures), 1):
             code, name = PROCEDURES[key]
             if key in ("intubation", "cpr") and stay.died_at:
-                at = stay.died_at - dt.timedelta(minutes=rng.randint(15, 120) if key == "intubation" else rng.randint(1, 14))
+                at = stay.died_at - dt.timedelta(
+                    minutes=rng.randint(15, 120) if key == "intubation" else rng.randint(1, 14)
+                )
             elif stay.birth is not None:
                 at = stay.birth.born_at - dt.timedelta(minutes=rng.randint(5, 50))
             else:
                 at = stay.admitted_at + dt.timedelta(seconds=rng.uniform(3600, span))
-            children(row, "inpatient_procedure").append({"seq": seq, "code": code, "name": name,
-                                                         "performed_at": at.replace(microsecond=0), "is_primary": seq == 1})
+            children(row, "inpatient_procedure").append(
+                {
+                    "seq": seq,
+                    "code": code,
+                    "name": name,
+                    "performed_at": at.replace(microsecond=0),
+                    "is_primary": seq == 1,
+                }
+            )
         self.tables["inpatient_discharge"].append(row)
         if stay.died_at:
             self._death(stay)
@@ -557,18 +731,32 @@ class HospitalRecords:
         died_at = stay.died_at
         assert died_at is not None
         chain = CHAIN_FOR_PRESENTATION.get(stay.presentation.key) or home_death_chain(
-            person, rng, died_at.astimezone(CST).date())
+            person, rng, died_at.astimezone(CST).date()
+        )
         lines, (u_code, u_name) = DEATH_CHAINS[chain]
         serial = next(self._serial)
         certificate = f"{self.inst.region_code}{died_at.year}{self.inst.index % 8 + 1}{serial % 10000:04d}"
         row: Row = {
-            "death_id": f"SW{self.inst.index + 1:02d}{serial:08d}", "patient_id": self.patient_id(person, died_at),
-            "certificate_no": certificate, "died_at": died_at, "death_place": "1", "underlying_cause_code": u_code,
-            "underlying_cause_name": u_name, "updated_at": died_at + upload_delay(rng, "death"), "record_version": 1,
-            "cancelled": False, "_person": person, "_event": died_at, "_limit": dt.timedelta(days=6),
+            "death_id": f"SW{self.inst.index + 1:02d}{serial:08d}",
+            "patient_id": self.patient_id(person, died_at),
+            "certificate_no": certificate,
+            "died_at": died_at,
+            "death_place": "1",
+            "underlying_cause_code": u_code,
+            "underlying_cause_name": u_name,
+            "updated_at": died_at + upload_delay(rng, "death"),
+            "record_version": 1,
+            "cancelled": False,
+            "_person": person,
+            "_event": died_at,
+            "_limit": dt.timedelta(days=6),
         }
-        row["_children"] = {"death_cause": [{"line": line, "code": code, "description": text, "interval": interval or None}
-                                            for line, code, text, interval in lines]}
+        row["_children"] = {
+            "death_cause": [
+                {"line": line, "code": code, "description": text, "interval": interval or None}
+                for line, code, text, interval in lines
+            ]
+        }
         self.tables["death_record"].append(row)
         self.world.hospital_deaths.append(Death(person, died_at, "1", chain, certificate, self.inst.index))
 

@@ -117,16 +117,80 @@ COMMON_GIVEN: dict[tuple[str, str], tuple[str, ...]] = {
 _COMMON_CUM = {key: tuple(itertools.accumulate(zipf_weights(len(v), 1.0))) for key, v in COMMON_GIVEN.items()}
 # What a clerk's pinyin input method offers for the same syllable (same reading without tones).
 HOMOPHONES: dict[str, str] = {
-    "张": "章", "王": "汪", "李": "黎里", "刘": "柳留", "陈": "臣晨", "杨": "阳扬", "黄": "皇", "吴": "伍武",
-    "周": "舟州", "徐": "许", "许": "徐", "朱": "珠诸", "胡": "湖", "郭": "国", "何": "和河", "林": "琳霖",
-    "罗": "洛", "郑": "正", "梁": "良", "唐": "堂", "韩": "寒", "冯": "逢", "邓": "登",
-    "伟": "玮炜韦", "娜": "纳", "芳": "方", "静": "晶婧", "丽": "莉俐", "敏": "民", "军": "君钧", "杰": "洁捷",
-    "涛": "滔韬", "斌": "彬滨", "明": "鸣铭", "华": "桦", "峰": "锋枫", "辉": "晖", "鹏": "朋", "霞": "侠",
-    "燕": "艳雁", "玲": "铃伶", "婷": "亭庭", "红": "虹鸿", "英": "瑛", "兰": "岚", "珍": "贞", "梅": "玫",
-    "秀": "绣", "桂": "贵", "凤": "风", "宇": "雨羽", "浩": "皓昊", "轩": "萱宣", "涵": "含晗", "欣": "心鑫",
-    "怡": "仪宜", "磊": "蕾", "勇": "永", "刚": "钢", "平": "萍", "俊": "骏峻", "飞": "菲", "琴": "芹",
-    "慧": "惠", "艳": "燕", "娟": "鹃", "萍": "平", "莉": "丽", "颖": "莹", "洋": "阳", "建": "健", "志": "智",
-    "文": "雯", "玉": "钰",
+    "张": "章",
+    "王": "汪",
+    "李": "黎里",
+    "刘": "柳留",
+    "陈": "臣晨",
+    "杨": "阳扬",
+    "黄": "皇",
+    "吴": "伍武",
+    "周": "舟州",
+    "徐": "许",
+    "许": "徐",
+    "朱": "珠诸",
+    "胡": "湖",
+    "郭": "国",
+    "何": "和河",
+    "林": "琳霖",
+    "罗": "洛",
+    "郑": "正",
+    "梁": "良",
+    "唐": "堂",
+    "韩": "寒",
+    "冯": "逢",
+    "邓": "登",
+    "伟": "玮炜韦",
+    "娜": "纳",
+    "芳": "方",
+    "静": "晶婧",
+    "丽": "莉俐",
+    "敏": "民",
+    "军": "君钧",
+    "杰": "洁捷",
+    "涛": "滔韬",
+    "斌": "彬滨",
+    "明": "鸣铭",
+    "华": "桦",
+    "峰": "锋枫",
+    "辉": "晖",
+    "鹏": "朋",
+    "霞": "侠",
+    "燕": "艳雁",
+    "玲": "铃伶",
+    "婷": "亭庭",
+    "红": "虹鸿",
+    "英": "瑛",
+    "兰": "岚",
+    "珍": "贞",
+    "梅": "玫",
+    "秀": "绣",
+    "桂": "贵",
+    "凤": "风",
+    "宇": "雨羽",
+    "浩": "皓昊",
+    "轩": "萱宣",
+    "涵": "含晗",
+    "欣": "心鑫",
+    "怡": "仪宜",
+    "磊": "蕾",
+    "勇": "永",
+    "刚": "钢",
+    "平": "萍",
+    "俊": "骏峻",
+    "飞": "菲",
+    "琴": "芹",
+    "慧": "惠",
+    "艳": "燕",
+    "娟": "鹃",
+    "萍": "平",
+    "莉": "丽",
+    "颖": "莹",
+    "洋": "阳",
+    "建": "健",
+    "志": "智",
+    "文": "雯",
+    "玉": "钰",
 }
 _POLYPHONIC = frozenset("长")  # chang/zhang: romanising it is a guess, so no pinyin variant is written
 _COHORT_CHARS = {key: tuple(dict.fromkeys(c for n in names for c in n)) for key, names in GIVEN_NAMES.items()}
@@ -210,15 +274,20 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _generate(persons: int, seed: int, records_per_person_mean: float) -> IdentityCaseSet:
-    builder = build_population(derive_rng(seed, "identity_cases", "population"),
-                               round(persons * 1.02) + 50, REFERENCE_DAY, [])
+    builder = build_population(
+        derive_rng(seed, "identity_cases", "population"), round(persons * 1.02) + 50, REFERENCE_DAY, []
+    )
     _add_twins(builder, derive_rng(seed, "identity_cases", "twins"), persons)
     people, households = _select(builder, persons)
     _separate_household_sounds(households, derive_rng(seed, "identity_cases", "household_names"))
     plan = _plan_cases(people, households, derive_rng(seed, "identity_cases", "cases"))
 
-    writer = _RecordWriter(derive_rng(seed, "identity_cases", "records"), households, plan,
-                           {p.id_number[:17] for p in people if p.id_number})
+    writer = _RecordWriter(
+        derive_rng(seed, "identity_cases", "records"),
+        households,
+        plan,
+        {p.id_number[:17] for p in people if p.id_number},
+    )
     factors = [_record_factor(p) for p in people]
     scale = (records_per_person_mean - 1) * len(factors) / (sum(factors) or 1)
     drafts: list[tuple[int, _Draft]] = []
@@ -231,8 +300,22 @@ def _generate(persons: int, seed: int, records_per_person_mean: float) -> Identi
     truth: dict[str, str] = {}
     for n, (index, d) in enumerate(drafts, 1):
         rid = f"R{n:08d}"
-        records.append(SourceRecord(rid, d.org.org_code, d.local_id, d.name, d.sex, d.birth_date, d.id_type,
-                                    d.id_number, d.health_card, d.insurance_card, d.phone, d.address))
+        records.append(
+            SourceRecord(
+                rid,
+                d.org.org_code,
+                d.local_id,
+                d.name,
+                d.sex,
+                d.birth_date,
+                d.id_type,
+                d.id_number,
+                d.health_card,
+                d.insurance_card,
+                d.phone,
+                d.address,
+            )
+        )
         truth[rid] = f"person-{index:06d}"
     return IdentityCaseSet(records, truth, _count_cases(people, [d for _, d in drafts], plan, writer))
 
@@ -251,6 +334,7 @@ def write_cases_csv(cases: IdentityCaseSet, records_csv: Path, truth_csv: Path |
 
 
 # --- persons ------------------------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=65_536)
 def _sound(surname: str, given: str) -> str:
@@ -273,15 +357,31 @@ def _add_twins(builder: PopulationBuilder, rng: random.Random, persons: int) -> 
     wanted = round(TWIN_PAIR_SHARE * persons) - len(paired)
     if wanted <= 0:
         return
-    candidates = [p for p in people if _age(p) <= 25 and p.twin_of is None and p.pid not in paired
-                  and any(q.birth_date.year - p.birth_date.year <= -18
-                          for q in (people[i] for i in builder.population.by_household[p.household]))]
+    candidates = [
+        p
+        for p in people
+        if _age(p) <= 25
+        and p.twin_of is None
+        and p.pid not in paired
+        and any(
+            q.birth_date.year - p.birth_date.year <= -18
+            for q in (people[i] for i in builder.population.by_household[p.household])
+        )
+    ]
     for first in rng.sample(candidates, min(wanted, len(candidates))):
         sex = first.sex if rng.random() < 0.65 else ("2" if first.sex == "1" else "1")
-        twin = builder.person(age=_age(first), sex=sex, surname=first.surname, county=first.region_code,
-                              township=first.township, address=first.address, household=first.household,
-                              phone=_household_phone(builder, first.household), birth=first.birth_date,
-                              twin_of=first)
+        twin = builder.person(
+            age=_age(first),
+            sex=sex,
+            surname=first.surname,
+            county=first.region_code,
+            township=first.township,
+            address=first.address,
+            household=first.household,
+            phone=_household_phone(builder, first.household),
+            birth=first.birth_date,
+            twin_of=first,
+        )
         twin.given = _twin_given(rng, first, twin)
 
 
@@ -313,7 +413,7 @@ def _select(builder: PopulationBuilder, persons: int) -> tuple[list[Person], dic
         members = [people[i] for i in pids]
         if any(p.birth_date < EARLIEST_BIRTH for p in members):
             continue
-        members = members[:persons - len(chosen)]
+        members = members[: persons - len(chosen)]
         chosen.extend(members)
         households[household] = members
     if len(chosen) < persons:
@@ -355,8 +455,13 @@ def _plan_cases(people: list[Person], households: dict[int, list[Person]], rng: 
                 p.given = given
 
     # 4. Father and son with the same name (a son 22-38 years younger, same household).
-    sons = [(p, f) for p in people if plantable(p) and p.sex == "1" for f in households[p.household]
-            if plantable(f) and f.sex == "1" and 22 <= p.birth_date.year - f.birth_date.year <= 38]
+    sons = [
+        (p, f)
+        for p in people
+        if plantable(p) and p.sex == "1"
+        for f in households[p.household]
+        if plantable(f) and f.sex == "1" and 22 <= p.birth_date.year - f.birth_date.year <= 38
+    ]
     rng.shuffle(sons)
     used: set[int] = set()
     for son, father in sons:
@@ -375,8 +480,14 @@ def _plan_cases(people: list[Person], households: dict[int, list[Person]], rng: 
     for p in people:
         if plantable(p) and p.pid not in used and _age(p) >= 1:
             pool[(p.surname, p.sex, p.birth_date.year)].append(p)
-    common = [p for p in people if plantable(p) and p.pid not in used and _age(p) >= 1
-              and p.given in COMMON_GIVEN[(cohort(p.birth_date.year), p.sex)]]
+    common = [
+        p
+        for p in people
+        if plantable(p)
+        and p.pid not in used
+        and _age(p) >= 1
+        and p.given in COMMON_GIVEN[(cohort(p.birth_date.year), p.sex)]
+    ]
     rng.shuffle(common)
     wanted = round(NAMESAKE_PAIR_SHARE * len(people))
     for a in common:
@@ -384,9 +495,12 @@ def _plan_cases(people: list[Person], households: dict[int, list[Person]], rng: 
             break
         if a.pid in used:
             continue
-        options = [b for d in (0, -1, 1) for b in pool[(a.surname, a.sex, a.birth_date.year + d)]
-                   if b.pid not in used and b.household != a.household and b.phone != a.phone
-                   and b.address != a.address]
+        options = [
+            b
+            for d in (0, -1, 1)
+            for b in pool[(a.surname, a.sex, a.birth_date.year + d)]
+            if b.pid not in used and b.household != a.household and b.phone != a.phone and b.address != a.address
+        ]
         if not options:
             continue
         b = rng.choice(options)
@@ -424,8 +538,10 @@ def _plan_cases(people: list[Person], households: dict[int, list[Person]], rng: 
     for p in people:
         if p.pid in twins or not born_from <= p.birth_date <= born_until:  # twins: 王芳之子 twice is undecidable
             continue
-        mother = next((m for m in households[p.household]
-                       if m.sex == "2" and 18 <= p.birth_date.year - m.birth_date.year <= 48), None)
+        mother = next(
+            (m for m in households[p.household] if m.sex == "2" and 18 <= p.birth_date.year - m.birth_date.year <= 48),
+            None,
+        )
         if mother is not None and rng.random() < PLACEHOLDER_NEWBORN_SHARE:
             plan.placeholder_mother[p.pid] = mother
     return plan
@@ -463,11 +579,13 @@ def _record_factor(person: Person) -> float:
 
 # --- records ------------------------------------------------------------------------------------------------
 
+
 class _RecordWriter:
     """Writes one person's records at a time: venues, local ids, per-record noise, then the linkability repair."""
 
-    def __init__(self, rng: random.Random, households: dict[int, list[Person]], plan: _Plan,
-                 id_bodies: set[str]) -> None:
+    def __init__(
+        self, rng: random.Random, households: dict[int, list[Person]], plan: _Plan, id_bodies: set[str]
+    ) -> None:
         self.rng = rng
         self.plan = plan
         self.households = households
@@ -497,11 +615,15 @@ class _RecordWriter:
         key = (region, mch, elderly)
         if key not in self._venues:
             central = self._hospital(CITY_DISTRICTS[0], "city_general")
-            weighted = [(self._hospital(region, "county_general"), 40.0), (self._hospital(region, "tcm"), 8.0),
-                        (self._hospital(region, "mch"), 25.0 if mch else 2.0), (central, 15.0),
-                        (self._hospital(CITY_DISTRICTS[0], "tcm"), 3.0),
-                        (self._hospital(CITY_DISTRICTS[0], "mch"), 6.0 if mch else 1.0),
-                        (self._platforms[region], 35.0 if elderly else 15.0)]
+            weighted = [
+                (self._hospital(region, "county_general"), 40.0),
+                (self._hospital(region, "tcm"), 8.0),
+                (self._hospital(region, "mch"), 25.0 if mch else 2.0),
+                (central, 15.0),
+                (self._hospital(CITY_DISTRICTS[0], "tcm"), 3.0),
+                (self._hospital(CITY_DISTRICTS[0], "mch"), 6.0 if mch else 1.0),
+                (self._platforms[region], 35.0 if elderly else 15.0),
+            ]
             others = [i for i in self._hospitals if i.hospital_type == "county_general" and i.region_code != region]
             weighted += [(i, 6.0 / len(others)) for i in others]
             self._venues[key] = (tuple(i for i, _ in weighted), tuple(itertools.accumulate(w for _, w in weighted)))
@@ -526,8 +648,11 @@ class _RecordWriter:
             while n in serials:
                 n = self.rng.randrange(1, 10**7)
             serials.add(n)
-            self._local_ids[key] = (f"{org.region_code}{n:011d}" if org.kind == "county"
-                                    else _LOCAL_ID_STYLES[org.index % len(_LOCAL_ID_STYLES)].format(n=n))
+            self._local_ids[key] = (
+                f"{org.region_code}{n:011d}"
+                if org.kind == "county"
+                else _LOCAL_ID_STYLES[org.index % len(_LOCAL_ID_STYLES)].format(n=n)
+            )
         return self._local_ids[key]
 
     # what -----------------------------------------------------------------------------------------------
@@ -540,8 +665,10 @@ class _RecordWriter:
             mch = self._hospital(person.region_code, "mch")
             named_from = person.birth_date + dt.timedelta(days=42)
             placeholders = 2 if count >= 4 else 1
-            drafts += [self._placeholder(person, mother, mch, person.birth_date + dt.timedelta(days=rng.randrange(8)))
-                       for _ in range(placeholders)]
+            drafts += [
+                self._placeholder(person, mother, mch, person.birth_date + dt.timedelta(days=rng.randrange(8)))
+                for _ in range(placeholders)
+            ]
             days = self._days(named_from, count - placeholders)
         orgs = self._pick_venues(person, len(days))
         visits: dict[str, int] = {}
@@ -551,8 +678,7 @@ class _RecordWriter:
             visit = visits[code] = visits.get(code, -1) + 1
             if visit == 0:
                 total = sum(o is org for o in orgs)
-                switch[code] = (rng.randrange(1, total) if total >= 2 and rng.random() < RE_REGISTRATION_SHARE
-                                else total)
+                switch[code] = rng.randrange(1, total) if total >= 2 and rng.random() < RE_REGISTRATION_SHARE else total
             slot = "first"
             if visit >= switch[code]:
                 slot = "second"
@@ -563,11 +689,20 @@ class _RecordWriter:
 
     def _placeholder(self, person: Person, mother: Person, org: Institution, day: dt.date) -> _Draft:
         """A newborn's birth record: the mother's name + 之子/之女, no ID yet, the mother's phone and address."""
-        return _Draft(person, org, self._local_id(org, person, "newborn"), day,
-                      name=f"{mother.name}之{'子' if person.sex == '1' else '女'}", name_kind="placeholder",
-                      id_kinds=("id_missing",),
-                      sex=person.sex, birth_date=person.birth_date.isoformat(), phone=mother.phone or "",
-                      phone_kind="exact" if mother.phone == person.phone else "family", address=person.address)
+        return _Draft(
+            person,
+            org,
+            self._local_id(org, person, "newborn"),
+            day,
+            name=f"{mother.name}之{'子' if person.sex == '1' else '女'}",
+            name_kind="placeholder",
+            id_kinds=("id_missing",),
+            sex=person.sex,
+            birth_date=person.birth_date.isoformat(),
+            phone=mother.phone or "",
+            phone_kind="exact" if mother.phone == person.phone else "family",
+            address=person.address,
+        )
 
     def _noisy(self, person: Person, org: Institution, local_id: str, day: dt.date) -> _Draft:
         rng, plan = self.rng, self.plan
@@ -576,8 +711,12 @@ class _RecordWriter:
         age = person.age_on(day)
 
         # Identifiers: identity_noise's per-record variants, then this module's cases on top.
-        if person.pid in plan.card_only or person.pid in plan.no_id or \
-                (age < 3 or age >= 85) and rng.random() < ID_MISSING_YOUNG_OLD_SHARE:
+        if (
+            person.pid in plan.card_only
+            or person.pid in plan.no_id
+            or (age < 3 or age >= 85)
+            and rng.random() < ID_MISSING_YOUNG_OLD_SHARE
+        ):
             d.id_kinds = ("id_missing",)
         else:
             noise = self._noise
@@ -638,8 +777,11 @@ class _RecordWriter:
             if not protected and (typo := _transposed(d.phone, rng)):
                 d.phone, d.phone_kind = typo, "transposed"
         elif r < PHONE_MISSING_SHARE + PHONE_TRANSPOSED_SHARE + FAMILY_PHONE_SHARE and age >= 18:
-            family = [m.phone for m in self.households[person.household]
-                      if m.phone and m.phone != person.phone and m.age_on(day) >= 18]
+            family = [
+                m.phone
+                for m in self.households[person.household]
+                if m.phone and m.phone != person.phone and m.age_on(day) >= 18
+            ]
             if family:
                 d.phone, d.phone_kind = rng.choice(family), "family"
         d.address = person.address
@@ -741,13 +883,14 @@ def _components(drafts: list[_Draft]) -> list[list[int]]:
 
 # --- field variants -------------------------------------------------------------------------------------
 
+
 def _homophone(person: Person, rng: random.Random) -> str | None:
     name = person.name
     positions = [i for i, c in enumerate(name) if c in HOMOPHONES]
     if not positions:
         return None
     i = rng.choice(positions)
-    return name[:i] + rng.choice(HOMOPHONES[name[i]]) + name[i + 1:]
+    return name[:i] + rng.choice(HOMOPHONES[name[i]]) + name[i + 1 :]
 
 
 def _pinyin_style(romanised: str, rng: random.Random) -> str:
@@ -764,7 +907,7 @@ def _digit_typo(number: str, rng: random.Random, id_bodies: set[str]) -> str:
     Twins' numbers are a digit or two apart: a typo that turns one into the other is redrawn."""
     while True:
         i = rng.randrange(17)
-        typo = number[:i] + rng.choice([c for c in "0123456789" if c != number[i]]) + number[i + 1:]
+        typo = number[:i] + rng.choice([c for c in "0123456789" if c != number[i]]) + number[i + 1 :]
         if typo[:17] not in id_bodies:
             return typo
 
@@ -775,12 +918,15 @@ def _swapped(day: dt.date) -> dt.date | None:
 
 def _transposed(phone: str, rng: random.Random) -> str | None:
     """Two neighbouring different digits swapped, after the prefix (138…, 0376-)."""
-    spots = [i for i in range(3, len(phone) - 1)
-             if phone[i].isdigit() and phone[i + 1].isdigit() and phone[i] != phone[i + 1]]
+    spots = [
+        i
+        for i in range(3, len(phone) - 1)
+        if phone[i].isdigit() and phone[i + 1].isdigit() and phone[i] != phone[i + 1]
+    ]
     if not spots:
         return None
     i = rng.choice(spots)
-    return phone[:i] + phone[i + 1] + phone[i] + phone[i + 2:]
+    return phone[:i] + phone[i + 1] + phone[i] + phone[i + 2 :]
 
 
 def _one_char_address(address: str, rng: random.Random) -> str:
@@ -788,21 +934,38 @@ def _one_char_address(address: str, rng: random.Random) -> str:
     digits = [i for i, c in enumerate(address) if c.isdigit()]
     if digits and rng.random() < 0.6:
         i = rng.choice(digits)
-        return address[:i] + rng.choice([c for c in "0123456789" if c != address[i]]) + address[i + 1:]
+        return address[:i] + rng.choice([c for c in "0123456789" if c != address[i]]) + address[i + 1 :]
     i = address.index("省") if rng.random() < 0.5 else address.index("市")
-    return address[:i] + address[i + 1:]
+    return address[:i] + address[i + 1 :]
 
 
 # --- counting ---------------------------------------------------------------------------------------------
 
 # Record-level counts, listed so a bench table has every row even when a small set has none of a case.
 RECORD_CASES = (
-    "name_homophone_records", "name_traditional_records", "name_pinyin_records", "name_missing_records",
-    "name_placeholder_records", "sex_unknown_records", "birth_date_swapped_records", "birth_date_off_by_one_records",
-    "birth_date_missing_records", "id_missing_records", "id_15_digit_records", "id_full_width_records",
-    "id_bad_check_records", "id_spaces_records", "id_lowercase_x_records", "id_digit_typo_records",
-    "phone_missing_records", "phone_transposed_records", "phone_family_records", "address_missing_records",
-    "address_one_char_records", "health_card_records", "insurance_card_records",
+    "name_homophone_records",
+    "name_traditional_records",
+    "name_pinyin_records",
+    "name_missing_records",
+    "name_placeholder_records",
+    "sex_unknown_records",
+    "birth_date_swapped_records",
+    "birth_date_off_by_one_records",
+    "birth_date_missing_records",
+    "id_missing_records",
+    "id_15_digit_records",
+    "id_full_width_records",
+    "id_bad_check_records",
+    "id_spaces_records",
+    "id_lowercase_x_records",
+    "id_digit_typo_records",
+    "phone_missing_records",
+    "phone_transposed_records",
+    "phone_family_records",
+    "address_missing_records",
+    "address_one_char_records",
+    "health_card_records",
+    "insurance_card_records",
 )
 
 
@@ -820,10 +983,12 @@ def _count_cases(people: list[Person], drafts: list[_Draft], plan: _Plan, writer
         by_name_birth[(name, p.birth_date)].add(p.household)
     phones = Counter(p.phone for p in people if p.phone)
     counts["shared_name_persons"] = sum(len(by_name[n]) > 1 for n in names)
-    counts["shared_name_birth_year_persons"] = sum(len(by_name_year[(n, p.birth_date.year)]) > 1
-                                                   for p, n in zip(people, names, strict=True))
-    counts["shared_name_birth_date_persons"] = sum(len(by_name_birth[(n, p.birth_date)]) > 1
-                                                   for p, n in zip(people, names, strict=True))
+    counts["shared_name_birth_year_persons"] = sum(
+        len(by_name_year[(n, p.birth_date.year)]) > 1 for p, n in zip(people, names, strict=True)
+    )
+    counts["shared_name_birth_date_persons"] = sum(
+        len(by_name_birth[(n, p.birth_date)]) > 1 for p, n in zip(people, names, strict=True)
+    )
     counts["shared_phone_persons"] = sum(phones[p.phone] > 1 for p in people if p.phone)
     counts["namesake_planted_pairs"] = plan.namesakes
     counts["twin_pairs"] = len(plan.twins)
@@ -838,8 +1003,19 @@ def _count_cases(people: list[Person], drafts: list[_Draft], plan: _Plan, writer
         if d.person.pid in plan.placeholder_mother:
             shown[d.person.pid].add("placeholder" if d.name_kind == "placeholder" else "named")
     # Tally distinct label combinations first (a few hundred), then expand them into the counts.
-    combos = Counter((d.name_kind, d.sex_kind, d.birth_kind, d.id_kinds, d.phone_kind, d.address_kind,
-                      bool(d.health_card), bool(d.insurance_card)) for d in drafts)
+    combos = Counter(
+        (
+            d.name_kind,
+            d.sex_kind,
+            d.birth_kind,
+            d.id_kinds,
+            d.phone_kind,
+            d.address_kind,
+            bool(d.health_card),
+            bool(d.insurance_card),
+        )
+        for d in drafts
+    )
     for (name, sex, birth, id_kinds, phone, address, health, insurance), n in combos.items():
         labels = [*(f"{kind}_records" for kind in id_kinds)]
         labels += [f"name_{name}_records"] if name != "clean" else []

@@ -16,13 +16,30 @@ from streams.standards.credit_code import make_credit_code
 # Approximate resident population (millions, 2020 census scale) per county: weights for where people live,
 # how busy a county's institutions are, and how many births and deaths its platform registers.
 COUNTY_POPULATION_M: dict[str, float] = {
-    "411502": 0.66, "411503": 0.79, "411521": 0.51, "411522": 0.62, "411523": 0.28,
-    "411524": 0.53, "411525": 1.03, "411526": 0.65, "411527": 0.56, "411528": 0.81,
+    "411502": 0.66,
+    "411503": 0.79,
+    "411521": 0.51,
+    "411522": 0.62,
+    "411523": 0.28,
+    "411524": 0.53,
+    "411525": 1.03,
+    "411526": 0.65,
+    "411527": 0.56,
+    "411528": 0.81,
 }
 # Order in which counties get a hospital or a county platform in a world: biggest first, so small worlds
 # are still busy, and county platforms cover counties that also have hospitals.
 COUNTY_ORDER: tuple[str, ...] = (
-    "411525", "411526", "411528", "411522", "411503", "411521", "411527", "411524", "411523", "411502",
+    "411525",
+    "411526",
+    "411528",
+    "411522",
+    "411503",
+    "411521",
+    "411527",
+    "411524",
+    "411523",
+    "411502",
 )
 CITY_DISTRICTS: tuple[str, ...] = ("411502", "411503")
 

@@ -62,23 +62,30 @@ def make_institutions(count: int, rng: random.Random) -> list[Institution]:
     for i in range(count):
         region = counties[i % len(counties)]
         body = f"{rng.choice('MP')}{rng.choice('ABCDEFGH')}{i:06d}"
-        institutions.append(Institution(make_credit_code("12", region, body), f"{COUNTIES[region]}第{i // 10 + 1}人民医院", region))
+        institutions.append(
+            Institution(make_credit_code("12", region, body), f"{COUNTIES[region]}第{i // 10 + 1}人民医院", region)
+        )
     return institutions
 
 
 def make_residents(count: int, rng: random.Random) -> list[Resident]:
     counties = list(COUNTIES)
     residents = []
-    for i in range(count):
+    for _i in range(count):
         birth = dt.date(1935, 1, 1) + dt.timedelta(days=rng.randrange(0, 32000))
         sequence = rng.randrange(0, 1000)
         region = rng.choice(counties)
-        residents.append(Resident(
-            local_ids={}, name=rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2)))),
-            sex="1" if sequence % 2 else "2", birth_date=birth,
-            id_number=make_citizen_id(region, birth, sequence),
-            phone=f"1{rng.choice('3578')}{rng.randrange(10**8, 10**9)}", region_code=region,
-        ))
+        residents.append(
+            Resident(
+                local_ids={},
+                name=rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2)))),
+                sex="1" if sequence % 2 else "2",
+                birth_date=birth,
+                id_number=make_citizen_id(region, birth, sequence),
+                phone=f"1{rng.choice('3578')}{rng.randrange(10**8, 10**9)}",
+                region_code=region,
+            )
+        )
     return residents
 
 
@@ -86,13 +93,14 @@ def _epoch_ms(moment: dt.datetime) -> dt.datetime:
     return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
 
 
-def outpatient_visits(count: int, seed: int = 1, hospitals: int = 20, residents: int | None = None,
-                      start: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
+def outpatient_visits(
+    count: int, seed: int = 1, hospitals: int = 20, residents: int | None = None, start: dt.datetime | None = None
+) -> Iterator[dict[str, Any]]:
     """``count`` outpatient.visit event values, deterministic for ``seed``."""
     rng = random.Random(seed)
     institutions = make_institutions(hospitals, rng)
     people = make_residents(residents or max(10, count // 3), rng)
-    start = start or dt.datetime(2026, 11, 1, 8, tzinfo=dt.timezone.utc)
+    start = start or dt.datetime(2026, 11, 1, 8, tzinfo=dt.UTC)
     weights = [p[4] for p in PRESENTATIONS]
     for n in range(count):
         org = rng.choice(institutions)
@@ -101,7 +109,9 @@ def outpatient_visits(count: int, seed: int = 1, hospitals: int = 20, residents:
         code, diagnosis, complaint, temp_range, _ = rng.choices(PRESENTATIONS, weights)[0]
         occurred = _epoch_ms(start + dt.timedelta(seconds=n * 7 + rng.randrange(0, 5)))
         dept_code, dept_name = rng.choice(DEPARTMENTS)
-        visit_no = f"MZ{seed % 10000:04d}{n:010d}"  # a seed is a separate world: its visits never collide with another's
+        visit_no = (
+            f"MZ{seed % 10000:04d}{n:010d}"  # a seed is a separate world: its visits never collide with another's
+        )
         record_key = f"outpatient_visit:{visit_no}"
         yield {
             "envelope": {
@@ -111,11 +121,24 @@ def outpatient_visits(count: int, seed: int = 1, hospitals: int = 20, residents:
                 "emitted_at": occurred + dt.timedelta(minutes=rng.randrange(1, 90)),
                 "record_version": 1,
                 "cancelled": False,
-                "source": {"org_code": org.org_code, "org_name": org.name, "system": "HIS",
-                           "region_code": org.region_code, "level": "HOSPITAL", "record_key": record_key},
-                "patient": {"local_patient_id": local_id, "name": person.name, "sex": person.sex,
-                            "birth_date": person.birth_date, "id_type": "01", "id_number": person.id_number,
-                            "phone": person.phone, "residence_region_code": person.region_code},
+                "source": {
+                    "org_code": org.org_code,
+                    "org_name": org.name,
+                    "system": "HIS",
+                    "region_code": org.region_code,
+                    "level": "HOSPITAL",
+                    "record_key": record_key,
+                },
+                "patient": {
+                    "local_patient_id": local_id,
+                    "name": person.name,
+                    "sex": person.sex,
+                    "birth_date": person.birth_date,
+                    "id_type": "01",
+                    "id_number": person.id_number,
+                    "phone": person.phone,
+                    "residence_region_code": person.region_code,
+                },
             },
             "visit_no": visit_no,
             "visit_type": "EMERGENCY" if dept_code == "0201" else "OUTPATIENT",

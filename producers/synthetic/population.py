@@ -22,37 +22,211 @@ from streams.standards.citizen_id import make_citizen_id
 
 # Townships (乡镇/街道) per county; the first ones are the urban sub-districts of the county seat.
 TOWNSHIPS: dict[str, tuple[str, ...]] = {
-    "411502": ("老城街道", "民权街道", "车站街道", "湖东街道", "金牛山街道", "东双河镇", "董家河镇", "浉河港镇",
-               "谭家河乡", "柳林乡", "吴家店镇"),
-    "411503": ("平桥街道", "羊山街道", "前进街道", "南京路街道", "明港镇", "五里店街道", "邢集镇", "查山乡",
-               "甘岸街道", "长台关乡", "肖王乡", "胡店乡", "龙井乡"),
-    "411521": ("龙山街道", "丽水街道", "宝城街道", "周党镇", "竹竿镇", "灵山镇", "子路镇", "楠杆镇", "青山镇",
-               "潘新镇", "彭新镇", "莽张镇", "东铺乡", "高店乡"),
-    "411522": ("紫水街道", "弦山街道", "十里镇", "寨河镇", "孙铁铺镇", "马畈镇", "泼陂河镇", "白雀园镇",
-               "砖桥镇", "仙居乡", "北向店乡", "槐店乡"),
-    "411523": ("新集镇", "沙窝镇", "吴陈河镇", "苏河镇", "八里畈镇", "周河乡", "陡山河乡", "浒湾乡", "千斤乡",
-               "卡房乡"),
-    "411524": ("赤城街道", "鄢岗镇", "双椿铺镇", "汪桥镇", "余集镇", "达权店镇", "丰集镇", "汪岗镇",
-               "上石桥镇", "伏山乡", "河凤桥乡", "苏仙石乡"),
-    "411525": ("番城街道", "秀水街道", "蓼城街道", "陈淋子镇", "黎集镇", "蒋集镇", "往流镇", "郭陆滩镇",
-               "胡族铺镇", "方集镇", "三河尖镇", "段集镇", "汪棚镇", "张广庙镇"),
-    "411526": ("春申街道", "弋阳街道", "老城街道", "北城街道", "双柳树镇", "伞陂镇", "卜塔集镇", "仁和镇",
-               "付店镇", "踅孜镇", "桃林铺镇", "黄寺岗镇"),
-    "411527": ("顺河街道", "栏杆街道", "桂花街道", "马集镇", "防胡镇", "新里镇", "期思镇", "赵集镇", "台头乡",
-               "王家岗乡", "固城乡", "三空桥乡"),
-    "411528": ("谯楼街道", "龙湖街道", "淮河街道", "包信镇", "夏庄镇", "东岳镇", "项店镇", "小茴店镇",
-               "曹黄林镇", "彭店乡", "杨店乡", "张陶乡", "白土店乡", "岗李店乡"),
+    "411502": (
+        "老城街道",
+        "民权街道",
+        "车站街道",
+        "湖东街道",
+        "金牛山街道",
+        "东双河镇",
+        "董家河镇",
+        "浉河港镇",
+        "谭家河乡",
+        "柳林乡",
+        "吴家店镇",
+    ),
+    "411503": (
+        "平桥街道",
+        "羊山街道",
+        "前进街道",
+        "南京路街道",
+        "明港镇",
+        "五里店街道",
+        "邢集镇",
+        "查山乡",
+        "甘岸街道",
+        "长台关乡",
+        "肖王乡",
+        "胡店乡",
+        "龙井乡",
+    ),
+    "411521": (
+        "龙山街道",
+        "丽水街道",
+        "宝城街道",
+        "周党镇",
+        "竹竿镇",
+        "灵山镇",
+        "子路镇",
+        "楠杆镇",
+        "青山镇",
+        "潘新镇",
+        "彭新镇",
+        "莽张镇",
+        "东铺乡",
+        "高店乡",
+    ),
+    "411522": (
+        "紫水街道",
+        "弦山街道",
+        "十里镇",
+        "寨河镇",
+        "孙铁铺镇",
+        "马畈镇",
+        "泼陂河镇",
+        "白雀园镇",
+        "砖桥镇",
+        "仙居乡",
+        "北向店乡",
+        "槐店乡",
+    ),
+    "411523": (
+        "新集镇",
+        "沙窝镇",
+        "吴陈河镇",
+        "苏河镇",
+        "八里畈镇",
+        "周河乡",
+        "陡山河乡",
+        "浒湾乡",
+        "千斤乡",
+        "卡房乡",
+    ),
+    "411524": (
+        "赤城街道",
+        "鄢岗镇",
+        "双椿铺镇",
+        "汪桥镇",
+        "余集镇",
+        "达权店镇",
+        "丰集镇",
+        "汪岗镇",
+        "上石桥镇",
+        "伏山乡",
+        "河凤桥乡",
+        "苏仙石乡",
+    ),
+    "411525": (
+        "番城街道",
+        "秀水街道",
+        "蓼城街道",
+        "陈淋子镇",
+        "黎集镇",
+        "蒋集镇",
+        "往流镇",
+        "郭陆滩镇",
+        "胡族铺镇",
+        "方集镇",
+        "三河尖镇",
+        "段集镇",
+        "汪棚镇",
+        "张广庙镇",
+    ),
+    "411526": (
+        "春申街道",
+        "弋阳街道",
+        "老城街道",
+        "北城街道",
+        "双柳树镇",
+        "伞陂镇",
+        "卜塔集镇",
+        "仁和镇",
+        "付店镇",
+        "踅孜镇",
+        "桃林铺镇",
+        "黄寺岗镇",
+    ),
+    "411527": (
+        "顺河街道",
+        "栏杆街道",
+        "桂花街道",
+        "马集镇",
+        "防胡镇",
+        "新里镇",
+        "期思镇",
+        "赵集镇",
+        "台头乡",
+        "王家岗乡",
+        "固城乡",
+        "三空桥乡",
+    ),
+    "411528": (
+        "谯楼街道",
+        "龙湖街道",
+        "淮河街道",
+        "包信镇",
+        "夏庄镇",
+        "东岳镇",
+        "项店镇",
+        "小茴店镇",
+        "曹黄林镇",
+        "彭店乡",
+        "杨店乡",
+        "张陶乡",
+        "白土店乡",
+        "岗李店乡",
+    ),
 }
 VILLAGE_SUFFIXES = "庄湾岗洼楼营集店畈冲塘寨桥铺圩郢"  # 郢 and 畈 are typical of southern Henan place names
-ROADS = ("人民路", "解放路", "胜利路", "中山路", "新华路", "民主路", "建设路", "文化路", "工业路", "东方红大道",
-         "迎宾大道", "北京路", "南湖路", "五一路", "和平路", "光明路")
+ROADS = (
+    "人民路",
+    "解放路",
+    "胜利路",
+    "中山路",
+    "新华路",
+    "民主路",
+    "建设路",
+    "文化路",
+    "工业路",
+    "东方红大道",
+    "迎宾大道",
+    "北京路",
+    "南湖路",
+    "五一路",
+    "和平路",
+    "光明路",
+)
 # Birth registration areas of people who were not born where they live now (GB/T 2260 codes).
 OTHER_HENAN_AREAS = ("410102", "410105", "410302", "411302", "411702", "411602", "410602", "411102")
 NEIGHBOUR_PROVINCE_AREAS = ("421102", "421181", "341502", "341522", "420102", "340104")
 # Mobile number prefixes in use in Henan (China Mobile, Unicom, Telecom).
-MOBILE_PREFIXES = ("134", "135", "136", "137", "138", "139", "150", "151", "152", "157", "158", "159", "182",
-                   "183", "187", "188", "130", "131", "132", "155", "156", "185", "186", "133", "153", "180",
-                   "181", "189", "173", "177", "191", "199", "166", "198", "176")
+MOBILE_PREFIXES = (
+    "134",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "157",
+    "158",
+    "159",
+    "182",
+    "183",
+    "187",
+    "188",
+    "130",
+    "131",
+    "132",
+    "155",
+    "156",
+    "185",
+    "186",
+    "133",
+    "153",
+    "180",
+    "181",
+    "189",
+    "173",
+    "177",
+    "191",
+    "199",
+    "166",
+    "198",
+    "176",
+)
 
 
 @dataclass(slots=True)
@@ -166,14 +340,21 @@ class PopulationBuilder:
             township = townships[rng.randrange(urban_count)]
             street = f"{rng.choice(ROADS)}{rng.randrange(1, 300)}号"
             if rng.random() < 0.7:
-                street += f"{rng.randrange(1, 30)}号楼{rng.randrange(1, 5)}单元{rng.randrange(1, 19)}0{rng.randrange(1, 5)}室"
+                street += (
+                    f"{rng.randrange(1, 30)}号楼{rng.randrange(1, 5)}单元{rng.randrange(1, 19)}0{rng.randrange(1, 5)}室"
+                )
             return township, f"河南省信阳市{COUNTIES[county]}{township}{street}"
-        township = townships[rng.randrange(urban_count, len(townships))] if urban_count < len(townships) else townships[0]
+        township = (
+            townships[rng.randrange(urban_count, len(townships))] if urban_count < len(townships) else townships[0]
+        )
         key = (county, township)
         if key not in self._villages:  # a township's villages are fixed once drawn, so neighbours share them
             self._villages[key] = tuple(f"{pick_surname(rng)}{rng.choice(VILLAGE_SUFFIXES)}村" for _ in range(8))
         village = rng.choice(self._villages[key])
-        return township, f"河南省信阳市{COUNTIES[county]}{township}{village}{rng.randrange(1, 13)}组{rng.randrange(1, 80)}号"
+        return (
+            township,
+            f"河南省信阳市{COUNTIES[county]}{township}{village}{rng.randrange(1, 13)}组{rng.randrange(1, 80)}号",
+        )
 
     def _birth_area(self, county: str, birth_year: int) -> str:
         r = self.rng.random()
@@ -204,9 +385,21 @@ class PopulationBuilder:
         latest = self.today - dt.timedelta(days=365 * age)
         return latest - dt.timedelta(days=self.rng.randrange(0, 365))
 
-    def person(self, *, age: int, sex: str, surname: str, county: str, township: str, address: str,
-               household: int, phone: str | None, birth: dt.date | None = None, marital: str | None = None,
-               twin_of: Person | None = None) -> Person:
+    def person(
+        self,
+        *,
+        age: int,
+        sex: str,
+        surname: str,
+        county: str,
+        township: str,
+        address: str,
+        household: int,
+        phone: str | None,
+        birth: dt.date | None = None,
+        marital: str | None = None,
+        twin_of: Person | None = None,
+    ) -> Person:
         rng = self.rng
         birth = birth or self._birth_date(age)
         given = pick_given_name(rng, sex, birth.year)
@@ -219,15 +412,28 @@ class PopulationBuilder:
         id_number = self._id_number(area, birth, sex, near)
         urban = "街道" in township
         if marital is None:
-            marital = "10" if age < 22 else rng.choices(("20", "10", "30", "40"), (88, 4, 4 + max(0, age - 55) // 2, 3))[0]
+            marital = (
+                "10" if age < 22 else rng.choices(("20", "10", "30", "40"), (88, 4, 4 + max(0, age - 55) // 2, 3))[0]
+            )
         person = Person(
-            pid=len(self.population.people), surname=surname, given=given, sex=sex, birth_date=birth,
-            id_number=id_number, region_code=county, township=township, address=address,
+            pid=len(self.population.people),
+            surname=surname,
+            given=given,
+            sex=sex,
+            birth_date=birth,
+            id_number=id_number,
+            region_code=county,
+            township=township,
+            address=address,
             phone=self._phone(household, age, phone),
-            household=household, occupation=_occupation(rng, age, urban),
-            ethnicity="03" if rng.random() < 0.012 else ("01" if rng.random() < 0.996 else rng.choice(("02", "04", "05"))),
+            household=household,
+            occupation=_occupation(rng, age, urban),
+            ethnicity="03"
+            if rng.random() < 0.012
+            else ("01" if rng.random() < 0.996 else rng.choice(("02", "04", "05"))),
             marital_status=marital,
-            abo=rng.choices("1234", (28, 31, 31, 10))[0], rh="1" if rng.random() < 0.004 else "2",
+            abo=rng.choices("1234", (28, 31, 31, 10))[0],
+            rh="1" if rng.random() < 0.004 else "2",
             health_card=f"{rng.getrandbits(128):032X}" if rng.random() < 0.45 else None,
             insurance_card=f"4115{rng.randrange(10**15):015d}" if rng.random() < 0.7 else None,
             twin_of=twin_of.pid if twin_of else None,
@@ -255,8 +461,17 @@ class PopulationBuilder:
         kind = rng.choices(("young_family", "middle", "elderly", "single", "left_behind"), (34, 20, 20, 10, 16))[0]
 
         def add(age: int, sex: str, surname_: str = surname, **kw: object) -> Person:
-            return self.person(age=max(0, age), sex=sex, surname=surname_, county=county, township=township,
-                               address=address, household=hh, phone=phone, **kw)  # type: ignore[arg-type]
+            return self.person(
+                age=max(0, age),
+                sex=sex,
+                surname=surname_,
+                county=county,
+                township=township,
+                address=address,
+                household=hh,
+                phone=phone,
+                **kw,  # type: ignore[arg-type]  # the keyword set each caller passes is fixed
+            )
 
         def children(mother_age: int, count: int) -> None:
             age = mother_age - rng.randint(22, 32)
@@ -310,17 +525,35 @@ class PopulationBuilder:
         rng = self.rng
         birth = born_at.astimezone(CST).date()
         # The father's surname: the household's man of about the mother's age, else a fresh one.
-        fathers = [p for p in (self.population.people[i] for i in self.population.by_household[mother.household])
-                   if p.sex == "1" and abs(p.birth_date.year - mother.birth_date.year) <= 8]
+        fathers = [
+            p
+            for p in (self.population.people[i] for i in self.population.by_household[mother.household])
+            if p.sex == "1" and abs(p.birth_date.year - mother.birth_date.year) <= 8
+        ]
         surname = mother.surname if rng.random() < 0.08 else fathers[0].surname if fathers else pick_surname(rng)
         if twin_of is not None:
             surname = twin_of.surname
         person = Person(
-            pid=len(self.population.people), surname=surname, given=pick_given_name(rng, sex, birth.year), sex=sex,
-            birth_date=birth, id_number=None, region_code=mother.region_code, township=mother.township,
-            address=mother.address, phone=mother.phone, household=mother.household, occupation="散居儿童",
-            ethnicity=mother.ethnicity, marital_status="10", abo="5", rh="3", health_card=None, insurance_card=None,
-            twin_of=twin_of.pid if twin_of else None, mother=mother.pid,
+            pid=len(self.population.people),
+            surname=surname,
+            given=pick_given_name(rng, sex, birth.year),
+            sex=sex,
+            birth_date=birth,
+            id_number=None,
+            region_code=mother.region_code,
+            township=mother.township,
+            address=mother.address,
+            phone=mother.phone,
+            household=mother.household,
+            occupation="散居儿童",
+            ethnicity=mother.ethnicity,
+            marital_status="10",
+            abo="5",
+            rh="3",
+            health_card=None,
+            insurance_card=None,
+            twin_of=twin_of.pid if twin_of else None,
+            mother=mother.pid,
         )
         if rng.random() < 0.35:  # registered before the parents chose a name
             person.display_name = f"{mother.name}之{'子' if sex == '1' else '女'}"
@@ -336,8 +569,9 @@ def county_weights(institution_regions: list[str]) -> dict[str, float]:
     return weights
 
 
-def build_population(rng: random.Random, size: int, reference_day: dt.date,
-                     institution_regions: list[str]) -> PopulationBuilder:
+def build_population(
+    rng: random.Random, size: int, reference_day: dt.date, institution_regions: list[str]
+) -> PopulationBuilder:
     """Households until ``size`` people live in the world; returns the builder (it adds newborns later)."""
     builder = PopulationBuilder(rng, reference_day, county_weights(institution_regions))
     while len(builder.population.people) < size:

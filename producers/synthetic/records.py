@@ -16,32 +16,65 @@ Row = dict[str, Any]
 DelayKind = Literal["realtime", "summary", "death", "registry"]
 
 PRIMARY_KEYS: dict[str, str] = {
-    "patient": "patient_id", "outpatient_visit": "visit_id", "inpatient_admission": "admission_id",
-    "inpatient_discharge": "admission_id", "lab_report": "report_id", "exam_report": "report_id",
-    "prescription": "prescription_id", "death_record": "death_id", "vaccination": "vaccination_id",
-    "resident": "resident_id", "chronic_followup": "followup_id", "birth_record": "birth_id",
+    "patient": "patient_id",
+    "outpatient_visit": "visit_id",
+    "inpatient_admission": "admission_id",
+    "inpatient_discharge": "admission_id",
+    "lab_report": "report_id",
+    "exam_report": "report_id",
+    "prescription": "prescription_id",
+    "death_record": "death_id",
+    "vaccination": "vaccination_id",
+    "resident": "resident_id",
+    "chronic_followup": "followup_id",
+    "birth_record": "birth_id",
 }
 # Child table -> (parent table, the parent's key column it carries).
 CHILD_TABLES: dict[str, tuple[str, str]] = {
     "patient_history": ("patient", "patient_id"),
-    "outpatient_diagnosis": ("outpatient_visit", "visit_id"), "outpatient_symptom": ("outpatient_visit", "visit_id"),
+    "outpatient_diagnosis": ("outpatient_visit", "visit_id"),
+    "outpatient_symptom": ("outpatient_visit", "visit_id"),
     "inpatient_admission_diagnosis": ("inpatient_admission", "admission_id"),
     "inpatient_discharge_diagnosis": ("inpatient_discharge", "admission_id"),
     "inpatient_procedure": ("inpatient_discharge", "admission_id"),
-    "lab_item": ("lab_report", "report_id"), "prescription_item": ("prescription", "prescription_id"),
-    "death_cause": ("death_record", "death_id"), "birth_vaccine": ("birth_record", "birth_id"),
+    "lab_item": ("lab_report", "report_id"),
+    "prescription_item": ("prescription", "prescription_id"),
+    "death_cause": ("death_record", "death_id"),
+    "birth_vaccine": ("birth_record", "birth_id"),
 }
 HOSPITAL_TABLES: tuple[str, ...] = (
-    "patient", "patient_history", "outpatient_visit", "outpatient_diagnosis", "outpatient_symptom",
-    "inpatient_admission", "inpatient_admission_diagnosis", "inpatient_discharge", "inpatient_discharge_diagnosis",
-    "inpatient_procedure", "lab_report", "lab_item", "exam_report", "prescription", "prescription_item",
-    "death_record", "death_cause", "vaccination",
+    "patient",
+    "patient_history",
+    "outpatient_visit",
+    "outpatient_diagnosis",
+    "outpatient_symptom",
+    "inpatient_admission",
+    "inpatient_admission_diagnosis",
+    "inpatient_discharge",
+    "inpatient_discharge_diagnosis",
+    "inpatient_procedure",
+    "lab_report",
+    "lab_item",
+    "exam_report",
+    "prescription",
+    "prescription_item",
+    "death_record",
+    "death_cause",
+    "vaccination",
 )
 COUNTY_TABLES: tuple[str, ...] = (
-    "resident", "chronic_followup", "vaccination", "birth_record", "birth_vaccine", "death_record", "death_cause",
+    "resident",
+    "chronic_followup",
+    "vaccination",
+    "birth_record",
+    "birth_vaccine",
+    "death_record",
+    "death_cause",
 )
-PARENT_TABLES = {"hospital": tuple(t for t in HOSPITAL_TABLES if t not in CHILD_TABLES),
-                 "county": tuple(t for t in COUNTY_TABLES if t not in CHILD_TABLES)}
+PARENT_TABLES = {
+    "hospital": tuple(t for t in HOSPITAL_TABLES if t not in CHILD_TABLES),
+    "county": tuple(t for t in COUNTY_TABLES if t not in CHILD_TABLES),
+}
 
 CORRECTED_V2_SHARE = 0.04
 CORRECTED_V3_SHARE = 0.01
@@ -66,8 +99,13 @@ def children(row: Row, table: str) -> list[Row]:
     return row.setdefault("_children", {}).setdefault(table, [])
 
 
-def apply_revisions(rows: list[Row], rng: random.Random, v2: float = CORRECTED_V2_SHARE,
-                    v3: float = CORRECTED_V3_SHARE, cancelled: float = CANCELLED_SHARE) -> None:
+def apply_revisions(
+    rows: list[Row],
+    rng: random.Random,
+    v2: float = CORRECTED_V2_SHARE,
+    v3: float = CORRECTED_V3_SHARE,
+    cancelled: float = CANCELLED_SHARE,
+) -> None:
     """Corrections (record_version 2 or 3) and withdrawals (cancelled, with a bumped version), a few hours
     after the row was first written and still within the upload limit (``_limit``, default 23 h), so that
     only the injected late uploads break timeliness."""

@@ -18,7 +18,7 @@ def derive_rng(seed: int, *parts: str | int) -> random.Random:
 
 def zipf_weights(count: int, exponent: float = 0.9) -> list[float]:
     """Rank-frequency weights (first = commonest), the shape of name and diagnosis frequency tables."""
-    return [1.0 / (rank ** exponent) for rank in range(1, count + 1)]
+    return [1.0 / (rank**exponent) for rank in range(1, count + 1)]
 
 
 def poisson(rng: random.Random, mean: float) -> int:
@@ -26,8 +26,8 @@ def poisson(rng: random.Random, mean: float) -> int:
     if mean <= 0:
         return 0
     if mean > 30:
-        return max(0, round(rng.gauss(mean, mean ** 0.5)))
-    limit, k, product = 2.718281828459045 ** -mean, 0, rng.random()
+        return max(0, round(rng.gauss(mean, mean**0.5)))
+    limit, k, product = 2.718281828459045**-mean, 0, rng.random()
     while product > limit:
         k += 1
         product *= rng.random()

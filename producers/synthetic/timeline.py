@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from streams.standards.china_time import CST
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,9 @@ class Wave:
         return self.peak_cases * (self.last_day - day + 1) / span
 
 
-def default_waves(days: int, total_daily_visits: int, hfmd_county: str, cluster_county: str,
-                  cluster_township: str) -> tuple[Wave, ...]:
+def default_waves(
+    days: int, total_daily_visits: int, hfmd_county: str, cluster_county: str, cluster_township: str
+) -> tuple[Wave, ...]:
     """The three waves of the default scenario, scaled to the window and to the hospitals' volume.
 
     * influenza: every county, rising from day 0 to a peak at 60% of the window, schoolchildren first;
@@ -53,14 +54,43 @@ def default_waves(days: int, total_daily_visits: int, hfmd_county: str, cluster_
     flu_peak = min(last, round(days * 0.6))
     cluster_first = max(0, days // 2 - 1)
     return (
-        Wave("influenza", (("influenza", 0.55), ("uri", 0.45)), 0, flu_peak, last,
-             peak_cases=round(total_daily_visits * 0.06, 1), age_weights=(2.0, 3.0, 1.0, 1.3),
-             exposure="周围有类似发热患者", lab_panel="flu", lab_profile="influenza"),
-        Wave("hfmd", (("hfmd", 0.85), ("herpangina", 0.15)), min(last, days // 4), min(last, days // 2 + 1), last,
-             peak_cases=12.0, region_codes=(hfmd_county,), min_age=1, max_age=5, exposure="幼儿园同班有类似病例"),
-        Wave("diarrhoea_cluster", (("infectious_diarrhoea", 0.7), ("gastroenteritis", 0.3)), cluster_first,
-             min(last, cluster_first + 1), min(last, cluster_first + 2), peak_cases=18.0,
-             region_codes=(cluster_county,), township=cluster_township, min_age=3,
-             age_weights=(0.5, 1.0, 1.0, 1.0), exposure=f"发病前1天曾在{cluster_township}参加同村宴席",
-             lab_profile="norovirus", lab_panel="noro"),
+        Wave(
+            "influenza",
+            (("influenza", 0.55), ("uri", 0.45)),
+            0,
+            flu_peak,
+            last,
+            peak_cases=round(total_daily_visits * 0.06, 1),
+            age_weights=(2.0, 3.0, 1.0, 1.3),
+            exposure="周围有类似发热患者",
+            lab_panel="flu",
+            lab_profile="influenza",
+        ),
+        Wave(
+            "hfmd",
+            (("hfmd", 0.85), ("herpangina", 0.15)),
+            min(last, days // 4),
+            min(last, days // 2 + 1),
+            last,
+            peak_cases=12.0,
+            region_codes=(hfmd_county,),
+            min_age=1,
+            max_age=5,
+            exposure="幼儿园同班有类似病例",
+        ),
+        Wave(
+            "diarrhoea_cluster",
+            (("infectious_diarrhoea", 0.7), ("gastroenteritis", 0.3)),
+            cluster_first,
+            min(last, cluster_first + 1),
+            min(last, cluster_first + 2),
+            peak_cases=18.0,
+            region_codes=(cluster_county,),
+            township=cluster_township,
+            min_age=3,
+            age_weights=(0.5, 1.0, 1.0, 1.0),
+            exposure=f"发病前1天曾在{cluster_township}参加同村宴席",
+            lab_profile="norovirus",
+            lab_panel="noro",
+        ),
     )

@@ -131,9 +131,20 @@ def _plan_births(world: World) -> None:
                     if weeks >= 37 and weight >= 2500:
                         vaccines.append(("BCG", born_at + dt.timedelta(minutes=rng.randint(360, 1440))))
                     certificate = f"{'PQRS'[int(region) % 4]}41{next(serial) + 150000 * (int(region) % 100):07d}"
-                    world.births.append(Birth(mother, child, born_at, weeks,
-                                              weight - (300 if twins else 0), length, caesarean, hospital,
-                                              certificate, vaccines))
+                    world.births.append(
+                        Birth(
+                            mother,
+                            child,
+                            born_at,
+                            weeks,
+                            weight - (300 if twins else 0),
+                            length,
+                            caesarean,
+                            hospital,
+                            certificate,
+                            vaccines,
+                        )
+                    )
 
 
 def _plan_home_deaths(world: World) -> None:
@@ -174,16 +185,25 @@ def _plan_waves(world: World, waves: tuple[Wave, ...] | None) -> None:
     hfmd_county = general[0].region_code
     cluster_county = general[1].region_code if len(general) > 1 else hfmd_county
     if waves is None:
-        waves = default_waves(window.days, sum(h.daily_visits for h in world.hospitals), hfmd_county,
-                              cluster_county, _most_populous_rural_township(world, cluster_county))
+        waves = default_waves(
+            window.days,
+            sum(h.daily_visits for h in world.hospitals),
+            hfmd_county,
+            cluster_county,
+            _most_populous_rural_township(world, cluster_county),
+        )
     world.waves = waves
     city = [h.index for h in world.hospitals if h.is_city_level]
     for wave in waves:
         rng = derive_rng(world.seed, "wave", wave.name)
-        pool = [p for p in world.people
-                if (not wave.region_codes or p.region_code in wave.region_codes)
-                and (wave.township is None or p.township == wave.township)
-                and wave.min_age <= p.age_on(window.start) <= wave.max_age and p.id_number is not None]
+        pool = [
+            p
+            for p in world.people
+            if (not wave.region_codes or p.region_code in wave.region_codes)
+            and (wave.township is None or p.township == wave.township)
+            and wave.min_age <= p.age_on(window.start) <= wave.max_age
+            and p.id_number is not None
+        ]
         if not pool:
             continue
         cum = list(itertools.accumulate(wave.age_weights[p.age_group(window.start)] for p in pool))
@@ -210,16 +230,21 @@ def _plan_waves(world: World, waves: tuple[Wave, ...] | None) -> None:
                 world.wave_cases.append(WaveCase(wave, rng.choices(keys, weights)[0], person, day, second, hospital))
 
 
-def build_world(seed: int, hospitals: int, counties: int, days: int, start: dt.date,
-                waves: tuple[Wave, ...] | None = None) -> World:
+def build_world(
+    seed: int, hospitals: int, counties: int, days: int, start: dt.date, waves: tuple[Wave, ...] | None = None
+) -> World:
     if hospitals < 1 or days < 1:
         raise ValueError("a world needs at least one hospital and one day")
     window = Window(start, days)
     institutions = build_institutions(hospitals, counties)
     hospital_list = [i for i in institutions if i.kind == "hospital"]
     county_list = [i for i in institutions if i.kind == "county"]
-    builder = build_population(derive_rng(seed, "population"), population_size(hospitals, counties, days), start,
-                               [i.region_code for i in institutions])
+    builder = build_population(
+        derive_rng(seed, "population"),
+        population_size(hospitals, counties, days),
+        start,
+        [i.region_code for i in institutions],
+    )
     rng = derive_rng(seed, "conditions")
     for person in builder.population.people:
         assign_conditions(person, rng, start)

@@ -15,8 +15,13 @@ from typing import Any
 
 from avro_schemas.topics import QUALITY_RESULTS, SURVEILLANCE_CASES, collab_topic_name
 from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
-from sinks.clickhouse.surveillance_tables import (NOTIFIABLE_COLUMNS, SURVEILLANCE_CASE_COLUMNS, notifiable_row,
-                                                  surveillance_case_row, surveillance_ddl)
+from sinks.clickhouse.surveillance_tables import (
+    NOTIFIABLE_COLUMNS,
+    SURVEILLANCE_CASE_COLUMNS,
+    notifiable_row,
+    surveillance_case_row,
+    surveillance_ddl,
+)
 from sinks.event_sink import SinkRecord
 from streams.privacy import person_pseudonym
 from streams.standards.china_time import CST
@@ -65,11 +70,37 @@ def table_ddl(database: str) -> list[str]:
     ]
 
 
-EVENT_LOG_COLUMNS = ["event_id", "event_type", "occurred_at", "emitted_at", "org_code", "org_region_code",
-                     "residence_region_code", "record_version", "cancelled", "person_pseudonym", "ingested_at"]
-VISIT_COLUMNS = ["event_id", "occurred_at", "org_code", "org_region_code", "residence_region_code",
-                 "person_pseudonym", "sex", "age_years", "visit_type", "department_code", "temperature_c",
-                 "diagnosis_codes", "primary_diagnosis_code", "record_version", "cancelled", "ingested_at"]
+EVENT_LOG_COLUMNS = [
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "emitted_at",
+    "org_code",
+    "org_region_code",
+    "residence_region_code",
+    "record_version",
+    "cancelled",
+    "person_pseudonym",
+    "ingested_at",
+]
+VISIT_COLUMNS = [
+    "event_id",
+    "occurred_at",
+    "org_code",
+    "org_region_code",
+    "residence_region_code",
+    "person_pseudonym",
+    "sex",
+    "age_years",
+    "visit_type",
+    "department_code",
+    "temperature_c",
+    "diagnosis_codes",
+    "primary_diagnosis_code",
+    "record_version",
+    "cancelled",
+    "ingested_at",
+]
 
 
 class ClickHouseEventLog:
@@ -85,11 +116,12 @@ class ClickHouseEventLog:
             client.command(ddl)
 
     def _person(self, env: dict[str, Any]) -> str:
-        return person_pseudonym(self._key, env.get("person_id"), env["source"]["org_code"],
-                                env["patient"]["local_patient_id"])
+        return person_pseudonym(
+            self._key, env.get("person_id"), env["source"]["org_code"], env["patient"]["local_patient_id"]
+        )
 
     def write(self, records: list[SinkRecord]) -> int:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         log_rows: list[list[Any]] = []
         visit_rows: list[list[Any]] = []
         quality_rows: list[list[Any]] = []
@@ -111,17 +143,45 @@ class ClickHouseEventLog:
             source, patient = env["source"], env["patient"]
             person = self._person(env)
             residence = patient.get("residence_region_code") or ""
-            log_rows.append([env["event_id"], r.event_type, env["occurred_at"], env["emitted_at"], source["org_code"],
-                             source["region_code"], residence, env["record_version"], env["cancelled"], person, now])
+            log_rows.append(
+                [
+                    env["event_id"],
+                    r.event_type,
+                    env["occurred_at"],
+                    env["emitted_at"],
+                    source["org_code"],
+                    source["region_code"],
+                    residence,
+                    env["record_version"],
+                    env["cancelled"],
+                    person,
+                    now,
+                ]
+            )
             if r.event_type == "outpatient.visit":
                 v = r.value
                 codes = [d["code"] for d in v["diagnoses"]]
                 primary = next((d["code"] for d in v["diagnoses"] if d["is_primary"]), codes[0] if codes else "")
-                visit_rows.append([env["event_id"], env["occurred_at"], source["org_code"], source["region_code"],
-                                   residence, person, patient.get("sex") or "",
-                                   age_at(patient.get("birth_date"), env["occurred_at"].astimezone(CST).date()), v["visit_type"],
-                                   v.get("department_code") or "", v.get("temperature_c"), codes, primary,
-                                   env["record_version"], env["cancelled"], now])
+                visit_rows.append(
+                    [
+                        env["event_id"],
+                        env["occurred_at"],
+                        source["org_code"],
+                        source["region_code"],
+                        residence,
+                        person,
+                        patient.get("sex") or "",
+                        age_at(patient.get("birth_date"), env["occurred_at"].astimezone(CST).date()),
+                        v["visit_type"],
+                        v.get("department_code") or "",
+                        v.get("temperature_c"),
+                        codes,
+                        primary,
+                        env["record_version"],
+                        env["cancelled"],
+                        now,
+                    ]
+                )
         if log_rows:
             self._client.insert(f"{self._db}.event_log", log_rows, column_names=EVENT_LOG_COLUMNS)
         if visit_rows:
@@ -156,15 +216,20 @@ class ClickHouseEventLog:
     def failed_rules(self, event_ids: list[str]) -> dict[str, frozenset[str]]:
         """event id → the rule ids its (latest) quality verdict names, for these events."""
         with self._wanted(event_ids) as wanted:
-            rows = self._client.query(f"SELECT toString(event_id), rule_ids FROM {self._db}.quality_results FINAL "
-                                      f"WHERE {wanted}").result_rows
+            rows = self._client.query(
+                f"SELECT toString(event_id), rule_ids FROM {self._db}.quality_results FINAL WHERE {wanted}"
+            ).result_rows
         return {e: frozenset(r) for e, r in rows}
 
     def count_surveillance_cases(self, case_ids: list[str]) -> int:
         """How many of these visits are syndrome cases in surveillance_cases (FINAL: once each, latest version)."""
         with self._wanted(case_ids, column="case_id") as wanted:
-            return int(self._client.command(f"SELECT count() FROM {self._db}.surveillance_cases FINAL WHERE {wanted} "
-                                            "AND NOT withdrawn AND length(syndromes) > 0"))
+            return int(
+                self._client.command(
+                    f"SELECT count() FROM {self._db}.surveillance_cases FINAL WHERE {wanted} "
+                    "AND NOT withdrawn AND length(syndromes) > 0"
+                )
+            )
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)

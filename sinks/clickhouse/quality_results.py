@@ -63,67 +63,128 @@ def quality_ddl(database: str) -> list[str]:
     ]
 
 
-QUALITY_COLUMNS = ["event_id", "event_type", "org_code", "org_name", "org_region_code", "occurred_at", "emitted_at", "judged_at",
-                   "event_day", "upload_day", "record_version", "cancelled", "rule_set_version", "passed", "late",
-                   "score", "weight_applied", "weight_failed", "rule_ids", "categories", "severities", "fields"]
+QUALITY_COLUMNS = [
+    "event_id",
+    "event_type",
+    "org_code",
+    "org_name",
+    "org_region_code",
+    "occurred_at",
+    "emitted_at",
+    "judged_at",
+    "event_day",
+    "upload_day",
+    "record_version",
+    "cancelled",
+    "rule_set_version",
+    "passed",
+    "late",
+    "score",
+    "weight_applied",
+    "weight_failed",
+    "rule_ids",
+    "categories",
+    "severities",
+    "fields",
+]
 
 
 def quality_row(v: dict[str, Any]) -> list[Any]:
     """A ``quality.result`` value as a row of quality_results."""
     violations = v["violations"]
-    return [v["event_id"], v["event_type"], v["org_code"], v.get("org_name") or "", v["org_region_code"], v["occurred_at"], v["emitted_at"],
-            v["judged_at"], v["occurred_at"].astimezone(CST).date(), v["emitted_at"].astimezone(CST).date(),
-            v["record_version"], v["cancelled"], v["rule_set_version"], v["passed"], v["late"], v["score"],
-            v["weight_applied"], v["weight_failed"], [x["rule_id"] for x in violations],
-            [x["category"].lower() for x in violations], [x["severity"].lower() for x in violations],
-            [x["field"] for x in violations]]
+    return [
+        v["event_id"],
+        v["event_type"],
+        v["org_code"],
+        v.get("org_name") or "",
+        v["org_region_code"],
+        v["occurred_at"],
+        v["emitted_at"],
+        v["judged_at"],
+        v["occurred_at"].astimezone(CST).date(),
+        v["emitted_at"].astimezone(CST).date(),
+        v["record_version"],
+        v["cancelled"],
+        v["rule_set_version"],
+        v["passed"],
+        v["late"],
+        v["score"],
+        v["weight_applied"],
+        v["weight_failed"],
+        [x["rule_id"] for x in violations],
+        [x["category"].lower() for x in violations],
+        [x["severity"].lower() for x in violations],
+        [x["field"] for x in violations],
+    ]
 
 
-def daily_figures(client: Any, database: str, first: dt.date, last: dt.date, org_code: str | None = None
-                  ) -> list[DailyFigures]:
+def daily_figures(
+    client: Any, database: str, first: dt.date, last: dt.date, org_code: str | None = None
+) -> list[DailyFigures]:
     """quality_daily rows for days first..last (inclusive), optionally one institution's."""
     where = "day BETWEEN {first:Date} AND {last:Date}" + (" AND org_code = {org:String}" if org_code else "")
     rows = client.query(
         f"SELECT org_code, org_name, org_region_code, day, event_type, received, accepted, rejected, late, "
         f"weight_applied, weight_failed FROM {database}.quality_daily WHERE {where} ORDER BY org_code, day, event_type",
-        parameters={"first": first, "last": last, "org": org_code or ""}).result_rows
-    return [DailyFigures(r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6]), int(r[7]), int(r[8]), float(r[9]),
-                         float(r[10])) for r in rows]
+        parameters={"first": first, "last": last, "org": org_code or ""},
+    ).result_rows
+    return [
+        DailyFigures(
+            r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6]), int(r[7]), int(r[8]), float(r[9]), float(r[10])
+        )
+        for r in rows
+    ]
 
 
-def uploads_by_day(client: Any, database: str, first: dt.date, last: dt.date) -> list[tuple[str, str, str, dt.date, int]]:
+def uploads_by_day(
+    client: Any, database: str, first: dt.date, last: dt.date
+) -> list[tuple[str, str, str, dt.date, int]]:
     """(org_code, org_region_code, event_type, upload day, received) for upload days first..last."""
     rows = client.query(
         f"SELECT org_code, org_region_code, event_type, day, received FROM {database}.quality_uploads_daily "
-        f"WHERE day BETWEEN {{first:Date}} AND {{last:Date}}", parameters={"first": first, "last": last}).result_rows
+        f"WHERE day BETWEEN {{first:Date}} AND {{last:Date}}",
+        parameters={"first": first, "last": last},
+    ).result_rows
     return [(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
 
 
-def _failure_counts(client: Any, database: str, column: str, first: dt.date, last: dt.date, org_code: str,
-                    distinct: bool, limit: int | None = None) -> list[tuple[str, int]]:
+def _failure_counts(
+    client: Any,
+    database: str,
+    column: str,
+    first: dt.date,
+    last: dt.date,
+    org_code: str,
+    distinct: bool,
+    limit: int | None = None,
+) -> list[tuple[str, int]]:
     array = f"arrayDistinct({column})" if distinct else column
     rows = client.query(
         f"SELECT x, count() AS n FROM {database}.quality_results FINAL ARRAY JOIN {array} AS x "
         f"WHERE org_code = {{org:String}} AND event_day BETWEEN {{first:Date}} AND {{last:Date}} "
         f"GROUP BY x ORDER BY n DESC, x" + (f" LIMIT {int(limit)}" if limit else ""),
-        parameters={"org": org_code, "first": first, "last": last}).result_rows
+        parameters={"org": org_code, "first": first, "last": last},
+    ).result_rows
     return [(r[0], int(r[1])) for r in rows]
 
 
-def events_failing_by_rule(client: Any, database: str, first: dt.date, last: dt.date, org_code: str
-                           ) -> list[tuple[str, int]]:
+def events_failing_by_rule(
+    client: Any, database: str, first: dt.date, last: dt.date, org_code: str
+) -> list[tuple[str, int]]:
     """(rule id, events that failed it) for one institution over the days, most failed first."""
     return _failure_counts(client, database, "rule_ids", first, last, org_code, distinct=True)
 
 
-def events_failing_by_category(client: Any, database: str, first: dt.date, last: dt.date, org_code: str
-                               ) -> dict[str, int]:
+def events_failing_by_category(
+    client: Any, database: str, first: dt.date, last: dt.date, org_code: str
+) -> dict[str, int]:
     """category → events that failed at least one rule of it."""
     return dict(_failure_counts(client, database, "categories", first, last, org_code, distinct=True))
 
 
-def worst_fields(client: Any, database: str, first: dt.date, last: dt.date, org_code: str, limit: int = 10
-                 ) -> list[tuple[str, int]]:
+def worst_fields(
+    client: Any, database: str, first: dt.date, last: dt.date, org_code: str, limit: int = 10
+) -> list[tuple[str, int]]:
     """(field path, failures) — a field failing two rules counts twice."""
     return _failure_counts(client, database, "fields", first, last, org_code, distinct=False, limit=limit)
 
@@ -133,5 +194,6 @@ def rule_set_versions(client: Any, database: str, first: dt.date, last: dt.date,
     rows = client.query(
         f"SELECT DISTINCT rule_set_version FROM {database}.quality_results FINAL WHERE org_code = {{org:String}} "
         f"AND event_day BETWEEN {{first:Date}} AND {{last:Date}} ORDER BY rule_set_version",
-        parameters={"org": org_code, "first": first, "last": last}).result_rows
+        parameters={"org": org_code, "first": first, "last": last},
+    ).result_rows
     return [r[0] for r in rows]

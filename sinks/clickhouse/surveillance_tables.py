@@ -18,12 +18,42 @@ from typing import Any
 from streams.privacy import pseudonym
 from streams.standards.china_time import CST
 
-SURVEILLANCE_CASE_COLUMNS = ["org_code", "visit_pseudonym", "version", "case_id", "person_pseudonym", "county_code",
-                             "population_group", "day", "occurred_at", "syndromes", "max_temperature_c",
-                             "evidence_terms", "withdrawn", "classifier_version", "ingested_at"]
-NOTIFIABLE_COLUMNS = ["item_id", "changed_at", "kind", "person_pseudonym", "county_code", "disease", "disease_zh",
-                      "disease_class", "diagnosis_code", "diagnosed_day", "diagnosed_at", "deadline_met",
-                      "age_years", "population_group", "occupation", "withdrawn", "ingested_at"]
+SURVEILLANCE_CASE_COLUMNS = [
+    "org_code",
+    "visit_pseudonym",
+    "version",
+    "case_id",
+    "person_pseudonym",
+    "county_code",
+    "population_group",
+    "day",
+    "occurred_at",
+    "syndromes",
+    "max_temperature_c",
+    "evidence_terms",
+    "withdrawn",
+    "classifier_version",
+    "ingested_at",
+]
+NOTIFIABLE_COLUMNS = [
+    "item_id",
+    "changed_at",
+    "kind",
+    "person_pseudonym",
+    "county_code",
+    "disease",
+    "disease_zh",
+    "disease_class",
+    "diagnosis_code",
+    "diagnosed_day",
+    "diagnosed_at",
+    "deadline_met",
+    "age_years",
+    "population_group",
+    "occupation",
+    "withdrawn",
+    "ingested_at",
+]
 
 
 def surveillance_ddl(database: str) -> list[str]:
@@ -90,11 +120,23 @@ def surveillance_ddl(database: str) -> list[str]:
 def surveillance_case_row(value: dict[str, Any], pseudonym_key: bytes, now: dt.datetime) -> list[Any]:
     """A ``surveillance.case`` as its row: the person is already a pseudonym; the visit's source key (an
     institution's own record number) becomes one too, which still keys its versions."""
-    return [value["org_code"], pseudonym(pseudonym_key, "visit", value["org_code"], value["record_key"]),
-            value["record_version"] * 2 + int(value["withdrawn"]),
-            value["case_id"], value["person_pseudonym"], value["county_code"], value["population_group"],
-            value["day"], value["occurred_at"], value["syndromes"], value["max_temperature_c"],
-            [e["term"] for e in value["evidence"]], value["withdrawn"], value["classifier_version"], now]
+    return [
+        value["org_code"],
+        pseudonym(pseudonym_key, "visit", value["org_code"], value["record_key"]),
+        value["record_version"] * 2 + int(value["withdrawn"]),
+        value["case_id"],
+        value["person_pseudonym"],
+        value["county_code"],
+        value["population_group"],
+        value["day"],
+        value["occurred_at"],
+        value["syndromes"],
+        value["max_temperature_c"],
+        [e["term"] for e in value["evidence"]],
+        value["withdrawn"],
+        value["classifier_version"],
+        now,
+    ]
 
 
 def notifiable_row(value: dict[str, Any], pseudonym_key: bytes, now: dt.datetime) -> list[Any] | None:
@@ -103,8 +145,22 @@ def notifiable_row(value: dict[str, Any], pseudonym_key: bytes, now: dt.datetime
     if value["route"] != "infectious_disease" or detail is None:
         return None
     diagnosed: dt.datetime = detail["diagnosed_at"]
-    return [value["item_id"], value["changed_at"], value["kind"], pseudonym(pseudonym_key, "person", value["person_id"]),
-            value["county_code"], detail["disease"], detail["disease_zh"], detail["disease_class"],
-            detail["diagnosis_code"], diagnosed.astimezone(CST).date(), diagnosed, detail["deadline_met"],
-            detail.get("age_years"), detail.get("population_group") or "UNKNOWN", detail.get("occupation") or "",
-            value["kind"] == "WITHDRAWN", now]
+    return [
+        value["item_id"],
+        value["changed_at"],
+        value["kind"],
+        pseudonym(pseudonym_key, "person", value["person_id"]),
+        value["county_code"],
+        detail["disease"],
+        detail["disease_zh"],
+        detail["disease_class"],
+        detail["diagnosis_code"],
+        diagnosed.astimezone(CST).date(),
+        diagnosed,
+        detail["deadline_met"],
+        detail.get("age_years"),
+        detail.get("population_group") or "UNKNOWN",
+        detail.get("occupation") or "",
+        value["kind"] == "WITHDRAWN",
+        now,
+    ]

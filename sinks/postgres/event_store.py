@@ -6,6 +6,8 @@ the rate of executemany upserts (measured on this project's machines), and a rep
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from avro_schemas.json_form import to_json
@@ -30,8 +32,19 @@ CREATE INDEX IF NOT EXISTS event_store_org_occurred ON event_store (org_code, oc
 CREATE INDEX IF NOT EXISTS event_store_record ON event_store (org_code, record_key, record_version);
 COMMENT ON TABLE event_store IS '每个管道事件一行 (按 event_id 幂等) / Every pipeline event once, keyed by event id.';
 """
-COLUMNS = ("event_id", "event_type", "occurred_at", "org_code", "record_key", "record_version", "cancelled",
-           "payload", "source_topic", "source_partition", "source_offset")
+COLUMNS = (
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "org_code",
+    "record_key",
+    "record_version",
+    "cancelled",
+    "payload",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+)
 
 
 def ensure_event_store(conn: psycopg.Connection) -> None:
@@ -62,11 +75,21 @@ class PostgresEventStore:
                 with cur.copy(f"COPY event_store_batch ({cols}) FROM STDIN") as copy:
                     for r in records:
                         env = r.value["envelope"]
-                        copy.write_row((
-                            env["event_id"], r.event_type, env["occurred_at"], env["source"]["org_code"],
-                            env["source"]["record_key"], env["record_version"], env["cancelled"],
-                            to_json(r.value), r.topic, r.partition, r.offset,
-                        ))
+                        copy.write_row(
+                            (
+                                env["event_id"],
+                                r.event_type,
+                                env["occurred_at"],
+                                env["source"]["org_code"],
+                                env["source"]["record_key"],
+                                env["record_version"],
+                                env["cancelled"],
+                                to_json(r.value),
+                                r.topic,
+                                r.partition,
+                                r.offset,
+                            )
+                        )
                 cur.execute(
                     f"INSERT INTO event_store ({cols}) SELECT DISTINCT ON (event_id) {cols} FROM event_store_batch "
                     f"ON CONFLICT (event_id) DO NOTHING"
@@ -74,20 +97,30 @@ class PostgresEventStore:
                 return cur.rowcount
 
     def count(self) -> int:
-        return self._conn.execute("SELECT count(*) FROM event_store").fetchone()[0]
+        return int(_one(self._conn.execute("SELECT count(*) FROM event_store").fetchone())[0])
 
     def count_event_ids(self, event_ids: list[str]) -> int:
         """How many of these events are stored."""
-        return self._conn.execute("SELECT count(*) FROM event_store WHERE event_id = ANY(%s::uuid[])",
-                                  (event_ids,)).fetchone()[0]
+        row = self._conn.execute(
+            "SELECT count(*) FROM event_store WHERE event_id = ANY(%s::uuid[])", (event_ids,)
+        ).fetchone()
+        return int(_one(row)[0])
 
     def person_counts(self, event_ids: list[str]) -> tuple[int, int]:
         """(distinct person ids, events without one) among these stored events."""
         row = self._conn.execute(
             "SELECT count(DISTINCT payload->'envelope'->>'person_id'), "
             "count(*) FILTER (WHERE payload->'envelope'->>'person_id' IS NULL) "
-            "FROM event_store WHERE event_id = ANY(%s::uuid[])", (event_ids,)).fetchone()
-        return row[0], row[1]
+            "FROM event_store WHERE event_id = ANY(%s::uuid[])",
+            (event_ids,),
+        ).fetchone()
+        return int(_one(row)[0]), int(_one(row)[1])
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """An aggregate query's single row (it always has one)."""
+    assert row is not None
+    return row

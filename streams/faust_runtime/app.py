@@ -77,8 +77,9 @@ def run_worker(app: faust.App, loglevel: int = logging.WARNING) -> None:
     StageWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
-def batch_stage_app(settings: Settings, stage_name: str, build: Callable[[], BatchStage], group_suffix: str = ""
-                    ) -> faust.App:
+def batch_stage_app(
+    settings: Settings, stage_name: str, build: Callable[[], BatchStage], group_suffix: str = ""
+) -> faust.App:
     """The Faust app of a batch stage: one agent over the stage's inputs running its ``handle_batch``
     (messages → OutRecords) off the event loop, because stages wait on PostgreSQL and Redis and the loop must
     keep heartbeats going. A database outage is waited out on a stage rebuilt by ``build`` (BatchAgent);
@@ -91,14 +92,23 @@ def batch_stage_app(settings: Settings, stage_name: str, build: Callable[[], Bat
     stage = build()
     app = make_app(settings, stage_name + group_suffix)
     topic = app.topic(*stage.inputs, schema=RawBytesSchema())
-    agent = BatchAgent(app, stage.handle_batch, producer_config(settings.confluent_config()), blocking=True,
-                       stage_name=stage_name, topic_prefix=settings.topic_prefix, stage=stage, rebuild=build)
+    agent = BatchAgent(
+        app,
+        stage.handle_batch,
+        producer_config(settings.confluent_config()),
+        blocking=True,
+        stage_name=stage_name,
+        topic_prefix=settings.topic_prefix,
+        stage=stage,
+        rebuild=build,
+    )
     app.agent(topic, name=stage_name, supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
     return app
 
 
-def run_batch_stage(settings: Settings, stage_name: str, build: Callable[[], BatchStage], group_suffix: str = ""
-                    ) -> None:
+def run_batch_stage(
+    settings: Settings, stage_name: str, build: Callable[[], BatchStage], group_suffix: str = ""
+) -> None:
     """Run a batch stage (built by ``build``: ``inputs``, ``handle_batch``, ``close``) as a Faust worker until
     it is stopped."""
     run_worker(batch_stage_app(settings, stage_name, build, group_suffix))

@@ -37,8 +37,17 @@ import psycopg
 import redis
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.flow_metrics import (BATCH_EVENTS, BATCH_SECONDS, EVENTS_IN, EVENTS_OUT, EVENTS_REJECTED,
-                                  OUTAGE_RETRIES, TopicLabels, count_flow, observe_bus_latency)
+from streams.flow_metrics import (
+    BATCH_EVENTS,
+    BATCH_SECONDS,
+    EVENTS_IN,
+    EVENTS_OUT,
+    EVENTS_REJECTED,
+    OUTAGE_RETRIES,
+    TopicLabels,
+    count_flow,
+    observe_bus_latency,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +120,11 @@ class BatchStage(Protocol):
 
 
 # Lost connections to PostgreSQL or Redis: the batch is kept and retried on a rebuilt stage (see __call__).
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, redis.exceptions.ConnectionError,
-                                                  redis.exceptions.TimeoutError)
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 OUTAGE_LIMIT_SECONDS = 600.0  # longer than this and the worker stops: an operator should look
 
 
@@ -124,19 +136,27 @@ class BatchAgent:
     restart is: every stage's writes are idempotent by event id. Without ``rebuild`` the error stops the
     worker."""
 
-    def __init__(self, app: Any, handler: BatchHandler, producer_config: dict[str, Any], max_batch: int = 2000,
-                 flush_timeout: float = 30.0, blocking: bool = False, stage_name: str = "passthrough",
-                 topic_prefix: str = "", stage: BatchStage | None = None,
-                 rebuild: Callable[[], BatchStage] | None = None,
-                 outage_limit_seconds: float = OUTAGE_LIMIT_SECONDS) -> None:
+    def __init__(
+        self,
+        app: Any,
+        handler: BatchHandler,
+        producer_config: dict[str, Any],
+        max_batch: int = 2000,
+        flush_timeout: float = 30.0,
+        blocking: bool = False,
+        stage_name: str = "passthrough",
+        topic_prefix: str = "",
+        stage: BatchStage | None = None,
+        rebuild: Callable[[], BatchStage] | None = None,
+        outage_limit_seconds: float = OUTAGE_LIMIT_SECONDS,
+    ) -> None:
         self.app = app
         self.handler = handler
         self.blocking = blocking  # the handler waits on I/O (a database): run it off the event loop
         self.max_batch = max_batch
         self.flush_timeout = flush_timeout
         self.errors = DeliveryErrors()
-        self.producer = Producer({**producer_config, "delivery.report.only.error": True,
-                                  "on_delivery": self.errors})
+        self.producer = Producer({**producer_config, "delivery.report.only.error": True, "on_delivery": self.errors})
         self.progress = AgentProgress()
         self.stage_name = stage_name
         self.labels = TopicLabels(topic_prefix)
@@ -178,8 +198,10 @@ class BatchAgent:
             remaining = await loop.run_in_executor(None, self._flush)
             errors = self.errors.take()
             if remaining or errors:
-                raise KafkaException(f"{len(errors)} output(s) failed, {remaining} unconfirmed; first: "
-                                     f"{errors[:1]}. Inputs not acknowledged; the worker stops.")
+                raise KafkaException(
+                    f"{len(errors)} output(s) failed, {remaining} unconfirmed; first: "
+                    f"{errors[:1]}. Inputs not acknowledged; the worker stops."
+                )
             if app.consumer_generation_id != generation:
                 continue  # the group rebalanced while the broker was away: the batch is fetched again
             for event in events:
@@ -196,11 +218,16 @@ class BatchAgent:
             if not remaining or self.errors.pending() or time.monotonic() - waited_since > self.outage_limit_seconds:
                 return remaining
             OUTAGE_RETRIES.labels(self.stage_name).inc()
-            log.warning("%s: %d output(s) unacknowledged for %.0f s; waiting for the brokers", self.stage_name,
-                        remaining, time.monotonic() - waited_since)
+            log.warning(
+                "%s: %d output(s) unacknowledged for %.0f s; waiting for the brokers",
+                self.stage_name,
+                remaining,
+                time.monotonic() - waited_since,
+            )
 
-    async def _handle(self, loop: asyncio.AbstractEventLoop, messages: list[Any], generation: int
-                      ) -> list[OutRecord] | None:
+    async def _handle(
+        self, loop: asyncio.AbstractEventLoop, messages: list[Any], generation: int
+    ) -> list[OutRecord] | None:
         """The handler's outputs; across a database outage, those of a rebuilt stage. None: the consumer
         group rebalanced meanwhile, so the batch is no longer ours to finish."""
         lost_at: float | None = None
@@ -224,8 +251,13 @@ class BatchAgent:
                     raise
                 OUTAGE_RETRIES.labels(self.stage_name).inc()
                 # The class name only: driver messages may quote statement parameters.
-                log.warning("%s: %s while handling a batch of %d; keeping it and retrying in %.1f s",
-                            self.stage_name, type(exc).__name__, len(messages), delay)
+                log.warning(
+                    "%s: %s while handling a batch of %d; keeping it and retrying in %.1f s",
+                    self.stage_name,
+                    type(exc).__name__,
+                    len(messages),
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 if self.app.consumer_generation_id != generation:
@@ -249,7 +281,8 @@ class BatchAgent:
         timestamp = carried_timestamp_ms(out.timestamp, time.time())
         while True:
             try:
-                self.producer.produce(out.topic, out.value, out.key, headers=out.headers, timestamp=timestamp)
+                headers = list(out.headers) if out.headers is not None else None
+                self.producer.produce(out.topic, out.value, out.key, headers=headers, timestamp=timestamp)  # type: ignore[arg-type]
                 return
             except BufferError:  # local queue full: serve delivery reports, retry
                 self.producer.poll(0.05)

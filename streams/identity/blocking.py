@@ -45,7 +45,7 @@ def _keys(f: MatchFeatures, filing: bool) -> list[str]:
         if card and len(card) >= 6:
             # The second half (card numbers share regional prefixes, so the first half blocks nothing), and
             # the sorted characters, which survive a transposition anywhere.
-            keys.append(f"c:{card[len(card) // 2:]}")
+            keys.append(f"c:{card[len(card) // 2 :]}")
             keys.append(f"cs:{''.join(sorted(card))}")
     if f.address and sounds:
         initials = {sound[0] for sound in sounds}

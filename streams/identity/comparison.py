@@ -52,9 +52,11 @@ def _name_level(a: MatchFeatures, b: MatchFeatures) -> int:
         # a generation character (尹豪俊 / 尹豪家), and input-method typos come out as homophones anyway.
         return 0
     # A romanised name: Jaro-Winkler on the pinyin keys absorbs spelling typos.
-    best = max(JaroWinkler.similarity(a.name.pinyin, b.name.pinyin),
-               JaroWinkler.similarity(a.name.pinyin, b.name.pinyin_given_first),
-               JaroWinkler.similarity(a.name.pinyin_given_first, b.name.pinyin))
+    best = max(
+        JaroWinkler.similarity(a.name.pinyin, b.name.pinyin),
+        JaroWinkler.similarity(a.name.pinyin, b.name.pinyin_given_first),
+        JaroWinkler.similarity(a.name.pinyin_given_first, b.name.pinyin),
+    )
     if best >= 0.88:
         return 2
     if a.name.romanised and b.name.romanised and set(a.name.text.split()) & set(b.name.text.split()):
@@ -123,15 +125,24 @@ def _id_level(a: MatchFeatures, b: MatchFeatures) -> int:
 
 def _card_level(a: MatchFeatures, b: MatchFeatures) -> int:
     """Near agreement of card numbers; equal ones are a key (NULL here), a reissued card differs entirely."""
-    levels = [min(2, max(0, 3 - OSA.distance(x, y, score_cutoff=3))) if len(x) >= 6 else 0
-              for x, y in ((a.insurance_card, b.insurance_card), (a.health_card, b.health_card))
-              if x and y and x != y]
+    levels = [
+        min(2, max(0, 3 - OSA.distance(x, y, score_cutoff=3))) if len(x) >= 6 else 0
+        for x, y in ((a.insurance_card, b.insurance_card), (a.health_card, b.health_card))
+        if x and y and x != y
+    ]
     return max(levels) if levels else NULL
 
 
 def compare(a: MatchFeatures, b: MatchFeatures) -> ComparisonVector:
-    return (_name_level(a, b), _birth_level(a, b), _sex_level(a, b), _phone_level(a, b),
-            _address_level(a, b), _id_level(a, b), _card_level(a, b))
+    return (
+        _name_level(a, b),
+        _birth_level(a, b),
+        _sex_level(a, b),
+        _phone_level(a, b),
+        _address_level(a, b),
+        _id_level(a, b),
+        _card_level(a, b),
+    )
 
 
 def veto(a: MatchFeatures, b: MatchFeatures) -> str | None:

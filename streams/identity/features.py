@@ -60,8 +60,12 @@ class MatchFeatures:
     def identifier_keys(self) -> list[tuple[str, str]]:
         """(kind, value) pairs that link deterministically, strongest first."""
         keys = []
-        for kind, value in ((CITIZEN_ID, self.citizen_id), (HEALTH_CARD, self.health_card),
-                            (INSURANCE_CARD, self.insurance_card), (DOCUMENT, self.document)):
+        for kind, value in (
+            (CITIZEN_ID, self.citizen_id),
+            (HEALTH_CARD, self.health_card),
+            (INSURANCE_CARD, self.insurance_card),
+            (DOCUMENT, self.document),
+        ):
             if value:
                 keys.append((kind, value))
         return keys
@@ -72,7 +76,7 @@ def normalise_address(raw: str) -> str | None:
     text = _T2S.convert(_ADDRESS_NOISE.sub("", unicodedata.normalize("NFKC", raw))).upper()
     for prefix in _CITY_PREFIXES:
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     return text or None
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +44,9 @@ class MatchModel:
     notes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._weights = [[math.log2(m / u) for m, u in zip(ms, us, strict=True)]
-                         for ms, us in zip(self.m, self.u, strict=True)]
+        self._weights = [
+            [math.log2(m / u) for m, u in zip(ms, us, strict=True)] for ms, us in zip(self.m, self.u, strict=True)
+        ]
         self._prior_weight = math.log2(self.prior / (1 - self.prior))
 
     def level_weights(self, vector: ComparisonVector) -> list[float]:
@@ -62,23 +63,33 @@ class MatchModel:
 
     @staticmethod
     def probability(weight: float) -> float:
-        return 1.0 / (1.0 + 2.0 ** -weight)
+        return 1.0 / (1.0 + 2.0**-weight)
 
     def explain(self, vector: ComparisonVector) -> dict[str, object]:
         """The stored explanation of a probabilistic link: level label and weight per comparison."""
         detail: dict[str, object] = {}
         for comparison, level, weight in zip(COMPARISONS, vector, self.level_weights(vector), strict=True):
-            detail[comparison.name] = None if level == NULL else {"level": comparison.levels[level],
-                                                                   "weight": round(weight, 2)}
+            detail[comparison.name] = (
+                None if level == NULL else {"level": comparison.levels[level], "weight": round(weight, 2)}
+            )
         return detail
 
     def to_json(self) -> str:
-        return json.dumps({
-            "comparisons": {c.name: list(c.levels) for c in COMPARISONS},
-            "prior": self.prior, "m": self.m, "u": self.u,
-            "link_weight": self.link_weight, "review_weight": self.review_weight,
-            "em_iterations": self.em_iterations, "trained_on_pairs": self.trained_on_pairs, "notes": self.notes,
-        }, ensure_ascii=False, indent=1)
+        return json.dumps(
+            {
+                "comparisons": {c.name: list(c.levels) for c in COMPARISONS},
+                "prior": self.prior,
+                "m": self.m,
+                "u": self.u,
+                "link_weight": self.link_weight,
+                "review_weight": self.review_weight,
+                "em_iterations": self.em_iterations,
+                "trained_on_pairs": self.trained_on_pairs,
+                "notes": self.notes,
+            },
+            ensure_ascii=False,
+            indent=1,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> MatchModel:
@@ -86,9 +97,16 @@ class MatchModel:
         expected = [(c.name, list(c.levels)) for c in COMPARISONS]
         if list(data["comparisons"].items()) != expected:  # m and u rows are read by position
             raise ValueError("model was trained on other comparisons; retrain with `healthbus empi train`")
-        return cls(prior=data["prior"], m=data["m"], u=data["u"], link_weight=data["link_weight"],
-                   review_weight=data["review_weight"], em_iterations=data["em_iterations"],
-                   trained_on_pairs=data["trained_on_pairs"], notes=data.get("notes", {}))
+        return cls(
+            prior=data["prior"],
+            m=data["m"],
+            u=data["u"],
+            link_weight=data["link_weight"],
+            review_weight=data["review_weight"],
+            em_iterations=data["em_iterations"],
+            trained_on_pairs=data["trained_on_pairs"],
+            notes=data.get("notes", {}),
+        )
 
     @classmethod
     def load(cls, path: Path | None = None) -> MatchModel:
@@ -126,8 +144,13 @@ def _posterior(vector: ComparisonVector, prior: float, m: list[list[float]], u: 
 LabelledVector = tuple[ComparisonVector, bool | None]
 
 
-def em_session(vectors: Counter[LabelledVector], u: list[list[float]], prior_start: float = 0.3,
-               max_iterations: int = 100, tolerance: float = 1e-6) -> tuple[list[list[float]], float, int]:
+def em_session(
+    vectors: Counter[LabelledVector],
+    u: list[list[float]],
+    prior_start: float = 0.3,
+    max_iterations: int = 100,
+    tolerance: float = 1e-6,
+) -> tuple[list[list[float]], float, int]:
     """EM for m and the prior with u fixed; returns (m, prior, iterations).
 
     Labelled pairs keep their label instead of a posterior: they anchor the classes, so households that
@@ -137,7 +160,7 @@ def em_session(vectors: Counter[LabelledVector], u: list[list[float]], prior_sta
     total = sum(vectors.values())
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (kept for the model's record)
-        matched: Counter[ComparisonVector] = Counter()
+        matched: defaultdict[ComparisonVector, float] = defaultdict(float)
         expected = 0.0
         for (vector, label), n in vectors.items():
             g = n * (_posterior(vector, prior, m, u) if label is None else float(label))
@@ -145,8 +168,9 @@ def em_session(vectors: Counter[LabelledVector], u: list[list[float]], prior_sta
             expected += g
         new_prior = min(max(expected / total, 1e-6), 1 - 1e-6)
         new_m = _level_frequencies(matched)
-        change = abs(new_prior - prior) + max(abs(a - b) for old, new in zip(m, new_m, strict=True)
-                                              for a, b in zip(old, new, strict=True))
+        change = abs(new_prior - prior) + max(
+            abs(a - b) for old, new in zip(m, new_m, strict=True) for a, b in zip(old, new, strict=True)
+        )
         m, prior = new_m, new_prior
         if change < tolerance:
             break
@@ -157,8 +181,13 @@ def _mask(vector: ComparisonVector, masked: frozenset[int]) -> ComparisonVector:
     return tuple(NULL if k in masked else level for k, level in enumerate(vector))  # type: ignore[return-value]
 
 
-def train_em(sessions: Mapping[frozenset[int], tuple[Counter[LabelledVector], int]], u: list[list[float]],
-             record_count: int, link_weight: float = 6.0, review_weight: float = 0.0) -> MatchModel:
+def train_em(
+    sessions: Mapping[frozenset[int], tuple[Counter[LabelledVector], int]],
+    u: list[list[float]],
+    record_count: int,
+    link_weight: float = 6.0,
+    review_weight: float = 0.0,
+) -> MatchModel:
     """Splink-style EM: one session per blocking rule, the rule's own comparisons masked out.
 
     ``sessions`` maps the comparisons a rule blocks on to (the sampled pairs' vectors, how many pairs
@@ -188,9 +217,18 @@ def train_em(sessions: Mapping[frozenset[int], tuple[Counter[LabelledVector], in
                 weights[k] += expected
                 for level, value in enumerate(m[k]):
                     sums[k][level] += expected * value
-    m = [[value / weights[k] for value in sums[k]] if weights[k] else _initial_m(len(COMPARISONS[k].levels))
-         for k in range(len(COMPARISONS))]
+    m = [
+        [value / weights[k] for value in sums[k]] if weights[k] else _initial_m(len(COMPARISONS[k].levels))
+        for k in range(len(COMPARISONS))
+    ]
     all_pairs = record_count * (record_count - 1) / 2
     prior = min(max(expected_matching_pairs / all_pairs, 1e-9), 0.5)
-    return MatchModel(prior=prior, m=m, u=u, link_weight=link_weight, review_weight=review_weight,
-                      em_iterations=iterations, trained_on_pairs=trained_on)
+    return MatchModel(
+        prior=prior,
+        m=m,
+        u=u,
+        link_weight=link_weight,
+        review_weight=review_weight,
+        em_iterations=iterations,
+        trained_on_pairs=trained_on,
+    )

@@ -16,8 +16,7 @@ from streams.identity.blocking import MAX_RECORDS_PER_KEY, index_keys, query_key
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.record import SourceRecord
-from streams.identity.resolution import (Candidate, MatchDecision, PersonFacts, ReviewItem, decide,
-                                         new_person_id)
+from streams.identity.resolution import Candidate, MatchDecision, PersonFacts, ReviewItem, decide, new_person_id
 from streams.identity.training import train_model
 
 
@@ -25,8 +24,9 @@ from streams.identity.training import train_model
 class MemoryIndex:
     record_person: dict[tuple[str, str], str] = field(default_factory=dict)
     identifiers: dict[tuple[str, str], str] = field(default_factory=dict)
-    blocks: dict[str, deque[Candidate]] = field(default_factory=lambda: defaultdict(
-        lambda: deque(maxlen=MAX_RECORDS_PER_KEY)))
+    blocks: dict[str, deque[Candidate]] = field(
+        default_factory=lambda: defaultdict(lambda: deque(maxlen=MAX_RECORDS_PER_KEY))
+    )
     facts: dict[str, PersonFacts] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
 
@@ -39,8 +39,11 @@ class MemoryIndex:
         """Decide and apply; returns the person the record now belongs to."""
         record_key = features.record_key
         record_person = self.record_person.get(record_key) if record_key else None
-        identifier_persons = {key: self.survivor(person) for key in features.identifier_keys()
-                              if (person := self.identifiers.get(key)) is not None}
+        identifier_persons = {
+            key: self.survivor(person)
+            for key in features.identifier_keys()
+            if (person := self.identifiers.get(key)) is not None
+        }
         seen: set[str] = set()
         candidates: list[Candidate] = []
         for key in query_keys(features):
@@ -49,9 +52,14 @@ class MemoryIndex:
                     seen.add(candidate.features.record_id)
                     candidates.append(Candidate(self.survivor(candidate.person_id), candidate.features))
         persons = {c.person_id for c in candidates} | set(identifier_persons.values())
-        decision = decide(features, record_person=self.survivor(record_person) if record_person else None,
-                          identifier_persons=identifier_persons, candidates=candidates,
-                          person_facts={p: self.facts[p] for p in persons if p in self.facts}, model=model)
+        decision = decide(
+            features,
+            record_person=self.survivor(record_person) if record_person else None,
+            identifier_persons=identifier_persons,
+            candidates=candidates,
+            person_facts={p: self.facts[p] for p in persons if p in self.facts},
+            model=model,
+        )
         person = decision.person_id or new_person_id(features)
         for absorbed in decision.merge_person_ids:
             self._merge(absorbed, person)
@@ -72,8 +80,8 @@ class MemoryIndex:
         citizen_ids = facts.citizen_ids | {v for k, v in features.identifier_keys() if k == CITIZEN_ID}
         self.facts[person] = PersonFacts(frozenset(citizen_ids), facts.sex or features.sex)
         candidate = Candidate(person, features)
-        for key in index_keys(features):
-            self.blocks[key].append(candidate)
+        for block in index_keys(features):
+            self.blocks[block].append(candidate)
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,9 @@ class BatchLinkResult:
     model: MatchModel
 
 
-def link_records(records: Sequence[SourceRecord], model: MatchModel | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> BatchLinkResult:
+def link_records(
+    records: Sequence[SourceRecord], model: MatchModel | None = None, progress: Callable[[int, int], None] | None = None
+) -> BatchLinkResult:
     """Link records in input order; trains the model on the records themselves when none is given."""
     features = [extract_features(r) for r in records]
     if model is None:
@@ -102,4 +111,3 @@ def link_records(records: Sequence[SourceRecord], model: MatchModel | None = Non
         if progress is not None and done % 10_000 == 0:
             progress(done, len(features))
     return BatchLinkResult({record: index.survivor(person) for record, person in assigned}, rules, reviews, model)
-

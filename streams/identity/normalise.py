@@ -23,11 +23,44 @@ _T2S = OpenCC("t2s")
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[a-z]+")
 # Surnames whose reading as a surname differs from the everyday one (pypinyin reads words, not surnames).
-SURNAME_READINGS = {"曾": "zeng", "单": "shan", "仇": "qiu", "解": "xie", "区": "ou", "朴": "piao", "查": "zha",
-                    "盖": "ge", "乐": "yue", "覃": "qin", "缪": "miao", "尉迟": "yuchi", "万俟": "moqi", "长孙": "zhangsun",
-                    "翟": "zhai", "繁": "po", "秘": "bi", "种": "chong", "单于": "chanyu", "贲": "ben", "句": "gou"}
+SURNAME_READINGS = {
+    "曾": "zeng",
+    "单": "shan",
+    "仇": "qiu",
+    "解": "xie",
+    "区": "ou",
+    "朴": "piao",
+    "查": "zha",
+    "盖": "ge",
+    "乐": "yue",
+    "覃": "qin",
+    "缪": "miao",
+    "尉迟": "yuchi",
+    "万俟": "moqi",
+    "长孙": "zhangsun",
+    "翟": "zhai",
+    "繁": "po",
+    "秘": "bi",
+    "种": "chong",
+    "单于": "chanyu",
+    "贲": "ben",
+    "句": "gou",
+}
 COMPOUND_SURNAMES = tuple(s for s in SURNAME_READINGS if len(s) == 2) + (
-    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "夏侯", "令狐", "慕容", "公孙", "宇文", "司徒", "轩辕")
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "皇甫",
+    "夏侯",
+    "令狐",
+    "慕容",
+    "公孙",
+    "宇文",
+    "司徒",
+    "轩辕",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +74,7 @@ class NormalisedName:
 def _split_surname(name: str) -> tuple[str, str]:
     for surname in COMPOUND_SURNAMES:
         if name.startswith(surname) and len(name) > len(surname):
-            return surname, name[len(surname):]
+            return surname, name[len(surname) :]
     return name[:1], name[1:]
 
 
@@ -78,7 +111,7 @@ def normalise_phone(raw: str | None) -> str | None:
     digits = "".join(ch for ch in unicodedata.normalize("NFKC", raw) if ch.isdigit())
     for prefix in ("0086", "86"):
         if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
-            digits = digits[len(prefix):]
+            digits = digits[len(prefix) :]
     return digits if len(digits) >= 7 else None
 
 

@@ -8,8 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-CSV_HEADER = ("record_id", "org_code", "local_id", "name", "sex", "birth_date", "id_type", "id_number",
-              "health_card", "insurance_card", "phone", "address")
+CSV_HEADER = (
+    "record_id",
+    "org_code",
+    "local_id",
+    "name",
+    "sex",
+    "birth_date",
+    "id_type",
+    "id_number",
+    "health_card",
+    "insurance_card",
+    "phone",
+    "address",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +43,12 @@ class SourceRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, str | None]) -> SourceRecord:
-        return cls(**{name: (row.get(name) or "").strip() if name != "record_id" else str(row["record_id"])
-                      for name in CSV_HEADER})
+        return cls(
+            **{
+                name: (row.get(name) or "").strip() if name != "record_id" else str(row["record_id"])
+                for name in CSV_HEADER
+            }
+        )
 
 
 assert tuple(f.name for f in fields(SourceRecord)) == CSV_HEADER

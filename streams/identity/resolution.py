@@ -77,8 +77,12 @@ class MatchDecision:
     reviews: tuple[ReviewItem, ...] = ()
 
 
-_RULE_OF_KIND = {"citizen_id": MatchRule.CITIZEN_ID, "health_card": MatchRule.HEALTH_CARD,
-                 "insurance_card": MatchRule.INSURANCE_CARD, "document": MatchRule.DOCUMENT}
+_RULE_OF_KIND = {
+    "citizen_id": MatchRule.CITIZEN_ID,
+    "health_card": MatchRule.HEALTH_CARD,
+    "insurance_card": MatchRule.INSURANCE_CARD,
+    "document": MatchRule.DOCUMENT,
+}
 
 
 _PERSON_NAMESPACE = uuid.UUID("6f1d3c52-7e0b-5a8e-9c51-4b0f2a9d7e13")
@@ -113,9 +117,15 @@ def _facts_compatible(a: PersonFacts | None, b: PersonFacts | None) -> bool:
     return not (a.sex and b.sex and a.sex != b.sex)
 
 
-def decide(record: MatchFeatures, *, record_person: str | None,
-           identifier_persons: Mapping[tuple[str, str], str], candidates: Sequence[Candidate],
-           person_facts: Mapping[str, PersonFacts], model: MatchModel) -> MatchDecision:
+def decide(
+    record: MatchFeatures,
+    *,
+    record_person: str | None,
+    identifier_persons: Mapping[tuple[str, str], str],
+    candidates: Sequence[Candidate],
+    person_facts: Mapping[str, PersonFacts],
+    model: MatchModel,
+) -> MatchDecision:
     reviews: list[ReviewItem] = []
 
     # 1. The record itself is known. New identifiers it now carries that belong to someone else are a
@@ -124,8 +134,7 @@ def decide(record: MatchFeatures, *, record_person: str | None,
         for key in record.identifier_keys():
             holder = identifier_persons.get(key)
             if holder is not None and holder != record_person:
-                reviews.append(ReviewItem(ReviewReason.IDENTIFIER_CONFLICT, holder, None,
-                                          {"identifier": key[0]}))
+                reviews.append(ReviewItem(ReviewReason.IDENTIFIER_CONFLICT, holder, None, {"identifier": key[0]}))
         return MatchDecision(record_person, MatchRule.RECORD_KEY, reviews=tuple(reviews))
 
     # 2. Deterministic identifiers, strongest first.
@@ -139,8 +148,9 @@ def decide(record: MatchFeatures, *, record_person: str | None,
             continue
         why_not = person_vetoes(record, person_facts.get(holder))
         if why_not is not None:
-            reviews.append(ReviewItem(ReviewReason.IDENTIFIER_CONFLICT, holder, None,
-                                      {"identifier": key[0], "veto": why_not}))
+            reviews.append(
+                ReviewItem(ReviewReason.IDENTIFIER_CONFLICT, holder, None, {"identifier": key[0], "veto": why_not})
+            )
         elif chosen is None:
             chosen, chosen_kind = holder, key[0]
             merged_facts = _combined(person_facts.get(chosen), None)
@@ -148,8 +158,14 @@ def decide(record: MatchFeatures, *, record_person: str | None,
             merges.append(holder)
             merged_facts = _combined(merged_facts, person_facts.get(holder))
         else:
-            reviews.append(ReviewItem(ReviewReason.IDENTIFIER_CONFLICT, holder, None,
-                                      {"identifier": key[0], "veto": "persons_incompatible"}))
+            reviews.append(
+                ReviewItem(
+                    ReviewReason.IDENTIFIER_CONFLICT,
+                    holder,
+                    None,
+                    {"identifier": key[0], "veto": "persons_incompatible"},
+                )
+            )
 
     # 3. Probabilistic: the best-scoring record of each person that isn't vetoed.
     ranked = _score_persons(record, candidates, person_facts, model)
@@ -163,8 +179,13 @@ def decide(record: MatchFeatures, *, record_person: str | None,
                 if _facts_compatible(merged_facts, person_facts.get(other)):
                     merges.append(other)
                     merged_facts = _combined(merged_facts, person_facts.get(other))
-        return MatchDecision(chosen, _RULE_OF_KIND[chosen_kind], detail={"identifier": chosen_kind},
-                             merge_person_ids=tuple(merges), reviews=tuple(reviews))
+        return MatchDecision(
+            chosen,
+            _RULE_OF_KIND[chosen_kind],
+            detail={"identifier": chosen_kind},
+            merge_person_ids=tuple(merges),
+            reviews=tuple(reviews),
+        )
     if ranked and ranked[0][1][0] >= model.review_weight:
         person, (weight, features) = ranked[0]
         detail = model.explain(compare(record, features))
@@ -179,15 +200,22 @@ def decide(record: MatchFeatures, *, record_person: str | None,
                     merged_facts = _combined(merged_facts, person_facts.get(other))
                 else:
                     reviews.append(ReviewItem(ReviewReason.AMBIGUOUS, other, round(other_weight, 2), {}))
-            return MatchDecision(person, MatchRule.PROBABILISTIC, weight=round(weight, 2), detail=detail,
-                                 merge_person_ids=tuple(merges), reviews=tuple(reviews))
+            return MatchDecision(
+                person,
+                MatchRule.PROBABILISTIC,
+                weight=round(weight, 2),
+                detail=detail,
+                merge_person_ids=tuple(merges),
+                reviews=tuple(reviews),
+            )
         reviews.append(ReviewItem(ReviewReason.POSSIBLE_MATCH, person, round(weight, 2), detail))
         return MatchDecision(None, MatchRule.NEW_PERSON, weight=round(weight, 2), reviews=tuple(reviews))
     return MatchDecision(None, MatchRule.NEW_PERSON, reviews=tuple(reviews))
 
 
-def _score_persons(record: MatchFeatures, candidates: Sequence[Candidate], person_facts: Mapping[str, PersonFacts],
-                   model: MatchModel) -> list[tuple[str, tuple[float, MatchFeatures]]]:
+def _score_persons(
+    record: MatchFeatures, candidates: Sequence[Candidate], person_facts: Mapping[str, PersonFacts], model: MatchModel
+) -> list[tuple[str, tuple[float, MatchFeatures]]]:
     """Persons by their best record's match weight, highest first; vetoed persons left out."""
     best: dict[str, tuple[float, MatchFeatures]] = {}
     vetoed: set[str] = set()

@@ -42,24 +42,37 @@ def source_record(envelope: dict[str, Any]) -> SourceRecord:
     birth_days = patient.get("birth_date")
     org, local = source["org_code"], patient["local_patient_id"]
     return SourceRecord(
-        record_id=f"{org}:{local}", org_code=org, local_id=local, name=patient.get("name") or "",
+        record_id=f"{org}:{local}",
+        org_code=org,
+        local_id=local,
+        name=patient.get("name") or "",
         sex=patient.get("sex") or "",
         birth_date=(_EPOCH + dt.timedelta(days=birth_days)).isoformat() if birth_days is not None else "",
-        id_type=patient.get("id_type") or "", id_number=patient.get("id_number") or "",
-        health_card=patient.get("health_card") or "", insurance_card=patient.get("insurance_card") or "",
-        phone=patient.get("phone") or "", address=patient.get("address") or "",
+        id_type=patient.get("id_type") or "",
+        id_number=patient.get("id_number") or "",
+        health_card=patient.get("health_card") or "",
+        insurance_card=patient.get("insurance_card") or "",
+        phone=patient.get("phone") or "",
+        address=patient.get("address") or "",
     )
 
 
 class IdentifyStage:
-    def __init__(self, codec: EventCodec, topic_prefix: str, master_key: bytes | None, resolver: IdentityResolver,
-                 event_types: list[str] | None = None,
-                 publish_outbox: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        codec: EventCodec,
+        topic_prefix: str,
+        master_key: bytes | None,
+        resolver: IdentityResolver,
+        event_types: list[str] | None = None,
+        publish_outbox: Callable[[], int] | None = None,
+    ) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.codec = codec
         self.resolver = resolver
-        self.intake = RawIntake(codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types},
-                                master_key)
+        self.intake = RawIntake(
+            codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types}, master_key
+        )
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}
         self.publish_outbox = publish_outbox  # () -> int, or None (tests of the core alone)
         self._outbox_due = 0.0
@@ -76,8 +89,9 @@ class IdentifyStage:
         for m in messages:
             result = self.intake.accept(m)
             if isinstance(result, AcceptedEvent) and not result.envelope["patient"]["local_patient_id"]:
-                result = self.intake.dead_letter(m, MISSING_LOCAL_PATIENT_ID,
-                                                 "the patient block has no local patient id: nothing to link")
+                result = self.intake.dead_letter(
+                    m, MISSING_LOCAL_PATIENT_ID, "the patient block has no local patient id: nothing to link"
+                )
             checked.append(result)
         accepted = [c for c in checked if isinstance(c, AcceptedEvent)]
         with metrics.BATCH_SECONDS.time():
@@ -95,10 +109,19 @@ class IdentifyStage:
                 metrics.REVIEWS_RAISED.inc()
             if resolution.moved_records:
                 metrics.RECORDS_MOVED.inc(len(resolution.moved_records))
-            payload = self.codec.stamp_identity(item.message.value, item.peeked, resolution.person_id,
-                                                resolution.rule, resolution.weight, resolution.review)
-            out.append(OutRecord(self.outputs[item.event_type], item.message.key, payload, item.headers,
-                                 item.message.timestamp))
+            payload = self.codec.stamp_identity(
+                item.message.value,
+                item.peeked,
+                resolution.person_id,
+                resolution.rule,
+                resolution.weight,
+                resolution.review,
+            )
+            out.append(
+                OutRecord(
+                    self.outputs[item.event_type], item.message.key, payload, item.headers, item.message.timestamp
+                )
+            )
         if self.publish_outbox is not None and (merged or time.monotonic() >= self._outbox_due):
             self.publish_outbox()
             self._outbox_due = time.monotonic() + OUTBOX_INTERVAL_SECONDS

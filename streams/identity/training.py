@@ -21,12 +21,20 @@ CANDIDATE_PAIRS = 300_000
 
 
 # The comparisons each kind of blocking key agrees on by construction (indices into COMPARISONS).
-_BLOCKED_COMPARISONS = {"n": frozenset({0, 1}), "d": frozenset({1, 2}), "p": frozenset({3}),
-                        "i": frozenset({1, 5}), "c": frozenset({6}), "cs": frozenset({6}), "a": frozenset({4})}
+_BLOCKED_COMPARISONS = {
+    "n": frozenset({0, 1}),
+    "d": frozenset({1, 2}),
+    "p": frozenset({3}),
+    "i": frozenset({1, 5}),
+    "c": frozenset({6}),
+    "cs": frozenset({6}),
+    "a": frozenset({4}),
+}
 
 
-def candidate_pairs(features: Sequence[MatchFeatures], limit: int,
-                    rng: random.Random) -> dict[str, tuple[list[tuple[int, int]], int]]:
+def candidate_pairs(
+    features: Sequence[MatchFeatures], limit: int, rng: random.Random
+) -> dict[str, tuple[list[tuple[int, int]], int]]:
     """Blocked pairs per kind of blocking key (a pair found by two kinds is in both), each sampled to ``limit``."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for index, f in enumerate(features):
@@ -38,10 +46,12 @@ def candidate_pairs(features: Sequence[MatchFeatures], limit: int,
     for key, members in blocks.items():
         kind = pairs[key.split(":", 1)[0]]
         for i, a in enumerate(members):
-            for b in members[i + 1:]:
+            for b in members[i + 1 :]:
                 kind.add((a, b))
-    return {kind: (sorted(found) if len(found) <= limit else rng.sample(sorted(found), limit), len(found))
-            for kind, found in pairs.items()}
+    return {
+        kind: (sorted(found) if len(found) <= limit else rng.sample(sorted(found), limit), len(found))
+        for kind, found in pairs.items()
+    }
 
 
 def _labelled(a: MatchFeatures, b: MatchFeatures) -> LabelledVector:
@@ -53,8 +63,12 @@ def _labelled(a: MatchFeatures, b: MatchFeatures) -> LabelledVector:
     return compare(a, b), None
 
 
-def train_model(features: Sequence[MatchFeatures], seed: int = 20261127,
-                random_pairs: int = RANDOM_PAIRS, max_candidate_pairs: int = CANDIDATE_PAIRS) -> MatchModel:
+def train_model(
+    features: Sequence[MatchFeatures],
+    seed: int = 20261127,
+    random_pairs: int = RANDOM_PAIRS,
+    max_candidate_pairs: int = CANDIDATE_PAIRS,
+) -> MatchModel:
     if len(features) < 2:
         raise ValueError("training needs at least two records")
     rng = random.Random(seed)
@@ -65,8 +79,10 @@ def train_model(features: Sequence[MatchFeatures], seed: int = 20261127,
         if a != b:
             random_vectors[compare(features[a], features[b])] += 1
     per_kind = candidate_pairs(features, max_candidate_pairs // len(_BLOCKED_COMPARISONS), rng)
-    sessions = {_BLOCKED_COMPARISONS[kind]: (Counter(_labelled(features[a], features[b]) for a, b in pairs), found)
-                for kind, (pairs, found) in per_kind.items()}
+    sessions = {
+        _BLOCKED_COMPARISONS[kind]: (Counter(_labelled(features[a], features[b]) for a, b in pairs), found)
+        for kind, (pairs, found) in per_kind.items()
+    }
     if not any(found for _, found in sessions.values()):
         raise ValueError("no two records share a blocking key: nothing to learn from")
     model = train_em(sessions, estimate_u(random_vectors), record_count=n)

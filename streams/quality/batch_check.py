@@ -47,9 +47,20 @@ def _event_id_of(line: str) -> str | None:
 
 
 def unreadable_result(line: str, error: JsonFormError) -> dict[str, Any]:
-    return {"event_id": _event_id_of(line), "passed": False, "score": 0.0,
-            "violations": [{"rule_id": INPUT_FORMAT_RULE, "category": "correctness", "severity": "error",
-                            "field": error.field or "<event>", "error": error.code}]}
+    return {
+        "event_id": _event_id_of(line),
+        "passed": False,
+        "score": 0.0,
+        "violations": [
+            {
+                "rule_id": INPUT_FORMAT_RULE,
+                "category": "correctness",
+                "severity": "error",
+                "field": error.field or "<event>",
+                "error": error.code,
+            }
+        ],
+    }
 
 
 def registered_deaths(lines: Iterator[str], engine: RuleEngine) -> dict[str, dt.datetime]:
@@ -72,8 +83,9 @@ def registered_deaths(lines: Iterator[str], engine: RuleEngine) -> dict[str, dt.
     return deaths
 
 
-def check_lines(lines: Iterator[str], engine: RuleEngine, ctx: EvaluationContext, out: TextIO,
-                summary: CheckSummary) -> None:
+def check_lines(
+    lines: Iterator[str], engine: RuleEngine, ctx: EvaluationContext, out: TextIO, summary: CheckSummary
+) -> None:
     for line in lines:
         if not line.strip():
             continue

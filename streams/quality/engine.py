@@ -47,9 +47,15 @@ class Verdict:
 
     def output_json(self) -> dict[str, Any]:
         """The batch CLI's line (issue #5 §5)."""
-        return {"event_id": self.event_id, "passed": self.passed, "score": round(self.score, 6),
-                "violations": [{"rule_id": v.rule_id, "category": v.category.value, "severity": v.severity.value,
-                                "field": v.field} for v in self.violations]}
+        return {
+            "event_id": self.event_id,
+            "passed": self.passed,
+            "score": round(self.score, 6),
+            "violations": [
+                {"rule_id": v.rule_id, "category": v.category.value, "severity": v.severity.value, "field": v.field}
+                for v in self.violations
+            ],
+        }
 
 
 class RuleEngine:
@@ -84,5 +90,14 @@ class RuleEngine:
                 late = True
             violations.extend(Violation(rule.id, rule.category, rule.severity, f) for f in dict.fromkeys(fields))
         score = 1.0 - failed / applied if applied else 1.0
-        return Verdict(envelope["event_id"], event_type, self.rule_set.version, passed, late, score, applied, failed,
-                       tuple(violations))
+        return Verdict(
+            envelope["event_id"],
+            event_type,
+            self.rule_set.version,
+            passed,
+            late,
+            score,
+            applied,
+            failed,
+            tuple(violations),
+        )

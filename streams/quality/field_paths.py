@@ -27,14 +27,17 @@ def compile_path(path: str) -> FieldGetter:
             node = event.get(a)
             node = node.get(b) if isinstance(node, dict) else None
             return [(path, node.get(c) if isinstance(node, dict) else None)]
+
         return three
     if len(steps) == 2 and steps[0].endswith("[*]") and "[*]" not in steps[1]:
         array, leaf = steps[0][:-3], steps[1]  # the common case: diagnoses[*].code
 
         def elements(event: dict[str, Any]) -> list[tuple[str, Any]]:
             return [(f"{array}[{k}].{leaf}", item.get(leaf)) for k, item in enumerate(event.get(array) or ())]
+
         return elements
     if "[*]" not in path:
+
         def simple(event: dict[str, Any]) -> list[tuple[str, Any]]:
             node: Any = event
             for step in steps:
@@ -42,6 +45,7 @@ def compile_path(path: str) -> FieldGetter:
                     return [(path, None)]
                 node = node.get(step)
             return [(path, node)]
+
         return simple
 
     def walk(node: Any, i: int, prefix: str, out: list[tuple[str, Any]]) -> None:
@@ -62,6 +66,7 @@ def compile_path(path: str) -> FieldGetter:
         out: list[tuple[str, Any]] = []
         walk(event, 0, "", out)
         return out
+
     return nested
 
 

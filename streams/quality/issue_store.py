@@ -51,10 +51,22 @@ def ensure_issue_store(conn: psycopg.Connection) -> None:
 def write_issues(conn: psycopg.Connection, issues: list[QualityIssue]) -> None:
     if not issues:
         return
-    rows = [(i.verdict.event_id, i.verdict.rule_set_version, i.verdict.event_type, i.org_code, i.occurred_at,
-             i.verdict.passed, json.dumps(i.verdict.output_json()["violations"]), to_json(i.event))
-            for i in issues]
+    rows = [
+        (
+            i.verdict.event_id,
+            i.verdict.rule_set_version,
+            i.verdict.event_type,
+            i.org_code,
+            i.occurred_at,
+            i.verdict.passed,
+            json.dumps(i.verdict.output_json()["violations"]),
+            to_json(i.event),
+        )
+        for i in issues
+    ]
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO quality_issues (event_id, rule_set_version, event_type, org_code, occurred_at, passed, "
-            "violations, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
+            "violations, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            rows,
+        )

@@ -76,8 +76,10 @@ def rank_institutions(figures: Iterable[DailyFigures], min_received: int = 1) ->
         t[5] += f.late
         t[6] += f.weight_applied
         t[7] += f.weight_failed
-    rows = [(org, name, county, received, accepted, rejected, late, 1.0 - failed / applied if applied else 1.0)
-            for org, (name, county, received, accepted, rejected, late, applied, failed) in totals.items()]
+    rows = [
+        (org, name, county, received, accepted, rejected, late, 1.0 - failed / applied if applied else 1.0)
+        for org, (name, county, received, accepted, rejected, late, applied, failed) in totals.items()
+    ]
     ranked = sorted((r for r in rows if r[3] >= min_received), key=lambda r: (-r[7], -r[3], r[0]))
     unranked = sorted((r for r in rows if r[3] < min_received), key=lambda r: r[0])
     city = dict(zip((r[0] for r in ranked), _competition_ranks([r[7] for r in ranked])))
@@ -85,5 +87,7 @@ def rank_institutions(figures: Iterable[DailyFigures], min_received: int = 1) ->
     for code in {r[2] for r in ranked}:
         members = [r for r in ranked if r[2] == code]
         county.update(zip((r[0] for r in members), _competition_ranks([r[7] for r in members])))
-    return [RankedInstitution(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], city.get(r[0]), county.get(r[0]))
-            for r in ranked + unranked]
+    return [
+        RankedInstitution(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], city.get(r[0]), county.get(r[0]))
+        for r in ranked + unranked
+    ]

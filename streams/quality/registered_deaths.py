@@ -67,7 +67,9 @@ def deaths_of(conn: psycopg.Connection, person_ids: list[str]) -> dict[str, dt.d
     rows = conn.execute(
         "SELECT person_id, min(died_at) FROM (SELECT person_id, died_at FROM registered_deaths "
         "WHERE person_id = ANY(%s) UNION ALL SELECT person_id::text, died_at FROM empi.deregistrations "
-        "WHERE person_id::text = ANY(%s)) d GROUP BY person_id", (person_ids, person_ids)).fetchall()
+        "WHERE person_id::text = ANY(%s)) d GROUP BY person_id",
+        (person_ids, person_ids),
+    ).fetchall()
     return {p: d for p, d in rows}
 
 
@@ -76,12 +78,15 @@ def apply_registrations(conn: psycopg.Connection, registrations: list[DeathRegis
     record's (a cancelled duplicate from another source leaves a standing registration alone)."""
     for r in registrations:
         if r.died_at is None:
-            conn.execute("DELETE FROM registered_deaths WHERE person_id = %s AND org_code = %s AND record_key = %s",
-                         (r.person_id, r.org_code, r.record_key))
+            conn.execute(
+                "DELETE FROM registered_deaths WHERE person_id = %s AND org_code = %s AND record_key = %s",
+                (r.person_id, r.org_code, r.record_key),
+            )
         else:
             conn.execute(
                 "INSERT INTO registered_deaths (person_id, died_at, org_code, record_key, source_event_id) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (person_id) DO UPDATE SET died_at = EXCLUDED.died_at, "
                 "org_code = EXCLUDED.org_code, record_key = EXCLUDED.record_key, "
                 "source_event_id = EXCLUDED.source_event_id, registered_at = now()",
-                (r.person_id, r.died_at, r.org_code, r.record_key, r.event_id))
+                (r.person_id, r.died_at, r.org_code, r.record_key, r.event_id),
+            )

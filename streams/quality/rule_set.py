@@ -136,8 +136,9 @@ def load_rule_set(path: Path = DEFAULT_RULE_FILE) -> RuleSet:
         seen.add(d.id)
         unknown = sorted(set(d.params) - CHECK_PARAMS[d.check])
         if unknown:
-            raise ValueError(f"{path}: rule {d.id}: {d.check} takes no params {unknown}; "
-                             f"it reads {sorted(CHECK_PARAMS[d.check])}")
+            raise ValueError(
+                f"{path}: rule {d.id}: {d.check} takes no params {unknown}; it reads {sorted(CHECK_PARAMS[d.check])}"
+            )
         if isinstance(d.params.get("fields"), str):
             raise ValueError(f"{path}: rule {d.id}: params.fields must be a list of field paths")
         try:
@@ -145,8 +146,9 @@ def load_rule_set(path: Path = DEFAULT_RULE_FILE) -> RuleSet:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: rule {d.id}: bad params for {d.check}: {exc!r}") from exc
         types = frozenset(PIPELINE_EVENT_TYPES) if "*" in d.event_types else frozenset(d.event_types)
-        rules.append(Rule(d.id, d.category, d.severity, d.weight, types, d.on_cancelled, d.message.zh,
-                          d.message.en, check))
+        rules.append(
+            Rule(d.id, d.category, d.severity, d.weight, types, d.on_cancelled, d.message.zh, d.message.en, check)
+        )
     return RuleSet(declared.version, file_digest(path), tuple(rules))
 
 

@@ -41,10 +41,12 @@ RULE_FAILED = "quality_rule_failed"
 
 log = logging.getLogger(__name__)
 
-EVENTS_JUDGED = PromCounter("healthbus_quality_events_total", "Events the quality stage judged, by outcome",
-                        ["event_type", "outcome"])
-RULE_FAILURES = PromCounter("healthbus_quality_rule_failures_total", "Rule failures (one per event and rule)",
-                        ["rule_id", "severity"])
+EVENTS_JUDGED = PromCounter(
+    "healthbus_quality_events_total", "Events the quality stage judged, by outcome", ["event_type", "outcome"]
+)
+RULE_FAILURES = PromCounter(
+    "healthbus_quality_rule_failures_total", "Rule failures (one per event and rule)", ["rule_id", "severity"]
+)
 
 
 class QualityState:
@@ -85,14 +87,26 @@ def verdict_value(verdict: Verdict, envelope: dict[str, Any], judged_at: dt.date
     """The ``quality.result`` record of a verdict."""
     source = envelope["source"]
     return {
-        "event_id": verdict.event_id, "event_type": verdict.event_type, "org_code": source["org_code"],
-        "org_name": source.get("org_name"), "org_region_code": source["region_code"], "occurred_at": envelope["occurred_at"],
-        "emitted_at": envelope["emitted_at"], "judged_at": judged_at, "record_version": envelope["record_version"],
-        "cancelled": envelope["cancelled"], "rule_set_version": verdict.rule_set_version, "passed": verdict.passed,
-        "late": verdict.late, "score": verdict.score, "weight_applied": verdict.weight_applied,
+        "event_id": verdict.event_id,
+        "event_type": verdict.event_type,
+        "org_code": source["org_code"],
+        "org_name": source.get("org_name"),
+        "org_region_code": source["region_code"],
+        "occurred_at": envelope["occurred_at"],
+        "emitted_at": envelope["emitted_at"],
+        "judged_at": judged_at,
+        "record_version": envelope["record_version"],
+        "cancelled": envelope["cancelled"],
+        "rule_set_version": verdict.rule_set_version,
+        "passed": verdict.passed,
+        "late": verdict.late,
+        "score": verdict.score,
+        "weight_applied": verdict.weight_applied,
         "weight_failed": verdict.weight_failed,
-        "violations": [{"rule_id": v.rule_id, "category": v.category.name, "severity": v.severity.name,
-                        "field": v.field} for v in verdict.violations],
+        "violations": [
+            {"rule_id": v.rule_id, "category": v.category.name, "severity": v.severity.name, "field": v.field}
+            for v in verdict.violations
+        ],
     }
 
 
@@ -104,15 +118,22 @@ def quality_header(verdict: Verdict) -> bytes:
 
 
 class QualityStage:
-    def __init__(self, codec: EventCodec, topic_prefix: str, engine: RuleEngine, state: QualityState | None,
-                 event_types: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        codec: EventCodec,
+        topic_prefix: str,
+        engine: RuleEngine,
+        state: QualityState | None,
+        event_types: list[str] | None = None,
+    ) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.codec = codec
         self.engine = engine
         self.state = state  # None: no registered deaths, nothing recorded (benchmarks of the rules alone)
         # The intake only builds dead letters here: identified events were authenticated upstream.
-        self.intake = RawIntake(codec, STAGE, topic_prefix, {topic_prefix + identified_topic(t).name: t for t in types},
-                                None)
+        self.intake = RawIntake(
+            codec, STAGE, topic_prefix, {topic_prefix + identified_topic(t).name: t for t in types}, None
+        )
         self.outputs = {t: topic_prefix + validated_topic(t).name for t in types}
         self.results_topic = topic_prefix + QUALITY_RESULTS
 
@@ -127,13 +148,18 @@ class QualityStage:
     def handle_batch(self, messages: list[Any]) -> list[OutRecord]:
         decoded: list[tuple[Any, str, dict[str, Any]] | OutRecord] = []
         for m in messages:
-            event = self.intake.decode(m)
-            decoded.append(event if isinstance(event, OutRecord) else (m, event.event_type, event.value))
-        persons = list({d[2]["envelope"].get("person_id") for d in decoded
-                        if not isinstance(d, OutRecord) and d[2]["envelope"].get("person_id")})
+            taken = self.intake.decode(m)
+            decoded.append(taken if isinstance(taken, OutRecord) else (m, taken.event_type, taken.value))
+        persons = list(
+            {
+                d[2]["envelope"].get("person_id")
+                for d in decoded
+                if not isinstance(d, OutRecord) and d[2]["envelope"].get("person_id")
+            }
+        )
         deaths = dict(self.state.deaths_of(persons)) if self.state is not None and persons else {}
         ctx = EvaluationContext(deaths)
-        judged_at = dt.datetime.now(dt.timezone.utc)
+        judged_at = dt.datetime.now(dt.UTC)
         out: list[OutRecord] = []
         registrations: list[DeathRegistration] = []
         issues: list[QualityIssue] = []
@@ -149,9 +175,16 @@ class QualityStage:
             outcomes[(event_type, "accepted" if verdict.passed else "rejected")] += 1
             if verdict.violations:
                 failures.update({(v.rule_id, v.severity.value) for v in verdict.violations})
-            out.append(OutRecord(self.results_topic, m.key,
-                                 self.codec.encode("quality.result", verdict_value(verdict, envelope, judged_at),
-                                                   topic=self.results_topic), timestamp=m.timestamp))
+            out.append(
+                OutRecord(
+                    self.results_topic,
+                    m.key,
+                    self.codec.encode(
+                        "quality.result", verdict_value(verdict, envelope, judged_at), topic=self.results_topic
+                    ),
+                    timestamp=m.timestamp,
+                )
+            )
             if verdict.violations:
                 issues.append(QualityIssue(verdict, envelope["occurred_at"], envelope["source"]["org_code"], event))
             if verdict.passed:
@@ -184,16 +217,22 @@ class QualityStage:
             "violations": json.dumps(verdict.output_json()["violations"], ensure_ascii=False),
             "event_id": verdict.event_id,
         }
-        return self.intake.dead_letter(m, RULE_FAILED, f"rejected by {rule_ids} (rule set {verdict.rule_set_version})",
-                                       details)
+        return self.intake.dead_letter(
+            m, RULE_FAILED, f"rejected by {rule_ids} (rule set {verdict.rule_set_version})", details
+        )
 
 
 def build_stage(settings: Settings, event_types: list[str] | None = None) -> QualityStage:
     from streams.quality.rule_set import default_rule_set, load_rule_set
 
     rule_set = load_rule_set(settings.quality_rule_file) if settings.quality_rule_file else default_rule_set()
-    return QualityStage(codec_for(settings.schema_registry_config()), settings.topic_prefix, RuleEngine(rule_set),
-                        QualityState(settings.postgres_url), event_types)
+    return QualityStage(
+        codec_for(settings.schema_registry_config()),
+        settings.topic_prefix,
+        RuleEngine(rule_set),
+        QualityState(settings.postgres_url),
+        event_types,
+    )
 
 
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:

@@ -55,8 +55,9 @@ def median_before(counts: Mapping[dt.date, int], day: dt.date, window: int = WIN
     return float(statistics.median(counts.get(day - dt.timedelta(days=k), 0) for k in range(1, window + 1)))
 
 
-def judge_feeds(uploads: Mapping[FeedKey, Mapping[dt.date, int]], now: dt.datetime, cutoff: dt.time,
-                min_share: float) -> list[FeedProblem]:
+def judge_feeds(
+    uploads: Mapping[FeedKey, Mapping[dt.date, int]], now: dt.datetime, cutoff: dt.time, min_share: float
+) -> list[FeedProblem]:
     """The feeds failing at ``now`` (aware datetime), sorted."""
     local = now.astimezone(CST)
     today, yesterday = local.date(), local.date() - dt.timedelta(days=1)
@@ -84,9 +85,12 @@ def recovered(alert: OpenAlert, uploads: Mapping[FeedKey, Mapping[dt.date, int]]
     return any(counts.get(alert.day + dt.timedelta(days=k), 0) for k in range((today - alert.day).days + 1))
 
 
-def transitions(open_alerts: Iterable[OpenAlert], problems: Iterable[FeedProblem],
-                uploads: Mapping[FeedKey, Mapping[dt.date, int]], now: dt.datetime
-                ) -> tuple[list[FeedProblem], list[OpenAlert]]:
+def transitions(
+    open_alerts: Iterable[OpenAlert],
+    problems: Iterable[FeedProblem],
+    uploads: Mapping[FeedKey, Mapping[dt.date, int]],
+    now: dt.datetime,
+) -> tuple[list[FeedProblem], list[OpenAlert]]:
     """(problems to open an alert for, open alerts to close): one open alert per feed and kind."""
     failing = {(p.key, p.kind): p for p in problems}
     already = {(a.key, a.kind): a for a in open_alerts}

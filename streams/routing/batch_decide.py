@@ -29,9 +29,15 @@ class DecideSummary:
 
 
 def claim_json(claim: Claim) -> dict[str, Any]:
-    return {"route": claim.route, "subject": claim.subject, "person_id": claim.person_id,
-            "county_code": claim.county_code, "at": iso(claim.at), "precedence": claim.precedence,
-            "facts": claim.facts}
+    return {
+        "route": claim.route,
+        "subject": claim.subject,
+        "person_id": claim.person_id,
+        "county_code": claim.county_code,
+        "at": iso(claim.at),
+        "precedence": claim.precedence,
+        "facts": claim.facts,
+    }
 
 
 def decide_lines(lines: Iterable[str], out: TextIO) -> DecideSummary:
@@ -44,14 +50,29 @@ def decide_lines(lines: Iterable[str], out: TextIO) -> DecideSummary:
             event_type, event = event_from_json_line(line)
         except JsonFormError as exc:
             summary.unreadable += 1
-            out.write(json.dumps({"line": summary.lines, "error": {"code": exc.code, "field": exc.field,
-                                                                    "message": exc.message}}, ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {"line": summary.lines, "error": {"code": exc.code, "field": exc.field, "message": exc.message}},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             continue
         claims = claims_of(event_type, event)
         summary.routed += bool(claims)
         summary.claims_by_route.update(c.route for c in claims)
-        out.write(json.dumps({"line": summary.lines, "event_id": event["envelope"]["event_id"], "event_type": event_type,
-                              "claims": [claim_json(c) for c in claims]}, ensure_ascii=False) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "line": summary.lines,
+                    "event_id": event["envelope"]["event_id"],
+                    "event_type": event_type,
+                    "claims": [claim_json(c) for c in claims],
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     return summary
 
 

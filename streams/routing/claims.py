@@ -82,8 +82,14 @@ class RouteSpec:
 def source_of(event_type: str, event: dict[str, Any]) -> SourceRef:
     envelope = event["envelope"]
     source = envelope["source"]
-    return SourceRef(source["org_code"], source["record_key"], envelope["patient"]["local_patient_id"],
-                     envelope["event_id"], envelope["record_version"], event_type)
+    return SourceRef(
+        source["org_code"],
+        source["record_key"],
+        envelope["patient"]["local_patient_id"],
+        envelope["event_id"],
+        envelope["record_version"],
+        event_type,
+    )
 
 
 def county_of(event: dict[str, Any]) -> str:

@@ -188,7 +188,7 @@ def reminder_id(org_code: str, record_key: str, kind: OrderKind, item: str | Non
 
 def _aware(value: dt.datetime) -> dt.datetime:
     # fastavro gives aware UTC datetimes; a naive one (hand-built) is taken as UTC rather than local time.
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _positive(days: Any) -> int | None:
@@ -208,8 +208,18 @@ def orders_of(event_type: str, event: Mapping[str, Any]) -> list[Order]:
     source, patient = env["source"], env["patient"]
 
     def order(kind: OrderKind, item: str, name: str | None, at: dt.datetime, days: int | None = None) -> Order:
-        return Order(person_id, kind, item, name or None, source["org_code"], source["record_key"],
-                     patient["local_patient_id"], env["event_id"], _aware(at), days)
+        return Order(
+            person_id,
+            kind,
+            item,
+            name or None,
+            source["org_code"],
+            source["record_key"],
+            patient["local_patient_id"],
+            env["event_id"],
+            _aware(at),
+            days,
+        )
 
     if event_type == PRESCRIPTION:
         classes: dict[str, tuple[str | None, int | None]] = {}
@@ -220,8 +230,10 @@ def orders_of(event_type: str, event: Mapping[str, Any]) -> list[Order]:
             days = _positive(item.get("days"))
             _, known = classes.get(cls.code, (None, None))
             classes[cls.code] = (cls.name_zh or cls.name_en, max(filter(None, (known, days)), default=None))
-        return [order(OrderKind.DRUG_CLASS, code, name, event["prescribed_at"], days)
-                for code, (name, days) in sorted(classes.items())]
+        return [
+            order(OrderKind.DRUG_CLASS, code, name, event["prescribed_at"], days)
+            for code, (name, days) in sorted(classes.items())
+        ]
     if event_type == LAB_REPORT:
         at = event.get("collected_at") or event["reported_at"]  # when the specimen was taken, if known
         names: dict[str, str | None] = {}
@@ -234,8 +246,9 @@ def orders_of(event_type: str, event: Mapping[str, Any]) -> list[Order]:
     return [order(OrderKind.EXAM_ITEM, code, event.get("exam_item_name"), event["reported_at"])] if code else []
 
 
-def earlier_order(order: Order, earlier: Iterable[Order],
-                  windows: ReminderWindows) -> tuple[Order, dt.timedelta] | None:
+def earlier_order(
+    order: Order, earlier: Iterable[Order], windows: ReminderWindows
+) -> tuple[Order, dt.timedelta] | None:
     """The order in ``earlier`` (any orders; those that do not qualify are skipped) that ``order`` repeats,
     the most recent qualifying one, with its window; None when none qualifies.
 
@@ -276,16 +289,33 @@ def reminder_for(orders: Sequence[Order], earlier: Iterable[Order], windows: Rem
     if not matches:
         return None
     ordered = sorted(matches.items())
-    repeats = tuple(Repeat(item, order.item_name, other.org_code, other.record_key, other.event_id, other.at)
-                    for item, (order, other, _) in ordered)
+    repeats = tuple(
+        Repeat(item, order.item_name, other.org_code, other.record_key, other.event_id, other.at)
+        for item, (order, other, _) in ordered
+    )
     # The headline: the most recent earlier order among the repeats (the first item's on a tie).
     order, other, window = max((match for _, match in ordered), key=lambda m: m[1].order_key)
     name = order.item_name if len(repeats) == 1 else "、".join(r.item_name or r.item for r in repeats)
     return Reminder(
-        reminder_id(*rkey), order.kind, ",".join(item for item, _ in ordered), name, order.person_id,
-        order.org_code, order.record_key, order.local_patient_id, order.event_id, order.at, other.org_code,
-        other.record_key, other.at, other.event_id, other.org_code == order.org_code, window, ReminderStatus.ACTIVE,
-        repeats)
+        reminder_id(*rkey),
+        order.kind,
+        ",".join(item for item, _ in ordered),
+        name,
+        order.person_id,
+        order.org_code,
+        order.record_key,
+        order.local_patient_id,
+        order.event_id,
+        order.at,
+        other.org_code,
+        other.record_key,
+        other.at,
+        other.event_id,
+        other.org_code == order.org_code,
+        window,
+        ReminderStatus.ACTIVE,
+        repeats,
+    )
 
 
 def reminders_for(orders: Iterable[Order], earlier: Iterable[Order], windows: ReminderWindows) -> list[Reminder]:
@@ -295,8 +325,10 @@ def reminders_for(orders: Iterable[Order], earlier: Iterable[Order], windows: Re
     for order in orders:
         groups.setdefault(order.reminder_key, []).append(order)
     earlier = list(earlier)
-    found = (reminder_for(group, earlier, windows)
-             for _, group in sorted(groups.items(), key=lambda g: (*g[0][:3], g[0][3] or "")))
+    found = (
+        reminder_for(group, earlier, windows)
+        for _, group in sorted(groups.items(), key=lambda g: (*g[0][:3], g[0][3] or ""))
+    )
     return [r for r in found if r is not None]
 
 
@@ -307,8 +339,9 @@ def _days_text(window: dt.timedelta) -> str:
 
 def _repeats(r: Reminder) -> tuple[Repeat, ...]:
     """The reminder's repeats; a hand-built reminder without them has its headline as its one repeat."""
-    return r.repeats or (Repeat(r.item, r.item_name, r.earlier_org_code, r.earlier_record_key, r.earlier_event_id,
-                                r.earlier_at),)
+    return r.repeats or (
+        Repeat(r.item, r.item_name, r.earlier_org_code, r.earlier_record_key, r.earlier_event_id, r.earlier_at),
+    )
 
 
 def _messages(r: Reminder) -> tuple[str, str]:
@@ -320,15 +353,19 @@ def _messages(r: Reminder) -> tuple[str, str]:
     where_en = "this institution" if r.same_institution else f"institution {r.earlier_org_code}"
     days = _days_text(r.window)
     if r.kind is OrderKind.DRUG_CLASS:
-        return (f"患者{day}已在{where}开具同类药物 {what}，本次处方在前次用药{days}天内，请核实是否重复用药。",
-                f"A drug of the same class {what_en} was prescribed to the patient at {where_en} on {day} and "
-                f"its {days}-day window has not passed: check for duplicate therapy.")
+        return (
+            f"患者{day}已在{where}开具同类药物 {what}，本次处方在前次用药{days}天内，请核实是否重复用药。",
+            f"A drug of the same class {what_en} was prescribed to the patient at {where_en} on {day} and "
+            f"its {days}-day window has not passed: check for duplicate therapy.",
+        )
     noun, noun_en = ("检验", "lab test") if r.kind is OrderKind.LAB_ITEM else ("检查", "examination")
     if len(r.repeats) <= 1:  # one item: the headline says it all
-        return (f"患者{day}已在{where}做过同一{noun}项目 {what}，在{days}天内，可调阅前次结果（检查检验结果互认），"
-                f"请核实是否需要重复{noun}。",
-                f"The same {noun_en} {what_en} was done for the patient at {where_en} on {day}, within {days} days: "
-                f"the earlier result may be reused; check whether a repeat is needed.")
+        return (
+            f"患者{day}已在{where}做过同一{noun}项目 {what}，在{days}天内，可调阅前次结果（检查检验结果互认），"
+            f"请核实是否需要重复{noun}。",
+            f"The same {noun_en} {what_en} was done for the patient at {where_en} on {day}, within {days} days: "
+            f"the earlier result may be reused; check whether a repeat is needed.",
+        )
     # Several items (a lab report): grouped by the earlier order they repeat, the most recent one first.
     by_earlier: dict[tuple[str, str], list[Repeat]] = {}
     for repeat in sorted(r.repeats, key=lambda x: (x.earlier_at, x.earlier_event_id), reverse=True):
@@ -341,10 +378,12 @@ def _messages(r: Reminder) -> tuple[str, str]:
         items_en = ", ".join(f"{x.item} ({x.item_name})" if x.item_name else x.item for x in repeats)
         parts.append(f"{on}已在{'本机构' if same else '机构' + org_code}做过同一{noun}项目 {items}")
         parts_en.append(f"{items_en} at {'this institution' if same else 'institution ' + org_code} on {on}")
-    return (f"患者{'；'.join(parts)}（共{len(r.repeats)}项），在{days}天内，可调阅前次结果（检查检验结果互认），"
-            f"请核实是否需要重复{noun}。",
-            f"The same {len(r.repeats)} {noun_en} items were done for the patient within {days} days: "
-            f"{'; '.join(parts_en)}. The earlier results may be reused; check whether a repeat is needed.")
+    return (
+        f"患者{'；'.join(parts)}（共{len(r.repeats)}项），在{days}天内，可调阅前次结果（检查检验结果互认），"
+        f"请核实是否需要重复{noun}。",
+        f"The same {len(r.repeats)} {noun_en} items were done for the patient within {days} days: "
+        f"{'; '.join(parts_en)}. The earlier results may be reused; check whether a repeat is needed.",
+    )
 
 
 def reminder_value(reminder: Reminder) -> dict[str, Any]:
@@ -368,9 +407,17 @@ def reminder_value(reminder: Reminder) -> dict[str, Any]:
         "earlier_at": reminder.earlier_at,
         "same_institution": reminder.same_institution,
         "window_seconds": int(reminder.window.total_seconds()),
-        "repeats": [{"item": r.item, "item_name": r.item_name, "earlier_org_code": r.earlier_org_code,
-                     "earlier_record_key": r.earlier_record_key, "earlier_event_id": r.earlier_event_id,
-                     "earlier_at": r.earlier_at} for r in _repeats(reminder)],
+        "repeats": [
+            {
+                "item": r.item,
+                "item_name": r.item_name,
+                "earlier_org_code": r.earlier_org_code,
+                "earlier_record_key": r.earlier_record_key,
+                "earlier_event_id": r.earlier_event_id,
+                "earlier_at": r.earlier_at,
+            }
+            for r in _repeats(reminder)
+        ],
         "message_zh": message_zh,
         "message_en": message_en,
     }

@@ -53,10 +53,15 @@ class CodeSet(Generic[V, R]):
     (the cache is dropped when it reaches ``cache_limit`` entries). Non-strings and invalid codes: None.
     """
 
-    def __init__(self, name: str, declarations: Iterable[tuple[V, tuple[str, ...]]],
-                 result: Callable[[V, str], R] | None = None, cache_limit: int = 100_000) -> None:
+    def __init__(
+        self,
+        name: str,
+        declarations: Iterable[tuple[V, tuple[str, ...]]],
+        result: Callable[[V, str], R] | None = None,
+        cache_limit: int = 100_000,
+    ) -> None:
         self.name = name
-        self._result = result if result is not None else (lambda value, category: value)  # type: ignore[return-value]
+        self._result = result if result is not None else (lambda value, category: value)
         self._subcategories: dict[str, V] = {}  # "U07.1" → value
         self._categories: dict[str, V] = {}  # every category of the declared ranges: "I10", "I11", … → value
         for value, specs in declarations:
@@ -86,8 +91,10 @@ class CodeSet(Generic[V, R]):
         for category in (f"{first[0]}{n:02d}" for n in range(100)):
             if in_category_range(category, first, last):
                 if category in self._categories:
-                    raise ValueError(f"{self.name}: {spec!r} ({value!r}) overlaps the declaration of "
-                                     f"{category} ({self._categories[category]!r})")
+                    raise ValueError(
+                        f"{self.name}: {spec!r} ({value!r}) overlaps the declaration of "
+                        f"{category} ({self._categories[category]!r})"
+                    )
                 self._categories[category] = value
 
     def lookup(self, code: str) -> R | None:
@@ -166,7 +173,10 @@ class TumourBehaviour(Enum):
 
     MALIGNANT = ("恶性肿瘤", "malignant")
     IN_SITU = ("原位肿瘤", "in situ")
-    BENIGN_OR_UNCERTAIN_CNS = ("中枢神经系统良性及动态未定肿瘤", "benign or uncertain behaviour, central nervous system")
+    BENIGN_OR_UNCERTAIN_CNS = (
+        "中枢神经系统良性及动态未定肿瘤",
+        "benign or uncertain behaviour, central nervous system",
+    )
 
     def __init__(self, zh: str, en: str) -> None:
         self.zh = zh
@@ -290,7 +300,8 @@ NOTIFIABLE_DISEASES: tuple[NotifiableDisease, ...] = (
 )
 
 _NOTIFIABLE: CodeSet[NotifiableDisease, NotifiableDisease] = CodeSet(
-    "notifiable infectious diseases", ((d, d.codes) for d in NOTIFIABLE_DISEASES))
+    "notifiable infectious diseases", ((d, d.codes) for d in NOTIFIABLE_DISEASES)
+)
 
 
 def notifiable_disease(code: str) -> NotifiableDisease | None:

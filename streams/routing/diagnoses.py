@@ -25,8 +25,10 @@ def diagnoses_of(event_type: str, event: dict[str, Any]) -> list[Diagnosis]:
     if event_type not in DIAGNOSIS_EVENT_TYPES:
         return []
     occurred = event["envelope"]["occurred_at"]
-    return [Diagnosis(d["code"], d.get("name"), d.get("diagnosed_at") or occurred, d.get("is_primary", False))
-            for d in event.get("diagnoses") or ()]
+    return [
+        Diagnosis(d["code"], d.get("name"), d.get("diagnosed_at") or occurred, d.get("is_primary", False))
+        for d in event.get("diagnoses") or ()
+    ]
 
 
 def morphology_of(event_type: str, event: dict[str, Any]) -> str | None:

@@ -33,13 +33,21 @@ def primary_of(spec: RouteSpec, claims: Iterable[Claim]) -> Claim:
 def item_payload(spec: RouteSpec, claims: Sequence[Claim]) -> dict[str, Any]:
     """What the work-queue row's ``payload`` holds: the primary claim's facts and where they came from."""
     p = primary_of(spec, claims)
-    return {"detail": p.facts, "primary_event_id": p.source.event_id, "primary_org_code": p.source.org_code,
-            "primary_record_key": p.source.record_key, "at": iso(p.at), "evidence_count": len(claims),
-            "first_at": iso(min(c.at for c in claims)), "last_at": iso(max(c.at for c in claims))}
+    return {
+        "detail": p.facts,
+        "primary_event_id": p.source.event_id,
+        "primary_org_code": p.source.org_code,
+        "primary_record_key": p.source.record_key,
+        "at": iso(p.at),
+        "evidence_count": len(claims),
+        "first_at": iso(min(c.at for c in claims)),
+        "last_at": iso(max(c.at for c in claims)),
+    }
 
 
-def change_kind(before_status: str | None, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
-                claim_added: bool) -> ChangeKind | None:
+def change_kind(
+    before_status: str | None, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, claim_added: bool
+) -> ChangeKind | None:
     """The change from an item's stored state (status, payload) to its recomputed payload (None: no claims)."""
     live_before = before_status is not None and before_status != "withdrawn"
     if after is None:
@@ -55,8 +63,9 @@ def change_kind(before_status: str | None, before: Mapping[str, Any] | None, aft
     return None
 
 
-def business_key(spec: RouteSpec, person_id: str, subject: str, at: dt.datetime,
-                 episodes: Mapping[str, dt.date] | None = None) -> str:
+def business_key(
+    spec: RouteSpec, person_id: str, subject: str, at: dt.datetime, episodes: Mapping[str, dt.date] | None = None
+) -> str:
     """``<person>:<subject>``, or for an episode route ``<person>:<subject>:<YYYYMMDD>`` where the day
     anchors the episode: the nearest existing episode of this person × subject whose anchor is less than
     ``spec.episode`` away, else a new one anchored on the claim's own day (China time)."""

@@ -40,7 +40,8 @@ from avro_schemas.topics import COLLAB_ROUTES, collab_topic_name
 from streams.routing.claims import Claim, RouteSpec, SourceRef, iso
 from streams.routing.items import ChangeKind, business_key, change_kind, episode_anchor, item_payload, primary_of
 from streams.routing.routes import SPEC_BY_NAME, claims_of
-from streams.routing.work_queue import DEFAULT_ROLE_PREFIX, ItemRow, ensure_work_queues, item_id as new_item_id, save_items
+from streams.routing.work_queue import DEFAULT_ROLE_PREFIX, ItemRow, ensure_work_queues, save_items
+from streams.routing.work_queue import item_id as new_item_id
 
 ACTOR = "healthbus-routing"
 CHANGE_NAMESPACE = uuid.UUID("8f5b1d0e-6a43-4c7e-9d2b-3a1f7c9e5b60")
@@ -143,13 +144,29 @@ def ensure_ledger(conn: psycopg.Connection, role_prefix: str = DEFAULT_ROLE_PREF
         conn.execute(DDL)
 
 
-_CLAIM_COLUMNS = ("route, subject, org_code, record_key, business_key, person_id, county_code, at, precedence, facts, "
-                  "local_patient_id, event_id, record_version, event_type")
+_CLAIM_COLUMNS = (
+    "route, subject, org_code, record_key, business_key, person_id, county_code, at, precedence, facts, "
+    "local_patient_id, event_id, record_version, event_type"
+)
 
 
 def _claim_from_row(row: Sequence[Any]) -> tuple[Claim, str]:
-    (route, subject, org, record_key, key, person, county, at, precedence, facts, local, event_id, version,
-     event_type) = row
+    (
+        route,
+        subject,
+        org,
+        record_key,
+        key,
+        person,
+        county,
+        at,
+        precedence,
+        facts,
+        local,
+        event_id,
+        version,
+        event_type,
+    ) = row
     source = SourceRef(org, record_key, local, event_id, version, event_type)
     return Claim(route, subject, person, county.strip(), at, facts, source, precedence), key
 
@@ -185,7 +202,8 @@ class _Work:
         rows = self.conn.execute(
             f"SELECT {_CLAIM_COLUMNS} FROM routing.claims c JOIN unnest(%s::text[], %s::text[]) AS r(o, k) "
             "ON c.org_code = r.o AND c.record_key = r.k WHERE c.route = ANY(%s)",
-            (list(orgs), list(keys), self.routes)).fetchall()
+            (list(orgs), list(keys), self.routes),
+        ).fetchall()
         return [_claim_from_row(r) for r in rows]
 
     def load_records(self, records: list[tuple[str, str]]) -> None:
@@ -194,9 +212,11 @@ class _Work:
         if records:
             orgs, keys = zip(*records)
             for route, org, rk, version, event_id in self.conn.execute(
-                    "SELECT s.route, s.org_code, s.record_key, s.record_version, s.event_id FROM routing.source_records s "
-                    "JOIN unnest(%s::text[], %s::text[]) AS r(o, k) ON s.org_code = r.o AND s.record_key = r.k "
-                    "WHERE s.route = ANY(%s)", (list(orgs), list(keys), self.routes)).fetchall():
+                "SELECT s.route, s.org_code, s.record_key, s.record_version, s.event_id FROM routing.source_records s "
+                "JOIN unnest(%s::text[], %s::text[]) AS r(o, k) ON s.org_code = r.o AND s.record_key = r.k "
+                "WHERE s.route = ANY(%s)",
+                (list(orgs), list(keys), self.routes),
+            ).fetchall():
                 self.versions[(route, org, rk)] = (version, event_id)
 
     def load_triples(self, triples: Iterable[tuple[str, str, str]]) -> None:
@@ -207,7 +227,8 @@ class _Work:
         routes, persons, subjects = (list(x) for x in zip(*todo))
         rows = self.conn.execute(
             f"SELECT {_CLAIM_COLUMNS} FROM routing.claims c JOIN unnest(%s::text[], %s::text[], %s::text[]) "
-            "AS t(r, p, s) ON c.route = t.r AND c.person_id = t.p AND c.subject = t.s", (routes, persons, subjects)
+            "AS t(r, p, s) ON c.route = t.r AND c.person_id = t.p AND c.subject = t.s",
+            (routes, persons, subjects),
         ).fetchall()
         for row in rows:
             claim, key = _claim_from_row(row)
@@ -226,12 +247,16 @@ class _Work:
             for k in wanted:
                 self.items[(route, k)] = None
             rows = self.conn.execute(
-                sql.SQL("SELECT item_id::text, business_key, person_id, county_code, kind, payload, source_event_ids, "
-                        "status, status_by, status_at, status_reason FROM routing.{} WHERE business_key = ANY(%s)"
-                        ).format(sql.Identifier(route)), (wanted,)).fetchall()
+                sql.SQL(
+                    "SELECT item_id::text, business_key, person_id, county_code, kind, payload, source_event_ids, "
+                    "status, status_by, status_at, status_reason FROM routing.{} WHERE business_key = ANY(%s)"
+                ).format(sql.Identifier(route)),
+                (wanted,),
+            ).fetchall()
             for r in rows:
-                self.items[(route, r[1])] = ItemRow(route, r[0], r[1], r[2], r[3].strip(), r[4], r[5], list(r[6]),
-                                                    r[7], r[8], r[9], r[10])
+                self.items[(route, r[1])] = ItemRow(
+                    route, r[0], r[1], r[2], r[3].strip(), r[4], r[5], list(r[6]), r[7], r[8], r[9], r[10]
+                )
 
     def _index(self, claim: Claim, key: str) -> None:
         record = (claim.source.org_code, claim.source.record_key)
@@ -256,14 +281,27 @@ class _Work:
         spec = self.specs[claim.route]
         if spec.episode is None:
             return business_key(spec, claim.person_id, claim.subject, claim.at)
-        live = {k: episode_anchor(k) for k in self.episodes.get((claim.route, claim.person_id, claim.subject), ())
-                if self.by_item.get((claim.route, k))}
+        live = {
+            k: episode_anchor(k)
+            for k in self.episodes.get((claim.route, claim.person_id, claim.subject), ())
+            if self.by_item.get((claim.route, k))
+        }
         return business_key(spec, claim.person_id, claim.subject, claim.at, live)
 
     # -- recomputing items -----------------------------------------------------------------------------
-    def settle(self, route: str, key: str, cause: Cause, added: bool, withdrawn: Claim | None,
-               person_hint: Claim | None, reason: str, hooks: dict[str, list[ItemHook]],
-               previous_person: str | None = None, force_kind: ChangeKind | None = None) -> None:
+    def settle(
+        self,
+        route: str,
+        key: str,
+        cause: Cause,
+        added: bool,
+        withdrawn: Claim | None,
+        person_hint: Claim | None,
+        reason: str,
+        hooks: dict[str, list[ItemHook]],
+        previous_person: str | None = None,
+        force_kind: ChangeKind | None = None,
+    ) -> None:
         """Recompute one item from its claims and record the change (if any)."""
         spec = self.specs[route]
         if (route, key) not in self.items:
@@ -274,11 +312,21 @@ class _Work:
         kind = force_kind or change_kind(item.status if item else None, item.payload if item else None, after, added)
         if kind is None:
             return
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         if item is None:
             base = person_hint or claims[0]
-            item = ItemRow(route, new_item_id(route, f"{key}\x1f{cause.cause_id}"), key, base.person_id,
-                           base.county_code, spec.item_kind, None, [], "pending", stored=False)
+            item = ItemRow(
+                route,
+                new_item_id(route, f"{key}\x1f{cause.cause_id}"),
+                key,
+                base.person_id,
+                base.county_code,
+                spec.item_kind,
+                None,
+                [],
+                "pending",
+                stored=False,
+            )
             self.items[(route, key)] = item
         primary = primary_of(spec, claims) if claims else None
         if after is not None:
@@ -290,8 +338,9 @@ class _Work:
             item.status = "acknowledged" if managed else "pending"
             item.status_by = primary.source.org_code if managed and primary else ACTOR
             item.status_at = now
-            item.status_reason = ("already under county management (follow-up) / 县区已在管理" if managed
-                                  else (reason or None))
+            item.status_reason = (
+                "already under county management (follow-up) / 县区已在管理" if managed else (reason or None)
+            )
         elif kind is ChangeKind.WITHDRAWN:
             item.status, item.status_by, item.status_at, item.status_reason = "withdrawn", ACTOR, now, reason
             item.source_event_ids = []
@@ -301,31 +350,63 @@ class _Work:
         for hook in hooks.get(route, ()):
             self.messages.extend(hook(self.conn, change))
 
-    def _message(self, spec: RouteSpec, kind: ChangeKind, item: ItemRow, primary: Claim | None,
-                 withdrawn: Claim | None, cause: Cause, reason: str, previous_person: str | None, evidence: int,
-                 now: dt.datetime) -> None:
+    def _message(
+        self,
+        spec: RouteSpec,
+        kind: ChangeKind,
+        item: ItemRow,
+        primary: Claim | None,
+        withdrawn: Claim | None,
+        cause: Cause,
+        reason: str,
+        previous_person: str | None,
+        evidence: int,
+        now: dt.datetime,
+    ) -> None:
         shown = primary or withdrawn
         assert shown is not None
         value: dict[str, Any] = {
-            "change_id": change_id(item.item_id, cause.cause_id, kind), "item_id": item.item_id, "route": spec.name,
-            "kind": kind.value, "business_key": item.business_key, "subject": shown.subject,
-            "person_id": item.person_id, "previous_person_id": previous_person, "county_code": item.county_code,
-            "status": item.status, "at": iso(shown.at), "changed_at": timestamp_text(now), "evidence_count": evidence,
-            "cause_id": cause.cause_id, "cause_org_code": cause.org_code, "cause_record_key": cause.record_key,
+            "change_id": change_id(item.item_id, cause.cause_id, kind),
+            "item_id": item.item_id,
+            "route": spec.name,
+            "kind": kind.value,
+            "business_key": item.business_key,
+            "subject": shown.subject,
+            "person_id": item.person_id,
+            "previous_person_id": previous_person,
+            "county_code": item.county_code,
+            "status": item.status,
+            "at": iso(shown.at),
+            "changed_at": timestamp_text(now),
+            "evidence_count": evidence,
+            "cause_id": cause.cause_id,
+            "cause_org_code": cause.org_code,
+            "cause_record_key": cause.record_key,
             "reason": reason,
         }
         for route in self.specs:
             value[route] = shown.facts if route == spec.name else None
-        self.messages.append(ChangeMessage(value["change_id"], cause.cause_id, collab_topic_name(spec.name),
-                                           item.person_id, "collab.work_item_change", value))
+        self.messages.append(
+            ChangeMessage(
+                value["change_id"],
+                cause.cause_id,
+                collab_topic_name(spec.name),
+                item.person_id,
+                "collab.work_item_change",
+                value,
+            )
+        )
 
     # -- writing ---------------------------------------------------------------------------------------
     def flush(self) -> None:
         with self.conn.cursor() as cur:
             deletes = [k for k, v in self.claim_writes.items() if v is None]
             if deletes:
-                cur.executemany("DELETE FROM routing.claims WHERE route = %s AND org_code = %s AND record_key = %s "
-                                "AND subject = %s", deletes)
+                cur.executemany(
+                    "DELETE FROM routing.claims WHERE route = %s AND org_code = %s AND record_key = %s "
+                    "AND subject = %s",
+                    deletes,
+                )
             upserts = [v for v in self.claim_writes.values() if v is not None]
             if upserts:
                 cur.executemany(
@@ -334,21 +415,40 @@ class _Work:
                     "person_id = EXCLUDED.person_id, county_code = EXCLUDED.county_code, at = EXCLUDED.at, "
                     "precedence = EXCLUDED.precedence, facts = EXCLUDED.facts, local_patient_id = EXCLUDED.local_patient_id, "
                     "event_id = EXCLUDED.event_id, record_version = EXCLUDED.record_version, event_type = EXCLUDED.event_type",
-                    [(c.route, c.subject, c.source.org_code, c.source.record_key, k, c.person_id, c.county_code, c.at,
-                      c.precedence, Jsonb(c.facts), c.source.local_patient_id, c.source.event_id, c.source.record_version,
-                      c.source.event_type) for c, k in upserts])
+                    [
+                        (
+                            c.route,
+                            c.subject,
+                            c.source.org_code,
+                            c.source.record_key,
+                            k,
+                            c.person_id,
+                            c.county_code,
+                            c.at,
+                            c.precedence,
+                            Jsonb(c.facts),
+                            c.source.local_patient_id,
+                            c.source.event_id,
+                            c.source.record_version,
+                            c.source.event_type,
+                        )
+                        for c, k in upserts
+                    ],
+                )
             if self.version_writes:
                 cur.executemany(
                     "INSERT INTO routing.source_records (route, org_code, record_key, record_version, event_id) "
                     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (route, org_code, record_key) DO UPDATE SET "
                     "record_version = EXCLUDED.record_version, event_id = EXCLUDED.event_id",
-                    [(r, o, k, v, e) for (r, o, k), (v, e) in self.version_writes.items()])
+                    [(r, o, k, v, e) for (r, o, k), (v, e) in self.version_writes.items()],
+                )
             save_items(self.conn, list(self.item_writes.values()))
             if self.messages:
                 cur.executemany(
                     "INSERT INTO routing.changes (change_id, cause_id, topic, message_key, event_type, value) "
                     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (change_id) DO NOTHING",
-                    [(m.change_id, m.cause_id, m.topic, m.key, m.event_type, Jsonb(m.value)) for m in self.messages])
+                    [(m.change_id, m.cause_id, m.topic, m.key, m.event_type, Jsonb(m.value)) for m in self.messages],
+                )
 
 
 @dataclass
@@ -375,16 +475,18 @@ class RoutingLedger:
         if not decided:
             return []
         work = _Work(self.conn, self._specs)
-        records = sorted({(e["envelope"]["source"]["org_code"], e["envelope"]["source"]["record_key"])
-                          for _, e, _ in decided})
+        records = sorted(
+            {(e["envelope"]["source"]["org_code"], e["envelope"]["source"]["record_key"]) for _, e, _ in decided}
+        )
         prior = work.prior_claims(records)
         triples = {(c.route, c.person_id, c.subject) for _, _, cs in decided for c in cs}
         triples |= {(c.route, c.person_id, c.subject) for c, _ in prior}
         work.lock(triples)
         work.load_records(records)
         work.load_triples(triples)
-        work.load_items([(c.route, work.key_for(c)) for _, _, cs in decided for c in cs
-                          if self._specs[c.route].episode is None])
+        work.load_items(
+            [(c.route, work.key_for(c)) for _, _, cs in decided for c in cs if self._specs[c.route].episode is None]
+        )
         for event_type, event, claims in decided:
             self._apply_event(work, event_type, event, claims)
         work.flush()
@@ -432,25 +534,40 @@ class RoutingLedger:
     def apply_merge(self, change: dict[str, Any]) -> list[ChangeMessage]:
         """empi.person_merged: the absorbed person's claims go to the survivor."""
         survivor, absorbed = change["survivor_person_id"], change["absorbed_person_id"]
-        return self._move(change["change_id"], "person_id = %s", (absorbed,), survivor,
-                          f"merged into person {survivor} (EMPI change {change['change_id']}) / 身份合并")
+        return self._move(
+            change["change_id"],
+            "person_id = %s",
+            (absorbed,),
+            survivor,
+            f"merged into person {survivor} (EMPI change {change['change_id']}) / 身份合并",
+        )
 
     def apply_relink(self, change: dict[str, Any]) -> list[ChangeMessage]:
         """empi.record_relinked: one source patient's claims go from one person to the other."""
-        return self._move(change["change_id"], "person_id = %s AND org_code = %s AND local_patient_id = %s",
-                          (change["from_person_id"], change["org_code"], change["local_patient_id"]),
-                          change["to_person_id"], f"record relinked by {change['action']} (EMPI change "
-                          f"{change['change_id']}) / 身份拆分或复核")
+        return self._move(
+            change["change_id"],
+            "person_id = %s AND org_code = %s AND local_patient_id = %s",
+            (change["from_person_id"], change["org_code"], change["local_patient_id"]),
+            change["to_person_id"],
+            f"record relinked by {change['action']} (EMPI change {change['change_id']}) / 身份拆分或复核",
+        )
 
-    def _move(self, change: str, where: str, params: tuple[str, ...], to_person: str, reason: str) -> list[ChangeMessage]:
+    def _move(
+        self, change: str, where: str, params: tuple[str, ...], to_person: str, reason: str
+    ) -> list[ChangeMessage]:
         work = _Work(self.conn, self._specs)
-        moving = [_claim_from_row(r) for r in self.conn.execute(
-            f"SELECT {_CLAIM_COLUMNS} FROM routing.claims WHERE route = ANY(%s) AND {where}",
-            (list(self.routes), *params)).fetchall()]
+        moving = [
+            _claim_from_row(r)
+            for r in self.conn.execute(
+                f"SELECT {_CLAIM_COLUMNS} FROM routing.claims WHERE route = ANY(%s) AND {where}",
+                (list(self.routes), *params),
+            ).fetchall()
+        ]
         if not moving:
             return []
-        triples = {(c.route, c.person_id, c.subject) for c, _ in moving} | {(c.route, to_person, c.subject)
-                                                                             for c, _ in moving}
+        triples = {(c.route, c.person_id, c.subject) for c, _ in moving} | {
+            (c.route, to_person, c.subject) for c, _ in moving
+        }
         work.lock(triples)
         work.load_triples(triples)
         cause = Cause(change)
@@ -474,8 +591,18 @@ class RoutingLedger:
                 del work.items[(route, old_key)]
                 old_row.business_key, old_row.person_id = target_key, to_person
                 work.items[(route, target_key)] = old_row
-                work.settle(route, target_key, cause, False, None, moved[0], reason, self.hooks,
-                            previous_person=claims[0].person_id, force_kind=ChangeKind.REASSIGNED)
+                work.settle(
+                    route,
+                    target_key,
+                    cause,
+                    False,
+                    None,
+                    moved[0],
+                    reason,
+                    self.hooks,
+                    previous_person=claims[0].person_id,
+                    force_kind=ChangeKind.REASSIGNED,
+                )
             else:
                 work.settle(route, old_key, cause, False, claims[0], claims[0], reason, self.hooks)
                 work.settle(route, target_key, cause, True, None, moved[0], reason, self.hooks)
@@ -490,13 +617,19 @@ class RoutingLedger:
             return []
         rows = self.conn.execute(
             "SELECT change_id::text, cause_id, topic, message_key, event_type, value FROM routing.changes "
-            "WHERE cause_id = ANY(%s) AND topic = ANY(%s) ORDER BY seq", (list(cause_ids), list(topics))).fetchall()
+            "WHERE cause_id = ANY(%s) AND topic = ANY(%s) ORDER BY seq",
+            (list(cause_ids), list(topics)),
+        ).fetchall()
         return [ChangeMessage(*r) for r in rows]
 
 
 def _same(stored: Claim, new: Claim) -> bool:
-    return (stored.person_id == new.person_id and stored.at == new.at and stored.facts == new.facts
-            and stored.precedence == new.precedence)
+    return (
+        stored.person_id == new.person_id
+        and stored.at == new.at
+        and stored.facts == new.facts
+        and stored.precedence == new.precedence
+    )
 
 
 def _reason(envelope: dict[str, Any]) -> str:

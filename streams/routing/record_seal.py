@@ -25,27 +25,61 @@ def seal_on_death(conn: psycopg.Connection, change: ItemChange) -> list[ChangeMe
     lifecycle: LifecycleChange | None = None
     if change.kind in (ChangeKind.REGISTERED, ChangeKind.AMENDED) and change.primary is not None:
         p = change.primary
-        lifecycle = deregister(conn, change.item.person_id, p.at, p.source.org_code, p.source.record_key,
-                               p.source.local_patient_id, p.source.event_id, p.facts.get("cause_code"), ACTOR,
-                               f"death registered from {p.facts['basis']} / 死亡登记", cause_id=change.cause.cause_id)
+        lifecycle = deregister(
+            conn,
+            change.item.person_id,
+            p.at,
+            p.source.org_code,
+            p.source.record_key,
+            p.source.local_patient_id,
+            p.source.event_id,
+            p.facts.get("cause_code"),
+            ACTOR,
+            f"death registered from {p.facts['basis']} / 死亡登记",
+            cause_id=change.cause.cause_id,
+        )
     elif change.kind is ChangeKind.WITHDRAWN and change.withdrawn is not None:
         w = change.withdrawn
-        lifecycle = reinstate(conn, change.item.person_id, w.source.org_code, w.source.record_key,
-                              change.cause.cause_id, ACTOR, change.item.status_reason or "death record withdrawn")
+        lifecycle = reinstate(
+            conn,
+            change.item.person_id,
+            w.source.org_code,
+            w.source.record_key,
+            change.cause.cause_id,
+            ACTOR,
+            change.item.status_reason or "death record withdrawn",
+        )
     if lifecycle is None:
         return []
-    return [ChangeMessage(lifecycle.change_id, change.cause.cause_id, RECORD_DEREGISTERED, lifecycle.person_id,
-                          "record.lifecycle_change", lifecycle_value(lifecycle, change.cause.cause_id))]
+    return [
+        ChangeMessage(
+            lifecycle.change_id,
+            change.cause.cause_id,
+            RECORD_DEREGISTERED,
+            lifecycle.person_id,
+            "record.lifecycle_change",
+            lifecycle_value(lifecycle, change.cause.cause_id),
+        )
+    ]
 
 
 def lifecycle_value(change: LifecycleChange, source_event_id: str) -> dict[str, Any]:
     """The ``record.lifecycle_change`` message, JSON form."""
     deregistered = change.action == "deregistered"
-    return {"change_id": change.change_id, "action": "DEREGISTERED" if deregistered else "REINSTATED",
-            "person_id": change.person_id, "status": "deceased" if deregistered else "active",
-            "died_at": timestamp_text(change.died_at) if change.died_at else None, "cause_code": change.cause_code,
-            "org_code": change.org_code, "record_key": change.record_key, "source_event_id": source_event_id,
-            "occurred_at": timestamp_text(change.occurred_at), "actor": change.actor, "reason": change.reason}
+    return {
+        "change_id": change.change_id,
+        "action": "DEREGISTERED" if deregistered else "REINSTATED",
+        "person_id": change.person_id,
+        "status": "deceased" if deregistered else "active",
+        "died_at": timestamp_text(change.died_at) if change.died_at else None,
+        "cause_code": change.cause_code,
+        "org_code": change.org_code,
+        "record_key": change.record_key,
+        "source_event_id": source_event_id,
+        "occurred_at": timestamp_text(change.occurred_at),
+        "actor": change.actor,
+        "reason": change.reason,
+    }
 
 
 def death_hooks() -> dict[str, list[ItemHook]]:

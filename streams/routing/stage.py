@@ -24,11 +24,19 @@ from prometheus_client import Counter as PromCounter
 
 from avro_schemas.json_form import from_json
 from avro_schemas.serde import EventCodec, codec_for
-from avro_schemas.topics import (CLINICAL_ALERTS, COLLAB_ROUTES, IDENTITY_CHANGE_TYPES, PIPELINE_EVENT_TYPES,
-                                 RECORD_DEREGISTERED, collab_topic_name, topic, validated_topic)
+from avro_schemas.topics import (
+    CLINICAL_ALERTS,
+    COLLAB_ROUTES,
+    IDENTITY_CHANGE_TYPES,
+    PIPELINE_EVENT_TYPES,
+    RECORD_DEREGISTERED,
+    collab_topic_name,
+    topic,
+    validated_topic,
+)
 from ops.settings import Settings
-from streams.faust_runtime.batch_agent import OutRecord
 from streams.deadlock_retry import retry_on_deadlock
+from streams.faust_runtime.batch_agent import OutRecord
 from streams.raw_intake import RawIntake
 from streams.routing.clinical_reminders import ORDER_EVENT_TYPES, Reminder, ReminderWindows, reminder_value
 from streams.routing.ledger import ChangeMessage, RoutingLedger
@@ -41,17 +49,18 @@ ROUTING_PARTS: tuple[str, ...] = (*COLLAB_ROUTES, REMINDERS_PART)
 PRUNE_EVERY = dt.timedelta(minutes=10)
 
 
-CHANGES = PromCounter("healthbus_routing_changes_total", "Work-item changes the routing stage made",
-                      ["route", "kind"])
-REMINDERS = PromCounter("healthbus_routing_reminders_total", "Clinical reminders raised or withdrawn",
-                        ["kind", "status"])
+CHANGES = PromCounter("healthbus_routing_changes_total", "Work-item changes the routing stage made", ["route", "kind"])
+REMINDERS = PromCounter(
+    "healthbus_routing_reminders_total", "Clinical reminders raised or withdrawn", ["kind", "status"]
+)
 
 
 class RoutingState:
     """The stage's PostgreSQL edge: the ledger, the order history and the EMPI health-record seal."""
 
-    def __init__(self, postgres_url: str, windows: ReminderWindows, role_prefix: str,
-                 parts: Sequence[str] = ROUTING_PARTS) -> None:
+    def __init__(
+        self, postgres_url: str, windows: ReminderWindows, role_prefix: str, parts: Sequence[str] = ROUTING_PARTS
+    ) -> None:
         import psycopg
 
         from streams.identity.master_index.schema import ensure_master_index
@@ -72,9 +81,10 @@ class RoutingState:
         self.reminders = REMINDERS_PART in parts
         # What this worker publishes: a cause's stored changes of other routes are their workers' to publish.
         self.topics = [collab_topic_name(r) for r in routes] + (
-            [RECORD_DEREGISTERED] if "death_registration" in routes else [])
+            [RECORD_DEREGISTERED] if "death_registration" in routes else []
+        )
         self.windows = windows
-        self.pruned_at = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        self.pruned_at = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     def route_events(self, events: list[tuple[str, dict[str, Any]]]) -> tuple[list[Reminder], list[Reminder]]:
         from streams.routing.order_history import record_batch
@@ -100,10 +110,21 @@ class RoutingState:
                 if not self.reminders:
                     return [], []
                 if merge:
-                    return move_person(self.conn, change["absorbed_person_id"], change["survivor_person_id"],
-                                       windows=self.windows, cause=cause)
-                return relink_record(self.conn, change["org_code"], change["local_patient_id"],
-                                     change["to_person_id"], windows=self.windows, cause=cause)
+                    return move_person(
+                        self.conn,
+                        change["absorbed_person_id"],
+                        change["survivor_person_id"],
+                        windows=self.windows,
+                        cause=cause,
+                    )
+                return relink_record(
+                    self.conn,
+                    change["org_code"],
+                    change["local_patient_id"],
+                    change["to_person_id"],
+                    windows=self.windows,
+                    cause=cause,
+                )
 
         return retry_on_deadlock(move)
 
@@ -111,7 +132,7 @@ class RoutingState:
         """Drop orders too old to remind anything (twice the longest window back, for late uploads)."""
         from streams.routing.order_history import prune_order_history
 
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         if not self.reminders or now - self.pruned_at < PRUNE_EVERY:
             return 0
         self.pruned_at = now
@@ -122,15 +143,17 @@ class RoutingState:
 
     def reads(self, event_type: str) -> bool:
         return (self.ledger is not None and self.ledger.reads(event_type)) or (
-            self.reminders and event_type in ORDER_EVENT_TYPES)
+            self.reminders and event_type in ORDER_EVENT_TYPES
+        )
 
     def close(self) -> None:
         self.conn.close()
 
 
 class RoutingStage:
-    def __init__(self, codec: EventCodec, topic_prefix: str, state: RoutingState,
-                 event_types: list[str] | None = None) -> None:
+    def __init__(
+        self, codec: EventCodec, topic_prefix: str, state: RoutingState, event_types: list[str] | None = None
+    ) -> None:
         types = [t for t in event_types or PIPELINE_EVENT_TYPES if state.reads(t)]
         self.codec = codec
         self.state = state
@@ -181,12 +204,19 @@ class RoutingStage:
         for change in self.state.changes_for(causes):
             value = from_json(change.event_type, change.value)
             target = self.prefix + change.topic
-            out.append(OutRecord(target, change.key.encode(), self.codec.encode(change.event_type, value, topic=target)))
+            out.append(
+                OutRecord(target, change.key.encode(), self.codec.encode(change.event_type, value, topic=target))
+            )
             if change.event_type == "collab.work_item_change":
                 counts[(change.value["route"], change.value["kind"])] += 1
         for reminder in reminders + withdrawn:
-            out.append(OutRecord(self.alerts_topic, reminder.org_code.encode(), self.codec.encode(
-                "alerts.clinical_reminder", reminder_value(reminder), topic=self.alerts_topic)))
+            out.append(
+                OutRecord(
+                    self.alerts_topic,
+                    reminder.org_code.encode(),
+                    self.codec.encode("alerts.clinical_reminder", reminder_value(reminder), topic=self.alerts_topic),
+                )
+            )
             REMINDERS.labels(reminder.kind.value, reminder.status.value).inc()
         for labels, n in counts.items():
             CHANGES.labels(*labels).inc(n)
@@ -194,14 +224,17 @@ class RoutingStage:
 
 
 def reminder_windows(settings: Settings) -> ReminderWindows:
-    return ReminderWindows(drug_class=dt.timedelta(days=settings.reminder_drug_class_days),
-                           drug_supply_cap=dt.timedelta(days=settings.reminder_drug_supply_cap_days),
-                           lab_item=dt.timedelta(days=settings.reminder_lab_item_days),
-                           exam_item=dt.timedelta(days=settings.reminder_exam_item_days))
+    return ReminderWindows(
+        drug_class=dt.timedelta(days=settings.reminder_drug_class_days),
+        drug_supply_cap=dt.timedelta(days=settings.reminder_drug_supply_cap_days),
+        lab_item=dt.timedelta(days=settings.reminder_lab_item_days),
+        exam_item=dt.timedelta(days=settings.reminder_exam_item_days),
+    )
 
 
-def build_stage(settings: Settings, event_types: list[str] | None = None,
-                parts: Sequence[str] = ROUTING_PARTS) -> RoutingStage:
+def build_stage(
+    settings: Settings, event_types: list[str] | None = None, parts: Sequence[str] = ROUTING_PARTS
+) -> RoutingStage:
     state = RoutingState(settings.postgres_url, reminder_windows(settings), settings.county_role_prefix, parts)
     return RoutingStage(codec_for(settings.schema_registry_config()), settings.topic_prefix, state, event_types)
 
@@ -211,9 +244,14 @@ def group_suffix_of(parts: Sequence[str]) -> str:
     return "" if set(parts) == set(ROUTING_PARTS) else "." + "+".join(sorted(parts))
 
 
-def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "",
-               parts: Sequence[str] = ROUTING_PARTS) -> None:
+def run_worker(
+    settings: Settings,
+    event_types: list[str] | None = None,
+    group_suffix: str = "",
+    parts: Sequence[str] = ROUTING_PARTS,
+) -> None:
     from streams.faust_runtime.app import run_batch_stage
 
-    run_batch_stage(settings, STAGE, lambda: build_stage(settings, event_types, parts),
-                    group_suffix_of(parts) + group_suffix)
+    run_batch_stage(
+        settings, STAGE, lambda: build_stage(settings, event_types, parts), group_suffix_of(parts) + group_suffix
+    )

@@ -100,9 +100,11 @@ def ensure_work_queues(conn: psycopg.Connection, role_prefix: str = DEFAULT_ROLE
             conn.execute(_TABLE.format(table=route, statuses=statuses))
             conn.execute(sql.SQL("DROP POLICY IF EXISTS county_rows ON routing.{}").format(sql.Identifier(route)))
             # A county reads its rows and may acknowledge or reject them; withdrawing is the stages' business.
-            conn.execute(sql.SQL(
-                "CREATE POLICY county_rows ON routing.{} USING ({}) WITH CHECK ({} AND status <> 'withdrawn')"
-            ).format(sql.Identifier(route), _county_policy(role_prefix), _county_policy(role_prefix)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE POLICY county_rows ON routing.{} USING ({}) WITH CHECK ({} AND status <> 'withdrawn')"
+                ).format(sql.Identifier(route), _county_policy(role_prefix), _county_policy(role_prefix))
+            )
 
 
 def ensure_county_role(conn: psycopg.Connection, county_code: str, role_prefix: str = DEFAULT_ROLE_PREFIX) -> str:
@@ -118,8 +120,11 @@ def ensure_county_role(conn: psycopg.Connection, county_code: str, role_prefix: 
         for route in ROUTES:
             table = sql.Identifier("routing", route)
             conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(table, sql.Identifier(role)))
-            conn.execute(sql.SQL("GRANT UPDATE (status, status_by, status_at, status_reason) ON {} TO {}").format(
-                table, sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT UPDATE (status, status_by, status_at, status_reason) ON {} TO {}").format(
+                    table, sql.Identifier(role)
+                )
+            )
     return role
 
 
@@ -135,30 +140,54 @@ def save_items(conn: psycopg.Connection, rows: list[ItemRow]) -> None:
                     by_route.setdefault(item.route, []).append(item)
             for route, items in by_route.items():
                 cur.executemany(
-                    sql.SQL("INSERT INTO routing.{} (item_id, business_key, person_id, county_code, kind, payload, "
-                            "source_event_ids, status, status_by, status_at, status_reason) VALUES "
-                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (item_id) DO UPDATE SET "
-                            "business_key = EXCLUDED.business_key, person_id = EXCLUDED.person_id, "
-                            "payload = EXCLUDED.payload, source_event_ids = EXCLUDED.source_event_ids, "
-                            "status = EXCLUDED.status, status_by = EXCLUDED.status_by, "
-                            "status_at = EXCLUDED.status_at, status_reason = EXCLUDED.status_reason"
-                            ).format(sql.Identifier(route)),
-                    [(i.item_id, i.business_key, i.person_id, i.county_code, i.kind,
-                      json.dumps(i.payload or {}, ensure_ascii=False), i.source_event_ids, i.status, i.status_by,
-                      i.status_at, i.status_reason) for i in items])
+                    sql.SQL(
+                        "INSERT INTO routing.{} (item_id, business_key, person_id, county_code, kind, payload, "
+                        "source_event_ids, status, status_by, status_at, status_reason) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (item_id) DO UPDATE SET "
+                        "business_key = EXCLUDED.business_key, person_id = EXCLUDED.person_id, "
+                        "payload = EXCLUDED.payload, source_event_ids = EXCLUDED.source_event_ids, "
+                        "status = EXCLUDED.status, status_by = EXCLUDED.status_by, "
+                        "status_at = EXCLUDED.status_at, status_reason = EXCLUDED.status_reason"
+                    ).format(sql.Identifier(route)),
+                    [
+                        (
+                            i.item_id,
+                            i.business_key,
+                            i.person_id,
+                            i.county_code,
+                            i.kind,
+                            json.dumps(i.payload or {}, ensure_ascii=False),
+                            i.source_event_ids,
+                            i.status,
+                            i.status_by,
+                            i.status_at,
+                            i.status_reason,
+                        )
+                        for i in items
+                    ],
+                )
                 for i in items:
                     i.stored = True
 
 
-def decide(conn: psycopg.Connection, route: str, item: str, status: str, actor: str, reason: str = "",
-           now: dt.datetime | None = None) -> bool:
+def decide(
+    conn: psycopg.Connection,
+    route: str,
+    item: str,
+    status: str,
+    actor: str,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> bool:
     """Set an item's status with who, when and why; False when the item is not visible to this login
     (another county's) or does not exist. Counties acknowledge or reject; the stages withdraw."""
     _check_route(route)
     if status not in STATUSES or status == "pending":
         raise ValueError(f"status must be one of {STATUSES[1:]}, got {status!r}")
     cur = conn.execute(
-        sql.SQL("UPDATE routing.{} SET status = %s, status_by = %s, status_at = %s, status_reason = %s "
-                "WHERE item_id = %s").format(sql.Identifier(route)),
-        (status, actor, now or dt.datetime.now(dt.timezone.utc), reason or None, item))
+        sql.SQL(
+            "UPDATE routing.{} SET status = %s, status_by = %s, status_at = %s, status_reason = %s WHERE item_id = %s"
+        ).format(sql.Identifier(route)),
+        (status, actor, now or dt.datetime.now(dt.UTC), reason or None, item),
+    )
     return cur.rowcount == 1

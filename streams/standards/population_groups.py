@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+
 def age_at(birth_date: dt.date | None, day: dt.date) -> int | None:
     """Completed years on ``day`` (a 29 February birthday falls on 1 March in common years); None without a
     birth date, or for a day before it or an age over 150 (bad data the quality rules flag)."""

@@ -68,9 +68,7 @@ def _load() -> dict[str, tuple[Span, ...]]:
     for code, name, first, last in _read(TABLE_PATH, ("code", "name", "first_year", "last_year")):
         base.setdefault(code, []).append((first, last, name))
     amended: dict[str, list[Span]] = {}
-    for code, name, first, last in _read(
-        AMENDMENTS_PATH, ("code", "name", "first_year", "last_year", "source")
-    ):
+    for code, name, first, last in _read(AMENDMENTS_PATH, ("code", "name", "first_year", "last_year", "source")):
         amended.setdefault(code, []).append((first, last, name))
     for code, spans in amended.items():
         carried = [(f, TABLE_LAST_YEAR if to == _OPEN else to, n) for f, to, n in base.get(code, ())]

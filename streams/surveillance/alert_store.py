@@ -60,8 +60,10 @@ class StoredAlert:
     partial_day: bool
 
 
-_COLUMNS = ("alert_id, series_id, syndrome, county_code, population_group, method, level, state, opened_day, "
-            "last_day, closed_day, observed, expected, threshold, statistic, p_value, partial_day")
+_COLUMNS = (
+    "alert_id, series_id, syndrome, county_code, population_group, method, level, state, opened_day, "
+    "last_day, closed_day, observed, expected, threshold, statistic, p_value, partial_day"
+)
 
 
 def ensure_alert_store(conn: psycopg.Connection) -> None:
@@ -77,15 +79,24 @@ def _alert(row: tuple) -> StoredAlert:
 
 
 def open_alerts(conn: psycopg.Connection) -> list[StoredAlert]:
-    return [_alert(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM surveillance.alerts WHERE state = 'OPEN' ORDER BY opened_day, series_id").fetchall()]
+    return [
+        _alert(r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM surveillance.alerts WHERE state = 'OPEN' ORDER BY opened_day, series_id"
+        ).fetchall()
+    ]
 
 
 def alerts_between(conn: psycopg.Connection, first: dt.date, last: dt.date) -> list[StoredAlert]:
     """Alerts open at any time in [first, last] (opened by ``last``, not closed before ``first``)."""
-    return [_alert(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM surveillance.alerts WHERE opened_day <= %s AND (closed_day IS NULL OR closed_day >= %s) "
-        "ORDER BY opened_day, series_id", (last, first)).fetchall()]
+    return [
+        _alert(r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM surveillance.alerts WHERE opened_day <= %s AND (closed_day IS NULL OR closed_day >= %s) "
+            "ORDER BY opened_day, series_id",
+            (last, first),
+        ).fetchall()
+    ]
 
 
 def save_alert(conn: psycopg.Connection, alert: StoredAlert) -> None:
@@ -96,6 +107,23 @@ def save_alert(conn: psycopg.Connection, alert: StoredAlert) -> None:
         "last_day = EXCLUDED.last_day, closed_day = EXCLUDED.closed_day, observed = EXCLUDED.observed, "
         "expected = EXCLUDED.expected, threshold = EXCLUDED.threshold, statistic = EXCLUDED.statistic, "
         "p_value = EXCLUDED.p_value, partial_day = EXCLUDED.partial_day, updated_at = now()",
-        (alert.alert_id, alert.series_id, alert.syndrome, alert.county_code, alert.population_group, alert.method,
-         alert.level, alert.state, alert.opened_day, alert.last_day, alert.closed_day, alert.observed, alert.expected,
-         alert.threshold, alert.statistic, alert.p_value, alert.partial_day))
+        (
+            alert.alert_id,
+            alert.series_id,
+            alert.syndrome,
+            alert.county_code,
+            alert.population_group,
+            alert.method,
+            alert.level,
+            alert.state,
+            alert.opened_day,
+            alert.last_day,
+            alert.closed_day,
+            alert.observed,
+            alert.expected,
+            alert.threshold,
+            alert.statistic,
+            alert.p_value,
+            alert.partial_day,
+        ),
+    )

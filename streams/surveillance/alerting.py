@@ -48,10 +48,20 @@ OPEN, UPDATED, CLOSED = "OPEN", "UPDATED", "CLOSED"
 CASES_TOPIC = "surveillance.cases"  # without the deployment's topic prefix
 CASES_TABLE = "surveillance.visit_cases"
 ALERT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://healthbus.invalid/surveillance/alert")
-GROUP_NAMES_ZH = {"child": "儿童(0-6岁)", "student": "学生(7-18岁)", "adult": "成人(19-59岁)", "elderly": "老年(60岁及以上)",
-                  "UNKNOWN": "年龄不详"}
-GROUP_NAMES_EN = {"child": "children 0-6", "student": "students 7-18", "adult": "adults 19-59",
-                  "elderly": "elderly 60+", "UNKNOWN": "age unknown"}
+GROUP_NAMES_ZH = {
+    "child": "儿童(0-6岁)",
+    "student": "学生(7-18岁)",
+    "adult": "成人(19-59岁)",
+    "elderly": "老年(60岁及以上)",
+    "UNKNOWN": "年龄不详",
+}
+GROUP_NAMES_EN = {
+    "child": "children 0-6",
+    "student": "students 7-18",
+    "adult": "adults 19-59",
+    "elderly": "elderly 60+",
+    "UNKNOWN": "age unknown",
+}
 LEVEL_ZH = {"alarm": "预警", "yellow": "黄色预警", "red": "红色预警"}
 METHOD_LABEL = {Method.EARS_C1: "EARS C1", Method.EARS_C2: "EARS C2", Method.EARS_C3: "EARS C3", Method.EWMA: "EWMA"}
 
@@ -108,8 +118,9 @@ def history_window(plan: DetectionPlan, first: dt.date, last: dt.date) -> tuple[
     return first - dt.timedelta(days=plan.history_days), last
 
 
-def _judge_series(counts: Mapping[SeriesKey, Mapping[dt.date, int]], keys: list[SeriesKey], day: dt.date,
-                  mp: MethodPlan) -> list[Judgement]:
+def _judge_series(
+    counts: Mapping[SeriesKey, Mapping[dt.date, int]], keys: list[SeriesKey], day: dt.date, mp: MethodPlan
+) -> list[Judgement]:
     """One judgement of ``day`` per series: the matrix holds exactly the method's history, so its only judged
     column is ``day``."""
     need = mp.history_days
@@ -120,16 +131,31 @@ def _judge_series(counts: Mapping[SeriesKey, Mapping[dt.date, int]], keys: list[
     level = [LEVEL_NAMES[int(v)] for v in result.level[:, 0]]
     p_value = None if result.p_value is None else result.p_value[:, 0].tolist()
     smoothing = None if result.smoothing is None else result.smoothing[:, 0].tolist()
-    return [Judgement(day, float(result.count[i, 0]), float(result.expected[i, 0]), float(result.sd[i, 0]),
-                      float(result.statistic[i, 0]), float(result.threshold[i, 0]), bool(result.alarm[i, 0]), level[i],
-                      None if p_value is None else float(p_value[i]),
-                      None if smoothing is None else float(smoothing[i]))
-            for i in range(len(keys))]
+    return [
+        Judgement(
+            day,
+            float(result.count[i, 0]),
+            float(result.expected[i, 0]),
+            float(result.sd[i, 0]),
+            float(result.statistic[i, 0]),
+            float(result.threshold[i, 0]),
+            bool(result.alarm[i, 0]),
+            level[i],
+            None if p_value is None else float(p_value[i]),
+            None if smoothing is None else float(smoothing[i]),
+        )
+        for i in range(len(keys))
+    ]
 
 
-def judge_day(counts: Mapping[SeriesKey, Mapping[dt.date, int]], day: dt.date, plan: DetectionPlan,
-              open_alerts: Iterable[StoredAlert], partial_day: bool = False,
-              data_since: Mapping[str, dt.date] | None = None) -> DayResult:
+def judge_day(
+    counts: Mapping[SeriesKey, Mapping[dt.date, int]],
+    day: dt.date,
+    plan: DetectionPlan,
+    open_alerts: Iterable[StoredAlert],
+    partial_day: bool = False,
+    data_since: Mapping[str, dt.date] | None = None,
+) -> DayResult:
     """The alert changes of judging ``day`` (a closed day, or today's count so far with ``partial_day``).
 
     ``counts``: (syndrome, county, group) → day → cases (case_store.daily_counts with group None), covering
@@ -167,22 +193,41 @@ def judge_day(counts: Mapping[SeriesKey, Mapping[dt.date, int]], day: dt.date, p
     return DayResult(day, partial_day, changes, judged, alarms)
 
 
-def decide(key: SeriesKey, method: Method, j: Judgement, day: dt.date, partial_day: bool,
-           current: StoredAlert | None) -> AlertChange | None:
+def decide(
+    key: SeriesKey, method: Method, j: Judgement, day: dt.date, partial_day: bool, current: StoredAlert | None
+) -> AlertChange | None:
     """The change one judgement makes to its (series, method), given the alert open there (if any)."""
-    if current is not None and (current.last_day > day or (current.last_day == day and not current.partial_day
-                                                           and partial_day)):
+    if current is not None and (
+        current.last_day > day or (current.last_day == day and not current.partial_day and partial_day)
+    ):
         return None  # the alert already reflects a later (or the closed) judgement of this day
     syndrome, county, group = key
     the_id = series_id(*key)
-    figures = dict(observed=int(round(j.count)), expected=j.expected, threshold=j.threshold, statistic=j.statistic,
-                   p_value=j.p_value)
+    figures: dict[str, Any] = dict(  # the alert's numbers, the same for every kind of change below
+        observed=int(round(j.count)),
+        expected=j.expected,
+        threshold=j.threshold,
+        statistic=j.statistic,
+        p_value=j.p_value,
+    )
     if j.alarm:
         assert j.level is not None
         if current is None:
-            row = StoredAlert(alert_id(the_id, method, day), the_id, syndrome, county,
-                              None if group == ALL_GROUPS else group, method.value, j.level, OPEN, day, day, None,
-                              partial_day=partial_day, **figures)
+            row = StoredAlert(
+                alert_id(the_id, method, day),
+                the_id,
+                syndrome,
+                county,
+                None if group == ALL_GROUPS else group,
+                method.value,
+                j.level,
+                OPEN,
+                day,
+                day,
+                None,
+                partial_day=partial_day,
+                **figures,
+            )
             return AlertChange(OPEN, row, j, day, partial_day, day, day)
         if current.last_day == day and current.level == j.level and current.partial_day == partial_day:
             return None  # the same judgement again
@@ -191,8 +236,9 @@ def decide(key: SeriesKey, method: Method, j: Judgement, day: dt.date, partial_d
     if current is None or partial_day:
         return None  # a partial count never closes an alert
     row = _replace(current, state=CLOSED, last_day=day, closed_day=day, partial_day=False, **figures)
-    return AlertChange(CLOSED, row, j, day, False, current.opened_day,
-                       max(current.opened_day, day - dt.timedelta(days=1)))
+    return AlertChange(
+        CLOSED, row, j, day, False, current.opened_day, max(current.opened_day, day - dt.timedelta(days=1))
+    )
 
 
 def _replace(alert: StoredAlert, **changes: Any) -> StoredAlert:
@@ -208,8 +254,9 @@ def case_filter(syndrome: str, county: str, group: str | None, first: dt.date, l
     parts = [f"syndrome={syndrome}", f"county_code={county}"]
     if group not in (None, ALL_GROUPS):
         parts.append(f"population_group={group}")
-    parts.append(f"day={first.isoformat()}" if first == last
-                 else f"day>={first.isoformat()} AND day<={last.isoformat()}")
+    parts.append(
+        f"day={first.isoformat()}" if first == last else f"day>={first.isoformat()} AND day<={last.isoformat()}"
+    )
     return " AND ".join(parts)
 
 
@@ -224,7 +271,7 @@ def messages(change: AlertChange, at: dt.datetime | None = None) -> tuple[str, s
     a = change.alert
     method = Method(a.method)
     try:
-        syndrome_zh = Syndrome(a.syndrome).zh
+        syndrome_zh = Syndrome(a.syndrome).zh  # type: ignore[call-arg]  # lookup by value; __new__ takes (code, zh)
     except ValueError:
         syndrome_zh = a.syndrome
     county_zh = f"{a.county_code} {region_name(a.county_code, change.day.year) or ''}".rstrip()
@@ -243,8 +290,9 @@ def messages(change: AlertChange, at: dt.datetime | None = None) -> tuple[str, s
         rel_zh, rel_en = ("超过", "above") if above else ("低于", "below")
         p = "" if a.p_value is None else ", p<0.001" if a.p_value < 0.001 else f", p={a.p_value:.3f}"
         how_zh = f"预期 {_num(a.expected)}, {label} 统计量 {_num(a.statistic, 2)} {rel_zh}临界值 {_num(a.threshold, 2)}"
-        how_en = (f"expected {_num(a.expected)}, {label} statistic {_num(a.statistic, 2)} {rel_en} "
-                  f"{_num(a.threshold, 2)}")
+        how_en = (
+            f"expected {_num(a.expected)}, {label} statistic {_num(a.statistic, 2)} {rel_en} {_num(a.threshold, 2)}"
+        )
         if above:
             tag_zh, tag_en = f"({LEVEL_ZH.get(a.level, a.level)}{p})", f"({a.level}{p})"
         else:  # cleared: the level is the alert's last, not this day's
@@ -261,7 +309,7 @@ def messages(change: AlertChange, at: dt.datetime | None = None) -> tuple[str, s
     prefix_zh = {OPEN: "", UPDATED: "持续: ", CLOSED: "已回落: "}[change.state]
     prefix_en = {OPEN: "", UPDATED: "continuing: ", CLOSED: "cleared: "}[change.state]
     zh = f"{prefix_zh}{county_zh} {syndrome_zh}{who_zh} {day_zh} 观察 {a.observed} 例, {how_zh} {tag_zh}"
-    en = (f"{prefix_en}{a.county_code} {a.syndrome}{who_en} {day_en}: {a.observed} cases, {how_en} {tag_en}")
+    en = f"{prefix_en}{a.county_code} {a.syndrome}{who_en} {day_en}: {a.observed} cases, {how_en} {tag_en}"
     return zh, en
 
 
@@ -270,14 +318,28 @@ def alert_value(change: AlertChange, at: dt.datetime, cases_topic: str = CASES_T
     a = change.alert
     zh, en = messages(change, at)
     return {
-        "alert_id": a.alert_id, "state": change.state, "level": a.level, "series_id": a.series_id,
-        "syndrome": a.syndrome, "county_code": a.county_code, "population_group": a.population_group,
-        "day": change.day, "partial_day": change.partial_day, "method": a.method, "observed": a.observed,
-        "expected": a.expected, "threshold": a.threshold, "statistic": a.statistic, "p_value": a.p_value,
+        "alert_id": a.alert_id,
+        "state": change.state,
+        "level": a.level,
+        "series_id": a.series_id,
+        "syndrome": a.syndrome,
+        "county_code": a.county_code,
+        "population_group": a.population_group,
+        "day": change.day,
+        "partial_day": change.partial_day,
+        "method": a.method,
+        "observed": a.observed,
+        "expected": a.expected,
+        "threshold": a.threshold,
+        "statistic": a.statistic,
+        "p_value": a.p_value,
         "opened_day": a.opened_day,
-        "case_list": {"topic": cases_topic, "table": CASES_TABLE,
-                      "filter": case_filter(a.syndrome, a.county_code, a.population_group, change.cases_from,
-                                            change.cases_to)},
-        "changed_at": at, "message_zh": zh, "message_en": en,
+        "case_list": {
+            "topic": cases_topic,
+            "table": CASES_TABLE,
+            "filter": case_filter(a.syndrome, a.county_code, a.population_group, change.cases_from, change.cases_to),
+        },
+        "changed_at": at,
+        "message_zh": zh,
+        "message_en": en,
     }
-

@@ -85,12 +85,14 @@ def apply_cases(conn: psycopg.Connection, cases: Sequence[VisitCase]) -> list[tu
     keys = sorted({(c.org_code, c.record_key) for c in cases})
     stored: dict[tuple[str, str], VisitCase] = {}
     for row in conn.execute(
-            "SELECT v.org_code, v.record_key, v.event_id, v.record_version, v.cancelled, v.day, v.county_code, "
-            "v.population_group, v.syndromes FROM surveillance.visit_cases v "
-            "JOIN unnest(%s::text[], %s::text[]) AS k(o, r) ON v.org_code = k.o AND v.record_key = k.r FOR UPDATE",
-            ([k[0] for k in keys], [k[1] for k in keys])).fetchall():
-        stored[(row[0], row[1])] = VisitCase(row[0], row[1], row[2], row[3], row[4], row[5], row[6].strip(), row[7],
-                                             tuple(row[8]))
+        "SELECT v.org_code, v.record_key, v.event_id, v.record_version, v.cancelled, v.day, v.county_code, "
+        "v.population_group, v.syndromes FROM surveillance.visit_cases v "
+        "JOIN unnest(%s::text[], %s::text[]) AS k(o, r) ON v.org_code = k.o AND v.record_key = k.r FOR UPDATE",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall():
+        stored[(row[0], row[1])] = VisitCase(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6].strip(), row[7], tuple(row[8])
+        )
     delta: Counter[tuple[str, str, str, dt.date]] = Counter()
     changed: list[tuple[VisitCase, VisitCase | None]] = []
     for case in cases:
@@ -113,22 +115,39 @@ def apply_cases(conn: psycopg.Connection, cases: Sequence[VisitCase]) -> list[tu
             "record_version = EXCLUDED.record_version, cancelled = EXCLUDED.cancelled, day = EXCLUDED.day, "
             "county_code = EXCLUDED.county_code, population_group = EXCLUDED.population_group, "
             "syndromes = EXCLUDED.syndromes",
-            [(c.org_code, c.record_key, c.event_id, c.record_version, c.cancelled, c.day, c.county_code,
-              c.population_group, list(c.syndromes)) for c in {(c.org_code, c.record_key): c for c, _ in changed}.values()])
+            [
+                (
+                    c.org_code,
+                    c.record_key,
+                    c.event_id,
+                    c.record_version,
+                    c.cancelled,
+                    c.day,
+                    c.county_code,
+                    c.population_group,
+                    list(c.syndromes),
+                )
+                for c in {(c.org_code, c.record_key): c for c, _ in changed}.values()
+            ],
+        )
         rows = sorted((k, n) for k, n in delta.items() if n)
         cur.executemany(
             "INSERT INTO surveillance.daily_counts (syndrome, county_code, population_group, day, cases) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (syndrome, county_code, population_group, day) "
             "DO UPDATE SET cases = surveillance.daily_counts.cases + EXCLUDED.cases",
-            [(*k, n) for k, n in rows])
+            [(*k, n) for k, n in rows],
+        )
     return changed
 
 
-def daily_counts(conn: psycopg.Connection, first: dt.date, last: dt.date,
-                 group: str | None = ALL_GROUPS) -> dict[tuple[str, str, str], dict[dt.date, int]]:
+def daily_counts(
+    conn: psycopg.Connection, first: dt.date, last: dt.date, group: str | None = ALL_GROUPS
+) -> dict[tuple[str, str, str], dict[dt.date, int]]:
     """(syndrome, county, group) → day → cases, for the days in [first, last] (days without a row: 0)."""
-    query = ("SELECT syndrome, county_code, population_group, day, cases FROM surveillance.daily_counts "
-             "WHERE day BETWEEN %s AND %s")
+    query = (
+        "SELECT syndrome, county_code, population_group, day, cases FROM surveillance.daily_counts "
+        "WHERE day BETWEEN %s AND %s"
+    )
     params: list[object] = [first, last]
     if group is not None:
         query += " AND population_group = %s"

@@ -53,17 +53,27 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "DetectionParams", "DetectionResult", "Judgement", "Method", "Transition", "alert_transitions", "detect",
-    "detect_many", "first_judged_day", "student_t_sf", "student_t_quantile",
+    "DetectionParams",
+    "DetectionResult",
+    "Judgement",
+    "Method",
+    "Transition",
+    "alert_transitions",
+    "detect",
+    "detect_many",
+    "first_judged_day",
+    "student_t_sf",
+    "student_t_quantile",
 ]
 
 
@@ -117,8 +127,7 @@ class DetectionParams:
 
 # level codes of DetectionResult.level
 LEVEL_NONE, LEVEL_YELLOW, LEVEL_RED, LEVEL_ALARM = 0, 1, 2, 3
-LEVEL_NAMES: dict[int, str | None] = {LEVEL_NONE: None, LEVEL_YELLOW: "yellow", LEVEL_RED: "red",
-                                      LEVEL_ALARM: "alarm"}
+LEVEL_NAMES: dict[int, str | None] = {LEVEL_NONE: None, LEVEL_YELLOW: "yellow", LEVEL_RED: "red", LEVEL_ALARM: "alarm"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,25 +177,37 @@ class DetectionResult:
         out = []
         for j in range(self.count.shape[1]):
             index = self.first_day + j
-            out.append(Judgement(
-                day=index if start is None else start + dt.timedelta(days=index),
-                count=float(self.count[row, j]), expected=float(self.expected[row, j]), sd=float(self.sd[row, j]),
-                statistic=float(self.statistic[row, j]), threshold=float(self.threshold[row, j]),
-                alarm=bool(self.alarm[row, j]), level=LEVEL_NAMES[int(self.level[row, j])],
-                p_value=None if self.p_value is None else float(self.p_value[row, j]),
-                smoothing=None if self.smoothing is None else float(self.smoothing[row, j])))
+            out.append(
+                Judgement(
+                    day=index if start is None else start + dt.timedelta(days=index),
+                    count=float(self.count[row, j]),
+                    expected=float(self.expected[row, j]),
+                    sd=float(self.sd[row, j]),
+                    statistic=float(self.statistic[row, j]),
+                    threshold=float(self.threshold[row, j]),
+                    alarm=bool(self.alarm[row, j]),
+                    level=LEVEL_NAMES[int(self.level[row, j])],
+                    p_value=None if self.p_value is None else float(self.p_value[row, j]),
+                    smoothing=None if self.smoothing is None else float(self.smoothing[row, j]),
+                )
+            )
         return out
 
 
-def detect(counts: Sequence[float], method: Method | str, params: DetectionParams = DetectionParams(),
-           start: dt.date | None = None) -> list[Judgement]:
+def detect(
+    counts: Sequence[float],
+    method: Method | str,
+    params: DetectionParams = DetectionParams(),
+    start: dt.date | None = None,
+) -> list[Judgement]:
     """Judge one series (one count per consecutive day); only the judged days are returned."""
     matrix = np.asarray(counts, dtype=np.float64).reshape(1, -1)
     return detect_many(matrix, method, params).judgements(0, start)
 
 
-def detect_many(matrix: np.ndarray, method: Method | str,
-                params: DetectionParams = DetectionParams()) -> DetectionResult:
+def detect_many(
+    matrix: np.ndarray, method: Method | str, params: DetectionParams = DetectionParams()
+) -> DetectionResult:
     """Judge many series of equal length at once: ``matrix`` has shape (series, days)."""
     method = Method(method)
     x = np.asarray(matrix, dtype=np.float64)
@@ -242,13 +263,23 @@ def _ears(x: np.ndarray, method: Method, params: DetectionParams) -> DetectionRe
     if method is not Method.EARS_C3:
         ub = mean + z * sd
         alarm = count > ub  # the definition (and R's): compare with the upper bound, not score > z
-        return DetectionResult(method, first, count, mean, sd, score, ub, alarm,
-                               np.where(alarm, LEVEL_ALARM, LEVEL_NONE).astype(np.int8))
+        return DetectionResult(
+            method, first, count, mean, sd, score, ub, alarm, np.where(alarm, LEVEL_ALARM, LEVEL_NONE).astype(np.int8)
+        )
     part = np.maximum(score - 1.0, 0.0)
     c3 = part[:, 2:] + part[:, 1:-1] + part[:, :-2] if part.shape[1] >= 3 else part[:, :0]
     alarm = c3 > z
-    return DetectionResult(method, first, count[:, 2:], mean[:, 2:], sd[:, 2:], c3, np.full_like(c3, z), alarm,
-                           np.where(alarm, LEVEL_ALARM, LEVEL_NONE).astype(np.int8))
+    return DetectionResult(
+        method,
+        first,
+        count[:, 2:],
+        mean[:, 2:],
+        sd[:, 2:],
+        c3,
+        np.full_like(c3, z),
+        alarm,
+        np.where(alarm, LEVEL_ALARM, LEVEL_NONE).astype(np.int8),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ EWMA
@@ -357,8 +388,19 @@ def _ewma(x: np.ndarray, params: DetectionParams) -> DetectionResult:
     smoothing = np.where(take_first, params.ewma_lambdas[0], params.ewma_lambdas[1])
     level = np.where(p_value < alpha_red, LEVEL_RED, np.where(p_value < alpha_yellow, LEVEL_YELLOW, LEVEL_NONE))
     threshold = np.broadcast_to(ucl_warn[reported], p_value.shape).copy()
-    return DetectionResult(Method.EWMA, first, x[:, first:], mean[:, reported], sd[:, reported], statistic,
-                           threshold, p_value < alpha_yellow, level.astype(np.int8), p_value, smoothing)
+    return DetectionResult(
+        Method.EWMA,
+        first,
+        x[:, first:],
+        mean[:, reported],
+        sd[:, reported],
+        statistic,
+        threshold,
+        p_value < alpha_yellow,
+        level.astype(np.int8),
+        p_value,
+        smoothing,
+    )
 
 
 # ------------------------------------------------------------------------------------------- alert lifecycle

@@ -62,9 +62,11 @@ class PlanRule:
     groups: frozenset[str] | None = None
 
     def matches(self, syndrome: str, county: str, group: str) -> bool:
-        return ((self.syndromes is None or syndrome in self.syndromes)
-                and (self.counties is None or county in self.counties)
-                and (self.groups is None or group in self.groups))
+        return (
+            (self.syndromes is None or syndrome in self.syndromes)
+            and (self.counties is None or county in self.counties)
+            and (self.groups is None or group in self.groups)
+        )
 
 
 @dataclass(frozen=True)
@@ -114,14 +116,17 @@ def _method_plan(raw: Any, where: str) -> MethodPlan:
     try:
         method = Method(raw["method"])
     except ValueError:
-        raise PlanError(f"{where}: unknown method {raw['method']!r} (one of "
-                        f"{', '.join(m.value for m in Method)})") from None
+        raise PlanError(
+            f"{where}: unknown method {raw['method']!r} (one of {', '.join(m.value for m in Method)})"
+        ) from None
     allowed = _EWMA_PARAMS if method is Method.EWMA else _EARS_PARAMS
     params = {k: v for k, v in raw.items() if k != "method"}
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise PlanError(f"{where}: {method.value} has no parameter {', '.join(map(repr, unknown))} "
-                        f"(allowed: {', '.join(sorted(allowed))})")
+        raise PlanError(
+            f"{where}: {method.value} has no parameter {', '.join(map(repr, unknown))} "
+            f"(allowed: {', '.join(sorted(allowed))})"
+        )
     if "ewma_lambdas" in params:
         if not isinstance(params["ewma_lambdas"], list):
             raise PlanError(f"{where}: ewma_lambdas: a list of two smoothing weights")
@@ -138,8 +143,10 @@ def _method_plan(raw: Any, where: str) -> MethodPlan:
     except (TypeError, ValueError) as exc:
         raise PlanError(f"{where}: {exc}") from None
     if method is Method.EWMA and not detection.ewma_red_alpha < detection.alpha_for(method):
-        raise PlanError(f"{where}: the red level ewma_red_alpha {detection.ewma_red_alpha} must be below the "
-                        f"yellow alpha {detection.alpha_for(method)}")
+        raise PlanError(
+            f"{where}: the red level ewma_red_alpha {detection.ewma_red_alpha} must be below the "
+            f"yellow alpha {detection.alpha_for(method)}"
+        )
     return MethodPlan(method, detection)
 
 
@@ -188,18 +195,25 @@ def parse_plan(raw: Any, source: str = "<plan>") -> DetectionPlan:
             raise PlanError(f"{where}: expected a mapping")
         extra = sorted(set(rule) - {"syndromes", "counties", "groups", "methods", "note"})
         if extra:
-            raise PlanError(f"{where}: unknown key(s) {', '.join(extra)} (expected syndromes, counties, groups, "
-                            "methods)")
+            raise PlanError(
+                f"{where}: unknown key(s) {', '.join(extra)} (expected syndromes, counties, groups, methods)"
+            )
         if "methods" not in rule:
             raise PlanError(f"{where}: 'methods' is missing")
         if "VISITS" in (rule.get("syndromes") or []):
             raise PlanError(f"{where}: VISITS is the denominator, never judged")
-        rules.append(PlanRule(
-            _methods(rule["methods"], f"{where}: methods"),
-            _names(rule["syndromes"], f"{where}: syndromes", SYNDROMES, "syndromes") if "syndromes" in rule else None,
-            _names(rule["counties"], f"{where}: counties", None, "counties") if "counties" in rule else None,
-            _names(rule["groups"], f"{where}: groups", frozenset((ALL_GROUPS, *GROUPS)), "groups")
-            if "groups" in rule else None))
+        rules.append(
+            PlanRule(
+                _methods(rule["methods"], f"{where}: methods"),
+                _names(rule["syndromes"], f"{where}: syndromes", SYNDROMES, "syndromes")
+                if "syndromes" in rule
+                else None,
+                _names(rule["counties"], f"{where}: counties", None, "counties") if "counties" in rule else None,
+                _names(rule["groups"], f"{where}: groups", frozenset((ALL_GROUPS, *GROUPS)), "groups")
+                if "groups" in rule
+                else None,
+            )
+        )
     return DetectionPlan(groups, defaults, tuple(rules), source)
 
 

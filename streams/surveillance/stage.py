@@ -26,23 +26,28 @@ from streams.faust_runtime.batch_agent import OutRecord
 from streams.privacy import person_pseudonym
 from streams.raw_intake import RawIntake
 from streams.standards.china_time import CST
+from streams.standards.population_groups import age_at, population_group
 from streams.standards.region_codes import residence_county
 from streams.surveillance.case_store import UNKNOWN_GROUP, VisitCase
-from streams.standards.population_groups import age_at, population_group
 from streams.surveillance.syndromes import CLASSIFIER_VERSION, Classification, classify
 
 STAGE = "surveillance"
 EVENT_TYPE = "outpatient.visit"
 
-CASES = PromCounter("healthbus_surveillance_cases_total", "Visits classified into at least one syndrome, by syndrome",
-                    ["syndrome"])
+CASES = PromCounter(
+    "healthbus_surveillance_cases_total", "Visits classified into at least one syndrome, by syndrome", ["syndrome"]
+)
 VISITS = PromCounter("healthbus_surveillance_visits_total", "Outpatient visits the surveillance stage classified")
 
 
 def classify_visit(visit: dict[str, Any]) -> Classification:
     """The visit's syndromes: chief complaint, structured symptoms, temperature, diagnosis codes."""
-    return classify(visit.get("chief_complaint"), visit.get("symptoms") or (), visit.get("temperature_c"),
-                    [d["code"] for d in visit.get("diagnoses") or ()])
+    return classify(
+        visit.get("chief_complaint"),
+        visit.get("symptoms") or (),
+        visit.get("temperature_c"),
+        [d["code"] for d in visit.get("diagnoses") or ()],
+    )
 
 
 def visit_case(visit: dict[str, Any], classification: Classification) -> VisitCase:
@@ -50,26 +55,56 @@ def visit_case(visit: dict[str, Any], classification: Classification) -> VisitCa
     source, patient = envelope["source"], envelope["patient"]
     day = envelope["occurred_at"].astimezone(CST).date()
     group = population_group(age_at(patient.get("birth_date"), day))
-    return VisitCase(source["org_code"], source["record_key"], envelope["event_id"], envelope["record_version"],
-                     envelope["cancelled"], day, residence_county(envelope), group or UNKNOWN_GROUP,
-                     tuple(s.value for s in classification.syndromes))
+    return VisitCase(
+        source["org_code"],
+        source["record_key"],
+        envelope["event_id"],
+        envelope["record_version"],
+        envelope["cancelled"],
+        day,
+        residence_county(envelope),
+        group or UNKNOWN_GROUP,
+        tuple(s.value for s in classification.syndromes),
+    )
 
 
-def case_value(visit: dict[str, Any], case: VisitCase, classification: Classification | None,
-               pseudonym_key: bytes) -> dict[str, Any]:
+def case_value(
+    visit: dict[str, Any], case: VisitCase, classification: Classification | None, pseudonym_key: bytes
+) -> dict[str, Any]:
     """The ``surveillance.case`` record (no name, ID, phone, address or free text)."""
     envelope = visit["envelope"]
     withdrawn = case.cancelled or not case.syndromes
-    evidence = [] if withdrawn or classification is None else [
-        {"kind": e.kind, "term": e.term, "concept": e.concept.value if e.concept else None,
-         "syndromes": [s.value for s in e.syndromes]} for e in classification.evidence]
-    return {"case_id": case.event_id, "org_code": case.org_code, "record_key": case.record_key,
-            "record_version": case.record_version, "person_pseudonym": person_pseudonym(
-                pseudonym_key, envelope.get("person_id"), case.org_code, envelope["patient"]["local_patient_id"]),
-            "county_code": case.county_code, "population_group": case.population_group, "day": case.day,
-            "occurred_at": envelope["occurred_at"], "syndromes": [] if case.cancelled else list(case.syndromes),
-            "max_temperature_c": None if classification is None else classification.max_temperature,
-            "evidence": evidence, "withdrawn": withdrawn, "classifier_version": CLASSIFIER_VERSION}
+    evidence = (
+        []
+        if withdrawn or classification is None
+        else [
+            {
+                "kind": e.kind,
+                "term": e.term,
+                "concept": e.concept.value if e.concept else None,
+                "syndromes": [s.value for s in e.syndromes],
+            }
+            for e in classification.evidence
+        ]
+    )
+    return {
+        "case_id": case.event_id,
+        "org_code": case.org_code,
+        "record_key": case.record_key,
+        "record_version": case.record_version,
+        "person_pseudonym": person_pseudonym(
+            pseudonym_key, envelope.get("person_id"), case.org_code, envelope["patient"]["local_patient_id"]
+        ),
+        "county_code": case.county_code,
+        "population_group": case.population_group,
+        "day": case.day,
+        "occurred_at": envelope["occurred_at"],
+        "syndromes": [] if case.cancelled else list(case.syndromes),
+        "max_temperature_c": None if classification is None else classification.max_temperature,
+        "evidence": evidence,
+        "withdrawn": withdrawn,
+        "classifier_version": CLASSIFIER_VERSION,
+    }
 
 
 class SurveillanceState:
@@ -97,7 +132,8 @@ class SurveillanceState:
         rows = self.conn.execute(
             "SELECT v.org_code, v.record_key, v.event_id FROM surveillance.visit_cases v "
             "JOIN unnest(%s::text[], %s::text[]) AS k(o, r) ON v.org_code = k.o AND v.record_key = k.r",
-            ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        ).fetchall()
         return {(o, r): e for o, r, e in rows}
 
     def close(self) -> None:
@@ -109,8 +145,9 @@ class SurveillanceStage:
         self.codec = codec
         self.state = state
         self.key = pseudonym_key
-        self.intake = RawIntake(codec, STAGE, topic_prefix, {topic_prefix + validated_topic(EVENT_TYPE).name: EVENT_TYPE},
-                                None)
+        self.intake = RawIntake(
+            codec, STAGE, topic_prefix, {topic_prefix + validated_topic(EVENT_TYPE).name: EVENT_TYPE}, None
+        )
         self.cases_topic = topic_prefix + SURVEILLANCE_CASES
 
     @property
@@ -132,8 +169,9 @@ class SurveillanceStage:
             visits.append((m, event.value, classification, visit_case(event.value, classification)))
         if not visits:
             return out
-        changed = {(c.org_code, c.record_key, c.event_id): before for c, before in
-                   self.state.record([v[3] for v in visits])}
+        changed = {
+            (c.org_code, c.record_key, c.event_id): before for c, before in self.state.record([v[3] for v in visits])
+        }
         # A replay finds nothing changed; it publishes again what the stored version said (the crash may have
         # come between commit and publish; consumers dedupe by case id): a case, or a correction or
         # cancellation (a withdrawal, or a version that never was a case, which says so harmlessly).
@@ -148,11 +186,19 @@ class SurveillanceStage:
                     continue  # never a case: nothing to say
                 syndromes.update(case.syndromes if not case.cancelled else ())
             elif stored.get((case.org_code, case.record_key)) != case.event_id or not (
-                    case.syndromes or case.cancelled or case.record_version > 1):
+                case.syndromes or case.cancelled or case.record_version > 1
+            ):
                 continue  # an older version arriving late, or a replayed visit that never was a case
-            out.append(OutRecord(self.cases_topic, m.key, self.codec.encode(
-                "surveillance.case", case_value(visit, case, classification, self.key), topic=self.cases_topic),
-                timestamp=m.timestamp))
+            out.append(
+                OutRecord(
+                    self.cases_topic,
+                    m.key,
+                    self.codec.encode(
+                        "surveillance.case", case_value(visit, case, classification, self.key), topic=self.cases_topic
+                    ),
+                    timestamp=m.timestamp,
+                )
+            )
         VISITS.inc(len(changed))
         for syndrome, n in syndromes.items():
             CASES.labels(syndrome).inc(n)
@@ -160,8 +206,12 @@ class SurveillanceStage:
 
 
 def build_stage(settings: Settings, event_types: list[str] | None = None) -> SurveillanceStage:
-    return SurveillanceStage(codec_for(settings.schema_registry_config()), settings.topic_prefix,
-                             SurveillanceState(settings.postgres_url), settings.pseudonym_key.get_secret_value().encode())
+    return SurveillanceStage(
+        codec_for(settings.schema_registry_config()),
+        settings.topic_prefix,
+        SurveillanceState(settings.postgres_url),
+        settings.pseudonym_key.get_secret_value().encode(),
+    )
 
 
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:

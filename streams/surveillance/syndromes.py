@@ -61,6 +61,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 CLASSIFIER_VERSION = "2026.11.1"  # bump when a definition or the lexicon changes: cases name the version that made them
 FEVER_MIN_C = 37.3  # fever: a temperature ≥ 37.3 ℃ (docs/domain.md §5)
@@ -310,19 +311,32 @@ def diagnosis_syndrome(code: str) -> tuple[Syndrome, str] | None:
 
 
 # -- classification ----------------------------------------------------------------------------------
-_FEVER, _RASH, _HFMD, _BLEEDING, _NEURO = (Concept.FEVER, Concept.RASH, Concept.HFMD_PATTERN, Concept.BLEEDING,
-                                           Concept.NEUROLOGICAL)
+_FEVER, _RASH, _HFMD, _BLEEDING, _NEURO = (
+    Concept.FEVER,
+    Concept.RASH,
+    Concept.HFMD_PATTERN,
+    Concept.BLEEDING,
+    Concept.NEUROLOGICAL,
+)
 _HEAD_VOMIT = frozenset({Concept.HEADACHE, Concept.VOMITING})
 _RASH_LIKE = frozenset({_RASH, _HFMD})
 _ILI_SIGNS = frozenset({Concept.COUGH, Concept.SORE_THROAT})
-_SINGLE = ((Concept.DIARRHOEA, Syndrome.DIARRHEA), (_HFMD, Syndrome.HFMD), (Concept.RED_EYE, Syndrome.CONJUNCTIVITIS),
-           (Concept.JAUNDICE, Syndrome.JAUNDICE))
+_SINGLE = (
+    (Concept.DIARRHOEA, Syndrome.DIARRHEA),
+    (_HFMD, Syndrome.HFMD),
+    (Concept.RED_EYE, Syndrome.CONJUNCTIVITIS),
+    (Concept.JAUNDICE, Syndrome.JAUNDICE),
+)
 _ORDER = {s: i for i, s in enumerate(sorted(Syndrome, key=lambda s: s.value))}  # by code, as syndromes_field
-_NONE = frozenset()
+_NONE: frozenset[Any] = frozenset()
 
 
-def classify(chief_complaint: str | None, symptoms: Sequence[str] = (), temperature_c: float | None = None,
-             diagnosis_codes: Sequence[str] = ()) -> Classification:
+def classify(
+    chief_complaint: str | None,
+    symptoms: Sequence[str] = (),
+    temperature_c: float | None = None,
+    diagnosis_codes: Sequence[str] = (),
+) -> Classification:
     """The syndromes of one visit (docs/domain.md §5) with the concepts and evidence behind them."""
     hits: list[tuple[str, str, Concept]] = []
     temps: list[tuple[str, float, str]] = []
@@ -389,8 +403,9 @@ def classify(chief_complaint: str | None, symptoms: Sequence[str] = (), temperat
             for kind, value, term in temps:
                 if value >= FEVER_MIN_C and (kind, term) not in seen:
                     seen.add((kind, term))
-                    backs = tuple(s for s, cs in support.items()
-                                  if _FEVER in cs or (s is Syndrome.ILI and value >= ILI_MIN_C))
+                    backs = tuple(
+                        s for s, cs in support.items() if _FEVER in cs or (s is Syndrome.ILI and value >= ILI_MIN_C)
+                    )
                     if backs:
                         evidence.append(Evidence(kind, term, _FEVER, backs))
     fired = set(support)

@@ -33,8 +33,16 @@ from streams.deadlock_retry import retry_on_deadlock
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.master_index.cache import PersonCache
 from streams.identity.master_index.record_lifecycle import on_record_unmerged, record_status
-from streams.identity.master_index.store import (RecordKey, change_id, merge_persons, now_ms, person_facts,
-                                                 queue_change, record_from_row, write_audit)
+from streams.identity.master_index.store import (
+    RecordKey,
+    change_id,
+    merge_persons,
+    now_ms,
+    person_facts,
+    queue_change,
+    record_from_row,
+    write_audit,
+)
 from streams.identity.record import CSV_HEADER
 from streams.privacy import mask_address, mask_birth_date, mask_card, mask_id_number, mask_name, mask_phone
 
@@ -160,6 +168,7 @@ class PersonView:
 
 # -- masking (what an operator may see) ------------------------------------------------------------------
 
+
 def _mask_identifier(kind: str, value: str) -> str:
     if kind == CITIZEN_ID:
         return mask_id_number(value)
@@ -170,6 +179,7 @@ def _mask_identifier(kind: str, value: str) -> str:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
 
 def _retrying(action: Callable[[], T]) -> T:
     return retry_on_deadlock(action, _RETRIES)
@@ -189,7 +199,9 @@ def _chain(conn: psycopg.Connection, person_id: str) -> list[tuple[str, str]]:
         "  SELECT person_id, status, merged_into, 0 FROM empi.persons WHERE person_id = %s"
         "  UNION ALL SELECT p.person_id, p.status, p.merged_into, c.depth + 1 FROM empi.persons p"
         "  JOIN chain c ON p.person_id = c.merged_into WHERE c.depth < 100) "
-        "SELECT person_id::text, status FROM chain ORDER BY depth", (person_id,)).fetchall()
+        "SELECT person_id::text, status FROM chain ORDER BY depth",
+        (person_id,),
+    ).fetchall()
     if not rows:
         raise OperatorError("unknown_person", f"no person {person_id}")
     return [(p, s) for p, s in rows]
@@ -208,23 +220,36 @@ def _resolve_active(conn: psycopg.Connection, person_id: str) -> tuple[str, list
 def _advisory_lock(conn: psycopg.Connection, keys: Iterable[str]) -> None:
     """The identify stage's locks (record keys r:…, identifier keys i:…), taken the way it takes them:
     one sorted statement, so a stage batch touching these records or identifiers waits for us, or we for it."""
-    conn.execute("SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
-                 "FROM unnest(%s::text[]) AS k ORDER BY 1) AS ordered", (sorted(set(keys)),))
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
+        "FROM unnest(%s::text[]) AS k ORDER BY 1) AS ordered",
+        (sorted(set(keys)),),
+    )
 
 
 def _lock_persons_content(conn: psycopg.Connection, persons: Sequence[str]) -> None:
-    keys = [f"r:{org}:{local}" for org, local in conn.execute(
-        "SELECT org_code, local_id FROM empi.records WHERE person_id = ANY(%s::uuid[])", (list(persons),))]
-    keys += [f"i:{kind}:{value}" for kind, value in conn.execute(
-        "SELECT kind, value FROM empi.identifiers WHERE person_id = ANY(%s::uuid[])", (list(persons),))]
+    keys = [
+        f"r:{org}:{local}"
+        for org, local in conn.execute(
+            "SELECT org_code, local_id FROM empi.records WHERE person_id = ANY(%s::uuid[])", (list(persons),)
+        )
+    ]
+    keys += [
+        f"i:{kind}:{value}"
+        for kind, value in conn.execute(
+            "SELECT kind, value FROM empi.identifiers WHERE person_id = ANY(%s::uuid[])", (list(persons),)
+        )
+    ]
     _advisory_lock(conn, keys)
 
 
 def _lock_person_rows(conn: psycopg.Connection, persons: Iterable[str]) -> dict[str, tuple[str, str | None]]:
     """FOR UPDATE in id order (two operators never deadlock); person → (status, merged_into)."""
-    rows = conn.execute("SELECT person_id::text, status, merged_into::text FROM empi.persons "
-                        "WHERE person_id = ANY(%s::uuid[]) ORDER BY person_id FOR UPDATE",
-                        (sorted(set(persons)),)).fetchall()
+    rows = conn.execute(
+        "SELECT person_id::text, status, merged_into::text FROM empi.persons "
+        "WHERE person_id = ANY(%s::uuid[]) ORDER BY person_id FOR UPDATE",
+        (sorted(set(persons)),),
+    ).fetchall()
     return {p: (s, m) for p, s, m in rows}
 
 
@@ -245,14 +270,25 @@ def _merge_vetoes(conn: psycopg.Connection, survivor: str, absorbed: str) -> lis
 
 
 def _last_merge_change(conn: psycopg.Connection, absorbed_ids: Sequence[str]) -> str:
-    row = conn.execute("SELECT change_id FROM empi.audit_log WHERE action = 'merge' "
-                       "AND other_person_id = ANY(%s::uuid[]) ORDER BY audit_id DESC LIMIT 1",
-                       (list(absorbed_ids),)).fetchone()
+    row = conn.execute(
+        "SELECT change_id FROM empi.audit_log WHERE action = 'merge' "
+        "AND other_person_id = ANY(%s::uuid[]) ORDER BY audit_id DESC LIMIT 1",
+        (list(absorbed_ids),),
+    ).fetchone()
     return row[0] if row else ""
 
 
-def _merge_locked(conn: psycopg.Connection, survivor_given: str, absorbed_given: str, *, actor: str, reason: str,
-                  force: bool, rule: str, change: Callable[[str, str], str]) -> MergeResult:
+def _merge_locked(
+    conn: psycopg.Connection,
+    survivor_given: str,
+    absorbed_given: str,
+    *,
+    actor: str,
+    reason: str,
+    force: bool,
+    rule: str,
+    change: Callable[[str, str], str],
+) -> MergeResult:
     """The merge, inside the caller's transaction. ``change(survivor, absorbed)`` names the change."""
     for _ in range(_RETRIES):
         survivor, survivor_chain = _resolve_active(conn, survivor_given)
@@ -270,17 +306,29 @@ def _merge_locked(conn: psycopg.Connection, survivor_given: str, absorbed_given:
 
     vetoes = _merge_vetoes(conn, survivor, absorbed)
     if vetoes and not force:
-        raise OperatorError(vetoes[0], f"persons {survivor} and {absorbed} have {vetoes[0].replace('_', ' ')}: "
-                            "they cannot be one resident (--force overrides, if the data is wrong)")
+        raise OperatorError(
+            vetoes[0],
+            f"persons {survivor} and {absorbed} have {vetoes[0].replace('_', ' ')}: "
+            "they cannot be one resident (--force overrides, if the data is wrong)",
+        )
     change_key = change(survivor, absorbed)
     low, high = _separation_pair(survivor, absorbed)
-    if conn.execute("DELETE FROM empi.separations WHERE person_a = %s AND person_b = %s RETURNING change_id",
-                    (low, high)).fetchone():
+    if conn.execute(
+        "DELETE FROM empi.separations WHERE person_a = %s AND person_b = %s RETURNING change_id", (low, high)
+    ).fetchone():
         # The operator now says they are one: the earlier separation no longer holds.
         write_audit(conn, actor, "separation_removed", survivor, absorbed, change=change_key, reason=reason)
     # A forced merge says so in its own audit entry (the log is append-only: nothing is added later).
-    moved = merge_persons(conn, survivor, absorbed, rule=rule, actor=actor, reason=reason, change=change_key,
-                          audit_detail={"forced": True, "overridden": vetoes} if vetoes else None)
+    moved = merge_persons(
+        conn,
+        survivor,
+        absorbed,
+        rule=rule,
+        actor=actor,
+        reason=reason,
+        change=change_key,
+        audit_detail={"forced": True, "overridden": vetoes} if vetoes else None,
+    )
     return MergeResult(change_key, survivor, absorbed, tuple(moved), forced_over=tuple(vetoes))
 
 
@@ -308,8 +356,16 @@ def _need_reason(reason: str) -> str:
 
 # -- merge ---------------------------------------------------------------------------------------------
 
-def merge(conn: psycopg.Connection, survivor: str, absorbed: str, actor: str, reason: str, force: bool = False,
-          cache: PersonCache | None = None) -> MergeResult:
+
+def merge(
+    conn: psycopg.Connection,
+    survivor: str,
+    absorbed: str,
+    actor: str,
+    reason: str,
+    force: bool = False,
+    cache: PersonCache | None = None,
+) -> MergeResult:
     """Merge ``absorbed`` into ``survivor`` (ids of merged persons act on their survivors).
 
     Refuses a person into itself, an unknown or non-active person, and (unless ``force``) persons with
@@ -321,15 +377,20 @@ def merge(conn: psycopg.Connection, survivor: str, absorbed: str, actor: str, re
 
     def run() -> MergeResult:
         with conn.transaction():
+
             def name(s: str, a: str) -> str:
                 # The n-th operator merge of this pair: a merge undone by unmerge can be made again
                 # (a fixed id would collide in the outbox), and a retry of a rolled-back one gets the same id.
-                earlier = conn.execute("SELECT count(*) FROM empi.audit_log WHERE action = 'merge' "
-                                       "AND person_id = %s AND other_person_id = %s", (s, a)).fetchone()
+                earlier = conn.execute(
+                    "SELECT count(*) FROM empi.audit_log WHERE action = 'merge' "
+                    "AND person_id = %s AND other_person_id = %s",
+                    (s, a),
+                ).fetchone()
                 return change_id("operator_merge", s, a, str(earlier[0] if earlier else 0))
 
-            return _merge_locked(conn, survivor, absorbed, actor=actor, reason=reason, force=force,
-                                 rule=OPERATOR_RULE, change=name)
+            return _merge_locked(
+                conn, survivor, absorbed, actor=actor, reason=reason, force=force, rule=OPERATOR_RULE, change=name
+            )
 
     result = _retrying(run)
     return dataclasses.replace(result, cache_error=_forget(cache, result.records_moved))
@@ -337,8 +398,9 @@ def merge(conn: psycopg.Connection, survivor: str, absorbed: str, actor: str, re
 
 # -- unmerge -------------------------------------------------------------------------------------------
 
+
 def parse_record_key(text: str) -> RecordKey:
-    """"ORG_CODE:LOCAL_ID" → (org, local); the local id may itself contain ':'."""
+    """ "ORG_CODE:LOCAL_ID" → (org, local); the local id may itself contain ':'."""
     org, sep, local = text.strip().partition(":")
     if not sep or not org or not local:
         raise OperatorError("invalid_record_key", f"{text!r} is not ORG_CODE:LOCAL_ID")
@@ -350,8 +412,9 @@ def _record_features(row: Sequence[Any]) -> MatchFeatures:
     return extract_features(record_from_row(row))
 
 
-def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, reason: str,
-            cache: PersonCache | None = None) -> UnmergeResult:
+def unmerge(
+    conn: psycopg.Connection, org_code: str, local_id: str, actor: str, reason: str, cache: PersonCache | None = None
+) -> UnmergeResult:
     """Move one record out of its person, undoing the move that brought it there (see the module doc)."""
     reason = _need_reason(reason)
     key = (org_code, local_id)
@@ -359,14 +422,16 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
 
     def run() -> UnmergeResult:
         with conn.transaction():
-            row = conn.execute(f"SELECT org_code, local_id, {cols} FROM empi.records "
-                               "WHERE org_code = %s AND local_id = %s", key).fetchone()
+            row = conn.execute(
+                f"SELECT org_code, local_id, {cols} FROM empi.records WHERE org_code = %s AND local_id = %s", key
+            ).fetchone()
             if row is None:
                 raise OperatorError("unknown_record", f"no record {org_code}:{local_id}")
             features = _record_features(row)
             _advisory_lock(conn, [f"r:{org_code}:{local_id}", *(f"i:{k}:{v}" for k, v in features.identifier_keys())])
-            current = conn.execute("SELECT person_id::text FROM empi.records WHERE org_code = %s AND local_id = %s "
-                                   "FOR UPDATE", key).fetchone()
+            current = conn.execute(
+                "SELECT person_id::text FROM empi.records WHERE org_code = %s AND local_id = %s FOR UPDATE", key
+            ).fetchone()
             assert current is not None  # records are never deleted
             person = current[0]
             last = conn.execute(
@@ -374,16 +439,24 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
                 "       EXISTS (SELECT 1 FROM empi.audit_log a WHERE a.action = 'unmerge' "
                 "               AND a.change_id = m.change_id AND a.org_code = m.org_code AND a.local_id = m.local_id) "
                 "FROM empi.record_moves m WHERE m.org_code = %s AND m.local_id = %s AND m.to_person_id = %s "
-                "ORDER BY m.move_id DESC LIMIT 1", (*key, person)).fetchone()
+                "ORDER BY m.move_id DESC LIMIT 1",
+                (*key, person),
+            ).fetchone()
             if last is not None and last[3]:
                 # Its last move was an unmerge: this is a repeat (or a retry after the commit). Undoing that
                 # unmerge would re-merge; an operator who means it runs `empi merge`.
                 return UnmergeResult(last[2], org_code, local_id, last[1] or "", person, already_done=True)
-            others = conn.execute(f"SELECT org_code, local_id, {cols} FROM empi.records WHERE person_id = %s "
-                                  "AND NOT (org_code = %s AND local_id = %s)", (person, *key)).fetchall()
+            others = conn.execute(
+                f"SELECT org_code, local_id, {cols} FROM empi.records WHERE person_id = %s "
+                "AND NOT (org_code = %s AND local_id = %s)",
+                (person, *key),
+            ).fetchall()
             if not others:
-                raise OperatorError("record_alone", f"record {org_code}:{local_id} is the only record of person "
-                                    f"{person}: there is nothing to separate it from")
+                raise OperatorError(
+                    "record_alone",
+                    f"record {org_code}:{local_id} is the only record of person "
+                    f"{person}: there is nothing to separate it from",
+                )
 
             undone_move = last[0] if last is not None else 0
             change = change_id("unmerge", org_code, local_id, str(undone_move))
@@ -401,9 +474,12 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
                 if person in chain[1:]:
                     # Its old person was merged (directly or via others) into this one: bring it back (its
                     # health record sealed if it holds a death registration; a merge normally moved that on).
-                    conn.execute("UPDATE empi.persons SET status = CASE WHEN EXISTS (SELECT 1 FROM "
-                                 "empi.deregistrations d WHERE d.person_id = %s) THEN 'deceased' ELSE 'active' END, "
-                                 "merged_into = NULL, updated_at = now() WHERE person_id = %s", (source, source))
+                    conn.execute(
+                        "UPDATE empi.persons SET status = CASE WHEN EXISTS (SELECT 1 FROM "
+                        "empi.deregistrations d WHERE d.person_id = %s) THEN 'deceased' ELSE 'active' END, "
+                        "merged_into = NULL, updated_at = now() WHERE person_id = %s",
+                        (source, source),
+                    )
                     target, reactivated = source, True
                 else:
                     # Its old person is active, or was merged elsewhere by a later decision: follow that.
@@ -414,39 +490,93 @@ def unmerge(conn: psycopg.Connection, org_code: str, local_id: str, actor: str, 
             for kind, value in features.identifier_keys():
                 if (kind, value) in other_keys:
                     continue  # a remaining record still proves it belongs to the old person
-                updated = conn.execute("UPDATE empi.identifiers SET person_id = %s WHERE kind = %s AND value = %s "
-                                       "AND person_id = %s", (target, kind, value, person))
+                updated = conn.execute(
+                    "UPDATE empi.identifiers SET person_id = %s WHERE kind = %s AND value = %s AND person_id = %s",
+                    (target, kind, value, person),
+                )
                 if updated.rowcount:
                     moved_kinds.append(kind)
             if new_person:
-                conn.execute("UPDATE empi.records SET person_id = %s, link_rule = %s, link_weight = NULL, "
-                             "link_detail = %s, linked_at = now(), updated_at = now() "
-                             "WHERE org_code = %s AND local_id = %s",
-                             (target, OPERATOR_RULE, Jsonb({"unmerged_from": person}), *key))
+                conn.execute(
+                    "UPDATE empi.records SET person_id = %s, link_rule = %s, link_weight = NULL, "
+                    "link_detail = %s, linked_at = now(), updated_at = now() "
+                    "WHERE org_code = %s AND local_id = %s",
+                    (target, OPERATOR_RULE, Jsonb({"unmerged_from": person}), *key),
+                )
             else:
                 # Back where its own link evidence put it: that link rule and weight are true again.
-                conn.execute("UPDATE empi.records SET person_id = %s, updated_at = now() "
-                             "WHERE org_code = %s AND local_id = %s", (target, *key))
-            conn.execute("INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
-                         "VALUES (%s, %s, %s, %s, %s)", (*key, person, target, change))
-            conn.execute("INSERT INTO empi.separations (person_a, person_b, change_id) VALUES (%s, %s, %s) "
-                         "ON CONFLICT DO NOTHING", (*_separation_pair(person, target), change))
+                conn.execute(
+                    "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE org_code = %s AND local_id = %s",
+                    (target, *key),
+                )
+            conn.execute(
+                "INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (*key, person, target, change),
+            )
+            conn.execute(
+                "INSERT INTO empi.separations (person_a, person_b, change_id) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (*_separation_pair(person, target), change),
+            )
             _refresh_sex(conn, person, [_record_features(o) for o in others])
             if features.sex:
-                conn.execute("UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s "
-                             "AND sex IS NULL", (features.sex, target))
-            write_audit(conn, actor, "unmerge", person, target, record=key, change=change, reason=reason,
-                        detail={"undid_move": undone_move, "person_reactivated": reactivated, "new_person": new_person,
-                                "identifiers_moved": moved_kinds})
+                conn.execute(
+                    "UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s AND sex IS NULL",
+                    (features.sex, target),
+                )
+            write_audit(
+                conn,
+                actor,
+                "unmerge",
+                person,
+                target,
+                record=key,
+                change=change,
+                reason=reason,
+                detail={
+                    "undid_move": undone_move,
+                    "person_reactivated": reactivated,
+                    "new_person": new_person,
+                    "identifiers_moved": moved_kinds,
+                },
+            )
             # A death registered by this record's death record is the target's: the seal goes with it.
-            sealed = any(c.person_id == target for c in on_record_unmerged(
-                conn, org_code, local_id, person, target, unmerge_change=change, actor=actor, reason=reason))
-            queue_change(conn, change, "empi.record_relinked", target, {
-                "change_id": change, "occurred_at": now_ms(), "org_code": org_code, "local_patient_id": local_id,
-                "from_person_id": person, "to_person_id": target, "person_reactivated": reactivated,
-                "action": "unmerge", "actor": actor, "reason": reason})
-            return UnmergeResult(change, org_code, local_id, person, target, reactivated, new_person,
-                                 tuple(moved_kinds), deregistration_moved=sealed)
+            sealed = any(
+                c.person_id == target
+                for c in on_record_unmerged(
+                    conn, org_code, local_id, person, target, unmerge_change=change, actor=actor, reason=reason
+                )
+            )
+            queue_change(
+                conn,
+                change,
+                "empi.record_relinked",
+                target,
+                {
+                    "change_id": change,
+                    "occurred_at": now_ms(),
+                    "org_code": org_code,
+                    "local_patient_id": local_id,
+                    "from_person_id": person,
+                    "to_person_id": target,
+                    "person_reactivated": reactivated,
+                    "action": "unmerge",
+                    "actor": actor,
+                    "reason": reason,
+                },
+            )
+            return UnmergeResult(
+                change,
+                org_code,
+                local_id,
+                person,
+                target,
+                reactivated,
+                new_person,
+                tuple(moved_kinds),
+                deregistration_moved=sealed,
+            )
 
     result = _retrying(run)
     return result if result.already_done else dataclasses.replace(result, cache_error=_forget(cache, [key]))
@@ -460,32 +590,39 @@ def _refresh_sex(conn: psycopg.Connection, person: str, remaining: Sequence[Matc
     current = row[0] if row else None
     if current is None or current in sexes or len(sexes) > 1:
         return
-    conn.execute("UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s",
-                 (next(iter(sexes)) if sexes else None, person))
+    conn.execute(
+        "UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s",
+        (next(iter(sexes)) if sexes else None, person),
+    )
 
 
 # -- review --------------------------------------------------------------------------------------------
 
-_REVIEW_COLUMNS = ("review_id, org_code, local_id, record_person_id::text, candidate_person_id::text, reason, weight, "
-                   "status, created_at, decided_at, decided_by, decision_reason, detail")
+_REVIEW_COLUMNS = (
+    "review_id, org_code, local_id, record_person_id::text, candidate_person_id::text, reason, weight, "
+    "status, created_at, decided_at, decided_by, decision_reason, detail"
+)
 
 
 def _review_view(row: Sequence[Any]) -> ReviewView:
-    return ReviewView(*row[:12], detail=row[12] or {})
+    return ReviewView(*row[:12], detail=row[12] or {})  # type: ignore[misc]  # 12 positional fields, then detail
 
 
 def list_reviews(conn: psycopg.Connection, status: str = "open", limit: int = 50) -> list[ReviewView]:
     """Review items of one status, oldest first (the open queue is worked front to back)."""
     if status not in ("open", "accepted", "rejected"):
         raise OperatorError("invalid_status", f"status must be open, accepted or rejected; got {status!r}")
-    rows = conn.execute(f"SELECT {_REVIEW_COLUMNS} FROM empi.review_items WHERE status = %s "
-                        "ORDER BY review_id LIMIT %s", (status, limit)).fetchall()
+    rows = conn.execute(
+        f"SELECT {_REVIEW_COLUMNS} FROM empi.review_items WHERE status = %s ORDER BY review_id LIMIT %s",
+        (status, limit),
+    ).fetchall()
     return [_review_view(r) for r in rows]
 
 
 def _locked_review(conn: psycopg.Connection, review_id: int) -> ReviewView:
-    row = conn.execute(f"SELECT {_REVIEW_COLUMNS} FROM empi.review_items WHERE review_id = %s FOR UPDATE",
-                       (review_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_REVIEW_COLUMNS} FROM empi.review_items WHERE review_id = %s FOR UPDATE", (review_id,)
+    ).fetchone()
     if row is None:
         raise OperatorError("unknown_review", f"no review item {review_id}")
     return _review_view(row)
@@ -494,26 +631,39 @@ def _locked_review(conn: psycopg.Connection, review_id: int) -> ReviewView:
 def _decided_already(item: ReviewView, decision: str, action: str) -> ReviewDecision:
     if item.status != decision:
         when = f"{item.decided_at:%Y-%m-%d %H:%M}" if item.decided_at else "an unknown time"
-        raise OperatorError("review_decided", f"review item {item.review_id} was {item.status} by {item.decided_by} "
-                            f"at {when}; it cannot be {decision} now")
+        raise OperatorError(
+            "review_decided",
+            f"review item {item.review_id} was {item.status} by {item.decided_by} "
+            f"at {when}; it cannot be {decision} now",
+        )
     return ReviewDecision(item.review_id, decision, change_id(action, str(item.review_id)), already_decided=True)
 
 
 def _record_person(conn: psycopg.Connection, item: ReviewView) -> str:
     """The record's person now (an unmerge may have moved it since the item was raised)."""
-    row = conn.execute("SELECT person_id::text FROM empi.records WHERE org_code = %s AND local_id = %s",
-                       (item.org_code, item.local_id)).fetchone()
+    row = conn.execute(
+        "SELECT person_id::text FROM empi.records WHERE org_code = %s AND local_id = %s", (item.org_code, item.local_id)
+    ).fetchone()
     return row[0] if row else item.record_person_id
 
 
 def _decide(conn: psycopg.Connection, review_id: int, status: str, actor: str, reason: str) -> None:
-    conn.execute("UPDATE empi.review_items SET status = %s, decided_at = now(), decided_by = %s, "
-                 "decision_reason = %s WHERE review_id = %s", (status, actor, reason, review_id))
+    conn.execute(
+        "UPDATE empi.review_items SET status = %s, decided_at = now(), decided_by = %s, "
+        "decision_reason = %s WHERE review_id = %s",
+        (status, actor, reason, review_id),
+    )
 
 
-def accept_review(conn: psycopg.Connection, review_id: int, actor: str, reason: str, force: bool = False,
-                  cache: PersonCache | None = None) -> ReviewDecision:
-    """"These are the same resident": the record's person (all its records) merges into the candidate."""
+def accept_review(
+    conn: psycopg.Connection,
+    review_id: int,
+    actor: str,
+    reason: str,
+    force: bool = False,
+    cache: PersonCache | None = None,
+) -> ReviewDecision:
+    """ "These are the same resident": the record's person (all its records) merges into the candidate."""
     reason = _need_reason(reason)
     action = "review_accept"
 
@@ -527,13 +677,33 @@ def accept_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
             absorbed, _ = _resolve_active(conn, _record_person(conn, item))
             merged: MergeResult | None = None
             if survivor != absorbed:
-                merged = _merge_locked(conn, survivor, absorbed, actor=actor, reason=reason, force=force,
-                                       rule=REVIEW_ACCEPT_RULE, change=lambda _s, _a: change)
+                merged = _merge_locked(
+                    conn,
+                    survivor,
+                    absorbed,
+                    actor=actor,
+                    reason=reason,
+                    force=force,
+                    rule=REVIEW_ACCEPT_RULE,
+                    change=lambda _s, _a: change,
+                )
             _decide(conn, review_id, "accepted", actor, reason)
-            write_audit(conn, actor, action, survivor, absorbed, record=(item.org_code, item.local_id),
-                        change=change, reason=reason,
-                        detail={"review_id": review_id, "review_reason": item.reason, "weight": item.weight,
-                                "merged": merged is not None})
+            write_audit(
+                conn,
+                actor,
+                action,
+                survivor,
+                absorbed,
+                record=(item.org_code, item.local_id),
+                change=change,
+                reason=reason,
+                detail={
+                    "review_id": review_id,
+                    "review_reason": item.reason,
+                    "weight": item.weight,
+                    "merged": merged is not None,
+                },
+            )
             return ReviewDecision(review_id, "accepted", change, merged)
 
     result = _retrying(run)
@@ -543,7 +713,7 @@ def accept_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
 
 
 def reject_review(conn: psycopg.Connection, review_id: int, actor: str, reason: str) -> ReviewDecision:
-    """"These are two residents": the item closes and the two persons are separated for good."""
+    """ "These are two residents": the item closes and the two persons are separated for good."""
     reason = _need_reason(reason)
     action = "review_reject"
 
@@ -556,14 +726,28 @@ def reject_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
             candidate = _chain(conn, item.candidate_person_id)[-1][0]
             record_person = _chain(conn, _record_person(conn, item))[-1][0]
             if candidate == record_person:
-                raise OperatorError("already_same_person", f"the record {item.org_code}:{item.local_id} and the "
-                                    f"candidate are one person ({candidate}) already; unmerge the record instead")
-            conn.execute("INSERT INTO empi.separations (person_a, person_b, change_id) VALUES (%s, %s, %s) "
-                         "ON CONFLICT DO NOTHING", (*_separation_pair(candidate, record_person), change))
+                raise OperatorError(
+                    "already_same_person",
+                    f"the record {item.org_code}:{item.local_id} and the "
+                    f"candidate are one person ({candidate}) already; unmerge the record instead",
+                )
+            conn.execute(
+                "INSERT INTO empi.separations (person_a, person_b, change_id) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (*_separation_pair(candidate, record_person), change),
+            )
             _decide(conn, review_id, "rejected", actor, reason)
-            write_audit(conn, actor, action, record_person, candidate, record=(item.org_code, item.local_id),
-                        change=change, reason=reason, detail={"review_id": review_id, "review_reason": item.reason,
-                                                              "weight": item.weight})
+            write_audit(
+                conn,
+                actor,
+                action,
+                record_person,
+                candidate,
+                record=(item.org_code, item.local_id),
+                change=change,
+                reason=reason,
+                detail={"review_id": review_id, "review_reason": item.reason, "weight": item.weight},
+            )
             return ReviewDecision(review_id, "rejected", change)
 
     return _retrying(run)
@@ -571,33 +755,75 @@ def reject_review(conn: psycopg.Connection, review_id: int, actor: str, reason: 
 
 # -- show ----------------------------------------------------------------------------------------------
 
+
 def show_person(conn: psycopg.Connection, person_id: str, audit_limit: int = 10) -> PersonView:
     """The person a given id resolves to, its records and identifiers masked, open reviews, recent audit."""
     requested = _person_uuid(person_id)
     chain = [p for p, _ in _chain(conn, requested)]
     person = chain[-1]
-    status, sex, created, updated = conn.execute(
-        "SELECT status, sex, created_at, updated_at FROM empi.persons WHERE person_id = %s", (person,)).fetchone()
+    status, sex, created, updated = conn.execute(  # type: ignore[misc]  # the chain ends at an existing person
+        "SELECT status, sex, created_at, updated_at FROM empi.persons WHERE person_id = %s", (person,)
+    ).fetchone()
     records = tuple(
-        RecordView(org, local, mask_name(name), sex_, mask_birth_date(birth), id_type, mask_id_number(id_number),
-                   mask_card(health), mask_card(insurance), mask_phone(phone), mask_address(address), rule, weight,
-                   linked)
-        for org, local, name, sex_, birth, id_type, id_number, health, insurance, phone, address, rule, weight, linked
-        in conn.execute(
+        RecordView(
+            org,
+            local,
+            mask_name(name),
+            sex_,
+            mask_birth_date(birth),
+            id_type,
+            mask_id_number(id_number),
+            mask_card(health),
+            mask_card(insurance),
+            mask_phone(phone),
+            mask_address(address),
+            rule,
+            weight,
+            linked,
+        )
+        for org, local, name, sex_, birth, id_type, id_number, health, insurance, phone, address, rule, weight, linked in conn.execute(
             f"SELECT org_code, local_id, {', '.join(_RECORD_FIELDS)}, link_rule, link_weight, linked_at "
-            "FROM empi.records WHERE person_id = %s ORDER BY linked_at, org_code, local_id", (person,)))
-    identifiers = tuple((kind, _mask_identifier(kind, value)) for kind, value in conn.execute(
-        "SELECT kind, value FROM empi.identifiers WHERE person_id = %s ORDER BY kind, first_seen", (person,)))
-    reviews = tuple(_review_view(r) for r in conn.execute(
-        f"SELECT {_REVIEW_COLUMNS} FROM empi.review_items WHERE status = 'open' "
-        "AND (record_person_id = %s OR candidate_person_id = %s) ORDER BY review_id", (person, person)))
+            "FROM empi.records WHERE person_id = %s ORDER BY linked_at, org_code, local_id",
+            (person,),
+        )
+    )
+    identifiers = tuple(
+        (kind, _mask_identifier(kind, value))
+        for kind, value in conn.execute(
+            "SELECT kind, value FROM empi.identifiers WHERE person_id = %s ORDER BY kind, first_seen", (person,)
+        )
+    )
+    reviews = tuple(
+        _review_view(r)
+        for r in conn.execute(
+            f"SELECT {_REVIEW_COLUMNS} FROM empi.review_items WHERE status = 'open' "
+            "AND (record_person_id = %s OR candidate_person_id = %s) ORDER BY review_id",
+            (person, person),
+        )
+    )
     audit = tuple(
         AuditView(at, actor, action, p, other, f"{org}:{local}" if org else None, change, reason)
         for at, actor, action, p, other, org, local, change, reason in conn.execute(
             "SELECT at, actor, action, person_id::text, other_person_id::text, org_code, local_id, change_id, reason "
             "FROM empi.audit_log WHERE person_id = ANY(%s::uuid[]) OR other_person_id = ANY(%s::uuid[]) "
-            "ORDER BY audit_id DESC LIMIT %s", (chain, chain, audit_limit)))
+            "ORDER BY audit_id DESC LIMIT %s",
+            (chain, chain, audit_limit),
+        )
+    )
     health_record = record_status(conn, person)
     death_source = f"{health_record.org_code}:{health_record.record_key}" if health_record.sealed else None
-    return PersonView(requested, person, tuple(chain), status, sex, created, updated, records, identifiers,
-                      reviews, audit, health_record.died_at, death_source)
+    return PersonView(
+        requested,
+        person,
+        tuple(chain),
+        status,
+        sex,
+        created,
+        updated,
+        records,
+        identifiers,
+        reviews,
+        audit,
+        health_record.died_at,
+        death_source,
+    )

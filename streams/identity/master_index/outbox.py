@@ -25,8 +25,14 @@ class OutboxPublishError(RuntimeError):
         self.errors = errors
 
 
-def publish_pending(conn: psycopg.Connection, producer: Producer, codec: EventCodec, topic_prefix: str = "",
-                    limit: int = 1000, flush_timeout: float = 10.0) -> int:
+def publish_pending(
+    conn: psycopg.Connection,
+    producer: Producer,
+    codec: EventCodec,
+    topic_prefix: str = "",
+    limit: int = 1000,
+    flush_timeout: float = 10.0,
+) -> int:
     """Send up to ``limit`` unpublished outbox rows, oldest first; returns how many were published.
 
     Raises OutboxPublishError when any delivery failed or did not finish within ``flush_timeout`` seconds;
@@ -40,7 +46,9 @@ def publish_pending(conn: psycopg.Connection, producer: Producer, codec: EventCo
     with conn.transaction():
         rows = conn.execute(
             "SELECT change_id, event_type, person_key, payload FROM empi.outbox WHERE published_at IS NULL "
-            "ORDER BY created_at, change_id LIMIT %s FOR UPDATE SKIP LOCKED", (limit,)).fetchall()
+            "ORDER BY created_at, change_id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (limit,),
+        ).fetchall()
         if not rows:
             return 0
         for _change, event_type, person_key, payload in rows:
@@ -62,8 +70,7 @@ def publish_pending(conn: psycopg.Connection, producer: Producer, codec: EventCo
             failures.insert(0, f"{remaining} not acknowledged within {flush_timeout:g} s")
         if failures:
             raise OutboxPublishError(failures)  # rolls the transaction back: nothing marked
-        conn.execute("UPDATE empi.outbox SET published_at = now() WHERE change_id = ANY(%s)",
-                     ([r[0] for r in rows],))
+        conn.execute("UPDATE empi.outbox SET published_at = now() WHERE change_id = ANY(%s)", ([r[0] for r in rows],))
     return len(rows)
 
 

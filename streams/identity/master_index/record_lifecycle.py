@@ -107,8 +107,9 @@ def _lock_live(conn: psycopg.Connection, person_id: str) -> str:
     commits, which then redirects us on)."""
     person = person_id
     for _ in range(100):
-        row = conn.execute("SELECT status, merged_into::text FROM empi.persons WHERE person_id = %s FOR UPDATE",
-                           (person,)).fetchone()
+        row = conn.execute(
+            "SELECT status, merged_into::text FROM empi.persons WHERE person_id = %s FOR UPDATE", (person,)
+        ).fetchone()
         if row is None:
             raise UnknownPerson(f"no person {person}")
         if row[0] != "merged":
@@ -118,22 +119,33 @@ def _lock_live(conn: psycopg.Connection, person_id: str) -> str:
 
 
 def _seal(conn: psycopg.Connection, person: str, lock: bool = True) -> _Seal | None:
-    row = conn.execute(f"SELECT {_SEAL_COLUMNS} FROM empi.deregistrations WHERE person_id = %s"
-                       + (" FOR UPDATE" if lock else ""), (person,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_SEAL_COLUMNS} FROM empi.deregistrations WHERE person_id = %s" + (" FOR UPDATE" if lock else ""),
+        (person,),
+    ).fetchone()
     return _Seal(*row) if row else None
 
 
 def _applied(conn: psycopg.Connection, change: str, action: str) -> bool:
-    return conn.execute("SELECT 1 FROM empi.audit_log WHERE change_id = %s AND action = %s LIMIT 1",
-                        (change, _AUDIT_ACTION[action])).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM empi.audit_log WHERE change_id = %s AND action = %s LIMIT 1", (change, _AUDIT_ACTION[action])
+        ).fetchone()
+        is not None
+    )
 
 
 def _detail(seal: _Seal | None = None, **extra: Any) -> dict[str, Any]:
     """What the audit keeps of a seal: dates, codes and source keys only (no personal data)."""
     out: dict[str, Any] = {}
     if seal is not None:
-        out = {"died_at": seal.died_at.isoformat(), "org_code": seal.org_code, "record_key": seal.record_key,
-               "cause_code": seal.cause_code, "source_event_id": seal.source_event_id}
+        out = {
+            "died_at": seal.died_at.isoformat(),
+            "org_code": seal.org_code,
+            "record_key": seal.record_key,
+            "cause_code": seal.cause_code,
+            "source_event_id": seal.source_event_id,
+        }
     out.update(extra)
     return out
 
@@ -143,8 +155,10 @@ def _record(org_code: str, local_patient_id: str | None) -> tuple[str, str] | No
 
 
 def _set_status(conn: psycopg.Connection, person: str, status: str) -> None:
-    conn.execute("UPDATE empi.persons SET status = %s, updated_at = now() WHERE person_id = %s AND status <> %s",
-                 (status, person, status))
+    conn.execute(
+        "UPDATE empi.persons SET status = %s, updated_at = now() WHERE person_id = %s AND status <> %s",
+        (status, person, status),
+    )
 
 
 def _now() -> dt.datetime:
@@ -153,9 +167,20 @@ def _now() -> dt.datetime:
 
 # -- death registered / cancelled ----------------------------------------------------------------------
 
-def deregister(conn: psycopg.Connection, person_id: str, died_at: dt.datetime | int | str, org_code: str,
-               record_key: str, local_patient_id: str | None, event_id: str, cause_code: str | None, actor: str,
-               reason: str, cause_id: str | None = None) -> LifecycleChange | None:
+
+def deregister(
+    conn: psycopg.Connection,
+    person_id: str,
+    died_at: dt.datetime | int | str,
+    org_code: str,
+    record_key: str,
+    local_patient_id: str | None,
+    event_id: str,
+    cause_code: str | None,
+    actor: str,
+    reason: str,
+    cause_id: str | None = None,
+) -> LifecycleChange | None:
     """Seal the person's health record on a registered death; None when nothing changed (a replay of the
     event, or a re-send of the sealing record with the same values). ``cause_id``, when the seal is made
     because of another event (the cancellation of a certificate falls back to a discharge already seen),
@@ -166,8 +191,13 @@ def deregister(conn: psycopg.Connection, person_id: str, died_at: dt.datetime | 
     if _applied(conn, change, DEREGISTERED):
         return None
     current = _seal(conn, live)
-    if current is not None and (current.died_at, current.org_code, current.record_key, current.local_patient_id,
-                                current.cause_code) == (died, org_code, record_key, local_patient_id, cause_code):
+    if current is not None and (
+        current.died_at,
+        current.org_code,
+        current.record_key,
+        current.local_patient_id,
+        current.cause_code,
+    ) == (died, org_code, record_key, local_patient_id, cause_code):
         return None
     conn.execute(
         "INSERT INTO empi.deregistrations (person_id, died_at, org_code, record_key, local_patient_id, "
@@ -176,20 +206,34 @@ def deregister(conn: psycopg.Connection, person_id: str, died_at: dt.datetime | 
         "record_key = EXCLUDED.record_key, local_patient_id = EXCLUDED.local_patient_id, "
         "source_event_id = EXCLUDED.source_event_id, cause_code = EXCLUDED.cause_code, "
         "change_id = EXCLUDED.change_id, sealed_at = now()",
-        (live, died, org_code, record_key, local_patient_id, event_id, cause_code, change))
+        (live, died, org_code, record_key, local_patient_id, event_id, cause_code, change),
+    )
     _set_status(conn, live, "deceased")
     sealed = _Seal(died, org_code, record_key, local_patient_id, event_id, cause_code, _now())
-    replaced = None if current is None else {"died_at": current.died_at.isoformat(), "org_code": current.org_code,
-                                             "record_key": current.record_key}
-    write_audit(conn, actor, _AUDIT_ACTION[DEREGISTERED], live, person_id if person_id != live else None,
-                record=_record(org_code, local_patient_id), change=change, reason=reason,
-                detail=_detail(sealed, replaced=replaced))
-    return LifecycleChange(change, DEREGISTERED, live, died, org_code, record_key, cause_code, actor, reason,
-                           sealed.sealed_at)
+    replaced = (
+        None
+        if current is None
+        else {"died_at": current.died_at.isoformat(), "org_code": current.org_code, "record_key": current.record_key}
+    )
+    write_audit(
+        conn,
+        actor,
+        _AUDIT_ACTION[DEREGISTERED],
+        live,
+        person_id if person_id != live else None,
+        record=_record(org_code, local_patient_id),
+        change=change,
+        reason=reason,
+        detail=_detail(sealed, replaced=replaced),
+    )
+    return LifecycleChange(
+        change, DEREGISTERED, live, died, org_code, record_key, cause_code, actor, reason, sealed.sealed_at
+    )
 
 
-def reinstate(conn: psycopg.Connection, person_id: str, org_code: str, record_key: str, event_id: str, actor: str,
-              reason: str) -> LifecycleChange | None:
+def reinstate(
+    conn: psycopg.Connection, person_id: str, org_code: str, record_key: str, event_id: str, actor: str, reason: str
+) -> LifecycleChange | None:
     """Re-open the person's health record when its seal came from this death record (now cancelled); None
     otherwise (not sealed, sealed by another record, or a replay)."""
     change = lifecycle_change_id(REINSTATED, person_id, event_id)
@@ -201,11 +245,20 @@ def reinstate(conn: psycopg.Connection, person_id: str, org_code: str, record_ke
         return None
     conn.execute("DELETE FROM empi.deregistrations WHERE person_id = %s", (live,))
     _set_status(conn, live, "active")
-    write_audit(conn, actor, _AUDIT_ACTION[REINSTATED], live, person_id if person_id != live else None,
-                record=_record(org_code, current.local_patient_id), change=change, reason=reason,
-                detail=_detail(current, cancelling_event_id=event_id))
-    return LifecycleChange(change, REINSTATED, live, current.died_at, org_code, record_key, current.cause_code,
-                           actor, reason, _now())
+    write_audit(
+        conn,
+        actor,
+        _AUDIT_ACTION[REINSTATED],
+        live,
+        person_id if person_id != live else None,
+        record=_record(org_code, current.local_patient_id),
+        change=change,
+        reason=reason,
+        detail=_detail(current, cancelling_event_id=event_id),
+    )
+    return LifecycleChange(
+        change, REINSTATED, live, current.died_at, org_code, record_key, current.cause_code, actor, reason, _now()
+    )
 
 
 def record_status(conn: psycopg.Connection, person_id: str) -> HealthRecordStatus:
@@ -215,7 +268,9 @@ def record_status(conn: psycopg.Connection, person_id: str) -> HealthRecordStatu
         "  SELECT person_id, status, merged_into, 0 FROM empi.persons WHERE person_id = %s"
         "  UNION ALL SELECT p.person_id, p.status, p.merged_into, c.depth + 1 FROM empi.persons p"
         "  JOIN chain c ON p.person_id = c.merged_into WHERE c.depth < 100) "
-        "SELECT person_id::text, status, merged_into::text FROM chain ORDER BY depth", (person_id,)).fetchall()
+        "SELECT person_id::text, status, merged_into::text FROM chain ORDER BY depth",
+        (person_id,),
+    ).fetchall()
     if not rows:
         raise UnknownPerson(f"no person {person_id}")
     live = rows[-1][0]
@@ -223,48 +278,102 @@ def record_status(conn: psycopg.Connection, person_id: str) -> HealthRecordStatu
     base = HealthRecordStatus(rows[0][0], live, rows[0][1], rows[0][2])
     if seal is None:
         return base
-    return HealthRecordStatus(base.requested_person_id, live, base.status, base.merged_into, seal.died_at,
-                              seal.org_code, seal.record_key, seal.cause_code, seal.sealed_at)
+    return HealthRecordStatus(
+        base.requested_person_id,
+        live,
+        base.status,
+        base.merged_into,
+        seal.died_at,
+        seal.org_code,
+        seal.record_key,
+        seal.cause_code,
+        seal.sealed_at,
+    )
 
 
 # -- identity changes ----------------------------------------------------------------------------------
 
-def _move_seal(conn: psycopg.Connection, seal: _Seal, source: str, target: str, *, actor: str, why: str,
-               cause: str) -> list[LifecycleChange]:
+
+def _move_seal(
+    conn: psycopg.Connection, seal: _Seal, source: str, target: str, *, actor: str, why: str, cause: str
+) -> list[LifecycleChange]:
     """Move ``source``'s seal to ``target`` (which then is deceased), or drop it if ``target`` has its own."""
     record = _record(seal.org_code, seal.local_patient_id)
-    if conn.execute("SELECT 1 FROM empi.deregistrations WHERE person_id = %s FOR UPDATE",
-                    (target,)).fetchone() is not None:
+    if (
+        conn.execute("SELECT 1 FROM empi.deregistrations WHERE person_id = %s FOR UPDATE", (target,)).fetchone()
+        is not None
+    ):
         change = lifecycle_change_id(DROPPED, source, cause)
         conn.execute("DELETE FROM empi.deregistrations WHERE person_id = %s", (source,))
-        write_audit(conn, actor, _AUDIT_ACTION[DROPPED], source, target, record=record, change=change,
-                    reason=f"{why}: person {target} has a death registration of its own, which stands",
-                    detail=_detail(seal, cause=cause))
+        write_audit(
+            conn,
+            actor,
+            _AUDIT_ACTION[DROPPED],
+            source,
+            target,
+            record=record,
+            change=change,
+            reason=f"{why}: person {target} has a death registration of its own, which stands",
+            detail=_detail(seal, cause=cause),
+        )
         return []
     change = lifecycle_change_id(DEREGISTERED, target, cause)
-    conn.execute("UPDATE empi.deregistrations SET person_id = %s, change_id = %s WHERE person_id = %s",
-                 (target, change, source))
+    conn.execute(
+        "UPDATE empi.deregistrations SET person_id = %s, change_id = %s WHERE person_id = %s", (target, change, source)
+    )
     _set_status(conn, target, "deceased")
     reason = f"{why}: the death registered for person {source} is this person's"
-    write_audit(conn, actor, _AUDIT_ACTION[DEREGISTERED], target, source, record=record, change=change,
-                reason=reason, detail=_detail(seal, cause=cause))
-    return [LifecycleChange(change, DEREGISTERED, target, seal.died_at, seal.org_code, seal.record_key,
-                            seal.cause_code, actor, reason, _now())]
+    write_audit(
+        conn,
+        actor,
+        _AUDIT_ACTION[DEREGISTERED],
+        target,
+        source,
+        record=record,
+        change=change,
+        reason=reason,
+        detail=_detail(seal, cause=cause),
+    )
+    return [
+        LifecycleChange(
+            change,
+            DEREGISTERED,
+            target,
+            seal.died_at,
+            seal.org_code,
+            seal.record_key,
+            seal.cause_code,
+            actor,
+            reason,
+            _now(),
+        )
+    ]
 
 
-def on_merge(conn: psycopg.Connection, survivor: str, absorbed: str, *, merge_change: str,
-             actor: str) -> list[LifecycleChange]:
+def on_merge(
+    conn: psycopg.Connection, survivor: str, absorbed: str, *, merge_change: str, actor: str
+) -> list[LifecycleChange]:
     """After ``absorbed`` merged into ``survivor`` (store.merge_persons): its seal moves to the survivor, or is
     dropped when the survivor has one. The absorbed person stays 'merged' (it redirects to the survivor)."""
     seal = _seal(conn, absorbed)
     if seal is None:
         return []
-    return _move_seal(conn, seal, absorbed, survivor, actor=actor, why=f"merge {merge_change}",
-                      cause=f"merge:{merge_change}")
+    return _move_seal(
+        conn, seal, absorbed, survivor, actor=actor, why=f"merge {merge_change}", cause=f"merge:{merge_change}"
+    )
 
 
-def on_record_unmerged(conn: psycopg.Connection, org_code: str, local_id: str, source: str, target: str, *,
-                       unmerge_change: str, actor: str, reason: str) -> list[LifecycleChange]:
+def on_record_unmerged(
+    conn: psycopg.Connection,
+    org_code: str,
+    local_id: str,
+    source: str,
+    target: str,
+    *,
+    unmerge_change: str,
+    actor: str,
+    reason: str,
+) -> list[LifecycleChange]:
     """After the record (org_code, local_id) moved from ``source`` to ``target`` (operator unmerge): when
     ``source``'s seal came from that record's death record, it goes with the record and ``source`` re-opens."""
     seal = _seal(conn, source)
@@ -276,7 +385,29 @@ def on_record_unmerged(conn: psycopg.Connection, org_code: str, local_id: str, s
     _set_status(conn, source, "active")
     change = lifecycle_change_id(REINSTATED, source, cause)
     reopened = f"{why}: the death registered by that record belongs to person {target}"
-    write_audit(conn, actor, _AUDIT_ACTION[REINSTATED], source, target, record=(org_code, local_id), change=change,
-                reason=reopened, detail=_detail(seal, cause=cause))
-    return [*changes, LifecycleChange(change, REINSTATED, source, seal.died_at, seal.org_code, seal.record_key,
-                                      seal.cause_code, actor, reopened, _now())]
+    write_audit(
+        conn,
+        actor,
+        _AUDIT_ACTION[REINSTATED],
+        source,
+        target,
+        record=(org_code, local_id),
+        change=change,
+        reason=reopened,
+        detail=_detail(seal, cause=cause),
+    )
+    return [
+        *changes,
+        LifecycleChange(
+            change,
+            REINSTATED,
+            source,
+            seal.died_at,
+            seal.org_code,
+            seal.record_key,
+            seal.cause_code,
+            actor,
+            reopened,
+            _now(),
+        ),
+    ]

@@ -28,8 +28,7 @@ from streams.identity.blocking import MAX_RECORDS_PER_KEY, index_keys, query_key
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.record import CSV_HEADER, SourceRecord
-from streams.identity.resolution import (Candidate, MatchDecision, MatchRule, PersonFacts, decide,
-                                         new_person_id)
+from streams.identity.resolution import Candidate, MatchDecision, MatchRule, PersonFacts, decide, new_person_id
 
 STAGE_ACTOR = "identify-stage"
 _RECORD_FIELDS = CSV_HEADER[3:]  # name … address (record_id, org_code, local_id are the key)
@@ -41,8 +40,9 @@ RecordKey = tuple[str, str]
 def fingerprint(record: SourceRecord) -> str:
     """Hash of the identity fields: an unchanged re-send of a known record needs no write."""
     # getattr, not dataclasses.astuple: astuple deep-copies every field (10x the cost, on every event).
-    return hashlib.blake2b("\x1f".join([getattr(record, f) for f in _RECORD_FIELDS]).encode(),
-                           digest_size=8).hexdigest()
+    return hashlib.blake2b(
+        "\x1f".join([getattr(record, f) for f in _RECORD_FIELDS]).encode(), digest_size=8
+    ).hexdigest()
 
 
 def change_id(*parts: str) -> str:
@@ -66,7 +66,8 @@ def known_records(conn: psycopg.Connection, keys: Sequence[RecordKey]) -> dict[R
     rows = conn.execute(
         "SELECT r.org_code, r.local_id, r.person_id::text, r.fingerprint FROM empi.records r "
         "JOIN unnest(%s::text[], %s::text[]) AS k(org_code, local_id) USING (org_code, local_id)",
-        ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall()
     return {(org, local): (person, fp) for org, local, person, fp in rows}
 
 
@@ -87,7 +88,8 @@ def _candidates(conn: psycopg.Connection, features: MatchFeatures) -> list[Candi
         "                    ORDER BY filed_at DESC LIMIT %s) AS hit "
         "JOIN empi.records r USING (org_code, local_id) "
         "WHERE NOT (r.org_code = %s AND r.local_id = %s)",
-        (keys, MAX_RECORDS_PER_KEY, features.org_code, features.local_id)).fetchall()
+        (keys, MAX_RECORDS_PER_KEY, features.org_code, features.local_id),
+    ).fetchall()
     return [Candidate(row[0], extract_features(record_from_row(row[1:]))) for row in rows]
 
 
@@ -98,15 +100,18 @@ def person_facts(conn: psycopg.Connection, persons: Iterable[str]) -> dict[str, 
     rows = conn.execute(
         "SELECT p.person_id::text, p.sex, array_remove(array_agg(i.value), NULL) FROM empi.persons p "
         "LEFT JOIN empi.identifiers i ON i.person_id = p.person_id AND i.kind = %s "
-        "WHERE p.person_id = ANY(%s::uuid[]) GROUP BY p.person_id, p.sex", (CITIZEN_ID, ids)).fetchall()
+        "WHERE p.person_id = ANY(%s::uuid[]) GROUP BY p.person_id, p.sex",
+        (CITIZEN_ID, ids),
+    ).fetchall()
     return {person: PersonFacts(frozenset(citizen_ids), sex) for person, sex, citizen_ids in rows}
 
 
 def _live_person(conn: psycopg.Connection, person: str) -> str:
     """The person itself, or the survivor it was merged into, share-locked against a concurrent merge."""
     while True:
-        row = conn.execute("SELECT status, merged_into::text FROM empi.persons WHERE person_id = %s FOR SHARE",
-                           (person,)).fetchone()
+        row = conn.execute(
+            "SELECT status, merged_into::text FROM empi.persons WHERE person_id = %s FOR SHARE", (person,)
+        ).fetchone()
         if row is None or row[0] != "merged":
             return person
         person = row[1]
@@ -114,33 +119,66 @@ def _live_person(conn: psycopg.Connection, person: str) -> str:
 
 def _separated(conn: psycopg.Connection, a: str, b: str) -> bool:
     low, high = sorted((a, b))
-    return conn.execute("SELECT 1 FROM empi.separations WHERE person_a = %s AND person_b = %s",
-                        (low, high)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM empi.separations WHERE person_a = %s AND person_b = %s", (low, high)).fetchone()
+        is not None
+    )
 
 
-def write_audit(conn: psycopg.Connection, actor: str, action: str, person: str | None, other: str | None = None,
-                record: RecordKey | None = None, change: str | None = None, reason: str = "",
-                detail: dict[str, object] | None = None) -> None:
+def write_audit(
+    conn: psycopg.Connection,
+    actor: str,
+    action: str,
+    person: str | None,
+    other: str | None = None,
+    record: RecordKey | None = None,
+    change: str | None = None,
+    reason: str = "",
+    detail: dict[str, object] | None = None,
+) -> None:
     conn.execute(
         "INSERT INTO empi.audit_log (actor, action, person_id, other_person_id, org_code, local_id, change_id, "
         "reason, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (actor, action, person, other, record[0] if record else None, record[1] if record else None, change,
-         reason, Jsonb(detail or {})))
+        (
+            actor,
+            action,
+            person,
+            other,
+            record[0] if record else None,
+            record[1] if record else None,
+            change,
+            reason,
+            Jsonb(detail or {}),
+        ),
+    )
 
 
-def queue_change(conn: psycopg.Connection, change: str, event_type: str, person_key: str,
-                 payload: dict[str, object]) -> None:
+def queue_change(
+    conn: psycopg.Connection, change: str, event_type: str, person_key: str, payload: dict[str, object]
+) -> None:
     """Put an identity change in the outbox, in the caller's transaction (outbox.py publishes it)."""
-    conn.execute("INSERT INTO empi.outbox (change_id, event_type, person_key, payload) VALUES (%s, %s, %s, %s) "
-                 "ON CONFLICT (change_id) DO NOTHING", (change, event_type, person_key, Jsonb(payload)))
+    conn.execute(
+        "INSERT INTO empi.outbox (change_id, event_type, person_key, payload) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (change_id) DO NOTHING",
+        (change, event_type, person_key, Jsonb(payload)),
+    )
 
 
 def now_ms() -> int:
     return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
 
 
-def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rule: str, actor: str,
-                  reason: str, change: str, audit_detail: dict[str, object] | None = None) -> list[RecordKey]:
+def merge_persons(
+    conn: psycopg.Connection,
+    survivor: str,
+    absorbed: str,
+    *,
+    rule: str,
+    actor: str,
+    reason: str,
+    change: str,
+    audit_detail: dict[str, object] | None = None,
+) -> list[RecordKey]:
     """Move every record and identifier of ``absorbed`` to ``survivor``; returns the records moved.
 
     Runs inside the caller's transaction. A person merged away redirects to its survivor. A sealed health
@@ -148,69 +186,128 @@ def merge_persons(conn: psycopg.Connection, survivor: str, absorbed: str, *, rul
     ``audit_detail`` goes into the merge's audit entry (a forced merge's overridden vetoes)."""
     from streams.identity.master_index.record_lifecycle import on_merge  # it imports this module
 
-    moved = [(org, local) for org, local in conn.execute(
-        "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE person_id = %s "
-        "RETURNING org_code, local_id", (survivor, absorbed)).fetchall()]
+    moved = [
+        (org, local)
+        for org, local in conn.execute(
+            "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE person_id = %s "
+            "RETURNING org_code, local_id",
+            (survivor, absorbed),
+        ).fetchall()
+    ]
     for org, local in moved:
-        conn.execute("INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
-                     "VALUES (%s, %s, %s, %s, %s)", (org, local, absorbed, survivor, change))
+        conn.execute(
+            "INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (org, local, absorbed, survivor, change),
+        )
     conn.execute("UPDATE empi.identifiers SET person_id = %s WHERE person_id = %s", (survivor, absorbed))
-    conn.execute("UPDATE empi.persons SET status = 'merged', merged_into = %s, updated_at = now() "
-                 "WHERE person_id = %s", (survivor, absorbed))
-    conn.execute("UPDATE empi.persons s SET sex = COALESCE(s.sex, a.sex), updated_at = now() "
-                 "FROM empi.persons a WHERE s.person_id = %s AND a.person_id = %s", (survivor, absorbed))
-    write_audit(conn, actor, "merge", survivor, absorbed, change=change, reason=reason,
-                detail={"rule": rule, "records_moved": len(moved), **(audit_detail or {})})
+    conn.execute(
+        "UPDATE empi.persons SET status = 'merged', merged_into = %s, updated_at = now() WHERE person_id = %s",
+        (survivor, absorbed),
+    )
+    conn.execute(
+        "UPDATE empi.persons s SET sex = COALESCE(s.sex, a.sex), updated_at = now() "
+        "FROM empi.persons a WHERE s.person_id = %s AND a.person_id = %s",
+        (survivor, absorbed),
+    )
+    write_audit(
+        conn,
+        actor,
+        "merge",
+        survivor,
+        absorbed,
+        change=change,
+        reason=reason,
+        detail={"rule": rule, "records_moved": len(moved), **(audit_detail or {})},
+    )
     on_merge(conn, survivor, absorbed, merge_change=change, actor=actor)
-    queue_change(conn, change, "empi.person_merged", survivor, {
-        "change_id": change, "occurred_at": now_ms(), "survivor_person_id": survivor,
-        "absorbed_person_id": absorbed, "records_moved": len(moved), "rule": rule, "actor": actor,
-        "reason": reason})
+    queue_change(
+        conn,
+        change,
+        "empi.person_merged",
+        survivor,
+        {
+            "change_id": change,
+            "occurred_at": now_ms(),
+            "survivor_person_id": survivor,
+            "absorbed_person_id": absorbed,
+            "records_moved": len(moved),
+            "rule": rule,
+            "actor": actor,
+            "reason": reason,
+        },
+    )
     return moved
 
 
-def _file_record(conn: psycopg.Connection, record: SourceRecord, features: MatchFeatures, person: str,
-                 decision: MatchDecision, fp: str, existed: bool) -> None:
+def _file_record(
+    conn: psycopg.Connection,
+    record: SourceRecord,
+    features: MatchFeatures,
+    person: str,
+    decision: MatchDecision,
+    fp: str,
+    existed: bool,
+) -> None:
     key = (record.org_code, record.local_id)
     values = [getattr(record, f) for f in _RECORD_FIELDS]
     if existed:
         conn.execute(
             f"UPDATE empi.records SET ({', '.join(_RECORD_FIELDS)}, fingerprint, updated_at) = "
             f"({', '.join(['%s'] * len(_RECORD_FIELDS))}, %s, now()) WHERE org_code = %s AND local_id = %s",
-            (*values, fp, *key))
+            (*values, fp, *key),
+        )
         conn.execute("DELETE FROM empi.block_keys WHERE org_code = %s AND local_id = %s", key)
     else:
         conn.execute(
             f"INSERT INTO empi.records (org_code, local_id, person_id, {', '.join(_RECORD_FIELDS)}, fingerprint, "
             f"link_rule, link_weight, link_detail) VALUES (%s, %s, %s, {', '.join(['%s'] * len(_RECORD_FIELDS))}, "
             "%s, %s, %s, %s)",
-            (*key, person, *values, fp, decision.rule.value, decision.weight, Jsonb(decision.detail)))
+            (*key, person, *values, fp, decision.rule.value, decision.weight, Jsonb(decision.detail)),
+        )
         link = change_id("link", *key)
-        conn.execute("INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
-                     "VALUES (%s, %s, NULL, %s, %s)", (*key, person, link))
-        write_audit(conn, STAGE_ACTOR, "link", person, record=key, change=link,
-                    detail={"rule": decision.rule.value, "weight": decision.weight, **decision.detail})
+        conn.execute(
+            "INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
+            "VALUES (%s, %s, NULL, %s, %s)",
+            (*key, person, link),
+        )
+        write_audit(
+            conn,
+            STAGE_ACTOR,
+            "link",
+            person,
+            record=key,
+            change=link,
+            detail={"rule": decision.rule.value, "weight": decision.weight, **decision.detail},
+        )
     # One statement per table, arrays unnested server-side: a row per statement costs a round of parsing each.
-    conn.execute("INSERT INTO empi.block_keys (block_key, org_code, local_id) "
-                 "SELECT k, %s, %s FROM unnest(%s::text[]) AS k ON CONFLICT DO NOTHING",
-                 (*key, index_keys(features)))
+    conn.execute(
+        "INSERT INTO empi.block_keys (block_key, org_code, local_id) "
+        "SELECT k, %s, %s FROM unnest(%s::text[]) AS k ON CONFLICT DO NOTHING",
+        (*key, index_keys(features)),
+    )
     identifiers = features.identifier_keys()
     if identifiers:
-        conn.execute("INSERT INTO empi.identifiers (kind, value, person_id) "
-                     "SELECT kind, value, %s FROM unnest(%s::text[], %s::text[]) AS k(kind, value) "
-                     "ON CONFLICT (kind, value) DO NOTHING",
-                     (person, [k for k, _ in identifiers], [v for _, v in identifiers]))
+        conn.execute(
+            "INSERT INTO empi.identifiers (kind, value, person_id) "
+            "SELECT kind, value, %s FROM unnest(%s::text[], %s::text[]) AS k(kind, value) "
+            "ON CONFLICT (kind, value) DO NOTHING",
+            (person, [k for k, _ in identifiers], [v for _, v in identifiers]),
+        )
     if features.sex:
-        conn.execute("UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s AND sex IS NULL",
-                     (features.sex, person))
+        conn.execute(
+            "UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s AND sex IS NULL",
+            (features.sex, person),
+        )
 
 
 def _lock_keys(record: SourceRecord, features: MatchFeatures) -> set[str]:
     return {f"r:{record.org_code}:{record.local_id}", *(f"i:{k}:{v}" for k, v in features.identifier_keys())}
 
 
-def resolve_records(conn: psycopg.Connection, records: Sequence[SourceRecord], model: MatchModel,
-                    actor: str = STAGE_ACTOR) -> list[Resolution]:
+def resolve_records(
+    conn: psycopg.Connection, records: Sequence[SourceRecord], model: MatchModel, actor: str = STAGE_ACTOR
+) -> list[Resolution]:
     """Resolve records in order against the index and apply each decision, all in one transaction.
 
     Every lock the batch needs is taken up front in one sorted statement: two workers' lock sets then
@@ -221,8 +318,11 @@ def resolve_records(conn: psycopg.Connection, records: Sequence[SourceRecord], m
 
     def resolve() -> list[Resolution]:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
-                         "FROM unnest(%s::text[]) AS k ORDER BY 1) AS ordered", (locks,))
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
+                "FROM unnest(%s::text[]) AS k ORDER BY 1) AS ordered",
+                (locks,),
+            )
             return [_resolve_locked(conn, record, features, model, actor) for record, features in prepared]
 
     # Person rows are share-locked as records link to them; a routing worker sealing a person or an operator
@@ -230,33 +330,43 @@ def resolve_records(conn: psycopg.Connection, records: Sequence[SourceRecord], m
     return retry_on_deadlock(resolve)
 
 
-def resolve_record(conn: psycopg.Connection, record: SourceRecord, model: MatchModel,
-                   actor: str = STAGE_ACTOR) -> Resolution:
+def resolve_record(
+    conn: psycopg.Connection, record: SourceRecord, model: MatchModel, actor: str = STAGE_ACTOR
+) -> Resolution:
     return resolve_records(conn, [record], model, actor)[0]
 
 
-def _resolve_locked(conn: psycopg.Connection, record: SourceRecord, features: MatchFeatures, model: MatchModel,
-                    actor: str) -> Resolution:
+def _resolve_locked(
+    conn: psycopg.Connection, record: SourceRecord, features: MatchFeatures, model: MatchModel, actor: str
+) -> Resolution:
     key = (record.org_code, record.local_id)
     fp = fingerprint(record)
-    row = conn.execute("SELECT person_id::text, fingerprint FROM empi.records WHERE org_code = %s AND local_id = %s",
-                       key).fetchone()
+    row = conn.execute(
+        "SELECT person_id::text, fingerprint FROM empi.records WHERE org_code = %s AND local_id = %s", key
+    ).fetchone()
     if row is not None and row[1] == fp:
         return Resolution(row[0], MatchRule.RECORD_KEY.value)
     identifier_persons: dict[tuple[str, str], str] = {}
     identifier_keys = features.identifier_keys()
     if identifier_keys:
         for kind, value, person in conn.execute(
-                "SELECT kind, value, person_id::text FROM empi.identifiers "
-                "JOIN unnest(%s::text[], %s::text[]) AS k(kind, value) USING (kind, value)",
-                ([k for k, _ in identifier_keys], [v for _, v in identifier_keys])).fetchall():
+            "SELECT kind, value, person_id::text FROM empi.identifiers "
+            "JOIN unnest(%s::text[], %s::text[]) AS k(kind, value) USING (kind, value)",
+            ([k for k, _ in identifier_keys], [v for _, v in identifier_keys]),
+        ).fetchall():
             identifier_persons[(kind, value)] = person
     candidates = [] if row is not None else _candidates(conn, features)
     persons = {c.person_id for c in candidates} | set(identifier_persons.values())
     if row is not None:
         persons.add(row[0])
-    decision = decide(features, record_person=row[0] if row else None, identifier_persons=identifier_persons,
-                      candidates=candidates, person_facts=person_facts(conn, persons), model=model)
+    decision = decide(
+        features,
+        record_person=row[0] if row else None,
+        identifier_persons=identifier_persons,
+        candidates=candidates,
+        person_facts=person_facts(conn, persons),
+        model=model,
+    )
     # An operator may have merged the chosen person away since it was read: follow it (the share lock holds
     # it until this transaction ends).
     person = _live_person(conn, decision.person_id) if decision.person_id else new_person_id(features)
@@ -269,15 +379,28 @@ def _resolve_locked(conn: psycopg.Connection, record: SourceRecord, features: Ma
             if _separated(conn, person, absorbed):
                 continue  # an operator said these are two people
             change = change_id("merge", person, absorbed)
-            moved += merge_persons(conn, person, absorbed, rule=decision.rule.value, actor=actor,
-                                   reason=f"record {key[0]}:{key[1]} links both ({decision.rule.value})",
-                                   change=change)
+            moved += merge_persons(
+                conn,
+                person,
+                absorbed,
+                rule=decision.rule.value,
+                actor=actor,
+                reason=f"record {key[0]}:{key[1]} links both ({decision.rule.value})",
+                change=change,
+            )
         _file_record(conn, record, features, person, decision, fp, existed=row is not None)
         for item in decision.reviews:
             conn.execute(
                 "INSERT INTO empi.review_items (org_code, local_id, record_person_id, candidate_person_id, reason, "
                 "weight, detail) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (org_code, local_id, candidate_person_id, reason) DO NOTHING",
-                (*key, person, item.candidate_person_id, item.reason.value, item.weight,
-                 Jsonb(json.loads(json.dumps(item.detail, default=str)))))
+                (
+                    *key,
+                    person,
+                    item.candidate_person_id,
+                    item.reason.value,
+                    item.weight,
+                    Jsonb(json.loads(json.dumps(item.detail, default=str))),
+                ),
+            )
     return Resolution(person, decision.rule.value, decision.weight, bool(decision.reviews), tuple(moved))

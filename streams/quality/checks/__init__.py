@@ -36,6 +36,7 @@ def check_kind(name: str, params: tuple[str, ...] = ()) -> Callable[[CheckFactor
         CHECK_KINDS[name] = factory
         CHECK_PARAMS[name] = frozenset(params)
         return factory
+
     return register
 
 
@@ -51,6 +52,7 @@ def memoised(fn: Callable[[str], bool], limit: int = 200_000) -> Callable[[str],
                 cache.clear()
             hit = cache[code] = fn(code)
         return hit
+
     return lookup
 
 

@@ -9,7 +9,7 @@ from streams.quality.field_paths import compile_path, is_blank
 from streams.standards.icd10 import in_category_range
 
 
-@check_kind("required", params=('fields', 'when', 'when_in', 'when_icd10', 'unless', 'unless_in'))
+@check_kind("required", params=("fields", "when", "when_in", "when_icd10", "unless", "unless_in"))
 def required(params: dict[str, Any]) -> CheckFn:
     """Every listed field is present and not blank. Conditions: ``when`` names a field whose value must be
     one of ``when_in`` (an ID number is required when the ID type says ID card) or an ICD-10 code within one
@@ -36,10 +36,11 @@ def required(params: dict[str, Any]) -> CheckFn:
         if not applies(event):
             return None
         return [path for get in getters for path, value in get(event) if is_blank(value)]
+
     return check
 
 
-@check_kind("required_any", params=('fields',))
+@check_kind("required_any", params=("fields",))
 def required_any(params: dict[str, Any]) -> CheckFn:
     """At least one of the fields is present (department code or name, say)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -50,4 +51,5 @@ def required_any(params: dict[str, Any]) -> CheckFn:
             if any(not is_blank(v) for _, v in get(event)):
                 return []
         return [report]
+
     return check

@@ -19,7 +19,7 @@ def _present(getters: list, event: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(p, v) for get in getters for p, v in get(event) if not is_blank(v)]
 
 
-@check_kind("citizen_id", params=('number', 'type'))
+@check_kind("citizen_id", params=("number", "type"))
 def citizen_id(params: dict[str, Any]) -> CheckFn:
     """GB 11643: an ID number given as a resident ID card (type ``01``, or no type) has 18 characters (or the
     old 15 digits) and a check character that holds."""
@@ -29,6 +29,7 @@ def citizen_id(params: dict[str, Any]) -> CheckFn:
     def well_formed(value: str) -> bool:
         parsed = parse_citizen_id(value)
         return parsed is not None and parsed.valid
+
     valid = memoised(well_formed)  # a resident's number recurs on each of their events
 
     def check(event: dict[str, Any], ctx: EvaluationContext) -> list[str] | None:
@@ -36,10 +37,11 @@ def citizen_id(params: dict[str, Any]) -> CheckFn:
         if is_blank(value) or id_type(event)[0][1] not in ("01", None, ""):
             return None
         return [] if valid(value) else [path]
+
     return check
 
 
-@check_kind("credit_code", params=('field',))
+@check_kind("credit_code", params=("field",))
 def credit_code(params: dict[str, Any]) -> CheckFn:
     """GB 32100: an institution's unified social credit code, both check characters."""
     getter = compile_path(params["field"])
@@ -50,10 +52,11 @@ def credit_code(params: dict[str, Any]) -> CheckFn:
         if is_blank(value):
             return None
         return [] if valid(value) else [path]
+
     return check
 
 
-@check_kind("code_in_set", params=('fields', 'codes'))
+@check_kind("code_in_set", params=("fields", "codes"))
 def code_in_set(params: dict[str, Any]) -> CheckFn:
     """A coded value from a fixed value domain (GB/T 2261.1 sex, WS 364 ID types and blood types)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -64,6 +67,7 @@ def code_in_set(params: dict[str, Any]) -> CheckFn:
         if not present:
             return None
         return [p for p, v in present if v not in allowed]
+
     return check
 
 
@@ -72,7 +76,7 @@ def event_year(event: dict[str, Any]) -> int:
     return event["envelope"]["occurred_at"].astimezone(CST).year
 
 
-@check_kind("region_code", params=('fields',))
+@check_kind("region_code", params=("fields",))
 def region_code(params: dict[str, Any]) -> CheckFn:
     """GB/T 2260: the code exists in the code table of the year the event occurred (docs/domain.md §1)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -92,10 +96,11 @@ def region_code(params: dict[str, Any]) -> CheckFn:
             return None
         year = event_year(event)
         return [p for p, v in present if not valid(v, year)]
+
     return check
 
 
-@check_kind("icd10", params=('fields',))
+@check_kind("icd10", params=("fields",))
 def icd10(params: dict[str, Any]) -> CheckFn:
     """ICD-10 (national clinical edition over WHO ICD-10): docs/domain.md §3."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -106,10 +111,11 @@ def icd10(params: dict[str, Any]) -> CheckFn:
         if not present:
             return None
         return [p for p, v in present if not valid(v)]
+
     return check
 
 
-@check_kind("range", params=('fields', 'min', 'max'))
+@check_kind("range", params=("fields", "min", "max"))
 def value_range(params: dict[str, Any]) -> CheckFn:
     """A number within [min, max] (physiologically possible, not "normal"): temperature, blood pressure,
     birth weight. Absent values are completeness's business, not this rule's."""
@@ -121,6 +127,7 @@ def value_range(params: dict[str, Any]) -> CheckFn:
         if not present:
             return None
         return [p for p, v in present if not (isinstance(v, (int, float)) and math.isfinite(v) and low <= v <= high)]
+
     return check
 
 
@@ -145,10 +152,11 @@ def lab_numeric(params: dict[str, Any]) -> CheckFn:
             if low is not None and high is not None and low > high:
                 failed.append(f"items[{k}].reference_low")
         return failed if applied else None
+
     return check
 
 
-@check_kind("not_in_future", params=('fields', 'skew_minutes'))
+@check_kind("not_in_future", params=("fields", "skew_minutes"))
 def not_in_future(params: dict[str, Any]) -> CheckFn:
     """A business time is not after the moment the source uploaded the record (beyond clock skew)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -158,4 +166,5 @@ def not_in_future(params: dict[str, Any]) -> CheckFn:
         limit = event["envelope"]["emitted_at"] + skew
         present = [(p, v) for get in getters for p, v in get(event) if isinstance(v, dt.datetime)]
         return [p for p, v in present if v > limit] if present else None
+
     return check

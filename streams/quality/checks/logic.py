@@ -12,7 +12,7 @@ from streams.standards.china_time import CST
 from streams.standards.icd10 import icd10_category, in_category_range
 
 
-@check_kind("not_before", params=('later', 'earlier'))
+@check_kind("not_before", params=("later", "earlier"))
 def not_before(params: dict[str, Any]) -> CheckFn:
     """``later`` is not before ``earlier`` (discharge ≥ admission, report ≥ collection)."""
     later, earlier = compile_path(params["later"]), compile_path(params["earlier"])
@@ -22,10 +22,11 @@ def not_before(params: dict[str, Any]) -> CheckFn:
         if a is None or b is None:
             return None
         return [path] if a < b else []
+
     return check
 
 
-@check_kind("after_birth", params=('fields',))
+@check_kind("after_birth", params=("fields",))
 def after_birth(params: dict[str, Any]) -> CheckFn:
     """Business times are not before the patient's birth date (in China's time zone)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -36,10 +37,11 @@ def after_birth(params: dict[str, Any]) -> CheckFn:
             return None
         times = [(p, v) for get in getters for p, v in get(event) if isinstance(v, dt.datetime)]
         return [p for p, v in times if v.astimezone(CST).date() < birth] if times else None
+
     return check
 
 
-@check_kind("after_registered_death", params=('grace_hours',))
+@check_kind("after_registered_death", params=("grace_hours",))
 def after_registered_death(params: dict[str, Any]) -> CheckFn:
     """A clinical event dated after the person's registered death (with ``grace_hours`` for reports finished
     after a death, e.g. a lab result of a sample taken before it)."""
@@ -51,6 +53,7 @@ def after_registered_death(params: dict[str, Any]) -> CheckFn:
         if died_at is None:
             return None
         return ["envelope.occurred_at"] if envelope["occurred_at"] > died_at + grace else []
+
     return check
 
 
@@ -58,14 +61,14 @@ def _diagnosis_codes(event: dict[str, Any], getters: list) -> list[tuple[str, st
     return [(p, v) for get in getters for p, v in get(event) if not is_blank(v)]
 
 
-@check_kind("sex_specific_diagnosis", params=('fields', 'ranges'))
+@check_kind("sex_specific_diagnosis", params=("fields", "ranges"))
 def sex_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     """Diagnoses that only one sex can have (pregnancy O00–O9A female; N40–N51, C60–C63 male). Judged
     against the patient's GB/T 2261.1 sex when it is 1 or 2."""
     getters = [compile_path(p) for p in params["fields"]]
     ranges = [(r["from"], r["to"], str(r["sex"])) for r in params["ranges"]]
     # code → the sex it is restricted to ("" when none)
-    restricted = {}
+    restricted: dict[str, str] = {}
 
     def only_for(code: str) -> str:
         hit = restricted.get(code)
@@ -83,6 +86,7 @@ def sex_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
         if not codes:
             return None
         return [p for p, code in codes if only_for(code) not in ("", sex)]
+
     return check
 
 
@@ -90,7 +94,7 @@ def age_in_days(birth: dt.date, moment: dt.datetime) -> int:
     return (moment.astimezone(CST).date() - birth).days
 
 
-@check_kind("age_specific_diagnosis", params=('fields', 'ranges'))
+@check_kind("age_specific_diagnosis", params=("fields", "ranges"))
 def age_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     """Diagnoses bound to an age (P00–P96 perinatal conditions: infants)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -115,6 +119,7 @@ def age_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
             return []
         age = age_in_days(birth, envelope["occurred_at"])
         return [p for p, b in bound if b is not None and not (b[0] <= age <= b[1])]
+
     return check
 
 
@@ -134,6 +139,7 @@ def death_record_consistency(params: dict[str, Any]) -> CheckFn:
         if chain and underlying is not None and underlying not in chain:
             failed.append("underlying_cause_code")
         return failed
+
     return check
 
 
@@ -146,7 +152,10 @@ def discharge_death_consistency(params: dict[str, Any]) -> CheckFn:
         died_at, method = event.get("died_at"), event.get("discharge_method")
         if (method == "DEATH") != (died_at is not None):
             return ["died_at" if method == "DEATH" else "discharge_method"]
-        if died_at is not None and not (event["admitted_at"] <= died_at <= event["discharged_at"] + dt.timedelta(days=1)):
+        if died_at is not None and not (
+            event["admitted_at"] <= died_at <= event["discharged_at"] + dt.timedelta(days=1)
+        ):
             return ["died_at"]
         return []
+
     return check

@@ -15,7 +15,7 @@ from streams.quality.field_paths import compile_path, is_blank
 from streams.standards.icd10 import in_category_range
 
 
-@check_kind("upload_delay", params=('limit_hours', 'urgent_limit_hours', 'urgent_ranges', 'diagnosis_fields'))
+@check_kind("upload_delay", params=("limit_hours", "urgent_limit_hours", "urgent_ranges", "diagnosis_fields"))
 def upload_delay(params: dict[str, Any]) -> CheckFn:
     """``limit_hours`` by default; ``urgent_limit_hours`` when a diagnosis falls in ``urgent_ranges``."""
     limit = dt.timedelta(hours=float(params["limit_hours"]))
@@ -32,4 +32,5 @@ def upload_delay(params: dict[str, Any]) -> CheckFn:
             if any(is_urgent(c) for c in codes):
                 allowed = urgent
         return ["envelope.emitted_at"] if envelope["emitted_at"] - envelope["occurred_at"] > allowed else []
+
     return check

@@ -26,19 +26,34 @@ def claims(event_type: str, event: dict[str, Any]) -> list[Claim]:
         disease = chronic_disease(event["disease_code"])
         if disease is None:
             return []
-        facts = {"disease": disease.name, "disease_zh": disease.zh, "basic_public_health": disease.basic_public_health,
-                 "evidence": "followup", "diagnosis_code": event["disease_code"], "diagnosis_name": None,
-                 "followup_class": event["followup_class"], "next_followup_date": iso(event.get("next_followup_date")),
-                 "already_managed": True}
+        facts = {
+            "disease": disease.name,
+            "disease_zh": disease.zh,
+            "basic_public_health": disease.basic_public_health,
+            "evidence": "followup",
+            "diagnosis_code": event["disease_code"],
+            "diagnosis_name": None,
+            "followup_class": event["followup_class"],
+            "next_followup_date": iso(event.get("next_followup_date")),
+            "already_managed": True,
+        }
         return [Claim(ROUTE, disease.name, person, county, event["followup_at"], facts, source_of(event_type, event))]
     found: dict[str, Claim] = {}
     for d in diagnoses_of(event_type, event):
         disease = chronic_disease(d.code)
         if disease is None or disease.name in found:  # one claim per disease per record: the first diagnosis
             continue
-        facts = {"disease": disease.name, "disease_zh": disease.zh, "basic_public_health": disease.basic_public_health,
-                 "evidence": "diagnosis", "diagnosis_code": d.code, "diagnosis_name": d.name,
-                 "followup_class": None, "next_followup_date": None, "already_managed": False}
+        facts = {
+            "disease": disease.name,
+            "disease_zh": disease.zh,
+            "basic_public_health": disease.basic_public_health,
+            "evidence": "diagnosis",
+            "diagnosis_code": d.code,
+            "diagnosis_name": d.name,
+            "followup_class": None,
+            "next_followup_date": None,
+            "already_managed": False,
+        }
         found[disease.name] = Claim(ROUTE, disease.name, person, county, d.at, facts, source_of(event_type, event))
     return list(found.values())
 

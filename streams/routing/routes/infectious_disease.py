@@ -44,10 +44,20 @@ def claims(event_type: str, event: dict[str, Any]) -> list[Claim]:
             continue
         deadline = d.at + disease.report_deadline
         age = age_at(birth, d.at.astimezone(CST).date())
-        facts = {"disease": key, "disease_zh": disease.zh, "disease_class": disease.disease_class.name,
-                 "diagnosis_code": d.code, "diagnosis_name": d.name, "diagnosed_at": iso(d.at),
-                 "deadline_at": iso(deadline), "reported_at": iso(reported), "deadline_met": reported <= deadline,
-                 "age_years": age, "population_group": population_group(age), "occupation": patient.get("occupation")}
+        facts = {
+            "disease": key,
+            "disease_zh": disease.zh,
+            "disease_class": disease.disease_class.name,
+            "diagnosis_code": d.code,
+            "diagnosis_name": d.name,
+            "diagnosed_at": iso(d.at),
+            "deadline_at": iso(deadline),
+            "reported_at": iso(reported),
+            "deadline_met": reported <= deadline,
+            "age_years": age,
+            "population_group": population_group(age),
+            "occupation": patient.get("occupation"),
+        }
         found[key] = Claim(ROUTE, key, person, county, d.at, facts, source_of(event_type, event))
     return list(found.values())
 

@@ -30,8 +30,14 @@ def claims(event_type: str, event: dict[str, Any]) -> list[Claim]:
     out: dict[str, Claim] = {}
 
     def add(element: str, value: str | None, description: str | None, when: Any, kind: str) -> None:
-        facts = {"element": element, "kind": kind, "value": value, "description": description,
-                 "recorded_at": iso(when), "org_code": source.org_code}
+        facts = {
+            "element": element,
+            "kind": kind,
+            "value": value,
+            "description": description,
+            "recorded_at": iso(when),
+            "org_code": source.org_code,
+        }
         out[element] = Claim(ROUTE, element, person, county, when, facts, source)
 
     if event.get("abo_blood_type") and event["abo_blood_type"] != UNKNOWN_ABO:
@@ -45,4 +51,6 @@ def claims(event_type: str, event: dict[str, Any]) -> list[Claim]:
     return list(out.values())
 
 
-SPEC = RouteSpec(ROUTE, frozenset({"patient.registered"}), claims, Primary.LATEST, zh="居民档案更新", item_kind="record_element")
+SPEC = RouteSpec(
+    ROUTE, frozenset({"patient.registered"}), claims, Primary.LATEST, zh="居民档案更新", item_kind="record_element"
+)

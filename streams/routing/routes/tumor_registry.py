@@ -26,8 +26,14 @@ def claims(event_type: str, event: dict[str, Any]) -> list[Claim]:
         tumour = tumour_site(event["underlying_cause_code"])
         if tumour is None:
             return []
-        facts = {"site": tumour.site, "behaviour": tumour.behaviour.name, "diagnosis_code": event["underlying_cause_code"],
-                 "diagnosis_name": event.get("underlying_cause_name"), "morphology": None, "basis": "death_certificate"}
+        facts = {
+            "site": tumour.site,
+            "behaviour": tumour.behaviour.name,
+            "diagnosis_code": event["underlying_cause_code"],
+            "diagnosis_name": event.get("underlying_cause_name"),
+            "morphology": None,
+            "basis": "death_certificate",
+        }
         return [Claim(ROUTE, tumour.site, person, county, event["died_at"], facts, source_of(event_type, event))]
     morphology = morphology_of(event_type, event)
     found: dict[str, Claim] = {}
@@ -35,8 +41,14 @@ def claims(event_type: str, event: dict[str, Any]) -> list[Claim]:
         tumour = tumour_site(d.code)
         if tumour is None or tumour.site in found:
             continue
-        facts = {"site": tumour.site, "behaviour": tumour.behaviour.name, "diagnosis_code": d.code,
-                 "diagnosis_name": d.name, "morphology": morphology, "basis": "clinical"}
+        facts = {
+            "site": tumour.site,
+            "behaviour": tumour.behaviour.name,
+            "diagnosis_code": d.code,
+            "diagnosis_name": d.name,
+            "morphology": morphology,
+            "basis": "clinical",
+        }
         found[tumour.site] = Claim(ROUTE, tumour.site, person, county, d.at, facts, source_of(event_type, event))
     return list(found.values())
 

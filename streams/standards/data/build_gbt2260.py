@@ -117,10 +117,10 @@ def intervals(by_year: dict[int, dict[str, str]]) -> list[tuple[str, str, int, i
         for year, codes in by_year.items():
             here = codes.get(code)
             if here != name:
-                if name is not None:
+                if name is not None and start is not None:
                     rows.append((code, name, start, year - 1))
                 start, name = year, here
-        if name is not None:  # still named in the last year: in force
+        if name is not None and start is not None:  # still named in the last year: in force
             rows.append((code, name, start, None))
     return rows
 
