@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The front door on a fresh machine (README.md):
 #   ops/dev.sh demo   -> venv + install, local stack up, the whole pipeline demo, stack down
-#   ops/dev.sh test   -> venv + install, ruff + mypy, local stack up, the test suite, stack down
+#   ops/dev.sh test [unit|integration]
+#                     -> venv + install, ruff + mypy, local stack up, the test suite (or one tier), stack down;
+#                        the unit tier needs no service and starts none
 #   ops/dev.sh lint   -> venv + install, ruff (lint, format) and mypy only
 # Extra arguments go to `healthbus demo` or to pytest.
 set -euo pipefail
@@ -55,13 +57,18 @@ case "$cmd" in
     setup
     lint
     ensure_test_packages
+    if [ "${1:-}" = unit ]; then  # the tier that needs no service: nothing is started
+      shift
+      exec .venv/bin/python -m pytest -m unit "$@"
+    fi
+    if [ "${1:-}" = integration ]; then shift; set -- -m integration "$@"; fi
     .venv/bin/healthbus stack up
     trap stack_down EXIT
     # pytest exits 5 when it collected nothing: that is a failure here, as is any other non-zero exit.
     .venv/bin/python -m pytest "$@"
     ;;
   *)
-    echo "usage: ops/dev.sh demo [healthbus demo options] | test [pytest options] | lint" >&2
+    echo "usage: ops/dev.sh demo [healthbus demo options] | test [unit|integration] [pytest options] | lint" >&2
     exit 2
     ;;
 esac

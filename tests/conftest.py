@@ -24,6 +24,21 @@ from ops.topic_admin import create_topics, delete_topics, topics_of_run
 from ops.worker_process import worker_env
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The tiers (README): a test that asks, directly or through another fixture, for one of these talks to a real
+# service and is an integration test; every other test is a unit test and needs no service at all
+# (`ops/dev.sh test unit`). A module whose fixtures open their own connections says so with
+# `pytestmark = pytest.mark.integration`; chaos tests are integration tests too.
+SERVICE_FIXTURES = {"bootstrap", "postgres_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses_service = bool(SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        declared = item.get_closest_marker("integration") or item.get_closest_marker("chaos")
+        item.add_marker(pytest.mark.integration if uses_service or declared else pytest.mark.unit)
+
+
 HEALTHBUS = Path(sys.executable).parent / "healthbus"  # the installed console script, as a user runs it
 
 

@@ -29,6 +29,8 @@ from streams.identity.master_index.store import resolve_records, write_audit
 from streams.identity.record import SourceRecord
 from tests.conftest import healthbus, settings_env
 
+pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
+
 MODEL = MatchModel.load(Path(__file__).resolve().parent.parent / "streams" / "identity" / "default_model.json")
 AUDIT_TABLES = ("empi.audit_log", "dlq_replays", "audit.operator_actions")
 ORG = "12411502MB0000002B"

@@ -46,6 +46,8 @@ from streams.standards.citizen_id import make_citizen_id
 from tests.conftest import healthbus, settings_env
 from tests.pipeline_harness import read_topic
 
+pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
+
 MODEL = MatchModel.load(Path(__file__).resolve().parent.parent / "streams" / "identity" / "default_model.json")
 ACTOR = "ops.wang"
 ORG_A, ORG_B, ORG_C = "12411500MB0000001A", "12411502MB0000002B", "12411503MB0000003C"

@@ -33,6 +33,8 @@ from streams.identity.master_index.store import merge_persons, resolve_records
 from streams.identity.record import SourceRecord
 from streams.standards.citizen_id import make_citizen_id
 
+pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
+
 MODEL = MatchModel.load(Path(__file__).resolve().parent.parent / "streams" / "identity" / "default_model.json")
 ACTOR = "death-registry"
 OPERATOR = "ops.wang"

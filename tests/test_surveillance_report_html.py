@@ -27,6 +27,8 @@ from streams.surveillance.case_store import ensure_case_store
 from tests.conftest import healthbus, settings_env
 from tests.test_quality_report_html import processes_using, run_chromium
 
+pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
+
 CST = dt.timezone(dt.timedelta(hours=8))
 FIRST, LAST = dt.date(2026, 11, 1), dt.date(2026, 11, 30)
 DAYS = (LAST - FIRST).days + 1

@@ -28,6 +28,8 @@ from producers.synthetic.world import build_world
 from streams.standards.citizen_id import parse_citizen_id
 from streams.standards.credit_code import is_valid_credit_code
 
+pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
+
 REPO = Path(__file__).resolve().parent.parent
 BASE_URL = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 START = dt.date(2026, 11, 1)
