@@ -6,12 +6,21 @@ worker's lag keeps growing on the dashboard and a lag probe never disturbs a gro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+
+LEADER_MOVING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TRANSPORT,
+}
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,27 @@ def _partitions(admin: AdminClient, topics: list[str], timeout: float) -> list[T
 def _offsets(
     admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
 ) -> dict[tuple[str, int], int]:
-    futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout)
-    return {(tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()}
+    """One offset per partition. A partition whose leader is moving or not yet known (a broker failed, a
+    topic was just created) answers with a retriable error: asked again until ``timeout``."""
+    found: dict[tuple[str, int], int] = {}
+    pending, delay = list(partitions), 0.05
+    deadline = time.monotonic() + timeout
+    while pending:
+        futures = admin.list_offsets({tp: spec for tp in pending}, request_timeout=timeout)
+        retry: list[TopicPartition] = []
+        for tp, future in futures.items():
+            try:
+                found[(tp.topic, tp.partition)] = future.result(timeout=timeout).offset
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not (error.retriable() or error.code() in LEADER_MOVING) or time.monotonic() > deadline:
+                    raise
+                retry.append(tp)
+        pending = retry
+        if pending:
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    return found
 
 
 def watermarks(
