@@ -18,10 +18,12 @@ setup() {
 }
 
 # Debian packages the tests use: headless Chromium (with a CJK font) renders the HTML reports; R's
-# surveillance package is the oracle the EARS C1/C2 detection is checked against (~100 MB, 16 s).
+# surveillance package is the oracle the EARS C1/C2 detection is checked against (~100 MB, 16 s);
+# Prometheus (its service is not started: no init system runs here) checks and scrapes the metrics.
 ensure_test_packages() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium fonts-wqy-microhei)
+  command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks the alert rules; a real scrape
   Rscript -e 'quit(status = !requireNamespace("surveillance", quietly = TRUE))' >/dev/null 2>&1 \
     || missing+=(r-cran-surveillance)
   [ ${#missing[@]} -eq 0 ] && return 0
