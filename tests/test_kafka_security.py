@@ -50,7 +50,7 @@ from tests.conftest import healthbus
 from tests.pipeline_harness import read_topic, read_until_ids
 from tests.tls_certificates import Certificates, make_certificates
 
-USERS = ("hb-adapter-411500", "hb-identify", "hb-county-411502")
+USERS = ("hb-adapter-411500", "hb-identify", "hb-county-411502", "hb-sink-postgres")
 
 
 @dataclass
@@ -214,6 +214,49 @@ def test_the_identify_stage_runs_as_its_own_principal(secure_kafka: SecureKafka,
     ]
     error = _first_consumer_error(stage.confluent_config(), forbidden, stage.group_id("identify"))
     assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_the_postgres_sink_runs_as_its_own_principal(secure_kafka: SecureKafka, tmp_path: Path) -> None:
+    """`healthbus sink postgres` over SASL_SSL as hb-sink-postgres: reads validated.*, lands every event once."""
+    import psycopg
+
+    admin, sink = secure_kafka.admin, secure_kafka.as_user(USERS[3], state_dir=tmp_path / "state")
+    topic = admin.topic_name(validated_topic("outpatient.visit").name)
+    codec, visits = EventCodec(), list(outpatient_visits(15, seed=9))
+    producer = Producer(producer_config(admin.confluent_config()))
+    for visit in visits:
+        producer.produce(topic, codec.encode("outpatient.visit", visit, topic=topic), b"k")
+    assert producer.flush(30) == 0
+    wanted = [v["envelope"]["event_id"] for v in visits]
+    log = tmp_path / "sink.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", "sink", "postgres"],
+            env=worker_env(sink),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline, stored = time.monotonic() + 60, 0
+        while stored < len(wanted) and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+            try:
+                with psycopg.connect(sink.postgres_url) as conn:
+                    row = conn.execute(
+                        "SELECT count(DISTINCT event_id) FROM event_store WHERE event_id = ANY(%s::uuid[])", (wanted,)
+                    ).fetchone()
+                    stored = row[0] if row else 0
+            except psycopg.errors.UndefinedTable:
+                stored = 0
+        assert stored == len(wanted), log.read_text()[-3000:]
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+    # Its principal may not write what a stage writes.
+    refused = _delivery_errors(sink.confluent_config(), topic)
+    assert refused[0] is not None and refused[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
 def test_a_county_reads_collaboration_topics_and_nothing_else(secure_kafka: SecureKafka) -> None:
