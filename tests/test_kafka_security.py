@@ -47,7 +47,7 @@ from ops.worker_process import worker_env
 from producers.publisher import producer_config
 from producers.synthetic.outpatient_visits import outpatient_visits
 from tests.conftest import healthbus
-from tests.pipeline_harness import read_topic, read_until_ids
+from tests.pipeline_harness import read_topic, read_until_ids, start_stage_worker
 from tests.tls_certificates import Certificates, make_certificates
 
 USERS = ("hb-adapter-411500", "hb-identify", "hb-county-411502", "hb-sink-postgres")
@@ -192,14 +192,7 @@ def test_the_identify_stage_runs_as_its_own_principal(secure_kafka: SecureKafka,
 
     stage = secure_kafka.as_user(USERS[1], state_dir=tmp_path / "state")
     log = tmp_path / "identify.log"
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "worker", "identify"],
-            env=worker_env(stage),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = start_stage_worker(stage, log, "identify")
     try:
         identified = stage.topic_name(identified_topic("outpatient.visit").name)
         got = read_until_ids(secure_kafka.admin, identified, wanted, _event_id, timeout=90)
