@@ -311,8 +311,7 @@ class KraftCluster:
                 "format",
                 "--config",
                 str(node.config_path),
-                "--cluster-id",
-                self.cluster_id,
+                f"--cluster-id={self.cluster_id}",
                 "--ignore-formatted",
                 *extra_args,
             ],
@@ -429,10 +428,14 @@ def _brokers_seen(bootstrap: str, conf: Mapping[str, Any] | None) -> set[int]:
 
 
 def _random_cluster_id() -> str:
-    """KRaft's cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid` prints)."""
+    """KRaft's cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid`
+    prints). Like Kafka's own generator, never one starting with "-", which a command line reads as an option."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster
 
 
 @contextmanager
