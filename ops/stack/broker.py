@@ -207,9 +207,9 @@ class KraftNode:
 class KraftCluster:
     """``size`` KRaft nodes on 127.0.0.1, each both broker and controller (a static voter set).
 
-    ``properties`` are added to every node's server.properties (they win over the defaults), ``listeners``
-    replaces the client listener's protocol (``SASL_SSL`` and so on; the node's port keeps its meaning).
-    A cluster laid out once is restarted from its folder with the same ports and cluster id.
+    ``properties`` are added to every node's server.properties (they win over the defaults); ``security``
+    turns every listener into SASL_SSL with ACLs (``SaslSslSecurity``). A cluster laid out once is restarted
+    from its folder with the same ports and cluster id, so its disk state stays valid.
     """
 
     base_dir: Path
