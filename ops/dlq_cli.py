@@ -124,13 +124,15 @@ def dlq_replay(
     from confluent_kafka import Producer
 
     from ops.dlq_replay import replay
+    from ops.progress import progress_bar
     from producers.publisher import producer_config
 
     s = get_settings()
     letters = _selected(stage, _filter(reason, rule, org, since, until, topic))
     producer = Producer(producer_config(s.confluent_config()))
     with psycopg.connect(s.postgres_url, autocommit=True) as conn:
-        outcome = replay(conn, producer, letters, actor, reason_text, again)
+        with progress_bar("replaying dead letters") as update:
+            outcome = replay(conn, producer, letters, actor, reason_text, again, progress=update)
     typer.echo(
         f"selected {outcome.selected}, replayed {outcome.replayed}, "
         f"skipped {outcome.skipped_already_replayed} already replayed (use --again)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +119,10 @@ def replay(
     reason: str,
     again: bool = False,
     now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayOutcome:
-    """Produce each dead letter's original message to its source topic, then record the replay."""
+    """Produce each dead letter's original message to its source topic, then record the replay.
+    ``progress(done, total)`` hears of each message handed to the producer."""
     ensure_replay_table(conn)
     outcome = ReplayOutcome(selected=len(dead_letters))
     ids = [d["dead_letter_id"] for d in dead_letters]
@@ -132,10 +134,12 @@ def replay(
     }
     chosen = [d for d in dead_letters if again or d["dead_letter_id"] not in done]
     outcome.skipped_already_replayed = len(dead_letters) - len(chosen)
-    for d in chosen:
+    for n, d in enumerate(chosen, start=1):
         headers = [(k, v) for k, v in d["headers"].items() if k != REPLAY_HEADER]
         headers.append((REPLAY_HEADER, d["dead_letter_id"].encode()))
         producer.produce(d["source_topic"], d["payload"], d["key"], headers=headers)
+        if progress is not None:
+            progress(n, len(chosen))
     if chosen and producer.flush(30):
         raise RuntimeError("replayed messages not acknowledged by the broker; nothing recorded")
     at = now or dt.datetime.now(dt.UTC)

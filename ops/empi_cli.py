@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from ops.audit_cli import ActorOption
+from ops.progress import progress_bar
 from streams.identity.record import CSV_HEADER, SourceRecord
 
 empi_app = typer.Typer(
@@ -41,10 +42,6 @@ def read_records_csv(path: Path) -> list[SourceRecord]:
             raise ValueError(f"{path}: record_id {r.record_id!r} appears twice")
         seen.add(r.record_id)
     return records
-
-
-def _progress(done: int, total: int) -> None:
-    print(f"  linked {done:,} / {total:,}", file=sys.stderr, flush=True)
 
 
 @empi_app.command("link")
@@ -83,7 +80,8 @@ def link(
     else:
         model = MatchModel.load()
         source = "shipped model"
-    result = link_records(records, model, progress=_progress if len(records) >= 20_000 else None)
+    with progress_bar("linking records") as update:
+        result = link_records(records, model, progress=update)
     with output_csv.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(("record_id", "person_id"))

@@ -32,6 +32,7 @@ def rotate_pseudonyms_command(
     import psycopg
 
     from ops.audit_trail import ROTATE_PSEUDONYMS, ensure_audit_trail, record_action
+    from ops.progress import progress_bar
     from ops.pseudonym_rotation import rotate_pseudonyms
     from ops.stack.clickhouse import open_clickhouse
 
@@ -43,14 +44,16 @@ def rotate_pseudonyms_command(
     client = open_clickhouse(s.clickhouse_url, s.resolved_chdb_path, s.clickhouse_database)
     try:
         with psycopg.connect(s.postgres_url, autocommit=True) as conn:
-            report = rotate_pseudonyms(
-                conn,
-                client,
-                s.clickhouse_database,
-                old.encode(),
-                s.pseudonym_key.get_secret_value().encode(),
-                dry_run=dry_run,
-            )
+            with progress_bar("re-keying ClickHouse tables") as update:
+                report = rotate_pseudonyms(
+                    conn,
+                    client,
+                    s.clickhouse_database,
+                    old.encode(),
+                    s.pseudonym_key.get_secret_value().encode(),
+                    dry_run=dry_run,
+                    progress=update,
+                )
             if not dry_run:  # who re-keyed the analytics, when, and how much (never a key)
                 ensure_audit_trail(conn)
                 record_action(

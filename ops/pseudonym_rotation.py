@@ -23,7 +23,7 @@ Writers must be stopped while it runs (docs/security.md): rows they add meanwhil
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,9 +121,16 @@ def _load_map(client: Any, database: str, pairs: Iterator[tuple[str, str]]) -> N
 
 
 def rotate_pseudonyms(
-    conn: psycopg.Connection, client: Any, database: str, old_key: bytes, new_key: bytes, dry_run: bool = False
+    conn: psycopg.Connection,
+    client: Any,
+    database: str,
+    old_key: bytes,
+    new_key: bytes,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RotationReport:
-    """Rewrite every pseudonym made with ``old_key`` in ``database``'s tables as ``new_key`` makes it."""
+    """Rewrite every pseudonym made with ``old_key`` in ``database``'s tables as ``new_key`` makes it.
+    ``progress(number, total)`` hears of each table as it starts."""
     if old_key == new_key:
         raise ValueError("the old and the new pseudonym key are the same: nothing to rotate")
     started = time.monotonic()
@@ -151,7 +158,9 @@ def rotate_pseudonyms(
     report.mappings = len(seen)
     mapped = f"joinGetOrNull('{database}.{MAP_TABLE}', 'new', {{col}})"
     try:
-        for table in tables:
+        for number, table in enumerate(tables, start=1):
+            if progress is not None:
+                progress(number, len(tables))  # the table under way
             columns = PSEUDONYM_COLUMNS[table]
             figures = client.query(
                 "SELECT count(), "

@@ -108,6 +108,6 @@ def link_records(
         assigned.append((f.record_id, person))
         rules[decision.rule.value] += 1
         reviews.extend((f.record_id, item) for item in decision.reviews)
-        if progress is not None and done % 10_000 == 0:
+        if progress is not None and (done % 1_000 == 0 or done == len(features)):
             progress(done, len(features))
     return BatchLinkResult({record: index.survivor(person) for record, person in assigned}, rules, reviews, model)

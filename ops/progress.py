@@ -1,0 +1,49 @@
+"""Progress of long CLI commands: a bar on a terminal, silence anywhere else (logs, CI, pipes).
+
+Core functions take a plain ``progress(done, total)`` callback and know nothing of terminals; the CLI hands
+them one from ``progress_bar``. rich (already installed with typer) draws the bar on stderr, so stdout stays
+what the command prints for scripts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+Update = Callable[[int, int], None]
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool | None = None) -> Iterator[Update]:
+    """Yields ``update(done, total)``; draws a bar only when stderr is a terminal (or ``enabled`` says so)."""
+    if not (sys.stderr.isatty() if enabled is None else enabled):
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def tracked(items: Iterable[T], description: str, total: int) -> Iterator[T]:
+    """The items unchanged, counted on a progress bar when stderr is a terminal."""
+    with progress_bar(description) as update:
+        for done, item in enumerate(items, start=1):
+            yield item
+            update(done, total)
