@@ -156,7 +156,16 @@ class BatchAgent:
         self.max_batch = max_batch
         self.flush_timeout = flush_timeout
         self.errors = DeliveryErrors()
-        self.producer = Producer({**producer_config, "delivery.report.only.error": True, "on_delivery": self.errors})
+        self.producer = Producer(
+            {
+                **producer_config,
+                "delivery.report.only.error": True,
+                "on_delivery": self.errors,
+                # librdkafka gives up on a message after 5 minutes by default: keep retrying as long as the
+                # stage waits out a broker outage (``_flush``), so the outage limit is the one that counts.
+                "message.timeout.ms": int(outage_limit_seconds * 1000),
+            }
+        )
         self.progress = AgentProgress()
         self.stage_name = stage_name
         self.labels = TopicLabels(topic_prefix)
