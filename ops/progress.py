@@ -8,11 +8,9 @@ what the command prints for scripts.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
-T = TypeVar("T")
 Update = Callable[[int, int], None]
 
 
@@ -39,11 +37,3 @@ def progress_bar(description: str, enabled: bool | None = None) -> Iterator[Upda
             bar.update(task, completed=done, total=total)
 
         yield update
-
-
-def tracked(items: Iterable[T], description: str, total: int) -> Iterator[T]:
-    """The items unchanged, counted on a progress bar when stderr is a terminal."""
-    with progress_bar(description) as update:
-        for done, item in enumerate(items, start=1):
-            yield item
-            update(done, total)

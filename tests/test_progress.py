@@ -9,8 +9,12 @@ import subprocess
 import sys
 
 SCRIPT = """
-from ops.progress import tracked
-total = sum(tracked(range(500), "linking records", 500))
+from ops.progress import progress_bar
+total = 0
+with progress_bar("linking records") as update:
+    for n in range(1, 501):
+        total += n - 1
+        update(n, 500)
 print("total", total)
 """
 

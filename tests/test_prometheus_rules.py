@@ -166,16 +166,17 @@ def test_a_real_prometheus_scrapes_a_running_stage(settings: Settings, tmp_path:
         )
     )
     worker = start_stage_worker(settings, tmp_path / "worker.log", "quality", "--metrics-port", str(metrics_port))
-    server = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{web_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prometheus.log", "wb"),
-    )
+    with open(tmp_path / "prometheus.log", "wb") as log:  # the child keeps its own copy of the handle
+        server = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{web_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     # A few events through the stage, so that its labelled counters have series to expose.
     codec, topic = EventCodec(), settings.topic_name(identified_topic("outpatient.visit").name)
     producer = Producer(producer_config(settings.confluent_config()))

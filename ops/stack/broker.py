@@ -39,16 +39,20 @@ def bootstrap_host_port(bootstrap: str) -> tuple[str, int]:
 
 def broker_answers(bootstrap: str, conf: Mapping[str, Any] | None = None, timeout: float = 2.0) -> bool:
     """A metadata request that names at least one broker succeeds (a TCP connect alone is not readiness)."""
+    return bool(brokers_seen(bootstrap, conf, timeout))
+
+
+def brokers_seen(bootstrap: str, conf: Mapping[str, Any] | None = None, timeout: float = 2.0) -> set[int]:
+    """The node ids a metadata request through ``bootstrap`` names; empty when it gets no answer."""
     from confluent_kafka.admin import AdminClient
 
-    host, port = bootstrap_host_port(bootstrap)
-    if not port_open(host, port):
-        return False
+    if not port_open(*bootstrap_host_port(bootstrap)):
+        return set()
     admin = AdminClient({**(conf or {}), "bootstrap.servers": bootstrap, "log_level": 0})
     try:
-        return bool(admin.list_topics(timeout=timeout).brokers)
+        return set(admin.list_topics(timeout=timeout).brokers)
     except Exception:
-        return False
+        return set()
 
 
 def cluster_id(bootstrap: str, conf: Mapping[str, Any] | None = None, timeout: float = 5.0) -> str | None:
@@ -68,8 +72,12 @@ def kafka_home() -> Path:
     """Where the pinned version's classpath is cached (shared by every state folder of this user)."""
     if configured := os.environ.get("HEALTHBUS_KAFKA_HOME"):
         return Path(configured)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "healthbus" / f"kafka-{KAFKA_VERSION}"
+    return cache_dir() / f"kafka-{KAFKA_VERSION}"
+
+
+def cache_dir() -> Path:
+    """Where the local stack keeps what it fetched once (the broker's jars, the registry)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "healthbus"
 
 
 def _install_debian(packages: list[str], what: str) -> None:
@@ -372,7 +380,7 @@ class KraftCluster:
                 if node.pid is not None and not node.alive():
                     raise ServiceError(f"broker: node {node.node_id} exited while starting. See {node.log_path}.")
             return all(
-                _brokers_seen(f"127.0.0.1:{n.port}", client_conf) >= expected
+                brokers_seen(f"127.0.0.1:{n.port}", client_conf) >= expected
                 for n in self.nodes
                 if n.node_id in expected
             )
@@ -413,18 +421,6 @@ class KraftCluster:
 
 def min_heap(heap: str) -> str:
     return "256m" if heap.lower().endswith("g") or int(heap.rstrip("mM")) > 256 else heap
-
-
-def _brokers_seen(bootstrap: str, conf: Mapping[str, Any] | None) -> set[int]:
-    from confluent_kafka.admin import AdminClient
-
-    if not port_open(*bootstrap_host_port(bootstrap)):
-        return set()
-    admin = AdminClient({**(conf or {}), "bootstrap.servers": bootstrap, "log_level": 0})
-    try:
-        return set(admin.list_topics(timeout=2).brokers)
-    except Exception:
-        return set()
 
 
 def _random_cluster_id() -> str:

@@ -9,7 +9,6 @@ application (about 110 MB) is fetched from Maven Central once and cached beside 
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ops.stack.broker import LOCAL_HOSTS, java_binary
+from ops.stack.broker import LOCAL_HOSTS, cache_dir, java_binary
 from ops.stack.processes import ServiceError, port_open, spawn, wait_until
 
 POM = Path(__file__).with_name("registry") / "pom.xml"
@@ -31,8 +30,7 @@ CCOMPAT_PATH = "/apis/ccompat/v7"
 
 
 def registry_home() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "healthbus" / f"apicurio-registry-{APICURIO_VERSION}"
+    return cache_dir() / f"apicurio-registry-{APICURIO_VERSION}"
 
 
 def registry_answers(url: str, timeout: float = 2.0) -> bool:
