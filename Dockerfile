@@ -13,9 +13,12 @@ WORKDIR /opt/healthbus
 # Only what the installed package is built from: no tests, docs or local state (.dockerignore).
 COPY pyproject.toml README.md ./
 COPY avro_schemas ./avro_schemas
+COPY foundation ./foundation
 COPY producers ./producers
 COPY streams ./streams
 COPY sinks ./sinks
+COPY read_side ./read_side
+COPY synthetic ./synthetic
 COPY ops ./ops
 RUN pip install . && rm -rf /root/.cache
 

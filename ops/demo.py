@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, SURVEILLANCE_CASES, collab_topic_name, validated_topic
-from ops.quality_detection import measure_detection
-from ops.routing_summary import RoutingSummary, summarise
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack import lifecycle
 from ops.stack.postgres import ensure_database
 from ops.stack.processes import stop_pid
@@ -32,10 +30,12 @@ from ops.worker_process import start_worker
 from producers.adapters.config import load_config
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
-from producers.synthetic.exchange_data import generate_exchange_data
 from sinks.batch_consumer import SinkProgress
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer, open_clickhouse_event_log
+from streams.routing.summary import RoutingSummary, summarise
+from synthetic.defect_detection import measure_detection
+from synthetic.exchange_data import generate_exchange_data
 
 
 @dataclass
@@ -303,7 +303,7 @@ def _injected_defects(exchange_dsn: str, sources: list) -> list[tuple[tuple[str,
     """The synthetic truth: ((org code, envelope record key), defect kind) of every spoiled row."""
     import psycopg
 
-    from producers.synthetic.exchange_data import TRUTH_SCHEMA
+    from synthetic.exchange_data import TRUTH_SCHEMA
 
     org_of = {src.schema_name: src.org_code for src in sources}
     with psycopg.connect(exchange_dsn) as conn:
@@ -312,7 +312,7 @@ def _injected_defects(exchange_dsn: str, sources: list) -> list[tuple[tuple[str,
 
 
 def _is_child(table: str) -> bool:
-    from producers.synthetic.records import CHILD_TABLES
+    from synthetic.records import CHILD_TABLES
 
     return table in CHILD_TABLES
 

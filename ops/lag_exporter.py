@@ -14,8 +14,8 @@ import time
 
 from prometheus_client import Counter, Gauge
 
+from foundation.settings import Settings
 from ops.consumer_lag import PartitionLag
-from ops.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from avro_schemas.topics import (
     topic,
     validated_topic,
 )
-from ops.settings import Settings
+from foundation.settings import Settings
 
 DLQ_CAP = 100_000  # most dead letters read per topic
 STALEST_SHOWN = 15

@@ -31,7 +31,7 @@ from avro_schemas.topics import (
     identified_topic,
     validated_topic,
 )
-from ops.settings import Settings
+from foundation.settings import Settings
 
 PRODUCE = ("WRITE", "DESCRIBE")
 CONSUME = ("READ", "DESCRIBE")

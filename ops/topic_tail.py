@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from avro_schemas.json_form import timestamp_text
 from avro_schemas.serde import DecodeError, EventCodec, codec_for
 from avro_schemas.topics import CATALOGUE
-from ops.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ops.settings import Settings
+from foundation.settings import Settings
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -16,7 +16,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import raw_topic, source_patient_key
-from streams.source_authentication import SIGNATURE_HEADER, sign
+from foundation.kafka_config import producer_config
+from foundation.source_authentication import SIGNATURE_HEADER, sign
 
 
 class ForeignSourceError(ValueError):
@@ -33,20 +34,6 @@ class DeliveryFailed(RuntimeError):
 class DeliveryTally:
     acknowledged: int = 0
     failed: list[str] = field(default_factory=list)
-
-
-def producer_config(base: dict[str, Any]) -> dict[str, Any]:
-    """Idempotent, fully acknowledged, lightly batched."""
-    return {
-        **base,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "batch.num.messages": 10000,
-        "compression.type": "lz4",
-        "partitioner": "murmur2_random",  # the Java client's partitioner: same key → same partition as Faust/aiokafka
-        "log_level": 3,
-    }
 
 
 class EventPublisher:

@@ -23,9 +23,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from avro_schemas.serde import DecodeError, EventCodec
 from avro_schemas.topics import dead_letter_topic
-from producers.publisher import producer_config
+from foundation.dead_letters import DEAD_LETTERS, dead_letter
+from foundation.kafka_config import producer_config
 from sinks.event_sink import EventSink, SinkRecord
-from streams.dead_letters import DEAD_LETTERS, dead_letter
 from streams.flow_metrics import (
     BATCH_EVENTS,
     BATCH_SECONDS,
@@ -38,7 +38,7 @@ from streams.flow_metrics import (
     observe_bus_latency,
     observe_source_to_sink,
 )
-from streams.raw_intake import WRONG_EVENT_TYPE
+from streams.inbound import WRONG_EVENT_TYPE
 
 log = logging.getLogger(__name__)
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, ClickHouseUnreachable)

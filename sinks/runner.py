@@ -8,8 +8,8 @@ from typing import Literal
 
 from avro_schemas.serde import codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, validated_topic
-from ops.settings import Settings
-from ops.stack.clickhouse import open_clickhouse
+from foundation.clickhouse import open_clickhouse
+from foundation.settings import Settings
 from sinks.batch_consumer import BatchConsumer, SinkProgress, dlq_topic_for
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import EventSink

@@ -12,9 +12,9 @@ from typing import Any
 
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, raw_topic
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
-from streams.raw_intake import RawIntake, message_headers
+from streams.inbound import InboundCheck, message_headers
 
 STAGE = "identify"  # it stands in for the identify stage: same consumer group, same dead-letter topic
 
@@ -24,7 +24,7 @@ class PassthroughRouter:
         self, codec: EventCodec, topic_prefix: str, master_key: bytes | None, event_types: list[str] | None = None
     ) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
-        self.intake = RawIntake(
+        self.intake = InboundCheck(
             codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types}, master_key
         )
         self.inputs = self.intake.inputs
@@ -46,7 +46,7 @@ class PassthroughRouter:
 def build_app(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> Any:
     import mode
 
-    from producers.publisher import producer_config
+    from foundation.kafka_config import producer_config
     from streams.faust_runtime.app import RawBytesSchema, make_app
     from streams.faust_runtime.batch_agent import BatchAgent
 

@@ -8,7 +8,7 @@ import hmac
 
 def pseudonym(key: bytes, *parts: str) -> str:
     """Keyed HMAC-SHA256 pseudonym (hex, 32 chars): stable for a key, unlinkable without it. Rotating the
-    key gives every person a new pseudonym; ops/pseudonym_rotation.py re-keys what ClickHouse already holds,
+    key gives every person a new pseudonym; sinks/clickhouse/pseudonym_rotation.py re-keys what ClickHouse already holds,
     from the parts PostgreSQL knows (docs/security.md)."""
     return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
 

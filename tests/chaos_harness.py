@@ -33,8 +33,8 @@ from psycopg import sql
 from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import QUALITY_RESULTS, raw_topic
+from foundation.settings import Settings
 from ops.consumer_lag import lag
-from ops.settings import Settings
 from ops.stack.postgres import (
     ensure_database,
     start_private_cluster,
@@ -48,7 +48,7 @@ from producers.adapters.config import SourceConfig, load_config
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
 from producers.adapters.tables import TABLES
-from producers.synthetic.exchange_data import generate_exchange_data
+from synthetic.exchange_data import generate_exchange_data
 
 CODEC = EventCodec()
 RECOVERY_BOUND = 60.0  # seconds from a fault's end until the sinks hold everything (a Faust restart is ~10 s)
@@ -229,8 +229,8 @@ def clickhouse_lag(s: Settings) -> int:
 
 _CLICKHOUSE_COUNT = """
 import json, sys
-from ops.settings import Settings
-from ops.stack.clickhouse import open_clickhouse
+from foundation.settings import Settings
+from foundation.clickhouse import open_clickhouse
 s = Settings()
 client = open_clickhouse(s.clickhouse_url, s.resolved_chdb_path, s.clickhouse_database)
 ids = json.load(sys.stdin)

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack.broker import broker_answers, private_cluster
 from ops.stack.postgres import ensure_database, private_database, server_conninfo
 from ops.topic_admin import create_topics, delete_topics, topics_of_run

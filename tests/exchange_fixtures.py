@@ -8,10 +8,10 @@ import uuid
 import psycopg
 from psycopg import sql
 
+from foundation.standards.citizen_id import make_citizen_id
+from foundation.standards.credit_code import make_credit_code
 from producers.adapters.config import SourceConfig
 from producers.exchange_db.ddl import create_exchange_schema
-from streams.standards.citizen_id import make_citizen_id
-from streams.standards.credit_code import make_credit_code
 
 PAST = "now() - interval '1 hour'"  # settled: older than the adapter's settle delay
 

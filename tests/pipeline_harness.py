@@ -13,7 +13,7 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import PlainMessage
 from tests.conftest import settings_env
 

@@ -10,7 +10,7 @@ from typing import Any
 from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import identified_topic, source_patient_key
-from producers.synthetic.outpatient_visits import outpatient_visits
+from synthetic.outpatient_visits import outpatient_visits
 from tests.pipeline_harness import RawMessage
 
 CODEC = EventCodec()

@@ -11,7 +11,7 @@ import psycopg
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic, raw_topic
-from ops.settings import Settings
+from foundation.settings import Settings
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
 from producers.adapters.tables import TABLES

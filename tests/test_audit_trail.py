@@ -17,15 +17,16 @@ from confluent_kafka import Producer
 from psycopg import sql
 
 from avro_schemas.topics import topic
-from ops.audit_trail import EXPORT_QUALITY_REPORT, ensure_audit_trail, export_file, record_action
-from ops.dlq_replay import replay
-from ops.settings import Settings
+from foundation.dead_letter_replay import replay
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from ops.stack.postgres import private_database
 from ops.topic_admin import create_topics, delete_topics
-from producers.publisher import producer_config
+from read_side.audit_trail import EXPORT_QUALITY_REPORT, ensure_audit_trail, export_file, record_action
 from streams.identity.fellegi_sunter import MatchModel
+from streams.identity.master_index.audit_log import write_audit
 from streams.identity.master_index.operator_actions import merge
-from streams.identity.master_index.store import resolve_records, write_audit
+from streams.identity.master_index.store import resolve_records
 from streams.identity.record import SourceRecord
 from tests.conftest import healthbus, settings_env
 

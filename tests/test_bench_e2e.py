@@ -9,7 +9,7 @@ import json
 import psycopg
 import redis
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack.postgres import server_conninfo
 from ops.topic_admin import existing_topics
 from tests.conftest import healthbus, settings_env

@@ -3,8 +3,8 @@ thresholds: a benchmark is not a timed test)."""
 
 from __future__ import annotations
 
+from foundation.settings import Settings
 from ops.bench.identify_stage import run
-from ops.settings import Settings
 
 
 def test_bench_identify_stage_reports_every_row(settings: Settings) -> None:

@@ -7,7 +7,7 @@ import json
 
 import psycopg
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack.postgres import server_conninfo
 from tests.conftest import healthbus, settings_env
 

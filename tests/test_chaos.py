@@ -20,14 +20,14 @@ import pytest
 from confluent_kafka import Producer
 
 from avro_schemas.topics import dead_letter_topic, validated_topic
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from ops.worker_process import worker_env
 from producers.adapters.config import (
     AdapterConfig,
     dump_config,
 )
 from producers.adapters.state_store import AdapterState
-from producers.publisher import producer_config
 from tests.chaos_harness import (
     CODEC,
     HEALTHBUS,
@@ -160,7 +160,7 @@ def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(ch
 
 def _a_dead_letter() -> dict:
     """A valid ops.dead_letter value: real Avro of a real schema, but not an event with an envelope."""
-    from streams.dead_letters import dead_letter
+    from foundation.dead_letters import dead_letter
 
     return dead_letter("chaos", "test", "a record of the wrong schema", "t", 0, 0, None, b"", None)
 

@@ -20,8 +20,8 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 
 from avro_schemas.topics import identified_topic, raw_topic, validated_topic
+from foundation.kafka_config import producer_config
 from ops.stack.broker import KraftCluster, private_cluster
-from producers.publisher import producer_config
 from tests.chaos_harness import (
     ChaosRun,
     Flow,

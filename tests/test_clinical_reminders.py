@@ -16,7 +16,6 @@ import pytest
 from avro_schemas.envelope import make_event_id
 from avro_schemas.schema_set import current_schemas
 from avro_schemas.serde import EventCodec
-from producers.synthetic.orders import DRUGS
 from streams.routing.clinical_reminders import (
     Order,
     OrderKind,
@@ -31,6 +30,7 @@ from streams.routing.clinical_reminders import (
     reminders_for,
 )
 from streams.routing.drug_classes import ANATOMICAL_GROUPS, DATA_PATH, DrugClass, drug_class
+from synthetic.orders import DRUGS
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 3, 2, 30, tzinfo=UTC)

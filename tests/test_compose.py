@@ -7,8 +7,8 @@ from pathlib import Path
 import typer.main
 import yaml
 
-from ops.cli import app
-from ops.settings import Settings
+from foundation.settings import Settings
+from ops.cli.app import app
 
 COMPOSE = Path(__file__).resolve().parent.parent / "compose.yaml"
 INFRASTRUCTURE = {
@@ -91,8 +91,8 @@ def test_published_ports_are_loopback_only() -> None:
 
 
 def test_example_adapter_config_is_valid() -> None:
+    from foundation.standards.credit_code import is_valid_credit_code
     from producers.adapters.config import load_config
-    from streams.standards.credit_code import is_valid_credit_code
 
     config = load_config(COMPOSE.parent / "ops" / "adapters.example.yaml")
     assert config.sources and all(is_valid_credit_code(s.org_code) for s in config.sources)

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.project_layout import PACKAGES as SOURCES
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "ops" / "prometheus"
 GRAFANA = ROOT / "ops" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
-SOURCES = ("streams", "ops", "producers", "sinks")
+
 DATASOURCE_UID = "prometheus"
 
 METRIC_TOKEN = re.compile(r"\bhealthbus_[a-z0-9_]+")

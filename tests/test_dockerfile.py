@@ -12,8 +12,10 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from tests.project_layout import PACKAGES
+
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("avro_schemas", "producers", "streams", "sinks", "ops")
+
 # Deployment files compose.yaml mounts from the repository (or a developer runs there), not package data.
 NOT_IN_THE_PACKAGE = ("ops/grafana/", "ops/prometheus/", "ops/adapters.example.yaml", "ops/dev.sh")
 

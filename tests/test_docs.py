@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avro_schemas.topics import CATALOGUE
-from ops.settings import Settings
+from foundation.settings import Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

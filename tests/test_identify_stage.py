@@ -17,11 +17,12 @@ from prometheus_client import REGISTRY
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import identified_topic, raw_topic, source_patient_key
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
+from foundation.source_authentication import SIGNATURE_HEADER, adapter_key, sign
+from foundation.standards.citizen_id import make_citizen_id
 from ops.bench.linkage_scores import pairwise_scores
-from ops.settings import Settings
-from producers.publisher import EventPublisher, producer_config
-from producers.synthetic.identity_cases import generate_identity_cases
-from producers.synthetic.identity_events import visits_for_records
+from producers.publisher import EventPublisher
 from streams.identity.features import extract_features
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.cache import PersonCache
@@ -30,8 +31,8 @@ from streams.identity.master_index.resolver import IdentityResolver
 from streams.identity.memory_index import link_records
 from streams.identity.record import SourceRecord
 from streams.identity.stage import IdentifyStage
-from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
-from streams.standards.citizen_id import make_citizen_id
+from synthetic.identity_cases import generate_identity_cases
+from synthetic.identity_events import visits_for_records
 from tests.pipeline_harness import RawMessage, read_topic, read_until_ids, stage_worker, start_stage_worker
 
 CODEC = EventCodec()

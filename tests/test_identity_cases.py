@@ -11,13 +11,7 @@ from pathlib import Path
 import pytest
 from pypinyin import lazy_pinyin
 
-from producers.synthetic.identity_cases import (
-    HOMOPHONES,
-    RECORD_CASES,
-    IdentityCaseSet,
-    generate_identity_cases,
-    write_cases_csv,
-)
+from foundation.standards.citizen_id import parse_citizen_id
 from streams.identity.normalise import (
     NormalisedName,
     names_homophone,
@@ -26,7 +20,13 @@ from streams.identity.normalise import (
     normalise_phone,
 )
 from streams.identity.record import CSV_HEADER, SourceRecord
-from streams.standards.citizen_id import parse_citizen_id
+from synthetic.identity_cases import (
+    HOMOPHONES,
+    RECORD_CASES,
+    IdentityCaseSet,
+    generate_identity_cases,
+    write_cases_csv,
+)
 
 PERSONS = 4000
 HARD_CASES = (

@@ -13,8 +13,8 @@ import json
 
 import pytest
 
+from foundation.standards.citizen_id import check_character, make_citizen_id, parse_citizen_id
 from ops.bench.linkage_scores import pairwise_scores
-from producers.synthetic.identity_cases import generate_identity_cases
 from streams.identity.blocking import index_keys, query_keys
 from streams.identity.comparison import (
     ADDRESS,
@@ -36,7 +36,7 @@ from streams.identity.memory_index import MemoryIndex, link_records
 from streams.identity.record import SourceRecord
 from streams.identity.resolution import Candidate, MatchRule, PersonFacts, ReviewReason, decide, new_person_id
 from streams.identity.training import train_model
-from streams.standards.citizen_id import check_character, make_citizen_id, parse_citizen_id
+from synthetic.identity_cases import generate_identity_cases
 
 MODEL = MatchModel.load()
 

@@ -21,9 +21,9 @@ from avro_schemas.serde import EventCodec
 from avro_schemas.topics import PIPELINE_EVENT_TYPES
 from producers.adapters.mapping import SourceIdentity, UnmappableRow, as_utc, envelope, patient_block
 from producers.adapters.tables import PERSON_PK, PERSON_TABLE, TABLES
-from producers.synthetic.exchange_data import generate_records
-from producers.synthetic.outpatient_visits import outpatient_visits
-from producers.synthetic.world import build_world
+from synthetic.exchange_data import generate_records
+from synthetic.outpatient_visits import outpatient_visits
+from synthetic.world import build_world
 
 CODEC = EventCodec()
 

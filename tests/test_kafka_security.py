@@ -33,7 +33,8 @@ from avro_schemas.topics import (
     raw_topic,
     validated_topic,
 )
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from ops.stack.broker import (
     KraftCluster,
     SaslSslSecurity,
@@ -44,8 +45,7 @@ from ops.stack.postgres import private_database
 from ops.topic_acls import upsert_scram_user
 from ops.topic_admin import create_topics
 from ops.worker_process import worker_env
-from producers.publisher import producer_config
-from producers.synthetic.outpatient_visits import outpatient_visits
+from synthetic.outpatient_visits import outpatient_visits
 from tests.conftest import healthbus
 from tests.pipeline_harness import read_topic, read_until_ids, start_stage_worker
 from tests.tls_certificates import Certificates, make_certificates

@@ -11,13 +11,13 @@ import pytest
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic, identified_topic, raw_topic
-from ops.settings import Settings
+from foundation.settings import Settings
+from foundation.source_authentication import SIGNATURE_HEADER, adapter_key, sign
 from producers.publisher import EventPublisher, ForeignSourceError
-from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from streams.passthrough import STAGE, PassthroughRouter
-from streams.source_authentication import SIGNATURE_HEADER, adapter_key, sign
+from synthetic.outpatient_visits import outpatient_visits
 from tests.pipeline_harness import RawMessage, read_topic, read_until_ids, stage_worker, start_stage_worker
 
 CODEC = EventCodec()

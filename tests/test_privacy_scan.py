@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from avro_schemas.topics import CLINICAL_ALERTS, QUALITY_ALERTS, SURVEILLANCE_ALERTS
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.privacy import pseudonym
 from streams.routing.clinical_reminders import reminder_value
 from streams.routing.order_history import _REMINDER_COLUMNS, _reminder
@@ -110,8 +110,8 @@ def _read_topics(settings: Settings, topics: list[str]) -> dict[str, list[dict[s
 
 
 def test_no_raw_identifiers_in_clickhouse_analytic_tables_or_alerts(settings: Settings) -> None:
-    from ops.cli import exchange_dsn
-    from ops.stack.clickhouse import open_clickhouse
+    from foundation.clickhouse import open_clickhouse
+    from ops.cli.app import exchange_dsn
 
     # 1. the demo (its topics are gone afterwards; its state stays in ClickHouse and PostgreSQL)
     result = healthbus(

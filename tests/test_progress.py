@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 SCRIPT = """
-from ops.progress import progress_bar
+from ops.cli.progress import progress_bar
 total = 0
 with progress_bar("linking records") as update:
     for n in range(1, 501):

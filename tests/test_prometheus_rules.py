@@ -21,10 +21,10 @@ from confluent_kafka import Producer
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import identified_topic
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from ops.stack.processes import free_port
-from producers.publisher import producer_config
-from producers.synthetic.outpatient_visits import outpatient_visits
+from synthetic.outpatient_visits import outpatient_visits
 from tests.pipeline_harness import start_stage_worker
 
 RULES = Path(__file__).resolve().parent.parent / "ops" / "prometheus" / "alerts.yml"

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from avro_schemas.serde import EventCodec
-from ops.pseudonym_rotation import MAP_TABLE, PSEUDONYM_COLUMNS, rotate_pseudonyms
-from ops.settings import Settings
-from ops.stack.clickhouse import open_clickhouse
+from foundation.clickhouse import open_clickhouse
+from foundation.settings import Settings
 from sinks.clickhouse.event_log import ClickHouseEventLog
+from sinks.clickhouse.pseudonym_rotation import MAP_TABLE, PSEUDONYM_COLUMNS, rotate_pseudonyms
 from sinks.event_sink import SinkRecord
 from sinks.postgres.event_store import PostgresEventStore
 from streams.identity.master_index.schema import ensure_master_index

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ops.quality_detection import EXPECTED_RULES, measure_detection
-from producers.synthetic.defects import ALL_KINDS
 from streams.quality.rule_set import default_rule_set
+from synthetic.defect_detection import EXPECTED_RULES, measure_detection
+from synthetic.defects import ALL_KINDS
 
 
 def test_every_defect_kind_that_becomes_an_event_names_existing_rules() -> None:

@@ -12,9 +12,10 @@ import psycopg
 import pytest
 
 from avro_schemas.serde import EventCodec
-from ops.settings import Settings
-from ops.stack.clickhouse import open_clickhouse
-from producers.synthetic.outpatient_visits import outpatient_visits
+from foundation.clickhouse import open_clickhouse
+from foundation.settings import Settings
+from foundation.standards.citizen_id import make_citizen_id
+from foundation.standards.credit_code import make_credit_code
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import SinkRecord
 from streams.privacy import mask_id_number, mask_name
@@ -23,8 +24,7 @@ from streams.quality.issue_store import QualityIssue, ensure_issue_store, write_
 from streams.quality.ranking import DailyFigures, rank_institutions
 from streams.quality.rule_set import default_rule_set
 from streams.quality.stage import verdict_value
-from streams.standards.citizen_id import make_citizen_id
-from streams.standards.credit_code import make_credit_code
+from synthetic.outpatient_visits import outpatient_visits
 from tests.conftest import healthbus, settings_env
 from tests.test_quality_report_html import ChartCensus, processes_using, run_chromium
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.reports.quality_feedback import (
+from read_side.reports.quality_feedback import (
     DailyQuality,
     ExampleRecord,
     FieldFailureCount,
@@ -26,7 +26,7 @@ from ops.reports.quality_feedback import (
     RuleFailureCount,
     render_quality_report,
 )
-from ops.reports.svg_charts import EMPTY_MESSAGE, bar_chart, line_chart, stacked_bar_chart
+from read_side.reports.svg_charts import EMPTY_MESSAGE, bar_chart, line_chart, stacked_bar_chart
 from streams.privacy import mask_address, mask_id_number, mask_name, mask_phone
 
 CST = dt.timezone(dt.timedelta(hours=8))

@@ -29,7 +29,9 @@ import pytest
 from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import PIPELINE_EVENT_TYPES
-from producers.synthetic.outpatient_visits import outpatient_visits
+from foundation.standards.citizen_id import make_citizen_id
+from foundation.standards.credit_code import make_credit_code
+from foundation.standards.region_codes import region_valid
 from streams.quality.checks import EvaluationContext
 from streams.quality.engine import RuleEngine, Verdict
 from streams.quality.rule_set import (
@@ -42,9 +44,7 @@ from streams.quality.rule_set import (
     lock_current,
     locked_versions,
 )
-from streams.standards.citizen_id import make_citizen_id
-from streams.standards.credit_code import make_credit_code
-from streams.standards.region_codes import region_valid
+from synthetic.outpatient_visits import outpatient_visits
 
 UTC = dt.UTC
 CST = dt.timezone(dt.timedelta(hours=8))

@@ -12,8 +12,8 @@ import psycopg
 from confluent_kafka import Producer
 
 from avro_schemas.topics import QUALITY_RESULTS, dead_letter_topic, validated_topic
-from ops.settings import Settings
-from producers.publisher import producer_config
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from streams.quality.engine import RuleEngine

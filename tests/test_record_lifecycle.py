@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from foundation.standards.citizen_id import make_citizen_id
 from ops.stack.postgres import private_database
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.operator_actions import merge, show_person, unmerge
@@ -31,7 +32,6 @@ from streams.identity.master_index.record_lifecycle import (
 from streams.identity.master_index.schema import ensure_master_index
 from streams.identity.master_index.store import merge_persons, resolve_records
 from streams.identity.record import SourceRecord
-from streams.standards.citizen_id import make_citizen_id
 
 pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
 

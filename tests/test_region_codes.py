@@ -1,4 +1,4 @@
-"""GB/T 2260 codes by year (streams/standards/region_codes.py) against known Xinyang and Henan history."""
+"""GB/T 2260 codes by year (foundation/standards/region_codes.py) against known Xinyang and Henan history."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from streams.standards import region_codes
-from streams.standards.region_codes import (
+from foundation.standards import region_codes
+from foundation.standards.region_codes import (
     TABLE_FIRST_YEAR,
     TABLE_LAST_YEAR,
     region_name,

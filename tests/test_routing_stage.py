@@ -13,7 +13,7 @@ import pytest
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import source_patient_key, topic, validated_topic
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.routing.stage import RoutingStage, RoutingState, reminder_windows
 from tests.pipeline_harness import RawMessage
 from tests.routing_events import AT, Patient, cancelled

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.routing.work_queue import ItemRow, decide, ensure_county_role, ensure_work_queues, item_id, save_items
 
 XINYANG_SHIHE, GUSHI = "411502", "411525"

@@ -14,11 +14,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from avro_schemas.serde import codec_for
 from avro_schemas.topics import identified_topic, raw_topic
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack.processes import free_port, stop_pid
 from ops.stack.registry import CCOMPAT_PATH, start_registry
 from producers.publisher import EventPublisher
-from producers.synthetic.outpatient_visits import outpatient_visits
+from synthetic.outpatient_visits import outpatient_visits
 from tests.pipeline_harness import read_until_ids, stage_worker
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from ops.settings import Profile, Settings
+from foundation.settings import Profile, Settings
 
 
 def test_to_env_round_trips_every_setting(monkeypatch) -> None:

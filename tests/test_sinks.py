@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import validated_topic
-from ops.settings import Settings
-from ops.stack.clickhouse import open_clickhouse
-from producers.synthetic.outpatient_visits import outpatient_visits
+from foundation.clickhouse import open_clickhouse
+from foundation.settings import Settings
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import SinkRecord
 from sinks.postgres.event_store import PostgresEventStore
 from sinks.runner import build_consumer
 from streams.privacy import mask_name
+from synthetic.outpatient_visits import outpatient_visits
 
 
 def _records(n: int, seed: int = 3) -> list[SinkRecord]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack.broker import broker_answers
 from ops.stack.processes import free_port
 from tests.conftest import healthbus, settings_env
@@ -35,9 +35,9 @@ def test_a_stack_restart_keeps_every_acknowledged_message(settings: Settings) ->
     from confluent_kafka import Consumer, Producer, TopicPartition
 
     from avro_schemas.topics import raw_topic
+    from foundation.kafka_config import producer_config
     from ops.consumer_lag import committed_offsets, watermarks
     from ops.topic_admin import create_topics
-    from producers.publisher import producer_config
 
     port = free_port()
     s = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})

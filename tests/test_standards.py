@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from streams.standards.citizen_id import make_citizen_id, parse_citizen_id
-from streams.standards.credit_code import is_valid_credit_code, make_credit_code
+from foundation.standards.citizen_id import make_citizen_id, parse_citizen_id
+from foundation.standards.credit_code import is_valid_credit_code, make_credit_code
 
 
 def test_citizen_id_check_character_and_parts() -> None:

@@ -10,14 +10,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from avro_schemas.serde import codec_for
 from avro_schemas.topics import dead_letter_topic, validated_topic
+from foundation.dead_letters import dead_letter
+from foundation.settings import Settings
 from ops.consumer_lag import high_watermarks, lag
-from ops.settings import Settings
 from ops.status import gather, render, report_json
-from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.event_sink import SinkRecord
 from sinks.postgres.event_store import PostgresEventStore
-from streams.dead_letters import dead_letter
 from streams.surveillance.alert_store import StoredAlert, ensure_alert_store, save_alert
+from synthetic.outpatient_visits import outpatient_visits
 
 PER_PARTITION = {0: 95, 1: 41, 2: 0, 3: 7, 4: 1, 5: 60}
 

@@ -8,8 +8,8 @@ import datetime as dt
 from typing import Any
 
 from avro_schemas.serde import EventCodec
-from ops.settings import Settings
-from ops.stack.clickhouse import open_clickhouse
+from foundation.clickhouse import open_clickhouse
+from foundation.settings import Settings
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import SinkRecord
 from streams.routing.ledger import RoutingLedger, ensure_ledger

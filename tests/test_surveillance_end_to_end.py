@@ -14,9 +14,9 @@ from confluent_kafka import Producer
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import SURVEILLANCE_CASES, source_patient_key, validated_topic
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from ops.topic_admin import committed_total
-from producers.publisher import producer_config
 from streams.surveillance.stage import classify_visit
 from tests.pipeline_harness import read_topic, stage_worker, start_stage_worker
 from tests.quality_events import identified_visits

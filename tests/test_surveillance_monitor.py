@@ -1,6 +1,6 @@
 """Early-warning alerts from the daily counts (issue #7, docs/domain.md §6): the detection plan, the pure alert
 decisions (streams/surveillance/alerting.py), and `healthbus surveillance monitor` end to end over PostgreSQL
-and the broker (ops/surveillance_monitor.py)."""
+and the broker (streams/surveillance/monitor.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-import ops.surveillance_monitor as monitor_module
+import streams.surveillance.monitor as monitor_module
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import SURVEILLANCE_ALERTS, SURVEILLANCE_CASES
-from ops.settings import Settings
-from ops.surveillance_monitor import days_to_judge, ensure_monitor_tables, run_once
+from foundation.settings import Settings
 from streams.surveillance.alert_store import StoredAlert
 from streams.surveillance.alerting import (
     CLOSED,
@@ -33,6 +32,7 @@ from streams.surveillance.alerting import (
 from streams.surveillance.case_store import ensure_case_store
 from streams.surveillance.detection import DetectionParams, Judgement, Method, detect
 from streams.surveillance.detection_plan import PlanError, load_plan, parse_plan
+from streams.surveillance.monitor import days_to_judge, ensure_monitor_tables, run_once
 from tests.conftest import healthbus, settings_env
 from tests.pipeline_harness import read_topic
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops.reports.surveillance_report import render_surveillance_report
-from ops.reports.surveillance_report_data import build_surveillance_report
-from ops.reports.svg_charts import alarm_line_chart
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack.postgres import private_database
+from read_side.reports.surveillance_report import render_surveillance_report
+from read_side.reports.surveillance_report_data import build_surveillance_report
+from read_side.reports.svg_charts import alarm_line_chart
 from streams.surveillance.alert_store import StoredAlert, ensure_alert_store, save_alert
 from streams.surveillance.case_store import ensure_case_store
 from tests.conftest import healthbus, settings_env

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.standards.population_groups import age_at, population_group
+from foundation.standards.population_groups import age_at, population_group
 from streams.surveillance.syndromes import (
     NEGATION_CUES,
     Classification,

@@ -19,14 +19,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from foundation.standards.citizen_id import parse_citizen_id
+from foundation.standards.credit_code import is_valid_credit_code
 from producers.adapters.config import load_config
-from producers.synthetic.county_records import CountyRecords
-from producers.synthetic.defects import ALL_KINDS
-from producers.synthetic.exchange_data import SynthSummary, generate_exchange_data, generate_records
-from producers.synthetic.hospital_records import HospitalRecords
-from producers.synthetic.world import build_world
-from streams.standards.citizen_id import parse_citizen_id
-from streams.standards.credit_code import is_valid_credit_code
+from synthetic.county_records import CountyRecords
+from synthetic.defects import ALL_KINDS
+from synthetic.exchange_data import SynthSummary, generate_exchange_data, generate_records
+from synthetic.hospital_records import HospitalRecords
+from synthetic.world import build_world
 
 pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
 
@@ -97,7 +97,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         # The first run in another interpreter with its own hash seed: content must not depend on hash().
         script = (
             "import sys, datetime as dt, pathlib\n"
-            "from producers.synthetic.exchange_data import generate_exchange_data\n"
+            "from synthetic.exchange_data import generate_exchange_data\n"
             f"generate_exchange_data(sys.argv[1], {HOSPITALS}, {COUNTIES}, {DAYS}, {SEED}, "
             f"pathlib.Path(sys.argv[2]), {BAD_SHARE}, dt.date.fromisoformat('{START}'))\n"
         )

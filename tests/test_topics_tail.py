@@ -17,11 +17,11 @@ from confluent_kafka.admin import AdminClient
 from avro_schemas.json_form import event_from_json_line
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic, raw_topic, source_patient_key
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.topic_tail import TopicTail, UnknownTopic
-from producers.publisher import producer_config
-from producers.synthetic.outpatient_visits import outpatient_visits
+from synthetic.outpatient_visits import outpatient_visits
 from tests.conftest import HEALTHBUS, REPO, healthbus, settings_env
 
 CODEC = EventCodec()

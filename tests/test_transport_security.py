@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 from psycopg.conninfo import make_conninfo
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from ops.stack.postgres import (
     ensure_database,
     postgres_bindir,
@@ -26,9 +26,9 @@ from ops.stack.postgres import (
     stop_private_cluster,
 )
 from ops.stack.processes import free_port
-from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.event_sink import SinkRecord
 from sinks.postgres.event_store import PostgresEventStore
+from synthetic.outpatient_visits import outpatient_visits
 from tests.tls_certificates import Certificates, make_certificates
 
 

@@ -10,8 +10,9 @@ import psycopg
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import QUALITY_ALERTS
-from ops.settings import Settings
-from ops.stack.clickhouse import open_clickhouse
+from foundation.clickhouse import open_clickhouse
+from foundation.settings import Settings
+from foundation.standards.credit_code import make_credit_code
 from sinks.clickhouse.event_log import ClickHouseEventLog
 from sinks.event_sink import SinkRecord
 from streams.quality.upload_monitor import (
@@ -26,7 +27,6 @@ from streams.quality.upload_monitor import (
     parse_cutoff,
     transitions,
 )
-from streams.standards.credit_code import make_credit_code
 from tests.conftest import healthbus, settings_env
 from tests.pipeline_harness import read_topic
 

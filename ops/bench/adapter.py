@@ -16,15 +16,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, dead_letter_topic, raw_topic
-from ops.bench_table import BenchRow
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
+from ops.bench.table import BenchRow
 from ops.stack.postgres import ensure_database, server_conninfo
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from producers.adapters.config import load_config
 from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
-from producers.publisher import EventPublisher, producer_config
-from producers.synthetic.exchange_data import generate_exchange_data
+from producers.publisher import EventPublisher
+from synthetic.exchange_data import generate_exchange_data
 
 
 def run(settings: Settings, days: int = 7, hospitals: int = 2, seed: int = 3) -> list[BenchRow]:

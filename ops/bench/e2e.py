@@ -52,10 +52,10 @@ from typing import Any
 from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, TopicSpec, identified_topic, raw_topic, validated_topic
+from foundation.settings import Settings
 from ops.bench.commit_watch import CommitWatch
 from ops.bench.passthrough import BENCH_TOPIC_CONFIG, aiokafka_loop, output_span, produce_all, signed_visit
-from ops.bench_table import BenchRow, print_bench
-from ops.settings import Settings
+from ops.bench.table import BenchRow, print_bench
 from ops.stack.broker import bootstrap_host_port, listening_pid
 from ops.stack.postgres import private_database
 from ops.stack.processes import stop_pid
@@ -64,10 +64,10 @@ from ops.worker_process import start_worker, worker_env
 from producers.adapters.config import SourceConfig, load_config
 from producers.adapters.runner import build_adapter
 from producers.publisher import EventPublisher
-from producers.synthetic.exchange_data import generate_exchange_data
-from producers.synthetic.outpatient_visits import outpatient_visits
-from producers.synthetic.records import CHILD_TABLES
 from sinks.batch_consumer import position
+from synthetic.exchange_data import generate_exchange_data
+from synthetic.outpatient_visits import outpatient_visits
+from synthetic.records import CHILD_TABLES
 
 log = logging.getLogger(__name__)
 

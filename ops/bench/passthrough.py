@@ -24,15 +24,15 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, Topic
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import TopicSpec, identified_topic, raw_topic, source_patient_key
-from ops.bench_table import BenchRow
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.settings import Settings
+from foundation.source_authentication import SIGNATURE_HEADER, sign
+from ops.bench.table import BenchRow
 from ops.stack.processes import stop_pid
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from ops.worker_process import start_worker
-from producers.publisher import producer_config
-from producers.synthetic.outpatient_visits import outpatient_visits
 from sinks.batch_consumer import consumer_config, position
-from streams.source_authentication import SIGNATURE_HEADER, sign
+from synthetic.outpatient_visits import outpatient_visits
 
 Prepared = tuple[bytes, bytes, list[tuple[str, bytes]]]  # payload, key, headers
 BENCH_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}  # what a bench times is when the broker appended

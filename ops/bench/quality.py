@@ -23,14 +23,14 @@ import uuid
 
 from avro_schemas.json_form import event_from_json_line, to_json
 from avro_schemas.serde import EventCodec
-from ops.bench_table import BenchRow, best_rate
-from ops.settings import Settings
+from foundation.settings import Settings
+from ops.bench.table import BenchRow, best_rate
 from ops.stack.postgres import private_database
-from producers.synthetic.outpatient_visits import outpatient_visits
 from streams.faust_runtime.batch_agent import PlainMessage
 from streams.quality.engine import RuleEngine
 from streams.quality.rule_set import default_rule_set
 from streams.quality.stage import QualityStage
+from synthetic.outpatient_visits import outpatient_visits
 
 TARGET = 10_000
 

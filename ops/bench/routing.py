@@ -45,12 +45,12 @@ from typing import Any
 from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import validated_topic
-from ops.bench_table import BenchRow, best_rate
-from ops.settings import Settings
+from foundation.settings import Settings
+from ops.bench.table import BenchRow, best_rate
 from ops.stack.postgres import private_database
-from producers.synthetic.outpatient_visits import outpatient_visits
 from streams.faust_runtime.batch_agent import PlainMessage
 from streams.routing.routes import claims_of
+from synthetic.outpatient_visits import outpatient_visits
 
 TARGET = 10_000
 BATCH = 1000
@@ -369,9 +369,9 @@ def _worker_rates(s: Settings, stage: str, inputs: list[str], events: int) -> tu
 
 def stream_rows(settings: Settings, events: int, seed: int = 19) -> list[BenchRow]:
     from avro_schemas.topics import raw_topic, source_patient_key
+    from foundation.source_authentication import SIGNATURE_HEADER, sign
     from ops.bench.passthrough import BENCH_TOPIC_CONFIG, produce_all
     from ops.topic_admin import create_topics, delete_topics, existing_topics
-    from streams.source_authentication import SIGNATURE_HEADER, sign
 
     run_id = uuid.uuid4().hex[:8]
     codec = EventCodec()

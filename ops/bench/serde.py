@@ -10,8 +10,8 @@ import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from avro_schemas.serde import EventCodec, WireFormat
-from ops.bench_table import BenchRow
-from producers.synthetic.outpatient_visits import outpatient_visits
+from ops.bench.table import BenchRow
+from synthetic.outpatient_visits import outpatient_visits
 
 
 def _rate(fn: Callable[[], object], n: int) -> float:

@@ -23,10 +23,10 @@ from functools import partial
 
 import numpy as np
 
-from ops.bench_table import BenchRow, best_rate, best_seconds
-from producers.synthetic.outpatient_visits import outpatient_visits
+from ops.bench.table import BenchRow, best_rate, best_seconds
 from streams.surveillance.detection import DetectionParams, Method, detect_many
 from streams.surveillance.syndromes import classify, syndromes_field
+from synthetic.outpatient_visits import outpatient_visits
 
 CLASSIFY_TARGET = 20_000
 DETECT_TARGET_SECONDS = 1.0

@@ -6,8 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ops.settings import Settings
-from ops.stack import broker, clickhouse, postgres, redis, registry
+from foundation import clickhouse
+from foundation.settings import Settings
+from ops.stack import broker, postgres, redis, registry
 from ops.stack.processes import ServiceError, pid_alive, stop_pid
 
 

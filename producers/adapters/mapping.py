@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avro_schemas.envelope import make_event_id
-from streams.standards.china_time import CST
+from foundation.standards.china_time import CST
 
 Row = Mapping[str, Any]
 

@@ -26,13 +26,13 @@ from psycopg.rows import dict_row
 from avro_schemas.json_form import to_json
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic
+from foundation.dead_letters import dead_letter
 from producers.adapters import metrics
 from producers.adapters.config import SourceConfig
 from producers.adapters.mapping import Row, SourceIdentity, UnmappableRow, as_utc, envelope, patient_block
 from producers.adapters.state_store import AdapterState, Quarantined
 from producers.adapters.tables import PERSON_PK, PERSON_TABLE, TABLES, TableSpec
 from producers.publisher import EventPublisher
-from streams.dead_letters import dead_letter
 
 log = logging.getLogger(__name__)
 STAGE = "adapter"

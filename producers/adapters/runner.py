@@ -9,13 +9,14 @@ import threading
 from confluent_kafka import Producer
 
 from avro_schemas.serde import codec_for
-from ops.metrics_server import serve_metrics
-from ops.settings import Settings
+from foundation.kafka_config import producer_config
+from foundation.metrics_server import serve_metrics
+from foundation.settings import Settings
+from foundation.standards.credit_code import make_credit_code
 from producers.adapters.config import SourceConfig
 from producers.adapters.poller import ExchangeAdapter, PollSummary
 from producers.adapters.state_store import AdapterState
-from producers.publisher import EventPublisher, producer_config
-from streams.standards.credit_code import make_credit_code
+from producers.publisher import EventPublisher
 
 log = logging.getLogger(__name__)
 

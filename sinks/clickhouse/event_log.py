@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from avro_schemas.topics import QUALITY_RESULTS, SURVEILLANCE_CASES, collab_topic_name
+from foundation.standards.china_time import CST
+from foundation.standards.population_groups import age_at
 from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
 from sinks.clickhouse.surveillance_tables import (
     NOTIFIABLE_COLUMNS,
@@ -24,8 +26,6 @@ from sinks.clickhouse.surveillance_tables import (
 )
 from sinks.event_sink import SinkRecord
 from streams.privacy import person_pseudonym
-from streams.standards.china_time import CST
-from streams.standards.population_groups import age_at
 
 
 def table_ddl(database: str) -> list[str]:

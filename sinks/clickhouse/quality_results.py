@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from foundation.standards.china_time import CST
 from streams.quality.ranking import DailyFigures
-from streams.standards.china_time import CST
 
 
 def quality_ddl(database: str) -> list[str]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from foundation.standards.china_time import CST
 from streams.privacy import pseudonym
-from streams.standards.china_time import CST
 
 SURVEILLANCE_CASE_COLUMNS = [
     "org_code",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from yarl import URL
 
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.faust_runtime.fast_consumer import TRANSPORT_SCHEME
 from streams.faust_runtime.lean_monitor import LeanMonitor
 
@@ -86,7 +86,7 @@ def batch_stage_app(
     any other crash stops the worker (CrashingSupervisor) rather than skipping a batch."""
     import mode
 
-    from producers.publisher import producer_config
+    from foundation.kafka_config import producer_config
     from streams.faust_runtime.batch_agent import BatchAgent
 
     stage = build()

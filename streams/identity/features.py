@@ -16,9 +16,9 @@ from functools import lru_cache
 
 from opencc import OpenCC
 
+from foundation.standards.citizen_id import parse_citizen_id
 from streams.identity.normalise import NormalisedName, normalise_card, normalise_name, normalise_phone
 from streams.identity.record import SourceRecord
-from streams.standards.citizen_id import parse_citizen_id
 
 CITIZEN_ID_TYPES = frozenset({"", "01", "02"})  # 居民身份证 and 户口簿 carry the same number
 KNOWN_SEXES = frozenset({"1", "2"})  # 0 unknown and 9 unstated are no evidence

@@ -1,6 +1,6 @@
 """Prometheus metrics of the identify stage (labels: event type, match rule — never personal data).
 
-Dead letters are counted for every stage in streams/dead_letters.py."""
+Dead letters are counted for every stage in foundation/dead_letters.py."""
 
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ CSV_HEADER = (
     "address",
 )
 
+RecordKey = tuple[str, str]  # (org_code, local_id): one patient record of one institution
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:

@@ -1,6 +1,6 @@
 """The identify stage, raw.<type> → identified.<type>: every event leaves carrying its resident's person id.
 
-Per batch: the intake checks each raw event (known type, the institution it claims: streams/raw_intake.py)
+Per batch: the intake checks each raw event (known type, the institution it claims: streams/inbound.py)
 and dead-letters what fails; the patient block of each envelope becomes a `SourceRecord`; the resolver
 answers known patients from Redis/PostgreSQL and matches the rest (`resolution.decide`, the same core
 as `healthbus empi link`); the payload goes on with `person_id` and the match decision stamped into its
@@ -21,12 +21,12 @@ from typing import Any
 
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, raw_topic
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
 from streams.identity import metrics
 from streams.identity.master_index.resolver import IdentityResolver
 from streams.identity.record import SourceRecord
-from streams.raw_intake import AcceptedEvent, RawIntake
+from streams.inbound import AcceptedEvent, InboundCheck
 
 STAGE = "identify"
 MISSING_LOCAL_PATIENT_ID = "missing_local_patient_id"
@@ -70,7 +70,7 @@ class IdentifyStage:
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.codec = codec
         self.resolver = resolver
-        self.intake = RawIntake(
+        self.intake = InboundCheck(
             codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types}, master_key
         )
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}
@@ -131,7 +131,7 @@ class IdentifyStage:
 def build_stage(settings: Settings, event_types: list[str] | None = None) -> IdentifyStage:
     from confluent_kafka import Producer
 
-    from producers.publisher import producer_config
+    from foundation.kafka_config import producer_config
     from streams.identity.fellegi_sunter import MatchModel
     from streams.identity.master_index.cache import PersonCache
     from streams.identity.master_index.outbox import publish_pending

@@ -27,13 +27,13 @@ from prometheus_client import Counter as PromCounter
 
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, identified_topic, validated_topic
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
+from streams.inbound import InboundCheck, message_headers
 from streams.quality.checks import EvaluationContext
 from streams.quality.engine import RuleEngine, Verdict
 from streams.quality.issue_store import QualityIssue
 from streams.quality.registered_deaths import DeathRegistration, death_registration
-from streams.raw_intake import RawIntake, message_headers
 
 STAGE = "quality"
 QUALITY_HEADER = "healthbus-quality"
@@ -131,7 +131,7 @@ class QualityStage:
         self.engine = engine
         self.state = state  # None: no registered deaths, nothing recorded (benchmarks of the rules alone)
         # The intake only builds dead letters here: identified events were authenticated upstream.
-        self.intake = RawIntake(
+        self.intake = InboundCheck(
             codec, STAGE, topic_prefix, {topic_prefix + identified_topic(t).name: t for t in types}, None
         )
         self.outputs = {t: topic_prefix + validated_topic(t).name for t in types}

@@ -9,7 +9,7 @@ Judged at a moment ``now`` (Asia/Shanghai) from uploads per feed per upload day:
 
 `judge_feeds` says which feeds fail now; `transitions` compares that with the alerts already open: a
 failing feed without an open alert of that kind opens one, an open alert whose feed no longer fails closes.
-Plain functions: the monitor command (ops/quality_monitor.py) reads ClickHouse and keeps the open
+Plain functions: the monitor command (read_side/quality_upload_monitor.py) reads ClickHouse and keeps the open
 alerts in PostgreSQL.
 """
 
@@ -20,7 +20,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from streams.standards.china_time import CST
+from foundation.standards.china_time import CST
 
 WINDOW_DAYS = 28
 NO_UPLOAD = "NO_UPLOAD"

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from avro_schemas.json_form import timestamp_text
-from streams.standards.china_time import CST
-from streams.standards.region_codes import residence_county
+from foundation.standards.china_time import CST
+from foundation.standards.region_codes import residence_county
 
 
 class Primary(str, enum.Enum):

@@ -57,8 +57,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from foundation.standards.china_time import CST
 from streams.routing.drug_classes import class_of_code, drug_class, normalise_code
-from streams.standards.china_time import CST
 
 REMINDER_NAMESPACE = uuid.UUID("9b5d0c1e-7a43-4f2e-8c61-2d4f0e7b3a95")
 PRESCRIPTION, LAB_REPORT, EXAM_REPORT = "prescription", "lab.report", "exam.report"

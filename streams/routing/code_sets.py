@@ -17,7 +17,7 @@ specific than a category range and wins over it; two declarations of one table m
 code at the same specificity (checked when the table is built). The three tables are independent: a code
 may be in several (pulmonary TB A15–A16 is chronic-managed and class B notifiable).
 
-Input is normalised like ``streams.standards.icd10``: spaces stripped, full-width folded, upper-cased, so
+Input is normalised like ``foundation.standards.icd10``: spaces stripped, full-width folded, upper-cased, so
 national-edition extension codes ("A15.000x001", "i10.x00x002") map by their category / subcategory. A code
 that is malformed or not valid there (``icd10_valid``: unknown WHO category, "I10.9") routes nowhere.
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
 
-from streams.standards.icd10 import icd10_category, icd10_valid, in_category_range
+from foundation.standards.icd10 import icd10_category, icd10_valid, in_category_range
 
 V = TypeVar("V")  # what a declaration names (a disease, a behaviour class)
 R = TypeVar("R")  # what a look-up returns

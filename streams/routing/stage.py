@@ -34,10 +34,10 @@ from avro_schemas.topics import (
     topic,
     validated_topic,
 )
-from ops.settings import Settings
+from foundation.settings import Settings
 from streams.deadlock_retry import retry_on_deadlock
 from streams.faust_runtime.batch_agent import OutRecord
-from streams.raw_intake import RawIntake
+from streams.inbound import InboundCheck
 from streams.routing.clinical_reminders import ORDER_EVENT_TYPES, Reminder, ReminderWindows, reminder_value
 from streams.routing.ledger import ChangeMessage, RoutingLedger
 
@@ -160,7 +160,7 @@ class RoutingStage:
         self.prefix = topic_prefix
         inputs = {topic_prefix + validated_topic(t).name: t for t in types}
         inputs.update({topic_prefix + topic(t).name: t for t in IDENTITY_CHANGE_TYPES})
-        self.intake = RawIntake(codec, STAGE, topic_prefix, inputs, None)
+        self.intake = InboundCheck(codec, STAGE, topic_prefix, inputs, None)
         self.alerts_topic = topic_prefix + topic(CLINICAL_ALERTS).name
 
     @property

@@ -1,6 +1,6 @@
 """Early-warning alert state in PostgreSQL: one row per alert, at most one OPEN per series and method.
 
-Written by the surveillance monitor (ops/surveillance_monitor.py) after the broker acknowledged the alert's
+Written by the surveillance monitor (streams/surveillance/monitor.py) after the broker acknowledged the alert's
 message, so the topic and this table agree after a crash (the monitor re-judges and re-publishes the same
 alert id); read by the report and `healthbus status`.
 """

@@ -1,6 +1,6 @@
 """Early-warning alert decisions (docs/domain.md §6, issue #7): daily counts + open alerts → alert changes.
 
-Pure: no I/O. ops/surveillance_monitor.py reads ``surveillance.daily_counts`` and the open alerts from
+Pure: no I/O. streams/surveillance/monitor.py reads ``surveillance.daily_counts`` and the open alerts from
 PostgreSQL, calls `judge_day` for each day in order, publishes the changes on ``alerts.surveillance`` and
 records them (streams/surveillance/alert_store.py).
 
@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from streams.standards.china_time import CST
-from streams.standards.region_codes import region_name
+from foundation.standards.china_time import CST
+from foundation.standards.region_codes import region_name
 from streams.surveillance.alert_store import StoredAlert
 from streams.surveillance.case_store import ALL_GROUPS, VISITS
 from streams.surveillance.detection import LEVEL_NAMES, Judgement, Method, detect_many

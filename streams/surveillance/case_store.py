@@ -6,7 +6,7 @@ record), so a corrected or cancelled visit moves its counts instead of adding to
 changes nothing. ``surveillance.daily_counts`` holds cases per syndrome × county × population group × day
 (China time), plus the visits themselves under the pseudo-syndrome ``VISITS`` (the denominator a CDC
 analyst reads proportions from); group ``ALL`` sums the groups. Detection reads series from it as each day
-closes and, for a partial day, during it (ops/surveillance_monitor.py).
+closes and, for a partial day, during it (streams/surveillance/monitor.py).
 """
 
 from __future__ import annotations

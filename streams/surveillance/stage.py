@@ -20,14 +20,14 @@ from prometheus_client import Counter as PromCounter
 
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import SURVEILLANCE_CASES, validated_topic
-from ops.settings import Settings
+from foundation.settings import Settings
+from foundation.standards.china_time import CST
+from foundation.standards.population_groups import age_at, population_group
+from foundation.standards.region_codes import residence_county
 from streams.deadlock_retry import retry_on_deadlock
 from streams.faust_runtime.batch_agent import OutRecord
+from streams.inbound import InboundCheck
 from streams.privacy import person_pseudonym
-from streams.raw_intake import RawIntake
-from streams.standards.china_time import CST
-from streams.standards.population_groups import age_at, population_group
-from streams.standards.region_codes import residence_county
 from streams.surveillance.case_store import UNKNOWN_GROUP, VisitCase
 from streams.surveillance.syndromes import CLASSIFIER_VERSION, Classification, classify
 
@@ -145,7 +145,7 @@ class SurveillanceStage:
         self.codec = codec
         self.state = state
         self.key = pseudonym_key
-        self.intake = RawIntake(
+        self.intake = InboundCheck(
             codec, STAGE, topic_prefix, {topic_prefix + validated_topic(EVENT_TYPE).name: EVENT_TYPE}, None
         )
         self.cases_topic = topic_prefix + SURVEILLANCE_CASES

@@ -46,7 +46,7 @@ Lexicon: docs/domain.md's synonym lists ("at least") plus a few common spellings
 眼睛红/红眼; 黄染/皮肤发黄/眼黄. The HFMD lesion words are §5's four plus 水泡 (a common miswriting of 水疱)
 and the rash synonyms (红疹, 出疹, 斑丘疹, 丘疹, 疹子): "手足出现红疹，口腔溃疡" is the pattern.
 
-Diagnosis codes (national clinical edition, normalised like ``streams.standards.icd10``: NFKC, strip, upper
+Diagnosis codes (national clinical edition, normalised like ``foundation.standards.icd10``: NFKC, strip, upper
 case) imply a syndrome by prefix: a category declaration ("A09", "J09–J11") covers every code of the
 category, a subcategory declaration ("B08.4", "H10.3") every code beginning with it ("B08.401"). A missing
 dot is tolerated ("B084"). Codes are not checked for validity here: the quality stage does that.

@@ -11,9 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import redis
 
-from ops.settings import Settings
-
-RecordKey = tuple[str, str]
+from foundation.settings import Settings
+from streams.identity.record import RecordKey
 
 
 class PersonCache:

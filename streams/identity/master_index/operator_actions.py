@@ -31,19 +31,18 @@ from psycopg.types.json import Jsonb
 
 from streams.deadlock_retry import retry_on_deadlock
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
+from streams.identity.master_index.audit_log import write_audit
 from streams.identity.master_index.cache import PersonCache
 from streams.identity.master_index.record_lifecycle import on_record_unmerged, record_status
 from streams.identity.master_index.store import (
-    RecordKey,
     change_id,
     merge_persons,
     now_ms,
     person_facts,
     queue_change,
     record_from_row,
-    write_audit,
 )
-from streams.identity.record import CSV_HEADER
+from streams.identity.record import CSV_HEADER, RecordKey
 from streams.privacy import mask_address, mask_birth_date, mask_card, mask_id_number, mask_name, mask_phone
 
 OPERATOR_RULE = "operator"

@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from streams.identity.master_index.store import write_audit
+from streams.identity.master_index.audit_log import write_audit
 
 DEREGISTERED = "deregistered"
 REINSTATED = "reinstated"

@@ -6,7 +6,7 @@ from importlib.resources import files
 
 import psycopg
 
-from ops.audit_trail import append_only
+from foundation.append_only import append_only
 
 SCHEMA_SQL = files("streams.identity.master_index").joinpath("schema.sql").read_text(encoding="utf-8")
 

@@ -27,14 +27,14 @@ from streams.deadlock_retry import retry_on_deadlock
 from streams.identity.blocking import MAX_RECORDS_PER_KEY, index_keys, query_keys
 from streams.identity.features import CITIZEN_ID, MatchFeatures, extract_features
 from streams.identity.fellegi_sunter import MatchModel
-from streams.identity.record import CSV_HEADER, SourceRecord
+from streams.identity.master_index.audit_log import write_audit
+from streams.identity.master_index.record_lifecycle import on_merge
+from streams.identity.record import CSV_HEADER, RecordKey, SourceRecord
 from streams.identity.resolution import Candidate, MatchDecision, MatchRule, PersonFacts, decide, new_person_id
 
 STAGE_ACTOR = "identify-stage"
 _RECORD_FIELDS = CSV_HEADER[3:]  # name … address (record_id, org_code, local_id are the key)
 _CHANGE_NAMESPACE = uuid.UUID("0b3f7c1e-2d4a-5b6c-8e9f-a1b2c3d4e5f6")
-
-RecordKey = tuple[str, str]
 
 
 def fingerprint(record: SourceRecord) -> str:
@@ -125,34 +125,6 @@ def _separated(conn: psycopg.Connection, a: str, b: str) -> bool:
     )
 
 
-def write_audit(
-    conn: psycopg.Connection,
-    actor: str,
-    action: str,
-    person: str | None,
-    other: str | None = None,
-    record: RecordKey | None = None,
-    change: str | None = None,
-    reason: str = "",
-    detail: dict[str, object] | None = None,
-) -> None:
-    conn.execute(
-        "INSERT INTO empi.audit_log (actor, action, person_id, other_person_id, org_code, local_id, change_id, "
-        "reason, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (
-            actor,
-            action,
-            person,
-            other,
-            record[0] if record else None,
-            record[1] if record else None,
-            change,
-            reason,
-            Jsonb(detail or {}),
-        ),
-    )
-
-
 def queue_change(
     conn: psycopg.Connection, change: str, event_type: str, person_key: str, payload: dict[str, object]
 ) -> None:
@@ -184,8 +156,6 @@ def merge_persons(
     Runs inside the caller's transaction. A person merged away redirects to its survivor. A sealed health
     record (a registered death) goes with the absorbed person to the survivor (record_lifecycle.on_merge).
     ``audit_detail`` goes into the merge's audit entry (a forced merge's overridden vetoes)."""
-    from streams.identity.master_index.record_lifecycle import on_merge  # it imports this module
-
     moved = [
         (org, local)
         for org, local in conn.execute(

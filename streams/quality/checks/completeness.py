@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from foundation.standards.icd10 import in_category_range
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind
 from streams.quality.field_paths import compile_path, is_blank
-from streams.standards.icd10 import in_category_range
 
 
 @check_kind("required", params=("fields", "when", "when_in", "when_icd10", "unless", "unless_in"))

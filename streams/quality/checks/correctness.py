@@ -6,13 +6,13 @@ import datetime as dt
 import math
 from typing import Any
 
+from foundation.standards.china_time import CST
+from foundation.standards.citizen_id import parse_citizen_id
+from foundation.standards.credit_code import is_valid_credit_code
+from foundation.standards.icd10 import icd10_valid
+from foundation.standards.region_codes import region_valid
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind, memoised
 from streams.quality.field_paths import compile_path, is_blank
-from streams.standards.china_time import CST
-from streams.standards.citizen_id import parse_citizen_id
-from streams.standards.credit_code import is_valid_credit_code
-from streams.standards.icd10 import icd10_valid
-from streams.standards.region_codes import region_valid
 
 
 def _present(getters: list, event: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from foundation.standards.china_time import CST
+from foundation.standards.icd10 import icd10_category, in_category_range
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind
 from streams.quality.field_paths import compile_path, is_blank
-from streams.standards.china_time import CST
-from streams.standards.icd10 import icd10_category, in_category_range
 
 
 @check_kind("not_before", params=("later", "earlier"))

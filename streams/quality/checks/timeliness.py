@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from foundation.standards.icd10 import in_category_range
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind, memoised
 from streams.quality.field_paths import compile_path, is_blank
-from streams.standards.icd10 import in_category_range
 
 
 @check_kind("upload_delay", params=("limit_hours", "urgent_limit_hours", "urgent_ranges", "diagnosis_fields"))

@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from foundation.standards.china_time import CST
+from foundation.standards.population_groups import age_at, population_group
 from streams.routing.claims import Claim, RouteSpec, county_of, iso, routable, source_of
 from streams.routing.code_sets import notifiable_disease
 from streams.routing.diagnoses import DIAGNOSIS_EVENT_TYPES, diagnoses_of
-from streams.standards.china_time import CST
-from streams.standards.population_groups import age_at, population_group
 
 ROUTE = "infectious_disease"
 EPISODE = dt.timedelta(days=30)

@@ -1,0 +1,157 @@
+"""Dead letters, read back and replayed: `healthbus dlq list|replay`.
+
+A dead letter (ops.dead_letter) keeps the original key, payload and headers byte for byte. Replaying one
+produces exactly those to the topic it came from (header ``healthbus-replay-of`` = the dead-letter id),
+so the stage that rejected it judges it again: it passes if the cause was fixed (a rule, a registered
+death withdrawn) and is dead-lettered again if not. Each replay is recorded in PostgreSQL with who and why
+(``dlq_replays``, append-only: a trigger refuses changes, read_side/audit_trail.py); a dead letter already replayed
+is skipped unless asked ``again``, and the sinks' writes by event id make even a repeated replay land once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from avro_schemas.serde import DecodeError, EventCodec
+from avro_schemas.topics import dead_letter_topic
+from foundation.append_only import append_only
+
+REPLAY_HEADER = "healthbus-replay-of"
+DDL = """
+CREATE TABLE IF NOT EXISTS dlq_replays (
+    dead_letter_id text        NOT NULL,
+    replayed_at    timestamptz NOT NULL,
+    stage          text        NOT NULL,
+    source_topic   text        NOT NULL,
+    actor          text        NOT NULL,
+    reason         text        NOT NULL,
+    PRIMARY KEY (dead_letter_id, replayed_at)
+);
+COMMENT ON TABLE dlq_replays IS '死信重放审计 (只追加) / Dead-letter replays: who, when, why (append-only).';
+"""
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    error_code: str | None = None
+    rule_id: str | None = None
+    org_code: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    source_topic: str | None = None  # the full topic name the message came from
+
+    def matches(self, value: dict[str, Any]) -> bool:
+        if self.error_code and value["error_code"] != self.error_code:
+            return False
+        if self.source_topic and value["source_topic"] != self.source_topic:
+            return False
+        if self.rule_id and self.rule_id not in (value["details"].get("rule_ids") or "").split(","):
+            return False
+        if self.org_code and not (value["key"] or b"").decode(errors="replace").startswith(self.org_code + ":"):
+            return False
+        if self.since and value["failed_at"] < self.since:
+            return False
+        return not (self.until and value["failed_at"] >= self.until)
+
+
+def read_dead_letters(
+    kafka_config: dict[str, Any], codec: EventCodec, topic: str, timeout: float = 30.0
+) -> Iterator[dict[str, Any]]:
+    """Every dead letter on ``topic`` from the beginning to the end as it is now (partition EOF)."""
+    consumer = Consumer(
+        {
+            **kafka_config,
+            "group.id": "healthbus-dlq-reader",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 3,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return
+        partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
+        consumer.assign(partitions)
+        open_partitions = {p.partition for p in partitions}
+        deadline = time.monotonic() + timeout
+        while open_partitions and time.monotonic() < deadline:
+            for m in consumer.consume(500, timeout=0.5):
+                error = m.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        open_partitions.discard(m.partition())
+                    continue
+                try:
+                    yield codec.decode(m.value()).value
+                except DecodeError:
+                    continue
+    finally:
+        consumer.close()
+
+
+def ensure_replay_table(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('healthbus.dlq_replays.ddl'))")
+        conn.execute(DDL)
+    append_only(conn, "dlq_replays")
+
+
+@dataclass
+class ReplayOutcome:
+    selected: int = 0
+    replayed: int = 0
+    skipped_already_replayed: int = 0
+
+
+def replay(
+    conn: psycopg.Connection,
+    producer: Any,
+    dead_letters: list[dict[str, Any]],
+    actor: str,
+    reason: str,
+    again: bool = False,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayOutcome:
+    """Produce each dead letter's original message to its source topic, then record the replay.
+    ``progress(done, total)`` hears of each message handed to the producer."""
+    ensure_replay_table(conn)
+    outcome = ReplayOutcome(selected=len(dead_letters))
+    ids = [d["dead_letter_id"] for d in dead_letters]
+    done = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT dead_letter_id FROM dlq_replays WHERE dead_letter_id = ANY(%s)", (ids,)
+        ).fetchall()
+    }
+    chosen = [d for d in dead_letters if again or d["dead_letter_id"] not in done]
+    outcome.skipped_already_replayed = len(dead_letters) - len(chosen)
+    for n, d in enumerate(chosen, start=1):
+        headers = [(k, v) for k, v in d["headers"].items() if k != REPLAY_HEADER]
+        headers.append((REPLAY_HEADER, d["dead_letter_id"].encode()))
+        producer.produce(d["source_topic"], d["payload"], d["key"], headers=headers)
+        if progress is not None:
+            progress(n, len(chosen))
+    if chosen and producer.flush(30):
+        raise RuntimeError("replayed messages not acknowledged by the broker; nothing recorded")
+    at = now or dt.datetime.now(dt.UTC)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO dlq_replays (dead_letter_id, replayed_at, stage, source_topic, actor, reason) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(d["dead_letter_id"], at, d["stage"], d["source_topic"], actor, reason) for d in chosen],
+        )
+    outcome.replayed = len(chosen)
+    return outcome
+
+
+def dlq_topic_name(prefix: str, stage: str) -> str:
+    return prefix + dead_letter_topic(stage).name
