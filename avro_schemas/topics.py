@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from avro_schemas.pipeline import dead_letter_stages
 from avro_schemas.schema_set import current_schemas
 
 DAY_MS = 24 * 3600 * 1000
@@ -68,15 +69,6 @@ PIPELINE_EVENT_TYPES: tuple[str, ...] = tuple(
 )
 # Identity changes the master patient index publishes (identity/): merges, relinks.
 IDENTITY_CHANGE_TYPES: tuple[str, ...] = tuple(t for t in current_schemas() if t.startswith("empi."))
-STAGES: tuple[str, ...] = (
-    "adapter",
-    "identify",
-    "quality",
-    "routing",
-    "surveillance",
-    "sink-postgres",
-    "sink-clickhouse",
-)
 QUALITY_RESULTS = "quality.results"
 QUALITY_ALERTS = "alerts.quality"
 # Collaboration routes (issue #6): each has its topic collab.<route> and its work-queue table routing.<route>.
@@ -238,7 +230,7 @@ def _catalogue() -> dict[str, TopicSpec]:
             "syndromic early warning: a series above its threshold (open, updated, closed)",
         )
     )
-    for stage in STAGES:
+    for stage in dead_letter_stages():  # the pipeline declaration says which stages dead-letter
         specs.append(
             TopicSpec(
                 f"dlq.{stage}",
@@ -262,6 +254,22 @@ def topic(name: str) -> TopicSpec:
         return CATALOGUE[name]
     except KeyError:
         raise KeyError(f"{name!r} is not in the topic catalogue") from None
+
+
+def expand(patterns: tuple[str, ...] | list[str]) -> list[str]:
+    """Catalogue names for topic names and layer patterns ("validated.*": every topic of that layer, in
+    catalogue order), as the pipeline declaration writes them."""
+    names: list[str] = []
+    for pattern in patterns:
+        if pattern.endswith(".*"):
+            layer = pattern[:-2]
+            matched = [n for n, spec in CATALOGUE.items() if spec.layer == layer or n.startswith(layer + ".")]
+        else:
+            matched = [topic(pattern).name]
+        if not matched:
+            raise KeyError(f"{pattern!r} matches no topic of the catalogue")
+        names += [n for n in matched if n not in names]
+    return names
 
 
 def raw_topic(event_type: str) -> TopicSpec:

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from avro_schemas.pipeline import deployed
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, SURVEILLANCE_CASES, collab_topic_name, validated_topic
 from foundation.settings import Settings
 from ops.stack import lifecycle
@@ -201,7 +202,7 @@ def run_demo(
         state.close()
         create_topics(conf, s.topic_prefix)
         worker_log = s.state_dir / "logs" / f"demo-worker-{run}.log"
-        workers = [start_worker(s, worker_log, stage) for stage in ("identify", "quality", "routing", "surveillance")]
+        workers = [start_worker(s, worker_log, stage) for stage in deployed("stream")]
 
         start = time.monotonic()
         event_ids: list[str] = []

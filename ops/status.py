@@ -15,15 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from avro_schemas.pipeline import PIPELINE, dead_letter_stages
 from avro_schemas.topics import (
-    IDENTITY_CHANGE_TYPES,
-    PIPELINE_EVENT_TYPES,
-    STAGES,
     dead_letter_topic,
-    identified_topic,
-    raw_topic,
-    topic,
-    validated_topic,
+    expand,
 )
 from foundation.settings import Settings
 
@@ -53,25 +48,11 @@ class StatusReport:
 
 # -- inputs of each stage's consumer group ----------------------------------------------------------------
 def stage_inputs(settings: Settings) -> dict[str, list[str]]:
-    """Stage → the topics its consumer group ``<group_prefix>.<stage>`` reads (stages with a group only)."""
-    from sinks.clickhouse.event_log import ClickHouseEventLog
-    from streams.routing.clinical_reminders import ORDER_EVENT_TYPES
-    from streams.routing.routes import ROUTE_SPECS
-    from streams.surveillance.stage import EVENT_TYPE as SURVEILLANCE_TYPE
-
-    name = settings.topic_name
-    routed = {t for s in ROUTE_SPECS for t in s.event_types} | set(ORDER_EVENT_TYPES)
-    validated = [name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
-    inputs = {
-        "identify": [name(raw_topic(t).name) for t in PIPELINE_EVENT_TYPES],
-        "quality": [name(identified_topic(t).name) for t in PIPELINE_EVENT_TYPES],
-        "routing": [name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES if t in routed]
-        + [name(topic(t).name) for t in IDENTITY_CHANGE_TYPES],
-        "surveillance": [name(validated_topic(SURVEILLANCE_TYPE).name)],
-        "sink-postgres": validated,
-        "sink-clickhouse": validated + [name(t) for t in ClickHouseEventLog.also_reads],
+    """Stage → the topics its consumer group ``<group_prefix>.<stage>`` reads, as the pipeline declaration
+    says (deployed stages with a group only)."""
+    return {
+        s.name: [settings.topic_name(n) for n in expand(s.reads)] for s in PIPELINE if s.consumer_group and s.deployed
     }
-    return {stage: inputs[stage] for stage in STAGES if stage in inputs}
 
 
 # -- sections ----------------------------------------------------------------------------------------------
@@ -124,7 +105,7 @@ def _dead_letters(settings: Settings, marks: dict[tuple[str, int], tuple[int, in
     section = Section("dead_letters", "Dead letters by stage and reason")
     codec = codec_for(settings.schema_registry_config())
     total = 0
-    for stage in STAGES:
+    for stage in dead_letter_stages():
         name = settings.topic_name(dead_letter_topic(stage).name)
         parts = {k: v for k, v in marks.items() if k[0] == name and v[1] > v[0]}
         if not parts:
@@ -276,7 +257,7 @@ def gather(settings: Settings, now: dt.datetime | None = None) -> StatusReport:
         try:
             topics = sorted(
                 {t for ts in stage_inputs(settings).values() for t in ts}
-                | {settings.topic_name(dead_letter_topic(s).name) for s in STAGES}
+                | {settings.topic_name(dead_letter_topic(s).name) for s in dead_letter_stages()}
             )
             marks = watermarks(settings.confluent_config(), topics)
         except Exception as exc:

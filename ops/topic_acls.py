@@ -17,19 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from avro_schemas.pipeline import PIPELINE, STAGES
 from avro_schemas.topics import (
-    CLINICAL_ALERTS,
     COLLAB_ROUTES,
-    IDENTITY_CHANGE_TYPES,
-    PIPELINE_EVENT_TYPES,
-    QUALITY_RESULTS,
     RECORD_DEREGISTERED,
     SURVEILLANCE_ALERTS,
-    SURVEILLANCE_CASES,
     collab_topic_name,
     dead_letter_topic,
-    identified_topic,
-    validated_topic,
+    expand,
 )
 from foundation.settings import Settings
 
@@ -51,23 +46,13 @@ class Grant:
 
 
 def stage_outputs(settings: Settings) -> dict[str, list[str]]:
-    """Stage or sink → the topics it writes (dead letters included)."""
-    name = settings.topic_name
-
-    def dlq(stage: str) -> str:
-        return name(dead_letter_topic(stage).name)
-
+    """Stage, sink or monitor → the topics it writes (its dead letters included), from the pipeline
+    declaration; adapters are granted per institution (``acl_plan``)."""
     return {
-        "identify": [name(identified_topic(t).name) for t in PIPELINE_EVENT_TYPES]
-        + [name(t) for t in IDENTITY_CHANGE_TYPES]
-        + [dlq("identify")],
-        "quality": [name(validated_topic(t).name) for t in PIPELINE_EVENT_TYPES]
-        + [name(QUALITY_RESULTS), dlq("quality")],
-        "routing": [name(collab_topic_name(r)) for r in COLLAB_ROUTES]
-        + [name(RECORD_DEREGISTERED), name(CLINICAL_ALERTS), dlq("routing")],
-        "surveillance": [name(SURVEILLANCE_CASES), dlq("surveillance")],
-        "sink-postgres": [dlq("sink-postgres")],
-        "sink-clickhouse": [dlq("sink-clickhouse")],
+        s.name: [settings.topic_name(n) for n in expand(s.writes)]
+        + ([settings.topic_name(dead_letter_topic(s.name).name)] if s.dead_letters else [])
+        for s in PIPELINE
+        if s.kind != "adapter" and s.deployed
     }
 
 
@@ -101,8 +86,9 @@ def acl_plan(
         principal, group = f"User:{stage_user_prefix}{stage}", settings.group_id(stage)
         grants += _topics(principal, inputs.get(stage, []), CONSUME)
         grants += _topics(principal, outputs[stage], PRODUCE)
-        grants.append(Grant(principal, "group", group, "literal", "READ"))
-        if not stage.startswith("sink-"):  # a Faust app keeps internal topics named after its id
+        if STAGES[stage].consumer_group:
+            grants.append(Grant(principal, "group", group, "literal", "READ"))
+        if STAGES[stage].kind == "stream":  # a Faust app keeps internal topics named after its id
             grants.append(Grant(principal, "topic", f"{group}-", "prefixed", "ALL"))
     for user in counties:
         principal = f"User:{user}"

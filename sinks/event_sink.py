@@ -19,7 +19,6 @@ class SinkRecord:
 
 class EventSink(Protocol):
     name: str
-    also_reads: tuple[str, ...]  # catalogue topics it lands besides the pipeline events (e.g. quality.results)
 
     def write(self, records: list[SinkRecord]) -> int:
         """Write the batch; a record already written (same event id) is skipped. Returns rows added.

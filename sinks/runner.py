@@ -6,8 +6,9 @@ import signal
 from collections.abc import Callable
 from typing import Literal
 
+from avro_schemas.pipeline import stage
 from avro_schemas.serde import codec_for
-from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, validated_topic
+from avro_schemas.topics import PIPELINE_EVENT_TYPES, expand, identified_topic, validated_topic
 from foundation.clickhouse import open_clickhouse
 from foundation.settings import Settings
 from sinks.batch_consumer import BatchConsumer, SinkProgress, dlq_topic_for
@@ -39,10 +40,14 @@ def build_consumer(
     """Sinks land what passed the quality rules (``validated``), and the topics each sink also reads (ClickHouse:
     every verdict, for the scores). ``identified``: a deployment without the quality stage (the pass-through
     fallback), which has no verdicts either."""
-    layer_topic = validated_topic if layer == "validated" else identified_topic
-    topics = [settings.topic_name(layer_topic(t).name) for t in (event_types or PIPELINE_EVENT_TYPES)]
-    if layer == "validated":
-        topics += [settings.topic_name(t) for t in sink.also_reads]
+    if layer == "validated":  # what the pipeline declaration says the sink reads, narrowed to event_types
+        wanted = {validated_topic(t).name for t in event_types} if event_types else None
+        names = [
+            n for n in expand(stage(sink.name).reads) if wanted is None or not n.startswith("validated.") or n in wanted
+        ]
+    else:
+        names = [identified_topic(t).name for t in (event_types or PIPELINE_EVENT_TYPES)]
+    topics = [settings.topic_name(n) for n in names]
     return BatchConsumer(
         sink,
         topics,

@@ -341,3 +341,10 @@ def generate_with_waves(
         raise ValueError("bad_share is a share of rows, between 0 and 1")
     world = build_world(seed, hospitals, counties, days, start, waves)
     return write_records(dsn, generate_records(world, bad_share), Path(config_out))
+
+
+def exchange_dsn(postgres_url: str) -> str:
+    """The synthetic exchange databases live beside the platform database, in '<name>_exchange'."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    return make_conninfo(postgres_url, dbname=f"{conninfo_to_dict(postgres_url).get('dbname') or 'healthbus'}_exchange")

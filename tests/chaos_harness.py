@@ -31,6 +31,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from psycopg import sql
 
 from avro_schemas.envelope import make_event_id
+from avro_schemas.pipeline import deployed
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import QUALITY_RESULTS, raw_topic
 from foundation.settings import Settings
@@ -53,8 +54,8 @@ from synthetic.exchange_data import generate_exchange_data
 CODEC = EventCodec()
 RECOVERY_BOUND = 60.0  # seconds from a fault's end until the sinks hold everything (a Faust restart is ~10 s)
 HEALTHBUS = Path(sys.executable).parent / "healthbus"
-SINKS = ("sink-postgres", "sink-clickhouse")
-STAGES = ("identify", "quality")
+SINKS = deployed("sink")
+STAGES = ("identify", "quality")  # the stages whose outputs the sinks land (routing and surveillance branch off)
 
 
 class PrivatePostgres:

@@ -111,7 +111,7 @@ def _read_topics(settings: Settings, topics: list[str]) -> dict[str, list[dict[s
 
 def test_no_raw_identifiers_in_clickhouse_analytic_tables_or_alerts(settings: Settings) -> None:
     from foundation.clickhouse import open_clickhouse
-    from ops.cli.app import exchange_dsn
+    from synthetic.exchange_data import exchange_dsn
 
     # 1. the demo (its topics are gone afterwards; its state stays in ClickHouse and PostgreSQL)
     result = healthbus(

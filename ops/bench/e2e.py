@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from avro_schemas.envelope import make_event_id
+from avro_schemas.pipeline import deployed
 from avro_schemas.serde import EventCodec, codec_for
 from avro_schemas.topics import PIPELINE_EVENT_TYPES, TopicSpec, identified_topic, raw_topic, validated_topic
 from foundation.settings import Settings
@@ -74,16 +75,9 @@ log = logging.getLogger(__name__)
 TARGET_RATE = 5_000  # events/s end to end (issue #8 §5)
 TARGET_P99 = 2.0  # seconds, at TARGET_OFFERED events/s offered
 TARGET_OFFERED = 1_000
-STAGES = ("identify", "quality", "routing", "surveillance")
-SINKS = ("postgres", "clickhouse")
-STAGE_LABELS = {
-    "identify": "identify stage",
-    "quality": "quality stage",
-    "routing": "routing stage",
-    "surveillance": "surveillance stage",
-    "sink-postgres": "postgres sink",
-    "sink-clickhouse": "clickhouse sink",
-}
+STAGES = deployed("stream")  # the pipeline declaration's stages and sinks, each as its own process
+SINKS = tuple(name.removeprefix("sink-") for name in deployed("sink"))
+STAGE_LABELS = {name: f"{name} stage" for name in STAGES} | {f"sink-{k}": f"{k} sink" for k in SINKS}
 WARM_UP = 100
 ADAPTERS = "bench process (adapters, publisher)"
 ROWS_PER_DAY = 2500  # about what 2 synthetic hospitals and 1 county write a day (a first guess, corrected)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from avro_schemas.topics import QUALITY_RESULTS, SURVEILLANCE_CASES, collab_topic_name
 from foundation.standards.china_time import CST
 from foundation.standards.population_groups import age_at
 from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
@@ -106,7 +105,6 @@ VISIT_COLUMNS = [
 class ClickHouseEventLog:
     name = "sink-clickhouse"
     # The verdicts (quality scores), syndrome cases and notifiable-disease reports (surveillance analytics).
-    also_reads: tuple[str, ...] = (QUALITY_RESULTS, SURVEILLANCE_CASES, collab_topic_name("infectious_disease"))
 
     def __init__(self, client: Any, database: str, pseudonym_key: bytes) -> None:
         self._client = client

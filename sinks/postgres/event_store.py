@@ -55,7 +55,6 @@ def ensure_event_store(conn: psycopg.Connection) -> None:
 
 class PostgresEventStore:
     name = "sink-postgres"
-    also_reads: tuple[str, ...] = ()
 
     def __init__(self, postgres_url: str) -> None:
         self._url = postgres_url
