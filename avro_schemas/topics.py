@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from avro_schemas.pipeline import dead_letter_stages
+from avro_schemas.pipeline import dead_letter_stages, stage
 from avro_schemas.schema_set import current_schemas
 
 DAY_MS = 24 * 3600 * 1000
@@ -230,17 +230,17 @@ def _catalogue() -> dict[str, TopicSpec]:
             "syndromic early warning: a series above its threshold (open, updated, closed)",
         )
     )
-    for stage in dead_letter_stages():  # the pipeline declaration says which stages dead-letter
+    for dlq_stage in dead_letter_stages():  # the pipeline declaration says which stages dead-letter
         specs.append(
             TopicSpec(
-                f"dlq.{stage}",
+                f"dlq.{dlq_stage}",
                 "dlq",
                 KeyScheme.SOURCE_RECORD,
                 "ops.dead_letter",
                 DLQ_PARTITIONS,
                 DLQ_RETENTION_MS,
                 "delete",
-                f"messages the {stage} stage could not process, with the reason",
+                f"messages the {dlq_stage} stage could not process, with the reason",
             )
         )
     return {spec.name: spec for spec in specs}
@@ -270,6 +270,21 @@ def expand(patterns: tuple[str, ...] | list[str]) -> list[str]:
             raise KeyError(f"{pattern!r} matches no topic of the catalogue")
         names += [n for n in matched if n not in names]
     return names
+
+
+def declared_inputs(stage_name: str, prefix: str = "", event_types: list[str] | None = None) -> dict[str, str]:
+    """The topics a stage subscribes to, as the pipeline declaration says (event-layer topics narrowed to
+    ``event_types`` when given), each with the event type it carries."""
+    inputs = {}
+    for name in expand(stage(stage_name).reads):
+        spec = CATALOGUE[name]
+        if (
+            event_types is None
+            or spec.layer not in ("raw", "identified", "validated")
+            or spec.value_schema in event_types
+        ):
+            inputs[prefix + name] = spec.value_schema
+    return inputs
 
 
 def raw_topic(event_type: str) -> TopicSpec:

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from avro_schemas.serde import EventCodec, codec_for
-from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, raw_topic
+from avro_schemas.topics import PIPELINE_EVENT_TYPES, declared_inputs, identified_topic
 from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
 from streams.inbound import InboundCheck, message_headers
@@ -25,7 +25,7 @@ class PassthroughRouter:
     ) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.intake = InboundCheck(
-            codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types}, master_key
+            codec, STAGE, topic_prefix, declared_inputs("passthrough", topic_prefix, types), master_key
         )
         self.inputs = self.intake.inputs
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}

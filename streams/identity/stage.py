@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from avro_schemas.serde import EventCodec, codec_for
-from avro_schemas.topics import PIPELINE_EVENT_TYPES, identified_topic, raw_topic
+from avro_schemas.topics import PIPELINE_EVENT_TYPES, declared_inputs, identified_topic
 from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
 from streams.identity import metrics
@@ -70,9 +70,7 @@ class IdentifyStage:
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.codec = codec
         self.resolver = resolver
-        self.intake = InboundCheck(
-            codec, STAGE, topic_prefix, {topic_prefix + raw_topic(t).name: t for t in types}, master_key
-        )
+        self.intake = InboundCheck(codec, STAGE, topic_prefix, declared_inputs(STAGE, topic_prefix, types), master_key)
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}
         self.publish_outbox = publish_outbox  # () -> int, or None (tests of the core alone)
         self._outbox_due = 0.0

@@ -26,7 +26,12 @@ from typing import Any
 from prometheus_client import Counter as PromCounter
 
 from avro_schemas.serde import EventCodec, codec_for
-from avro_schemas.topics import PIPELINE_EVENT_TYPES, QUALITY_RESULTS, identified_topic, validated_topic
+from avro_schemas.topics import (
+    PIPELINE_EVENT_TYPES,
+    QUALITY_RESULTS,
+    declared_inputs,
+    validated_topic,
+)
 from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
 from streams.inbound import InboundCheck, message_headers
@@ -131,9 +136,7 @@ class QualityStage:
         self.engine = engine
         self.state = state  # None: no registered deaths, nothing recorded (benchmarks of the rules alone)
         # The intake only builds dead letters here: identified events were authenticated upstream.
-        self.intake = InboundCheck(
-            codec, STAGE, topic_prefix, {topic_prefix + identified_topic(t).name: t for t in types}, None
-        )
+        self.intake = InboundCheck(codec, STAGE, topic_prefix, declared_inputs(STAGE, topic_prefix, types), None)
         self.outputs = {t: topic_prefix + validated_topic(t).name for t in types}
         self.results_topic = topic_prefix + QUALITY_RESULTS
 

@@ -31,8 +31,8 @@ from avro_schemas.topics import (
     PIPELINE_EVENT_TYPES,
     RECORD_DEREGISTERED,
     collab_topic_name,
+    declared_inputs,
     topic,
-    validated_topic,
 )
 from foundation.settings import Settings
 from streams.deadlock_retry import retry_on_deadlock
@@ -158,9 +158,7 @@ class RoutingStage:
         self.codec = codec
         self.state = state
         self.prefix = topic_prefix
-        inputs = {topic_prefix + validated_topic(t).name: t for t in types}
-        inputs.update({topic_prefix + topic(t).name: t for t in IDENTITY_CHANGE_TYPES})
-        self.intake = InboundCheck(codec, STAGE, topic_prefix, inputs, None)
+        self.intake = InboundCheck(codec, STAGE, topic_prefix, declared_inputs(STAGE, topic_prefix, types), None)
         self.alerts_topic = topic_prefix + topic(CLINICAL_ALERTS).name
 
     @property

@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import Counter as PromCounter
 
 from avro_schemas.serde import EventCodec, codec_for
-from avro_schemas.topics import SURVEILLANCE_CASES, validated_topic
+from avro_schemas.topics import SURVEILLANCE_CASES, declared_inputs
 from foundation.settings import Settings
 from foundation.standards.china_time import CST
 from foundation.standards.population_groups import age_at, population_group
@@ -145,9 +145,7 @@ class SurveillanceStage:
         self.codec = codec
         self.state = state
         self.key = pseudonym_key
-        self.intake = InboundCheck(
-            codec, STAGE, topic_prefix, {topic_prefix + validated_topic(EVENT_TYPE).name: EVENT_TYPE}, None
-        )
+        self.intake = InboundCheck(codec, STAGE, topic_prefix, declared_inputs(STAGE, topic_prefix), None)
         self.cases_topic = topic_prefix + SURVEILLANCE_CASES
 
     @property
