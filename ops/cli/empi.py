@@ -7,7 +7,6 @@ change to the empi.* topics.
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -17,31 +16,12 @@ import typer
 
 from ops.cli.audit import ActorOption
 from ops.cli.progress import progress_bar
-from streams.identity.record import CSV_HEADER, SourceRecord
+from streams.identity.record import CSV_HEADER
+from streams.identity.records_csv import read_records_csv
 
 empi_app = typer.Typer(
     help="Master patient index: batch linking, model training, operator actions.", no_args_is_help=True
 )
-
-TRAIN_ON_INPUT_FROM = 2_000  # records; fewer are too few for EM, and the shipped model is used instead
-
-
-def read_records_csv(path: Path) -> list[SourceRecord]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != CSV_HEADER:
-            raise ValueError(
-                f"{path}: header must be exactly {','.join(CSV_HEADER)}; got {','.join(reader.fieldnames or [])}"
-            )
-        records = [SourceRecord.from_row(row) for row in reader]
-    seen: set[str] = set()
-    for r in records:
-        if not r.record_id:
-            raise ValueError(f"{path}: a row has an empty record_id")
-        if r.record_id in seen:
-            raise ValueError(f"{path}: record_id {r.record_id!r} appears twice")
-        seen.add(r.record_id)
-    return records
 
 
 @empi_app.command("link")
@@ -59,10 +39,9 @@ def link(
     reviews_csv: Annotated[Path | None, typer.Option("--reviews", help="Also write the possible matches")] = None,
 ) -> None:
     """Link the records of a CSV file into persons, without Kafka: the identify stage's matching, in batch."""
-    from streams.identity.features import extract_features
-    from streams.identity.fellegi_sunter import MatchModel
     from streams.identity.memory_index import link_records
-    from streams.identity.training import train_model
+    from streams.identity.records_csv import write_links, write_reviews
+    from streams.identity.training import TRAIN_ON_INPUT_FROM, model_for
 
     started = time.perf_counter()
     try:
@@ -70,30 +49,14 @@ def link(
     except (OSError, ValueError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    if model_path is not None:
-        model = MatchModel.load(model_path)
-        source = str(model_path)
-    elif len(records) >= TRAIN_ON_INPUT_FROM:
+    if model_path is None and len(records) >= TRAIN_ON_INPUT_FROM:
         print(f"estimating the model (EM) on {len(records):,} records …", file=sys.stderr, flush=True)
-        model = train_model([extract_features(r) for r in records])
-        source = "EM on the input"
-    else:
-        model = MatchModel.load()
-        source = "shipped model"
+    model, source = model_for(records, model_path)
     with progress_bar("linking records") as update:
         result = link_records(records, model, progress=update)
-    with output_csv.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("record_id", "person_id"))
-        writer.writerows((r.record_id, result.person_of[r.record_id]) for r in records)
+    write_links(output_csv, records, result)
     if reviews_csv is not None:
-        with reviews_csv.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(("record_id", "reason", "candidate_person_id", "weight"))
-            writer.writerows(
-                (record_id, item.reason.value, item.candidate_person_id, item.weight)
-                for record_id, item in result.reviews
-            )
+        write_reviews(reviews_csv, result)
     persons = len(set(result.person_of.values()))
     rules = ", ".join(f"{rule} {n:,}" for rule, n in result.rules.most_common())
     print(

@@ -49,26 +49,13 @@ def items(
 ) -> None:
     """List work items (no personal data: persons by platform id)."""
     import psycopg
-    from psycopg import sql
 
-    from streams.routing.work_queue import ROUTES
+    from streams.routing.work_queue import ROUTES, list_items
 
     if route not in ROUTES:
         raise typer.BadParameter(f"route must be one of {', '.join(ROUTES)}")
-    where, params = [], []
-    if county:
-        where.append("county_code = %s")
-        params.append(county)
-    if status:
-        where.append("status = %s")
-        params.append(status)
-    query = sql.SQL(
-        "SELECT item_id::text, business_key, person_id, county_code, status, status_by, "
-        "payload->>'evidence_count', payload->'detail', created_at FROM routing.{} {} "
-        "ORDER BY created_at DESC LIMIT %s"
-    ).format(sql.Identifier(route), sql.SQL("WHERE " + " AND ".join(where)) if where else sql.SQL(""))
     with psycopg.connect(get_settings().postgres_url) as conn:
-        rows = conn.execute(query, (*params, limit)).fetchall()
+        rows = list_items(conn, route, county, status, limit)
     for item, key, person, cty, st, by, evidence, detail, created in rows:
         if as_json:
             typer.echo(

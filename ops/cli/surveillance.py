@@ -27,12 +27,9 @@ line number (exit status 2).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import math
 import sys
 import time
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +38,7 @@ import typer
 
 from foundation.metrics_server import serve_metrics
 from ops.cli.audit import ActorOption
+from streams.surveillance.series_file import Gaps
 
 surveillance_app = typer.Typer(
     help="Syndromic surveillance: early-warning detection over daily count series.", no_args_is_help=True
@@ -53,127 +51,11 @@ def _group() -> None:
     # a callback keeps `detect` a subcommand while it is the app's only command
 
 
-OUTPUT_HEADER = ["series_id", "date", "alarm", "level", "count", "expected", "sd", "statistic", "threshold", "p_value"]
-
-
 class MethodName(str, Enum):
     ears_c1 = "ears-c1"
     ears_c2 = "ears-c2"
     ears_c3 = "ears-c3"
     ewma = "ewma"
-
-
-class Gaps(str, Enum):
-    zero = "zero"
-    error = "error"
-
-
-class SeriesInputError(ValueError):
-    """A problem in the input file (the message names the line)."""
-
-
-@dataclass
-class Series:
-    series_id: str
-    start: dt.date
-    counts: list[float]
-
-
-@dataclass
-class ReadResult:
-    series: list[Series]  # ordered by series_id
-    rows: int
-    filled_days: int  # missing days counted as 0 (gaps=zero)
-
-
-def read_series(path: Path, gaps: Gaps = Gaps.zero) -> ReadResult:
-    """Parse and check the input file; build one consecutive-day series per series_id."""
-    rows: dict[str, dict[dt.date, tuple[float, int]]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise SeriesInputError(f"{path}: empty file (expected the header series_id,date,count)")
-        names = [h.strip() for h in header]
-        missing = [c for c in ("series_id", "date", "count") if c not in names]
-        if missing:
-            raise SeriesInputError(f"{path} line 1: header lacks {', '.join(missing)} (expected series_id,date,count)")
-        i_id, i_date, i_count = names.index("series_id"), names.index("date"), names.index("count")
-        n_rows = 0
-        parsed_dates: dict[str, dt.date] = {}
-        for record in reader:
-            line = reader.line_num
-            if len(record) < len(names):
-                if not "".join(record).strip():
-                    continue  # a blank line
-                raise SeriesInputError(f"{path} line {line}: {len(record)} fields, the header has {len(names)}")
-            series_id = record[i_id].strip()
-            if not series_id:
-                raise SeriesInputError(f"{path} line {line}: empty series_id")
-            day = parsed_dates.get(record[i_date])
-            if day is None:
-                try:
-                    day = parsed_dates[record[i_date]] = dt.date.fromisoformat(record[i_date].strip())
-                except ValueError:
-                    raise SeriesInputError(f"{path} line {line}: date {record[i_date]!r} is not YYYY-MM-DD") from None
-            try:
-                count = float(record[i_count])
-            except ValueError:
-                count = math.nan
-            if not math.isfinite(count) or count < 0:
-                raise SeriesInputError(f"{path} line {line}: count {record[i_count]!r} is not a number >= 0")
-            days = rows.setdefault(series_id, {})
-            if day in days:
-                raise SeriesInputError(
-                    f"{path} line {line}: duplicate row for series {series_id} on {day} (first on line {days[day][1]})"
-                )
-            days[day] = (count, line)
-            n_rows += 1
-    out: list[Series] = []
-    filled = 0
-    if rows and gaps is Gaps.zero:
-        first = min(min(d) for d in rows.values())
-        last = max(max(d) for d in rows.values())
-        span = (last - first).days + 1
-        for series_id in sorted(rows):
-            counts = [0.0] * span
-            for day, (count, _) in rows[series_id].items():
-                counts[(day - first).days] = count
-            filled += span - len(rows[series_id])
-            out.append(Series(series_id, first, counts))
-    else:
-        for series_id in sorted(rows):
-            days = rows[series_id]
-            first, last = min(days), max(days)
-            span = (last - first).days + 1
-            if span != len(days):
-                gap = next(
-                    first + dt.timedelta(days=k) for k in range(span) if first + dt.timedelta(days=k) not in days
-                )
-                raise SeriesInputError(
-                    f"{path}: series {series_id} has {span - len(days)} missing day(s) between "
-                    f"{first} and {last}, the first {gap} (--gaps error)"
-                )
-            out.append(Series(series_id, first, [days[first + dt.timedelta(days=k)][0] for k in range(span)]))
-    return ReadResult(out, n_rows, filled)
-
-
-_date_cache: dict[tuple[dt.date, int], list[str]] = {}
-
-
-def _dates(start: dt.date, days: int) -> list[str]:
-    key = (start, days)
-    if key not in _date_cache:
-        _date_cache[key] = [(start + dt.timedelta(days=k)).isoformat() for k in range(days)]
-    return _date_cache[key]
-
-
-def _num(value: float) -> str:
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
 
 
 @surveillance_app.command("detect")
@@ -193,9 +75,8 @@ def detect_command(
     gaps: Annotated[Gaps, typer.Option(help="A day without a row: zero = no cases; error = refuse")] = Gaps.zero,
 ) -> None:
     """Judge every day of every series with EARS C1/C2/C3 or the ESSENCE EWMA; one output row per judged day."""
-    import numpy as np
-
-    from streams.surveillance.detection import LEVEL_NAMES, DetectionParams, Method, detect_many, first_judged_day
+    from streams.surveillance.detection import DetectionParams, Method
+    from streams.surveillance.series_file import Gaps, SeriesInputError, judge_series, read_series
 
     started = time.perf_counter()
     chosen = Method(method.value)
@@ -215,54 +96,13 @@ def detect_command(
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
 
-    # series of equal length are judged together (all of them with --gaps zero)
-    by_length: dict[int, list[int]] = {}
-    for k, s in enumerate(data.series):
-        by_length.setdefault(len(s.counts), []).append(k)
-    results: dict[int, tuple] = {}
-    for _length, members in by_length.items():
-        result = detect_many(np.array([data.series[k].counts for k in members], dtype=np.float64), chosen, params)
-        for row, k in enumerate(members):
-            results[k] = (result, row)
-
-    judged = alarm_days = alarmed_series = too_short = 0
-    first = first_judged_day(chosen, params)
-    with output_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(OUTPUT_HEADER)
-        for k, s in enumerate(data.series):
-            result, row = results[k]
-            columns = result.count.shape[1]
-            if columns == 0:
-                too_short += 1
-                continue
-            alarms = result.alarm[row]
-            judged += columns
-            alarm_days += int(alarms.sum())
-            alarmed_series += bool(alarms.any())
-            dates = _dates(s.start + dt.timedelta(days=first), columns)
-            levels = [LEVEL_NAMES[code] or "" for code in result.level[row].tolist()]
-            p_values = [""] * columns if result.p_value is None else [repr(p) for p in result.p_value[row].tolist()]
-            writer.writerows(
-                zip(
-                    [s.series_id] * columns,
-                    dates,
-                    alarms.astype(int).tolist(),
-                    levels,
-                    [_num(c) for c in result.count[row].tolist()],
-                    [repr(v) for v in result.expected[row].tolist()],
-                    [repr(v) for v in result.sd[row].tolist()],
-                    [repr(v) for v in result.statistic[row].tolist()],
-                    [repr(v) for v in result.threshold[row].tolist()],
-                    p_values,
-                )
-            )
+    summary = judge_series(data, chosen, params, output_path)
     seconds = time.perf_counter() - started
-    short = f", {too_short} too short to judge" if too_short else ""
+    short = f", {summary.too_short} too short to judge" if summary.too_short else ""
     filled = f" ({data.filled_days} missing days counted as 0)" if gaps is Gaps.zero else ""
     print(
         f"surveillance detect {chosen.value}: {len(data.series)} series{short}, {data.rows} rows{filled}, "
-        f"{judged} judged days, {alarm_days} alarm days in {alarmed_series} series; {seconds:.2f} s -> "
+        f"{summary.judged} judged days, {summary.alarm_days} alarm days in {summary.alarmed_series} series; {seconds:.2f} s -> "
         f"{output_path}",
         file=sys.stderr,
     )

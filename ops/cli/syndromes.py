@@ -19,11 +19,7 @@ stream. A header without the required columns exits 2 before anything is written
 
 from __future__ import annotations
 
-import csv
-import math
 import time
-import unicodedata
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -40,30 +36,6 @@ def _group() -> None:
     # a callback keeps `classify` a subcommand while it is the app's only command
 
 
-INPUT_COLUMNS = ("record_id", "chief_complaint", "temperature", "diagnosis_codes", "age_years")
-
-
-class RowError(ValueError):
-    pass
-
-
-def _number(text: str, what: str) -> float | None:
-    text = unicodedata.normalize("NFKC", text).strip()
-    if what == "temperature":
-        text = text.removesuffix("°C").removesuffix("°").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise RowError(f"{what} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise RowError(f"{what} {text!r} is not a number")
-    if what == "age_years" and value < 0:
-        raise RowError(f"age_years {text!r} is negative")
-    return value
-
-
 @syndromes_app.command("classify")
 def classify_file(
     input_path: Annotated[
@@ -78,53 +50,21 @@ def classify_file(
     output_path: Annotated[Path, typer.Option("--output", help="CSV to write: record_id,syndromes")],
 ) -> None:
     """Label each complaint with its syndromes (codes sorted, joined by ";"; empty when none)."""
-    from streams.surveillance.syndromes import Syndrome, classify, syndromes_field
+    from streams.surveillance.complaints_file import HeaderError, classify_complaints
+    from streams.surveillance.syndromes import Syndrome
 
     started = time.perf_counter()
-    rows = with_syndrome = failed = 0
-    counts: Counter[Syndrome] = Counter()
-    with input_path.open(encoding="utf-8-sig", newline="") as src:
-        reader = csv.reader(src)
-        header = [h.strip() for h in next(reader, [])]
-        missing = [c for c in INPUT_COLUMNS if c not in header]
-        if missing:
-            raise typer.BadParameter(
-                f"{input_path}: the header lacks {', '.join(missing)} (needs {','.join(INPUT_COLUMNS)})",
-                param_hint="--input",
-            )
-        i_id, i_text, i_temp, i_dx, i_age = (header.index(c) for c in INPUT_COLUMNS)
-        width = max(i_id, i_text, i_temp, i_dx, i_age) + 1
-        with output_path.open("w", encoding="utf-8", newline="") as dst:
-            writer = csv.writer(dst, lineterminator="\n")
-            writer.writerow(("record_id", "syndromes"))
-            line = reader.line_num + 1  # where the next record starts
-            for row in reader:
-                first_line, line = line, reader.line_num + 1
-                if not row:
-                    continue
-                rows += 1
-                record_id = row[i_id].strip() if len(row) > i_id else ""
-                try:
-                    if len(row) < width:
-                        raise RowError(f"{len(row)} fields, the header has {len(header)}")
-                    if not record_id:
-                        raise RowError("no record_id")
-                    temperature = _number(row[i_temp], "temperature")
-                    _number(row[i_age], "age_years")
-                except RowError as exc:
-                    failed += 1
-                    typer.secho(
-                        f"{input_path}:{first_line}: record {record_id or '?'}: {exc}; row left out",
-                        fg=typer.colors.RED,
-                        err=True,
-                    )
-                    continue
-                codes = [c for c in row[i_dx].replace("；", ";").split(";") if c.strip()]
-                result = classify(row[i_text], (), temperature, codes)
-                if result.syndromes:
-                    with_syndrome += 1
-                    counts.update(result.syndromes)
-                writer.writerow((record_id, syndromes_field(result)))
+
+    def report(line: int, record_id: str, problem: str) -> None:
+        typer.secho(
+            f"{input_path}:{line}: record {record_id or '?'}: {problem}; row left out", fg=typer.colors.RED, err=True
+        )
+
+    try:
+        summary = classify_complaints(input_path, output_path, report)
+    except HeaderError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--input") from None
+    rows, with_syndrome, failed, counts = summary.rows, summary.with_syndrome, summary.failed, summary.counts
     seconds = time.perf_counter() - started
     per_syndrome = ", ".join(f"{s.value} {counts[s]}" for s in Syndrome)
     typer.echo(

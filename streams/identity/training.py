@@ -10,11 +10,13 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 from streams.identity.blocking import MAX_RECORDS_PER_KEY, blocking_keys
 from streams.identity.comparison import ComparisonVector, compare, veto
-from streams.identity.features import MatchFeatures
+from streams.identity.features import MatchFeatures, extract_features
 from streams.identity.fellegi_sunter import LabelledVector, MatchModel, estimate_u, train_em
+from streams.identity.record import SourceRecord
 
 RANDOM_PAIRS = 100_000
 CANDIDATE_PAIRS = 300_000
@@ -88,3 +90,16 @@ def train_model(
     model = train_em(sessions, estimate_u(random_vectors), record_count=n)
     model.notes = {"records": str(n), "random_pairs": str(sum(random_vectors.values())), "seed": str(seed)}
     return model
+
+
+TRAIN_ON_INPUT_FROM = 2_000  # records; fewer are too few for EM, and the shipped model is used instead
+
+
+def model_for(records: list[SourceRecord], model_path: Path | None = None) -> tuple[MatchModel, str]:
+    """The model a batch link uses, and where it came from: the one given; else EM on the records
+    themselves when there are enough of them; else the shipped model."""
+    if model_path is not None:
+        return MatchModel.load(model_path), str(model_path)
+    if len(records) >= TRAIN_ON_INPUT_FROM:
+        return train_model([extract_features(r) for r in records]), "EM on the input"
+    return MatchModel.load(), "shipped model"

@@ -191,3 +191,23 @@ def decide(
         (status, actor, now or dt.datetime.now(dt.UTC), reason or None, item),
     )
     return cur.rowcount == 1
+
+
+def list_items(
+    conn: psycopg.Connection, route: str, county: str | None = None, status: str | None = None, limit: int = 50
+) -> list[tuple[Any, ...]]:
+    """Newest work items of a route: (item_id, business_key, person_id, county_code, status, status_by,
+    evidence_count, detail, created_at); persons by platform id only."""
+    where, params = [], []
+    if county:
+        where.append("county_code = %s")
+        params.append(county)
+    if status:
+        where.append("status = %s")
+        params.append(status)
+    query = sql.SQL(
+        "SELECT item_id::text, business_key, person_id, county_code, status, status_by, "
+        "payload->>'evidence_count', payload->'detail', created_at FROM routing.{} {} "
+        "ORDER BY created_at DESC LIMIT %s"
+    ).format(sql.Identifier(route), sql.SQL("WHERE " + " AND ".join(where)) if where else sql.SQL(""))
+    return conn.execute(query, (*params, limit)).fetchall()
