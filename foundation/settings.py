@@ -101,9 +101,12 @@ class Settings(BaseSettings):
     reminder_exam_item_days: int = 30
     """Clinical reminders: the same exam item repeated at another institution within this many days."""
     clickhouse_url: str | None = None
-    """http(s)://user:password@host:8123/database of a ClickHouse server; unset: embedded chDB."""
+    """http(s)://user:password@host:8123/database of a ClickHouse server; unset: the chDB directory chdb_path."""
     chdb_path: Path | None = None
-    """Embedded ClickHouse data directory; default <state_dir>/chdb."""
+    """chDB data directory (ClickHouse's engine in-process); default <state_dir>/chdb."""
+    chdb_server_port: int = 8123
+    """`stack up` serves chdb_path over ClickHouse's HTTP interface on 127.0.0.1 at this port, so that every
+    process can use it at once; 0: any free port."""
     clickhouse_database: str = "healthbus"
     """ClickHouse database for the analytics tables."""
 

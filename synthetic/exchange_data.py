@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,7 +235,14 @@ def _write_truth(conn: psycopg.Connection, records: GeneratedRecords) -> None:
             )
 
 
-def write_records(dsn: str, records: GeneratedRecords, config_out: Path) -> SynthSummary:
+Progress = Callable[[int, int], None]
+
+
+def _silent(done: int, total: int) -> None:
+    pass
+
+
+def write_records(dsn: str, records: GeneratedRecords, config_out: Path, progress: Progress = _silent) -> SynthSummary:
     """Drop and recreate each institution's schema, COPY its rows, write the truth schema and the config."""
     world = records.world
     summary = SynthSummary(world.seed, world.window.start, world.window.days, len(world.people), [])
@@ -257,6 +265,7 @@ def write_records(dsn: str, records: GeneratedRecords, config_out: Path) -> Synt
                     _copy(conn, schema, name, columns[kind][name], flat[name])
                     rows[(kind, name)] += len(flat[name])
             summary.schemas.append((kind, schema, source.inst.org_code, source.inst.name))
+            progress(len(summary.schemas), len(sources))
         with conn.transaction():
             _write_truth(conn, records)
     summary.rows = {
@@ -320,9 +329,13 @@ def generate_exchange_data(
     config_out: Path,
     bad_share: float = 0.03,
     start: dt.date = dt.date(2026, 11, 1),
+    progress: Progress = _silent,
 ) -> SynthSummary:
-    """Build the world for ``seed`` and write it to ``dsn``; see the module docstring."""
-    return generate_with_waves(dsn, hospitals, counties, days, seed, config_out, bad_share, start, waves=None)
+    """Build the world for ``seed`` and write it to ``dsn``; see the module docstring. ``progress(done,
+    total)`` hears of each step: building the world and its records, then each institution written."""
+    return generate_with_waves(
+        dsn, hospitals, counties, days, seed, config_out, bad_share, start, waves=None, progress=progress
+    )
 
 
 def generate_with_waves(
@@ -335,12 +348,18 @@ def generate_with_waves(
     bad_share: float = 0.03,
     start: dt.date = dt.date(2026, 11, 1),
     waves: tuple[Wave, ...] | None = None,
+    progress: Progress = _silent,
 ) -> SynthSummary:
     """As ``generate_exchange_data`` with explicit epidemic waves (None = waves.default_waves)."""
     if not 0.0 <= bad_share <= 1.0:
         raise ValueError("bad_share is a share of rows, between 0 and 1")
+    steps = 2 + hospitals + counties
+    progress(0, steps)
     world = build_world(seed, hospitals, counties, days, start, waves)
-    return write_records(dsn, generate_records(world, bad_share), Path(config_out))
+    progress(1, steps)
+    records = generate_records(world, bad_share)
+    progress(2, steps)
+    return write_records(dsn, records, Path(config_out), lambda done, total: progress(2 + done, 2 + total))
 
 
 def exchange_dsn(postgres_url: str) -> str:

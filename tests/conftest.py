@@ -52,9 +52,22 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cluster.bootstrap
 
 
+POSTGRES_BASE = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="module")
+def module_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A private PostgreSQL database for one test module, dropped at its end (named after the module)."""
+    from ops.stack.postgres import private_database
+
+    stem = request.module.__name__.rpartition(".")[2].removeprefix("test_")[:24]
+    with private_database(POSTGRES_BASE, f"hb_test_{stem}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    base = POSTGRES_BASE
     name = f"hb_test_{uuid.uuid4().hex[:10]}"
     url = psycopg.conninfo.make_conninfo(base, dbname=name)
     ensure_database(url)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from avro_schemas.topics import topic
 from foundation.dead_letter_replay import replay
 from foundation.kafka_config import producer_config
 from foundation.settings import Settings
-from ops.stack.postgres import private_database
 from ops.topic_admin import create_topics, delete_topics
 from read_side.audit_trail import EXPORT_QUALITY_REPORT, ensure_audit_trail, export_file, record_action
 from streams.identity.fellegi_sunter import MatchModel
@@ -38,13 +36,11 @@ ORG = "12411502MB0000002B"
 
 
 @pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with private_database(base, f"hb_test_audit_{uuid.uuid4().hex[:10]}") as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            ensure_audit_trail(conn)
-            ensure_audit_trail(conn)  # idempotent
-        yield url
+def db_url(module_db_url: str) -> str:
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        ensure_audit_trail(conn)
+        ensure_audit_trail(conn)  # idempotent
+    return module_db_url
 
 
 @pytest.fixture

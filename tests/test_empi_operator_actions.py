@@ -25,7 +25,6 @@ from avro_schemas.topics import IDENTITY_CHANGE_TYPES, topic
 from foundation.kafka_config import producer_config
 from foundation.settings import Settings
 from foundation.standards.citizen_id import make_citizen_id
-from ops.stack.postgres import private_database
 from ops.topic_admin import create_topics, delete_topics, existing_topics
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.cache import PersonCache
@@ -89,11 +88,8 @@ def rec(
 
 
 @pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    """A private database for this module, dropped at the end."""
-    base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with private_database(base, f"hb_test_ops_{uuid.uuid4().hex[:10]}") as url:
-        yield url
+def db_url(module_db_url: str) -> str:
+    return module_db_url
 
 
 @pytest.fixture

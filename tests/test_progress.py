@@ -19,10 +19,20 @@ print("total", total)
 """
 
 
-def _under_a_terminal() -> str:
-    """Run SCRIPT with stdout and stderr on a pty; everything the terminal received."""
+PHASES = """
+import logging, time
+from ops.cli.progress import progress_phases
+with progress_phases("bench demo"):
+    logging.getLogger("ops.bench.demo").info("processes up and warm")
+    time.sleep(0.3)
+print("done")
+"""
+
+
+def _under_a_terminal(script: str = SCRIPT) -> str:
+    """Run ``script`` with stdout and stderr on a pty; everything the terminal received."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=follower, stderr=follower, close_fds=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)
     chunks: list[bytes] = []
     while True:
@@ -48,3 +58,10 @@ def test_a_pipe_sees_only_the_output() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "total 124750\n" and done.stderr == ""
+
+
+def test_a_bench_shows_its_phase_on_a_terminal_and_nothing_in_a_pipe() -> None:
+    shown = _under_a_terminal(PHASES)
+    assert "bench demo: processes up and warm" in shown and "done" in shown, shown
+    piped = subprocess.run([sys.executable, "-c", PHASES], capture_output=True, text=True, timeout=30)
+    assert piped.stdout == "done\n" and piped.stderr == "", piped.stderr

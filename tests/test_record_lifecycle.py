@@ -9,7 +9,6 @@ empty `empi` schema in this module's own database (dropped at the end).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,6 @@ import psycopg
 import pytest
 
 from foundation.standards.citizen_id import make_citizen_id
-from ops.stack.postgres import private_database
 from streams.identity.fellegi_sunter import MatchModel
 from streams.identity.master_index.operator_actions import merge, show_person, unmerge
 from streams.identity.master_index.record_lifecycle import (
@@ -63,10 +61,8 @@ def rec(
 
 
 @pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with private_database(base, f"hb_test_lifecycle_{uuid.uuid4().hex[:10]}") as url:
-        yield url
+def db_url(module_db_url: str) -> str:
+    return module_db_url
 
 
 @pytest.fixture

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import random
 import re
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +15,6 @@ import psycopg
 import pytest
 
 from foundation.settings import Settings
-from ops.stack.postgres import private_database
 from read_side.reports.surveillance_report import render_surveillance_report
 from read_side.reports.surveillance_report_data import build_surveillance_report
 from read_side.reports.svg_charts import alarm_line_chart
@@ -286,10 +282,8 @@ def page_requests(net_log: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    base = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with private_database(base, f"hb_test_svr_{uuid.uuid4().hex[:10]}") as url:
-        yield url
+def database(module_db_url: str) -> str:
+    return module_db_url
 
 
 @pytest.fixture(scope="module")

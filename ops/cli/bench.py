@@ -8,10 +8,18 @@ import typer
 
 from foundation.settings import get_settings
 from ops.cli.options import JsonFlag
+from ops.cli.progress import progress_phases
 
 bench_app = typer.Typer(
     help="Benchmarks: each prints a table with its baseline measured in the same run.", no_args_is_help=True
 )
+
+
+@bench_app.callback()
+def _bench(ctx: typer.Context) -> None:
+    """Benchmarks: each prints a table with its baseline measured in the same run."""
+    # on a terminal, a spinner with the elapsed time and the bench's current phase while it runs
+    ctx.with_resource(progress_phases(f"bench {ctx.invoked_subcommand}"))
 
 
 @bench_app.command("serde")
@@ -145,3 +153,16 @@ def bench_e2e(
         result,
         as_json,
     )
+
+
+@bench_app.command("clickhouse")
+def bench_clickhouse(
+    rows: Annotated[int, typer.Option()] = 200_000,
+    batches: Annotated[int, typer.Option()] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """The local chDB server (what `stack up` runs) next to chDB opened in-process: inserts and query latency."""
+    from ops.bench.clickhouse import run
+    from ops.bench.table import print_bench
+
+    print_bench(f"clickhouse: {rows:,} mixed-type rows, served vs in-process", run(rows, batches), as_json)

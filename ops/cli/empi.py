@@ -89,7 +89,9 @@ def train(
     else:
         typer.secho("give --input or --synthetic", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    model = train_model([extract_features(r) for r in records], seed=seed)
+    with progress_bar("comparing records") as update:
+        features = [extract_features(r) for r in records]
+        model = train_model(features, seed=seed, progress=update)
     output.write_text(model.to_json() + "\n", encoding="utf-8")
     print(
         f"model from {len(records):,} records ({model.trained_on_pairs:,} candidate pairs, "

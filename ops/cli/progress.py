@@ -37,3 +37,35 @@ def progress_bar(description: str, enabled: bool | None = None) -> Iterator[Upda
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def progress_phases(description: str, logger: str = "ops.bench", enabled: bool | None = None) -> Iterator[None]:
+    """A spinner with the elapsed time and the latest phase the command's modules log at INFO under
+    ``logger`` (e.g. "processes up and warm"), on a terminal only; the log records still go where they went."""
+    if not (sys.stderr.isatty() if enabled is None else enabled):
+        yield
+        return
+    import logging
+
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=Console(stderr=True)
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        class Phase(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                bar.update(task, description=f"{description}: {record.getMessage()[:80]}")
+
+        handler, source = Phase(logging.INFO), logging.getLogger(logger)
+        level = source.level
+        source.addHandler(handler)
+        source.setLevel(min(level or logging.INFO, logging.INFO))
+        try:
+            yield
+        finally:
+            source.removeHandler(handler)
+            source.setLevel(level)

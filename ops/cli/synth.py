@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from foundation.settings import get_settings
+from ops.cli.progress import progress_bar
 
 
 def synth(
@@ -33,8 +34,9 @@ def synth(
     target = dsn or exchange_dsn(get_settings().postgres_url)
     ensure_database(target)
     config_out.parent.mkdir(parents=True, exist_ok=True)
-    summary = generate_exchange_data(
-        target, hospitals, counties, days, seed, config_out, bad_share, dt.date.fromisoformat(start)
-    )
+    with progress_bar("synthesising institutions") as update:
+        summary = generate_exchange_data(
+            target, hospitals, counties, days, seed, config_out, bad_share, dt.date.fromisoformat(start), update
+        )
     print(summary.table())
     print(f"adapter config: {config_out}  (healthbus adapter run --config {config_out})")

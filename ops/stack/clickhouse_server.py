@@ -29,10 +29,11 @@ What it implements is the part of the HTTP interface clickhouse-connect's HTTP c
 
 Sessions. clickhouse-connect sends a ``session_id`` per client by default, and our code relies on what a
 ClickHouse session gives: ``CREATE TEMPORARY TABLE`` (sinks/clickhouse/event_log.py) is private to the
-session. chDB (>= 4.4) opens several connections on one data directory inside one process, each with its
-own query context (temporary tables, SET, USE) over the same tables. So every HTTP session gets its own
-chDB connection, dropped after ``session_timeout`` seconds idle (default 60, as ClickHouse); a request
-without a session runs on a fresh connection closed right after it. Every chDB call of every connection
+session. chDB opens several connections on one data directory inside one process, each with its own query
+context (temporary tables, SET, USE) over the same tables (checked with chdb 4.4.0 / chdb-core 26.9; the
+comments in chdb/cc_backend.py say older releases deadlock on a second connection). So every HTTP session
+gets its own chDB connection, dropped after ``session_timeout`` seconds idle (default 60, as ClickHouse); a
+request without a session runs on a fresh connection closed right after it. Every chDB call of every connection
 runs under one lock: one statement at a time, whoever sends it.
 
 Settings never leak: the URL settings of a request are SET on its connection before the statement and set
@@ -76,6 +77,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from foundation.clickhouse import announce_server, withdraw_server
 
 log = logging.getLogger("ops.stack.clickhouse_server")  # also under `python -m`
 
@@ -136,6 +139,7 @@ _HTTP_ONLY_SETTINGS = frozenset(
 # A setting that cannot be set back in the same connection once on.
 _IRREVERSIBLE_SETTINGS = frozenset({"readonly"})
 
+MAX_URI_SIZE = 1 << 20  # ClickHouse's http_max_uri_size
 DEFAULT_SESSION_TIMEOUT = 60.0  # ClickHouse's default_session_timeout
 MAX_SESSION_TIMEOUT = 3600.0  # ClickHouse's max_session_timeout
 
@@ -303,12 +307,13 @@ def sql_identifier(name: str) -> str:
 
 
 def infile_insert(insert: InlineInsert, path: str) -> str:
-    """The INSERT rewritten to read its data from ``path``: FROM INFILE goes before any SETTINGS clause."""
-    head = insert.head.decode("utf-8")
-    infile = f" FROM INFILE {sql_string(path)} COMPRESSION 'none' "
-    if insert.settings_at is None:
-        return f"{head.rstrip()}{infile}FORMAT {insert.fmt}"
-    return f"{head[: insert.settings_at].rstrip()}{infile}{head[insert.settings_at :].rstrip()} FORMAT {insert.fmt}"
+    """The INSERT rewritten to read its data from ``path``: FROM INFILE goes before any SETTINGS clause. Line
+    breaks around it, so a ``--`` comment in the statement cannot swallow it."""
+    infile = f"\nFROM INFILE {sql_string(path)} COMPRESSION 'none'\n"
+    at = len(insert.head) if insert.settings_at is None else insert.settings_at
+    before, after = insert.head[:at].decode("utf-8"), insert.head[at:].decode("utf-8")
+    settings = f"{after}\n" if after else ""
+    return f"{before}{infile}{settings}FORMAT {insert.fmt}"
 
 
 # --- request bodies ---------------------------------------------------------------------------------------------
@@ -683,6 +688,29 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "healthbus-chdb-http"
     sys_version = ""
 
+    def handle_one_request(self) -> None:
+        """http.server's, with ClickHouse's URL limit (http_max_uri_size, 1 MiB) instead of 64 KiB: a command's
+        bound parameters always travel in the URL."""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_URI_SIZE + 1)
+            if len(self.raw_requestline) > MAX_URI_SIZE:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(414)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            handler = getattr(self, "do_" + self.command, None)
+            if handler is None:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                return
+            handler()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+
     def log_message(self, format: str, *args: Any) -> None:
         """Off: http.server's access log prints the request line, whose URL holds the query."""
 
@@ -827,6 +855,7 @@ def serve(path: Path, port: int, host: str = "127.0.0.1") -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="clickhouse-http")
     worker.start()
+    announce_server(Path(path), server.server_address[1])  # other processes asking for this directory come here
     log.info(
         "ClickHouse HTTP on http://%s:%d for chDB %s at %s",
         host,
@@ -838,6 +867,7 @@ def serve(path: Path, port: int, host: str = "127.0.0.1") -> None:
         while not stop.wait(0.5):
             pass
     finally:
+        withdraw_server(Path(path))
         server.shutdown()
         worker.join()
         server.server_close()

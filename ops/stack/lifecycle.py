@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from foundation import clickhouse
 from foundation.settings import Settings
 from ops.stack import broker, postgres, redis, registry
-from ops.stack.processes import ServiceError, pid_alive, stop_pid
+from ops.stack.processes import ServiceError, free_port, pid_alive, spawn, stop_pid, wait_until
 
 
 @dataclass
@@ -20,6 +21,7 @@ class StartedServices:
     broker_version: str | None = None
     registry_pid: int | None = None
     redis_pid: int | None = None
+    chdb_server_pid: int | None = None
     postgres_data_dir: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -80,11 +82,16 @@ def up(settings: Settings) -> list[ServiceStatus]:
         started.registry_pid = registry.start_registry(settings.schema_registry_url, logs / "registry.log")
         started.save(settings)
 
-    if not settings.clickhouse_url and not clickhouse.chdb_available():
-        raise ServiceError(
-            "clickhouse: chDB is not installed. Fix: pip install 'clickhouse-connect[chdb]' "
-            "or set HEALTHBUS_CLICKHOUSE_URL."
-        )
+    if not settings.clickhouse_url:
+        if not clickhouse.chdb_available():
+            raise ServiceError(
+                "clickhouse: chDB is not installed. Fix: pip install 'clickhouse-connect[chdb]' "
+                "or set HEALTHBUS_CLICKHOUSE_URL."
+            )
+        if not clickhouse.served_at(settings.resolved_chdb_path):
+            started.chdb_server_pid = start_chdb_server(
+                settings.resolved_chdb_path, settings.chdb_server_port, logs / "clickhouse.log"
+            )
     started.save(settings)
     return status(settings)
 
@@ -101,6 +108,9 @@ def down(settings: Settings) -> list[str]:
     if started.redis_pid:
         stop_pid(started.redis_pid)
         stopped.append("redis")
+    if started.chdb_server_pid:
+        stop_pid(started.chdb_server_pid, timeout=60)  # SIGTERM: the running statement finishes, chDB closes
+        stopped.append("clickhouse")
     if started.postgres_data_dir:
         postgres.stop_private_cluster(Path(started.postgres_data_dir))
         stopped.append("postgres")
@@ -110,7 +120,8 @@ def down(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> list[ServiceStatus]:
     started = StartedServices.load(settings)
-    chdb_where = f"chDB at {settings.resolved_chdb_path}"
+    served = clickhouse.served_at(settings.resolved_chdb_path)
+    chdb_where = f"chDB {settings.resolved_chdb_path}" + (f" served at {served}" if served else " (in-process)")
     rows = [
         _broker_status(settings, started),
         ServiceStatus(
@@ -129,7 +140,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
             "clickhouse",
             bool(settings.clickhouse_url) or clickhouse.chdb_available(),
             _without_password(settings.clickhouse_url) if settings.clickhouse_url else chdb_where,
-            False,
+            bool(started.chdb_server_pid and pid_alive(started.chdb_server_pid)),
         ),
     ]
     if settings.schema_registry_url:
@@ -142,6 +153,33 @@ def status(settings: Settings) -> list[ServiceStatus]:
             )
         )
     return rows
+
+
+def start_chdb_server(chdb_path: Path, port: int, log_path: Path, timeout: float = 60) -> int:
+    """Serve ``chdb_path`` over ClickHouse's HTTP interface (ops/stack/clickhouse_server.py) on 127.0.0.1;
+    returns its pid once it has announced itself (foundation/clickhouse.py finds it there)."""
+    chdb_path.mkdir(parents=True, exist_ok=True)
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "ops.stack.clickhouse_server",
+            "--path",
+            str(chdb_path),
+            "--port",
+            str(port or free_port()),
+        ],
+        log_path,
+    )
+    wait_until(
+        lambda: clickhouse.served_at(chdb_path) is not None or proc.poll() is not None,
+        timeout,
+        "the chDB server",
+        f"read {log_path}",
+    )
+    if proc.poll() is not None:
+        raise ServiceError(f"clickhouse: the chDB server for {chdb_path} exited ({proc.returncode}); see {log_path}")
+    return proc.pid
 
 
 def _broker_status(settings: Settings, started: StartedServices) -> ServiceStatus:

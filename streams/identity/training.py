@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from streams.identity.blocking import MAX_RECORDS_PER_KEY, blocking_keys
@@ -70,7 +70,9 @@ def train_model(
     seed: int = 20261127,
     random_pairs: int = RANDOM_PAIRS,
     max_candidate_pairs: int = CANDIDATE_PAIRS,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> MatchModel:
+    """``progress(done, 3)``: random pairs compared, candidate pairs compared, EM converged."""
     if len(features) < 2:
         raise ValueError("training needs at least two records")
     rng = random.Random(seed)
@@ -80,6 +82,7 @@ def train_model(
         a, b = rng.randrange(n), rng.randrange(n)
         if a != b:
             random_vectors[compare(features[a], features[b])] += 1
+    progress(1, 3)
     per_kind = candidate_pairs(features, max_candidate_pairs // len(_BLOCKED_COMPARISONS), rng)
     sessions = {
         _BLOCKED_COMPARISONS[kind]: (Counter(_labelled(features[a], features[b]) for a, b in pairs), found)
@@ -87,7 +90,9 @@ def train_model(
     }
     if not any(found for _, found in sessions.values()):
         raise ValueError("no two records share a blocking key: nothing to learn from")
+    progress(2, 3)
     model = train_em(sessions, estimate_u(random_vectors), record_count=n)
+    progress(3, 3)
     model.notes = {"records": str(n), "random_pairs": str(sum(random_vectors.values())), "seed": str(seed)}
     return model
 
