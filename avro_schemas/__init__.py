@@ -1,5 +1,6 @@
-"""Contracts: the Avro schemas of every event and the topic catalogue.
+"""Contracts: the Avro schemas of every event, the topic catalogue and the pipeline declaration.
 
 The ``.avsc`` files beside this module are the single source of truth for what travels on the bus;
-``schema_set`` loads them, ``serde`` puts them on the wire, ``topics`` says where they travel.
+``schema_set`` loads them, ``serde`` puts them on the wire, ``topics`` says where they travel and
+``pipeline`` which stage reads and writes what.
 """

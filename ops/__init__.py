@@ -1,1 +1,2 @@
-"""Operations: settings, the local stack, the ``healthbus`` CLI, benchmarks and the demo."""
+"""Operations: the ``healthbus`` CLI (``cli/``), the local stack (``stack/``), status and lag, topic administration
+and ACLs, benchmarks (``bench/``) and the demo. The top layer: it may use every package below it."""

@@ -1,2 +1,2 @@
-"""Stream processing: pure core functions (standards, matching, validation, routing, detection) and the
-Faust stages that run them between topics."""
+"""Stream processing: pure core functions (matching, validation, routing, detection) and the Faust stages that
+run them between topics, each beside its capability (identity, quality, routing, surveillance)."""
