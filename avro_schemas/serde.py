@@ -44,6 +44,22 @@ class DecodeFailure(str, enum.Enum):
     TRAILING_BYTES = "trailing_bytes"
 
 
+class RegistryUnavailable(RuntimeError):
+    """The schema registry could not be asked (down, refusing, timing out): a transient outage, not a bad
+    payload. Stages and sinks keep the message and retry; they never dead-letter it for this."""
+
+
+def _registry_says_unknown(exc: Exception) -> bool:
+    """The registry answered that the id does not exist (HTTP 404), as opposed to not answering."""
+    return getattr(exc, "http_status_code", None) == 404
+
+
+def _unreadable(exc: BaseException, position: int) -> str:
+    """What went wrong reading a body, without the library's message: fastavro's and the UTF-8 decoder's
+    quote the bytes they choked on, which may be an ID number."""
+    return f"{type(exc).__name__} reading the body at byte {position}"
+
+
 class DecodeError(Exception):
     """A payload that is not a decodable event. ``code`` is stable and machine-readable."""
 
@@ -194,7 +210,7 @@ class EventCodec:
         try:
             envelope = _read_record(buf, envelope_schema, None)["envelope"]
         except Exception as exc:
-            raise DecodeError(DecodeFailure.MALFORMED_BODY, f"{type(exc).__name__}: {exc}") from None
+            raise DecodeError(DecodeFailure.MALFORMED_BODY, _unreadable(exc, buf.tell())) from None
         return PeekedEnvelope(reader.event_type, envelope, buf.tell(), writer.fingerprint == reader.fingerprint)
 
     def stamp_identity(
@@ -245,7 +261,7 @@ class EventCodec:
         try:
             record = _read_record(buf, envelope_schema, None)
         except Exception as exc:
-            raise DecodeError(DecodeFailure.MALFORMED_BODY, f"{type(exc).__name__}: {exc}") from None
+            raise DecodeError(DecodeFailure.MALFORMED_BODY, _unreadable(exc, buf.tell())) from None
         record["envelope"].update(updates)
         out = io.BytesIO()
         out.write(payload[:body_start])
@@ -281,7 +297,7 @@ class EventCodec:
                 raise ValueError("string runs past the payload")
             return reader.event_type, payload[pos : pos + length].decode("utf-8")
         except (IndexError, ValueError, UnicodeDecodeError) as exc:
-            raise DecodeError(DecodeFailure.MALFORMED_BODY, f"envelope: {exc}") from None
+            raise DecodeError(DecodeFailure.MALFORMED_BODY, f"envelope: {_unreadable(exc, pos)}") from None
 
     def decode(self, payload: bytes | None) -> DecodedEvent:
         """The whole event in this checkout's schema of its type."""
@@ -298,7 +314,7 @@ class EventCodec:
         except fastavro.read.SchemaResolutionError as exc:
             raise DecodeError(DecodeFailure.INCOMPATIBLE_SCHEMA, str(exc)) from None
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError …
-            raise DecodeError(DecodeFailure.MALFORMED_BODY, f"{type(exc).__name__}: {exc}") from None
+            raise DecodeError(DecodeFailure.MALFORMED_BODY, _unreadable(exc, buf.tell())) from None
         if buf.tell() != len(payload):
             raise DecodeError(DecodeFailure.TRAILING_BYTES, f"{len(payload) - buf.tell()} bytes after the record")
         return DecodedEvent(reader.event_type, value)
@@ -312,7 +328,10 @@ class EventCodec:
         try:
             registered = self.registry.get_schema(schema_id)
         except Exception as exc:
-            raise DecodeError(DecodeFailure.UNKNOWN_SCHEMA_ID, f"schema id {schema_id}: {exc}") from None
+            if _registry_says_unknown(exc):
+                raise DecodeError(DecodeFailure.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered") from None
+            # down, refusing, slow: the payload may be fine; callers wait this out like a database outage
+            raise RegistryUnavailable(f"schema registry: {type(exc).__name__} looking up id {schema_id}") from exc
         try:
             writer = parse_standalone(registered.schema_str)
         except Exception as exc:

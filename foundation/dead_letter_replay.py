@@ -13,14 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from avro_schemas.serde import DecodeError, EventCodec
-from avro_schemas.topics import dead_letter_topic
+from avro_schemas.topics import dead_letter_topic, declared_inputs
 from foundation.append_only import append_only
 
 REPLAY_HEADER = "healthbus-replay-of"
@@ -109,6 +109,17 @@ class ReplayOutcome:
     selected: int = 0
     replayed: int = 0
     skipped_already_replayed: int = 0
+    refused: list[str] = field(default_factory=list)  # dead-letter ids whose named topic is not the stage's input
+
+
+def replay_target(letter: dict[str, Any], stage: str, topic_prefix: str) -> str | None:
+    """Where a dead letter of ``stage`` (read from dlq.<stage>) may go back to: the topic it names, only when
+    that is an input of that stage in the pipeline declaration. A letter is bytes anyone with write access
+    to a dead-letter topic could have put there; it must not steer a replay to any other topic."""
+    if letter.get("stage") != stage:
+        return None
+    target = letter.get("source_topic")
+    return target if target in declared_inputs(stage, topic_prefix) else None
 
 
 def replay(
@@ -117,14 +128,20 @@ def replay(
     dead_letters: list[dict[str, Any]],
     actor: str,
     reason: str,
+    *,
+    stage: str,
+    topic_prefix: str,
     again: bool = False,
     now: dt.datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplayOutcome:
-    """Produce each dead letter's original message to its source topic, then record the replay.
-    ``progress(done, total)`` hears of each message handed to the producer."""
+    """Produce each dead letter of ``stage`` back to the input topic it came from (``replay_target``; the
+    others are refused), then record the replay. ``progress(done, total)`` hears of each message handed to
+    the producer."""
     ensure_replay_table(conn)
     outcome = ReplayOutcome(selected=len(dead_letters))
+    outcome.refused = [d["dead_letter_id"] for d in dead_letters if replay_target(d, stage, topic_prefix) is None]
+    dead_letters = [d for d in dead_letters if d["dead_letter_id"] not in set(outcome.refused)]
     ids = [d["dead_letter_id"] for d in dead_letters]
     done = {
         r[0]

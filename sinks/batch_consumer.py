@@ -3,6 +3,9 @@
 At-least-once: offsets are committed synchronously only after the sink wrote the batch (and any dead
 letters were acknowledged), so a crash re-reads at most the uncommitted batch, and the sink's idempotent
 write by event id absorbs the repeat. Undecodable messages never stop the loop: they go to ``dlq.<stage>``.
+Nor does a record that decodes but cannot be stored (a NUL in a string for PostgreSQL, a value out of a
+column's range): a write that fails for any reason but an outage is split in halves until the record that
+fails alone is found; it is dead-lettered with its error class and the rest is written.
 A database that cannot be reached is waited out: the same batch is written again with backoff (the sink
 reconnects) for up to ``OUTAGE_LIMIT_SECONDS``, which stays under the consumer's max.poll.interval.ms so the
 group keeps the partitions; past it the process stops and its restart re-reads the batch.
@@ -21,7 +24,7 @@ import psycopg
 from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseUnreachable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from avro_schemas.serde import DecodeError, EventCodec
+from avro_schemas.serde import DecodeError, EventCodec, RegistryUnavailable
 from avro_schemas.topics import dead_letter_topic
 from foundation.dead_letters import DEAD_LETTERS, dead_letter
 from foundation.kafka_config import producer_config
@@ -41,7 +44,9 @@ from streams.flow_metrics import (
 from streams.inbound import WRONG_EVENT_TYPE
 
 log = logging.getLogger(__name__)
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, ClickHouseUnreachable)
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, ClickHouseUnreachable, RegistryUnavailable)
+UNPROCESSABLE = "unprocessable"  # dead-letter code of a record the sink failed to write on its own
+SYSTEMIC_BATCH = 16  # a batch this large whose every record fails alone: the sink is broken, not the data
 OUTAGE_LIMIT_SECONDS = 240.0  # under max.poll.interval.ms (300 s): the group must not drop us mid-wait
 
 
@@ -146,6 +151,7 @@ class BatchConsumer:
         offsets: dict[tuple[str, int], int] = {}
         dead: list[str] = []
         timestamps: list[int] = []
+        by_position: dict[tuple[str, int, int], Message] = {}
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -155,8 +161,11 @@ class BatchConsumer:
             topic, partition, offset = position(msg)
             offsets[(topic, partition)] = offset + 1
             timestamps.append(msg.timestamp()[1])
+            by_position[(topic, partition, offset)] = msg
             try:
                 decoded = self.codec.decode(msg.value() or b"")
+            except RegistryUnavailable:
+                raise  # transient: nothing is committed, the batch is read again (a restart waits it out too)
             except DecodeError as exc:
                 self._dead_letter(msg, exc.code.value, exc.message)
                 dead.append(topic)
@@ -168,7 +177,18 @@ class BatchConsumer:
                 continue
             records.append(SinkRecord(decoded.event_type, decoded.value, topic, partition, offset))
         if records:
-            written = self._write(records)
+            written, unwritable = self._write_isolating(records)
+            for r, kind in unwritable:
+                # the error class only: a driver's message may quote the value
+                self._dead_letter(
+                    by_position[(r.topic, r.partition, r.offset)],
+                    UNPROCESSABLE,
+                    f"{kind} writing it to the {self.sink.name} store",
+                    {"error_class": kind},
+                )
+                dead.append(r.topic)
+            failed = {id(r) for r, _ in unwritable}
+            records = [r for r in records if id(r) not in failed]
             self.progress.written += written
             SINK_ROWS_WRITTEN.labels(self.sink.name).inc(written)
         if dead:
@@ -205,6 +225,33 @@ class BatchConsumer:
                 log.warning("%s: commit failed (%s); retrying in %.1f s", self.sink.name, error.name(), delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _write_isolating(self, records: list[SinkRecord]) -> tuple[int, list[tuple[SinkRecord, str]]]:
+        """``_write``; when it fails for another reason than an outage, the halves are written on their own,
+        recursively, until the records that fail alone are found. Returns (rows written, those records with
+        their error class)."""
+        try:
+            return self._write(records), []
+        except OUTAGE_ERRORS:
+            raise
+        except Exception as exc:
+            if len(records) == 1:
+                log.warning(
+                    "%s: %s writing %s[%d]@%d alone",
+                    self.sink.name,
+                    type(exc).__name__,
+                    records[0].topic,
+                    records[0].partition,
+                    records[0].offset,
+                )
+                return 0, [(records[0], type(exc).__name__)]
+            middle = len(records) // 2
+            first, bad_first = self._write_isolating(records[:middle])
+            second, bad_second = self._write_isolating(records[middle:])
+            unwritable = bad_first + bad_second
+            if len(records) >= SYSTEMIC_BATCH and len(unwritable) == len(records):
+                raise  # every record fails alone: the sink is broken, not the data
+            return first + second, unwritable
 
     def _write(self, records: list[SinkRecord]) -> int:
         """``sink.write``, again with backoff while its database can't be reached (the sink reconnects)."""
@@ -243,7 +290,7 @@ class BatchConsumer:
         observe_bus_latency(name, timestamps)
         observe_source_to_sink(name, (r.value["envelope"]["emitted_at"] for r in records if "envelope" in r.value))
 
-    def _dead_letter(self, msg: Message, code: str, message: str) -> None:
+    def _dead_letter(self, msg: Message, code: str, message: str, details: dict[str, str] | None = None) -> None:
         DEAD_LETTERS.labels(self.sink.name, code).inc()
         topic, partition, offset = position(msg)
         value = dead_letter(
@@ -256,6 +303,7 @@ class BatchConsumer:
             msg.key(),
             msg.value(),
             list(msg.headers() or []),  # type: ignore[arg-type]  # librdkafka hands headers as (str, bytes) pairs
+            details,
         )
         payload = self.codec.encode("ops.dead_letter", value, topic=self.dlq_topic)
         self._dlq_producer.produce(self.dlq_topic, payload, msg.key())

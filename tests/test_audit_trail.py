@@ -100,8 +100,8 @@ def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
     merged = merge(conn, a.person_id, b.person_id, "ops.li", "同一人: 电话核实")
 
     kafka = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"t{run}-").confluent_config()
-    source = topic("validated.outpatient.visit").full_name(f"t{run}-")
-    create_topics(kafka, f"t{run}-", specs=[topic("validated.outpatient.visit")])
+    source = topic("identified.outpatient.visit").full_name(f"t{run}-")  # the quality stage's input
+    create_topics(kafka, f"t{run}-", specs=[topic("identified.outpatient.visit")])
     try:
         letter = {
             "dead_letter_id": str(uuid.uuid4()),
@@ -111,8 +111,12 @@ def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
             "key": f"{ORG}:A-{run}".encode(),
             "stage": "quality",
         }
-        outcome = replay(conn, Producer(producer_config(kafka)), [letter], "ops.zhao", "ICD table updated")
-        assert outcome.replayed == 1
+        forged = {**letter, "dead_letter_id": str(uuid.uuid4()), "source_topic": f"t{run}-collab.vaccination"}
+        outcome = replay(
+            conn, Producer(producer_config(kafka)), [letter, forged], "ops.zhao", "ICD table updated",
+            stage="quality", topic_prefix=f"t{run}-",
+        )  # fmt: skip
+        assert outcome.replayed == 1 and outcome.refused == [forged["dead_letter_id"]]  # not quality's input
     finally:
         delete_topics(kafka, [source])
 

@@ -132,8 +132,16 @@ def dlq_replay(
     producer = Producer(producer_config(s.confluent_config()))
     with psycopg.connect(s.postgres_url, autocommit=True) as conn:
         with progress_bar("replaying dead letters") as update:
-            outcome = replay(conn, producer, letters, actor, reason_text, again, progress=update)
+            outcome = replay(
+                conn, producer, letters, actor, reason_text, stage=stage, topic_prefix=s.topic_prefix, again=again,
+                progress=update,
+            )  # fmt: skip
     typer.echo(
         f"selected {outcome.selected}, replayed {outcome.replayed}, "
         f"skipped {outcome.skipped_already_replayed} already replayed (use --again)"
+        + (f", refused {len(outcome.refused)} not from an input of {stage}" if outcome.refused else "")
     )
+    for letter_id in outcome.refused[:10]:
+        typer.secho(
+            f"  refused {letter_id}: the topic it names is not an input of {stage}", fg=typer.colors.YELLOW, err=True
+        )

@@ -15,6 +15,7 @@ from typing import Any
 
 from foundation.standards.china_time import CST
 from foundation.standards.population_groups import age_at
+from sinks.clickhouse.inserts import insert_by_month
 from sinks.clickhouse.quality_results import QUALITY_COLUMNS, quality_ddl, quality_row
 from sinks.clickhouse.surveillance_tables import (
     NOTIFIABLE_COLUMNS,
@@ -180,16 +181,12 @@ class ClickHouseEventLog:
                         now,
                     ]
                 )
-        if log_rows:
-            self._client.insert(f"{self._db}.event_log", log_rows, column_names=EVENT_LOG_COLUMNS)
-        if visit_rows:
-            self._client.insert(f"{self._db}.outpatient_visits", visit_rows, column_names=VISIT_COLUMNS)
-        if quality_rows:
-            self._client.insert(f"{self._db}.quality_results", quality_rows, column_names=QUALITY_COLUMNS)
-        if case_rows:
-            self._client.insert(f"{self._db}.surveillance_cases", case_rows, column_names=SURVEILLANCE_CASE_COLUMNS)
-        if report_rows:
-            self._client.insert(f"{self._db}.notifiable_reports", report_rows, column_names=NOTIFIABLE_COLUMNS)
+        db, client = self._db, self._client
+        insert_by_month(client, f"{db}.event_log", log_rows, EVENT_LOG_COLUMNS, "occurred_at")
+        insert_by_month(client, f"{db}.outpatient_visits", visit_rows, VISIT_COLUMNS, "occurred_at")
+        insert_by_month(client, f"{db}.quality_results", quality_rows, QUALITY_COLUMNS, "event_day")
+        insert_by_month(client, f"{db}.surveillance_cases", case_rows, SURVEILLANCE_CASE_COLUMNS, "day")
+        insert_by_month(client, f"{db}.notifiable_reports", report_rows, NOTIFIABLE_COLUMNS, "diagnosed_day")
         return len(log_rows) + len(quality_rows) + len(case_rows) + len(report_rows)
 
     def count(self, table: str = "event_log") -> int:

@@ -101,6 +101,8 @@ def batch_stage_app(
         topic_prefix=settings.topic_prefix,
         stage=stage,
         rebuild=build,
+        # a record the stage fails on alone becomes a dead letter of this stage, built by its intake
+        dead_letter=lambda m, code, reason, details: agent.stage.intake.dead_letter(m, code, reason, details),  # type: ignore[union-attr]
     )
     app.agent(topic, name=stage_name, supervisor_strategy=mode.CrashingSupervisor)(agent.__call__)
     return app

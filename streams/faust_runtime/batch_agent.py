@@ -12,6 +12,11 @@ failure raises, and the agent's ``CrashingSupervisor`` stops the worker before a
 A kill at any point re-delivers the unacked tail: outputs may repeat, never go missing, and every sink
 is idempotent by event id. A lost database connection is waited out on a rebuilt stage (``rebuild``).
 
+One bad record never stops a stage: a batch whose handler fails for any other reason is split in halves,
+each retried on a rebuilt stage, until the record that fails alone is found; it is dead-lettered with its
+error class (``dead_letter``) and the rest of the batch goes on, in order. Only when every record of a large
+batch fails on its own is the cause taken to be the stage, not the data, and the worker stops.
+
 Outputs keep their input's Kafka timestamp (``OutRecord.timestamp``), so every later stage can tell how long
 an event has been on the bus (streams/flow_metrics.py) — unless the input is older than a day: topics delete
 by record timestamp, and a reprocessed week-old raw event stamped with its old time would be due for
@@ -37,6 +42,7 @@ import psycopg
 import redis
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from avro_schemas.serde import RegistryUnavailable
 from streams.flow_metrics import (
     BATCH_EVENTS,
     BATCH_SECONDS,
@@ -119,13 +125,20 @@ class BatchStage(Protocol):
     def close(self) -> None: ...
 
 
-# Lost connections to PostgreSQL or Redis: the batch is kept and retried on a rebuilt stage (see __call__).
+# Lost connections to PostgreSQL, Redis or the schema registry: the batch is kept and retried on a rebuilt
+# stage (see _handle). Anything else is taken to be the data's fault until shown otherwise (_isolate).
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    RegistryUnavailable,
 )
 OUTAGE_LIMIT_SECONDS = 600.0  # longer than this and the worker stops: an operator should look
+UNPROCESSABLE = "unprocessable"  # dead-letter code of a record the stage failed on alone
+SYSTEMIC_BATCH = 16  # a batch at least this large whose every record fails alone: the stage is broken, not them
+
+DeadLetterer = Callable[[Any, str, str, dict[str, str]], OutRecord]
+"""(message, error code, reason, details) -> the dead letter that replaces the message."""
 
 
 class BatchAgent:
@@ -149,6 +162,7 @@ class BatchAgent:
         stage: BatchStage | None = None,
         rebuild: Callable[[], BatchStage] | None = None,
         outage_limit_seconds: float = OUTAGE_LIMIT_SECONDS,
+        dead_letter: DeadLetterer | None = None,
     ) -> None:
         self.app = app
         self.handler = handler
@@ -172,6 +186,7 @@ class BatchAgent:
         self.stage = stage
         self.rebuild = rebuild
         self.outage_limit_seconds = outage_limit_seconds
+        self.dead_letter = dead_letter  # None: a failing batch stops the worker (nothing to isolate with)
 
     async def __call__(self, stream: Any) -> None:
         app = self.app
@@ -244,13 +259,18 @@ class BatchAgent:
         while True:
             try:
                 if lost_at is not None:  # build the stage afresh, as a restarted worker would
-                    fresh = await loop.run_in_executor(None, self.rebuild)  # type: ignore[arg-type]
-                    old, self.stage, self.handler = self.stage, fresh, fresh.handle_batch
-                    if old is not None:
-                        await loop.run_in_executor(None, _close_quietly, old)
-                if self.blocking:
-                    return await loop.run_in_executor(None, self.handler, messages)
-                return self.handler(messages)
+                    await self._rebuild(loop)
+                try:
+                    return await self._run(loop, messages)
+                except OUTAGE_ERRORS:
+                    raise
+                except Exception as exc:
+                    if self.dead_letter is None:
+                        raise
+                    outputs, poisoned = await self._isolate(loop, messages, exc)
+                    if len(messages) >= SYSTEMIC_BATCH and poisoned == len(messages):
+                        raise exc  # every record fails alone: the stage is broken, not the data
+                    return outputs
             except OUTAGE_ERRORS as exc:
                 if self.rebuild is None:
                     raise
@@ -271,6 +291,52 @@ class BatchAgent:
                 delay = min(delay * 2, 5.0)
                 if self.app.consumer_generation_id != generation:
                     return None
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, messages: list[Any]) -> list[OutRecord]:
+        if self.blocking:
+            return await loop.run_in_executor(None, self.handler, messages)
+        return self.handler(messages)
+
+    async def _rebuild(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A fresh stage, as a restarted worker would build it: nothing of a failed attempt survives (an
+        aborted transaction, a half-filled cache)."""
+        if self.rebuild is None:
+            return
+        fresh = await loop.run_in_executor(None, self.rebuild)
+        old, self.stage, self.handler = self.stage, fresh, fresh.handle_batch
+        if old is not None:
+            await loop.run_in_executor(None, _close_quietly, old)
+
+    async def _isolate(
+        self, loop: asyncio.AbstractEventLoop, messages: list[Any], failure: Exception
+    ) -> tuple[list[OutRecord], int]:
+        """The outputs of ``messages`` (whose handling just failed with ``failure``) with every record that
+        fails alone replaced by its dead letter, and how many did: halves are retried on a rebuilt stage,
+        recursively, in order. An outage meanwhile propagates to ``_handle``, which waits it out and starts
+        over with the whole batch."""
+        assert self.dead_letter is not None
+        await self._rebuild(loop)
+        if len(messages) == 1:
+            m, kind = messages[0], type(failure).__name__
+            # The class only: a driver's or library's message may quote the value that broke it.
+            log.warning(
+                "%s: %s on %s[%s]@%s alone; dead-lettered", self.stage_name, kind, m.topic, m.partition, m.offset
+            )
+            letter = self.dead_letter(m, UNPROCESSABLE, f"{kind} in the {self.stage_name} stage", {"error_class": kind})
+            return [letter], 1
+        middle = len(messages) // 2
+        outputs: list[OutRecord] = []
+        poisoned = 0
+        for half in (messages[:middle], messages[middle:]):
+            try:
+                outputs += await self._run(loop, half)
+            except OUTAGE_ERRORS:
+                raise
+            except Exception as exc:
+                more, bad = await self._isolate(loop, half, exc)
+                outputs += more
+                poisoned += bad
+        return outputs, poisoned
 
     def _count(self, messages: list[Any], outputs: list[OutRecord], seconds: float) -> None:
         self.progress.batches += 1
