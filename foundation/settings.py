@@ -7,18 +7,24 @@ Kafka or database setting is spelled once for confluent-kafka, aiokafka and Faus
 from __future__ import annotations
 
 import enum
+import json
 import ssl
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Profile(str, enum.Enum):
     LOCAL = "local"  # the local stack: one Apache Kafka node, chDB, short group timeouts
     PRODUCTION = "production"  # Apache Kafka, ClickHouse server, schema registry
+
+
+# Development defaults: fine on the local stack, refused in production (``Settings._no_development_keys``).
+DEVELOPMENT_PSEUDONYM_KEY = "local-development-key-change-me"
+DEVELOPMENT_ADAPTER_MASTER_KEY = "local-development-adapter-master-key"
 
 
 class Settings(BaseSettings):
@@ -115,17 +121,35 @@ class Settings(BaseSettings):
     """Most events a sink writes in one batch."""
     sink_batch_seconds: float = 0.5
     """Longest a sink waits to fill a batch before writing what it has."""
-    pseudonym_key: SecretStr = SecretStr("local-development-key-change-me")
+    pseudonym_key: SecretStr = SecretStr(DEVELOPMENT_PSEUDONYM_KEY)
     """HMAC-SHA256 key that pseudonymises persons in analytics. Set a secret one in production."""
 
-    adapter_master_key: SecretStr = SecretStr("local-development-adapter-master-key")
+    adapter_master_key: SecretStr = SecretStr(DEVELOPMENT_ADAPTER_MASTER_KEY)
     """Platform secret from which each institution's adapter signing key is derived; the identify stage
     checks signatures with it. Set a secret one in production."""
     adapter_key: SecretStr | None = None
     """This adapter's own signing key (hex, from `healthbus adapter key --org`), for an adapter run by an
     institution; unset: derived from the master key (platform-operated adapters, local stack)."""
+    adapter_key_generations: dict[str, int] = {}
+    """Institutions whose adapter key was revoked: GB 32100 code → key generation (2, 3, …), as JSON. The
+    identify stage accepts only that generation's signature; `healthbus adapter key --org` prints the new key."""
     require_signed_sources: bool = True
     """The identify stage dead-letters raw events without a valid signature of the institution they claim."""
+
+    @model_validator(mode="after")
+    def _no_development_keys(self) -> Settings:
+        """In production every process refuses to start on a key anyone can read in this repository."""
+        if self.profile is Profile.PRODUCTION:
+            for name, default in (
+                ("pseudonym_key", DEVELOPMENT_PSEUDONYM_KEY),
+                ("adapter_master_key", DEVELOPMENT_ADAPTER_MASTER_KEY),
+            ):
+                if getattr(self, name).get_secret_value() in (default, ""):
+                    raise ValueError(
+                        f"HEALTHBUS_{name.upper()} is the development default (or empty) while "
+                        "HEALTHBUS_PROFILE=production: set a secret one"
+                    )
+        return self
 
     # -- derived ------------------------------------------------------------------------------------
     @property
@@ -144,7 +168,8 @@ class Settings(BaseSettings):
 
         if self.adapter_key is not None:
             return bytes.fromhex(self.adapter_key.get_secret_value())
-        return adapter_key(self.adapter_master_key.get_secret_value().encode(), org_code)
+        generation = self.adapter_key_generations.get(org_code, 1)
+        return adapter_key(self.adapter_master_key.get_secret_value().encode(), org_code, generation)
 
     def to_env(self) -> dict[str, str]:
         """These settings as HEALTHBUS_* variables, so a child process (a worker) runs with exactly them."""
@@ -157,6 +182,8 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             elif isinstance(value, enum.Enum):
                 value = value.value
+            elif isinstance(value, dict):
+                value = json.dumps(value)
             env[f"HEALTHBUS_{name.upper()}"] = str(value)
         return env
 

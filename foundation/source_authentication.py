@@ -17,8 +17,11 @@ import hmac
 SIGNATURE_HEADER = "hb-sig"
 
 
-def adapter_key(master_key: bytes, org_code: str) -> bytes:
-    return hmac.new(master_key, f"healthbus-adapter\x1f{org_code}".encode(), hashlib.sha256).digest()
+def adapter_key(master_key: bytes, org_code: str, generation: int = 1) -> bytes:
+    """An institution's signing key. ``generation`` > 1 after its key was revoked (``adapter_key_generations``):
+    a new key for that institution alone, the old one refused, every other institution's unchanged."""
+    label = f"healthbus-adapter\x1f{org_code}" + (f"\x1f{generation}" if generation > 1 else "")
+    return hmac.new(master_key, label.encode(), hashlib.sha256).digest()
 
 
 def sign(key: bytes, message_key: bytes | None, value: bytes) -> bytes:

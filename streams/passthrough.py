@@ -21,12 +21,16 @@ STAGE = "identify"  # it stands in for the identify stage: same consumer group, 
 
 class PassthroughRouter:
     def __init__(
-        self, codec: EventCodec, topic_prefix: str, master_key: bytes | None, event_types: list[str] | None = None
+        self,
+        codec: EventCodec,
+        topic_prefix: str,
+        master_key: bytes | None,
+        event_types: list[str] | None = None,
+        key_generations: dict[str, int] | None = None,
     ) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
-        self.intake = InboundCheck(
-            codec, STAGE, topic_prefix, declared_inputs("passthrough", topic_prefix, types), master_key
-        )
+        inputs = declared_inputs("passthrough", topic_prefix, types)
+        self.intake = InboundCheck(codec, STAGE, topic_prefix, inputs, master_key, key_generations)
         self.inputs = self.intake.inputs
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}
 
@@ -52,7 +56,13 @@ def build_app(settings: Settings, event_types: list[str] | None = None, group_su
 
     app = make_app(settings, STAGE + group_suffix)
     master = settings.adapter_master_key.get_secret_value().encode() if settings.require_signed_sources else None
-    router = PassthroughRouter(codec_for(settings.schema_registry_config()), settings.topic_prefix, master, event_types)
+    router = PassthroughRouter(
+        codec_for(settings.schema_registry_config()),
+        settings.topic_prefix,
+        master,
+        event_types,
+        settings.adapter_key_generations,
+    )
     topic = app.topic(*router.inputs, schema=RawBytesSchema())
     agent = BatchAgent(
         app,

@@ -150,3 +150,30 @@ def test_kill_9_mid_stream_loses_nothing_and_sinks_hold_each_event_once(settings
     assert store.count_event_ids([v["envelope"]["event_id"] for v in visits]) == events
     assert store.count() - before == events  # each exactly once
     store.close()
+
+
+def test_a_revoked_institution_key_is_refused_and_no_other_institution_is_touched() -> None:
+    visit = next(outpatient_visits(1))
+    org = visit["envelope"]["source"]["org_code"]
+    other = next(v for v in outpatient_visits(50) if v["envelope"]["source"]["org_code"] != org)
+    raw_visits = "p-" + raw_topic("outpatient.visit").name
+    router = PassthroughRouter(CODEC, "p-", MASTER, key_generations={org: 2})  # org's key was revoked once
+
+    def message(value: dict, key: bytes, offset: int) -> RawMessage:
+        payload = CODEC.encode("outpatient.visit", value)
+        message_key = f"{value['envelope']['source']['org_code']}:P1".encode()
+        return RawMessage(
+            raw_visits, 0, offset, message_key, payload, [(SIGNATURE_HEADER, sign(key, message_key, payload))]
+        )
+
+    other_org = other["envelope"]["source"]["org_code"]
+    out = router.route_batch(
+        [
+            message(visit, adapter_key(MASTER, org), 0),  # the revoked key
+            message(visit, adapter_key(MASTER, org, 2), 1),  # the re-issued one
+            message(other, adapter_key(MASTER, other_org), 2),  # another institution, unchanged
+        ]
+    )
+    letters = [CODEC.decode(o.value).value for o in out if o.rejects is not None]
+    assert [(d["source_offset"], d["error_code"]) for d in letters] == [(0, "unauthenticated_source")]
+    assert len([o for o in out if o.rejects is None]) == 2

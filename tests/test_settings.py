@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+import pytest
+from pydantic import SecretStr, ValidationError
 
 from foundation.settings import Profile, Settings
 
@@ -20,6 +21,7 @@ def test_to_env_round_trips_every_setting(monkeypatch) -> None:
         sink_batch_seconds=0.25,
         require_signed_sources=False,
         adapter_master_key=SecretStr("master"),
+        pseudonym_key=SecretStr("pseudonyms"),
     )
     for name, value in original.to_env().items():
         monkeypatch.setenv(name, value)
@@ -29,3 +31,13 @@ def test_to_env_round_trips_every_setting(monkeypatch) -> None:
         if isinstance(mine, SecretStr):
             mine, theirs = mine.get_secret_value(), theirs.get_secret_value()
         assert mine == theirs, name
+
+
+@pytest.mark.parametrize("setting", ["pseudonym_key", "adapter_master_key"])
+def test_production_refuses_a_development_key_and_names_it(setting: str) -> None:
+    secrets = {"pseudonym_key": SecretStr("p-secret"), "adapter_master_key": SecretStr("m-secret")}
+    Settings(_env_file=None, profile=Profile.PRODUCTION, **secrets)  # both secret: starts
+    del secrets[setting]
+    with pytest.raises(ValidationError, match=f"HEALTHBUS_{setting.upper()} is the development default"):
+        Settings(_env_file=None, profile=Profile.PRODUCTION, **secrets)
+    Settings(_env_file=None, **secrets)  # the local profile keeps its defaults

@@ -66,11 +66,13 @@ class IdentifyStage:
         resolver: IdentityResolver,
         event_types: list[str] | None = None,
         publish_outbox: Callable[[], int] | None = None,
+        key_generations: dict[str, int] | None = None,
     ) -> None:
         types = event_types or list(PIPELINE_EVENT_TYPES)
         self.codec = codec
         self.resolver = resolver
-        self.intake = InboundCheck(codec, STAGE, topic_prefix, declared_inputs(STAGE, topic_prefix, types), master_key)
+        inputs = declared_inputs(STAGE, topic_prefix, types)
+        self.intake = InboundCheck(codec, STAGE, topic_prefix, inputs, master_key, key_generations)
         self.outputs = {t: topic_prefix + identified_topic(t).name for t in types}
         self.publish_outbox = publish_outbox  # () -> int, or None (tests of the core alone)
         self._outbox_due = 0.0
@@ -143,7 +145,9 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Ide
     def publish() -> int:
         return publish_pending(resolver.conn, outbox_producer, codec, settings.topic_prefix)
 
-    return IdentifyStage(codec, settings.topic_prefix, master, resolver, event_types, publish)
+    return IdentifyStage(
+        codec, settings.topic_prefix, master, resolver, event_types, publish, settings.adapter_key_generations
+    )
 
 
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
