@@ -1,4 +1,5 @@
-"""Dead letters, read back and replayed: `healthbus dlq list|replay`.
+"""Dead letters, read back and replayed (`healthbus dlq list|replay`), and a message a stopped stage cannot
+get past turned into one (`healthbus dlq skip`).
 
 A dead letter (ops.dead_letter) keeps the original key, payload and headers byte for byte. Replaying one
 produces exactly those to the topic it came from (header ``healthbus-replay-of`` = the dead-letter id),
@@ -22,6 +23,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from avro_schemas.serde import DecodeError, EventCodec
 from avro_schemas.topics import dead_letter_topic, declared_inputs
 from foundation.append_only import append_only
+from foundation.dead_letters import dead_letter
+from foundation.kafka_config import producer_config
 
 REPLAY_HEADER = "healthbus-replay-of"
 DDL = """
@@ -172,3 +175,100 @@ def replay(
 
 def dlq_topic_name(prefix: str, stage: str) -> str:
     return prefix + dead_letter_topic(stage).name
+
+
+# -- skipping a message a stage cannot get past ------------------------------------------------------------
+SKIPPED_BY_OPERATOR = "skipped_by_operator"
+SKIPS_DDL = """
+CREATE TABLE IF NOT EXISTS dlq_skips (
+    dead_letter_id text        NOT NULL PRIMARY KEY,
+    skipped_at     timestamptz NOT NULL,
+    stage          text        NOT NULL,
+    source_topic   text        NOT NULL,
+    source_partition integer   NOT NULL,
+    source_offset  bigint      NOT NULL,
+    actor          text        NOT NULL,
+    reason         text        NOT NULL
+);
+COMMENT ON TABLE dlq_skips IS '跳过的消息 (只追加) / Messages an operator moved past a stopped stage: who, when, why (append-only).';
+"""
+
+
+class SkipRefused(RuntimeError):
+    """The skip would be unsafe or pointless; the message says why and what to do."""
+
+
+def ensure_skip_table(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('healthbus.dlq_skips.ddl'))")
+        conn.execute(SKIPS_DDL)
+    append_only(conn, "dlq_skips")
+
+
+def skip_message(
+    conn: psycopg.Connection,
+    kafka_config: dict[str, Any],
+    codec: EventCodec,
+    *,
+    stage: str,
+    group: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    topic_prefix: str,
+    actor: str,
+    reason: str,
+    timeout: float = 30.0,
+) -> str:
+    """Move ``stage``'s group past the message at ``topic[partition]@offset``, its committed position, after
+    turning the message into a dead letter (``skipped_by_operator``) that ``replay`` can send back later, and
+    recording who and why. Only while the group has no member (its workers stopped: a running group would
+    overwrite the offset) and only at the committed offset (nothing else is skipped with it). Returns the
+    dead letter's id."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, Producer
+    from confluent_kafka.admin import AdminClient
+
+    if topic not in declared_inputs(stage, topic_prefix):
+        raise SkipRefused(f"{topic} is not an input of {stage}")
+    admin = AdminClient({**kafka_config, "log_level": 3})
+    described = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(timeout=timeout)
+    if described.members:
+        raise SkipRefused(f"{group} has {len(described.members)} member(s): stop the {stage} workers first")
+    wanted = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, partition)])
+    committed = admin.list_consumer_group_offsets([wanted], request_timeout=timeout)[group].result(timeout=timeout)
+    at = next((tp.offset for tp in committed.topic_partitions if tp.partition == partition), -1)
+    if at != offset:
+        raise SkipRefused(f"{group} is at offset {at} of {topic}[{partition}], not {offset}: nothing to skip there")
+    consumer = Consumer(
+        {**kafka_config, "group.id": f"{group}.skip-reader", "enable.auto.commit": False, "log_level": 3}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        message = None
+        deadline = time.monotonic() + timeout
+        while message is None and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and m.error() is None and m.offset() == offset:
+                message = m
+    finally:
+        consumer.close()
+    if message is None:
+        raise SkipRefused(f"no message at {topic}[{partition}]@{offset} (deleted by retention?)")
+    letter = dead_letter(
+        stage, SKIPPED_BY_OPERATOR, reason, topic, partition, offset, message.key(), message.value(),
+        list(message.headers() or []), {"actor": actor},  # type: ignore[arg-type]
+    )  # fmt: skip
+    dlq = topic_prefix + dead_letter_topic(stage).name
+    producer = Producer(producer_config(kafka_config))
+    producer.produce(dlq, codec.encode("ops.dead_letter", letter, topic=dlq), message.key())
+    if producer.flush(timeout):
+        raise SkipRefused("the dead letter was not acknowledged by the broker; nothing skipped")
+    moved = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, partition, offset + 1)])
+    admin.alter_consumer_group_offsets([moved], request_timeout=timeout)[group].result(timeout=timeout)
+    ensure_skip_table(conn)
+    conn.execute(
+        "INSERT INTO dlq_skips (dead_letter_id, skipped_at, stage, source_topic, source_partition, source_offset, "
+        "actor, reason) VALUES (%s, now(), %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (letter["dead_letter_id"], stage, topic, partition, offset, actor, reason),
+    )
+    return str(letter["dead_letter_id"])

@@ -1,10 +1,11 @@
 """The audit trail: who did what and when, in append-only PostgreSQL tables (issue #8 §4).
 
-Three tables hold it:
+Four tables hold it:
 
 * ``empi.audit_log``: identity operator actions (merge, unmerge, review decisions) and the stages' identity
   changes (links, automatic merges, deregistrations), written by ``store.write_audit``;
 * ``dlq_replays``: dead-letter replays, one row per letter (``foundation/dead_letter_replay.py``);
+* ``dlq_skips``: messages an operator moved a stopped stage past (``healthbus dlq skip``), kept as dead letters;
 * ``audit.operator_actions``: the rest: report exports (parameters, the file written, its SHA-256, row
   counts) and county access grants. Never personal data: institutions, counties, periods, logins, counts.
 
@@ -13,7 +14,7 @@ statement) on each, also under ``session_replication_role = replica`` (ENABLE AL
 new entry. Dropping a table is DDL and not refused; that is a privilege matter (the applications' login
 should not own the tables in production).
 
-``audit.trail`` is one chronological view over the three for ``healthbus audit list``: a replay of many
+``audit.trail`` is one chronological view over the four for ``healthbus audit list``: a replay of many
 letters is one entry, and the identify stage's per-record links (``empi show`` has them) are left out.
 """
 
@@ -32,6 +33,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from foundation.append_only import DDL_LOCK, append_only
+from foundation.dead_letter_replay import ensure_replay_table, ensure_skip_table
+from streams.identity.master_index.schema import ensure_master_index
 
 # kinds of audit.operator_actions entries (the view prefixes EMPI actions with empi., replays are dlq.replay)
 EXPORT_QUALITY_REPORT = "export.quality_report"
@@ -68,6 +71,11 @@ SELECT r.replayed_at, r.actor, 'dlq.replay', 'dlq.' || r.stage, r.reason,
 FROM dlq_replays r
 GROUP BY r.replayed_at, r.actor, r.stage, r.reason
 UNION ALL
+SELECT k.skipped_at, k.actor, 'dlq.skip', 'dlq.' || k.stage, k.reason,
+       jsonb_build_object('source_topic', k.source_topic, 'partition', k.source_partition,
+                          'offset', k.source_offset, 'dead_letter_id', k.dead_letter_id)
+FROM dlq_skips k
+UNION ALL
 SELECT o.at, o.actor, o.kind, COALESCE(o.output_path, o.parameters->>'role', ''), '',
        jsonb_build_object('parameters', o.parameters, 'row_counts', o.row_counts)
            || jsonb_strip_nulls(jsonb_build_object('sha256', o.output_sha256))
@@ -76,13 +84,11 @@ FROM audit.operator_actions o;
 
 
 def ensure_audit_trail(conn: psycopg.Connection) -> None:
-    """The three audit tables, each append-only, and the view over them (idempotent)."""
-    from foundation.dead_letter_replay import ensure_replay_table  # it imports this module for append_only
-    from streams.identity.master_index.schema import ensure_master_index
-
+    """The four audit tables, each append-only, and the view over them (idempotent)."""
     ensure_master_index(conn)
     append_only(conn, "empi.audit_log")
     ensure_replay_table(conn)
+    ensure_skip_table(conn)
     with conn.transaction():
         conn.execute(DDL_LOCK)
         conn.execute("CREATE SCHEMA IF NOT EXISTS audit")

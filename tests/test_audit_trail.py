@@ -31,7 +31,7 @@ from tests.conftest import healthbus, settings_env
 pytestmark = pytest.mark.integration  # its fixtures open their own PostgreSQL (and Redis) connections
 
 MODEL = MatchModel.load(Path(__file__).resolve().parent.parent / "streams" / "identity" / "default_model.json")
-AUDIT_TABLES = ("empi.audit_log", "dlq_replays", "audit.operator_actions")
+AUDIT_TABLES = ("empi.audit_log", "dlq_replays", "dlq_skips", "audit.operator_actions")
 ORG = "12411502MB0000002B"
 
 
@@ -54,6 +54,11 @@ def test_every_audit_table_refuses_update_delete_and_truncate(conn: psycopg.Conn
     conn.execute(
         "INSERT INTO dlq_replays (dead_letter_id, replayed_at, stage, source_topic, actor, reason) "
         "VALUES (%s, now(), 'quality', 'validated.x', 'ops.wang', 'rule fixed')",
+        (str(uuid.uuid4()),),
+    )
+    conn.execute(
+        "INSERT INTO dlq_skips (dead_letter_id, skipped_at, stage, source_topic, source_partition, source_offset, "
+        "actor, reason) VALUES (%s, now(), 'identify', 'raw.x', 0, 7, 'ops.wang', 'stage stopped on it')",
         (str(uuid.uuid4()),),
     )
     record_action(conn, "ops.wang", EXPORT_QUALITY_REPORT, {"org_code": ORG})

@@ -9,6 +9,7 @@ import typer
 
 from foundation.settings import get_settings
 from ops.cli.audit import ActorOption
+from ops.cli.options import fail
 
 dlq_app = typer.Typer(
     help="Dead letters: list them, replay them to the stage that rejected them.", no_args_is_help=True
@@ -145,3 +146,53 @@ def dlq_replay(
         typer.secho(
             f"  refused {letter_id}: the topic it names is not an input of {stage}", fg=typer.colors.YELLOW, err=True
         )
+
+
+@dlq_app.command("stuck")
+def dlq_stuck(
+    seconds: Annotated[float, typer.Option("--for", help="Watch this long for commits")] = 10.0,
+) -> None:
+    """Input partitions a stage has not committed past for --for seconds while messages wait, and the message
+    at its position (codes only): what `healthbus dlq skip` would move past."""
+    from avro_schemas.serde import codec_for
+    from ops.stuck_partitions import stuck_partitions
+
+    s = get_settings()
+    rows = stuck_partitions(s, codec_for(s.schema_registry_config()), seconds)
+    for r in rows:
+        head = " ".join(f"{k}={v}" for k, v in r.head.items())
+        typer.echo(f"{r.stage:<16} {r.topic}[{r.partition}]@{r.committed}  lag {r.lag:>6}  {head}")
+    typer.echo(
+        f"{len(rows)} stuck partition(s)" + ("" if rows else f": every group with lag committed within {seconds:g} s")
+    )
+
+
+@dlq_app.command("skip")
+def dlq_skip(
+    stage: Annotated[str, typer.Option(help="The stage that cannot get past it (its workers stopped)")],
+    topic: Annotated[str, typer.Option(help="Catalogue name of the input topic, e.g. raw.outpatient.visit")],
+    partition: Annotated[int, typer.Option()],
+    offset: Annotated[int, typer.Option(help="The group's committed offset there (healthbus dlq stuck)")],
+    reason_text: Annotated[str, typer.Option("--why", help="Why it must be skipped (kept in the audit)")],
+    actor: ActorOption,
+) -> None:
+    """Move a stopped stage's group past one message: it becomes a dead letter (skipped_by_operator) of the
+    stage, replayable later with `healthbus dlq replay`; who and why go to the audit trail."""
+    import psycopg
+
+    from avro_schemas.pipeline import stage as declared
+    from avro_schemas.serde import codec_for
+    from foundation.dead_letter_replay import SkipRefused, skip_message
+
+    s = get_settings()
+    try:
+        declared(stage)
+        with psycopg.connect(s.postgres_url, autocommit=True) as conn:
+            letter = skip_message(
+                conn, s.confluent_config(), codec_for(s.schema_registry_config()), stage=stage,
+                group=s.group_id(stage), topic=s.topic_name(topic), partition=partition, offset=offset,
+                topic_prefix=s.topic_prefix, actor=actor, reason=reason_text,
+            )  # fmt: skip
+    except (SkipRefused, KeyError) as exc:
+        fail(f"not skipped: {exc}")
+    typer.echo(f"skipped {topic}[{partition}]@{offset} for {stage}: dead letter {letter} (replayable)")
