@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from avro_schemas.envelope import make_event_id
 from avro_schemas.serde import DecodedEvent, DecodeError, EventCodec, PeekedEnvelope
 from avro_schemas.topics import dead_letter_topic
 from foundation.dead_letters import DEAD_LETTERS, dead_letter
@@ -27,6 +28,7 @@ WRONG_EVENT_TYPE = "wrong_event_type"
 SOURCE_MISMATCH = "source_mismatch"
 UNAUTHENTICATED_SOURCE = "unauthenticated_source"
 INVALID_EVENT_ID = "invalid_event_id"
+EVENT_ID_MISMATCH = "event_id_mismatch"
 OUT_OF_RANGE = "out_of_range"
 TOO_LARGE = "too_large"
 
@@ -60,6 +62,15 @@ def envelope_problem(envelope: dict[str, Any], size: int) -> tuple[str, str] | N
     version = envelope.get("record_version")
     if not isinstance(version, int) or not 0 <= version <= MAX_RECORD_VERSION:
         return OUT_OF_RANGE, f"envelope.record_version is outside 0 .. {MAX_RECORD_VERSION}"
+    # The id is derived from the institution, the record key and the version (avro_schemas/envelope.py), and
+    # the institution is proven by the signature: an id that does not derive is another's id taken, which
+    # would make every sink drop the real event as a duplicate.
+    source = envelope.get("source") or {}
+    expected = make_event_id(
+        source.get("org_code", ""), source.get("record_key", ""), version, bool(envelope.get("cancelled"))
+    )
+    if event_id != expected:
+        return EVENT_ID_MISMATCH, "envelope.event_id does not derive from the source, record key and version"
     return None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from avro_schemas.envelope import make_event_id
 from avro_schemas.topics import dead_letter_topic, validated_topic
 from foundation.kafka_config import producer_config
 from foundation.source_authentication import SIGNATURE_HEADER, sign
@@ -45,9 +46,16 @@ def chaos(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def _visit(seed: int, **envelope: Any) -> dict[str, Any]:
+    """A visit with ``envelope`` changed and its id derived again, as the identify stage checks it (an id
+    given in ``envelope`` is kept); validated-topic injections bypass that check, so ids just stay unique."""
     value = copy.deepcopy(next(outpatient_visits(1, seed=seed)))
-    value["envelope"]["event_id"] = str(uuid.uuid4())
-    value["envelope"].update(envelope)
+    env = value["envelope"]
+    env["source"]["record_key"] = f"visits:poison-{seed}-{uuid.uuid4().hex[:8]}"
+    env.update(envelope)
+    if "event_id" not in envelope:
+        env["event_id"] = make_event_id(
+            env["source"]["org_code"], env["source"]["record_key"], env["record_version"], env["cancelled"]
+        )
     return value
 
 
@@ -65,6 +73,12 @@ def test_poison_records_go_to_their_dead_letter_topics_and_nothing_stops(chaos: 
         "before 1970": (raw, _visit(101, occurred_at=old), "identify", "out_of_range"),
         "record version -1": (raw, _visit(102, record_version=-1), "identify", "out_of_range"),
         "event id not a UUID": (raw, _visit(103, event_id="visit-103"), "identify", "invalid_event_id"),
+        "another's event id": (
+            raw,
+            _visit(108, event_id=make_event_id("12411503MB0000002X", "visits:1", 1)),
+            "identify",
+            "event_id_mismatch",
+        ),
         "over 1 MB once stamped": (raw, huge, "identify", "too_large"),
         "NUL in a name": (raw, nul_name, "identify", "unprocessable"),
         "NUL in a complaint": (raw, nul_complaint, "sink-postgres", "unprocessable"),
@@ -104,7 +118,7 @@ def test_poison_records_go_to_their_dead_letter_topics_and_nothing_stops(chaos: 
     caught_up = flow.wait_caught_up()
     chaos.pipeline.check_alive()
     restarts = sum(chaos.pipeline.starts.values()) - len(chaos.pipeline.starts)
-    report = flow.report("poison (7 kinds) + 150-month backfill", injected_at, caught_up, f"{restarts} restarts")
+    report = flow.report("poison (8 kinds) + 150-month backfill", injected_at, caught_up, f"{restarts} restarts")
     chaos.reports.append(report)
     check_report(report)
 
