@@ -111,8 +111,8 @@ class Settings(BaseSettings):
     chdb_path: Path | None = None
     """chDB data directory (ClickHouse's engine in-process); default <state_dir>/chdb."""
     chdb_server_port: int = 8123
-    """`stack up` serves chdb_path over ClickHouse's HTTP interface on 127.0.0.1 at this port, so that every
-    process can use it at once; 0: any free port."""
+    """`stack up` serves chdb_path over ClickHouse's HTTP interface on 127.0.0.1 at this port (any free one when
+    it is taken or 0), so that every process can use it at once; clients find the port beside the directory."""
     clickhouse_database: str = "healthbus"
     """ClickHouse database for the analytics tables."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from foundation import clickhouse
 from foundation.settings import Settings
 from ops.stack import broker, postgres, redis, registry
-from ops.stack.processes import ServiceError, free_port, pid_alive, spawn, stop_pid, wait_until
+from ops.stack.processes import ServiceError, free_port, pid_alive, port_open, spawn, stop_pid, wait_until
 
 
 @dataclass
@@ -159,6 +159,8 @@ def start_chdb_server(chdb_path: Path, port: int, log_path: Path, timeout: float
     """Serve ``chdb_path`` over ClickHouse's HTTP interface (ops/stack/clickhouse_server.py) on 127.0.0.1;
     returns its pid once it has announced itself (foundation/clickhouse.py finds it there)."""
     chdb_path.mkdir(parents=True, exist_ok=True)
+    if not port or port_open("127.0.0.1", port):  # taken (another directory's server): clients read the port anyway
+        port = free_port()
     proc = spawn(
         [
             sys.executable,
@@ -167,7 +169,7 @@ def start_chdb_server(chdb_path: Path, port: int, log_path: Path, timeout: float
             "--path",
             str(chdb_path),
             "--port",
-            str(port or free_port()),
+            str(port),
         ],
         log_path,
     )
