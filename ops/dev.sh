@@ -67,7 +67,7 @@ case "$cmd" in
     .venv/bin/healthbus stack up
     trap stack_down EXIT
     # pytest exits 5 when it collected nothing: that is a failure here, as is any other non-zero exit.
-    .venv/bin/python -m pytest "$@"
+    .venv/bin/python -m pytest --durations=25 "$@"  # the slowest tests in the log: the suite has a 15-minute budget
     ;;
   *)
     echo "usage: ops/dev.sh demo [healthbus demo options] | test [unit|integration] [pytest options] | lint" >&2

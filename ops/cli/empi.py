@@ -14,14 +14,27 @@ from typing import Annotated
 
 import typer
 
+from foundation.text_files import ENCODING_HELP, InputFileError, UnusableEncoding
 from ops.cli.audit import ActorOption
 from ops.cli.progress import progress_bar
-from streams.identity.record import CSV_HEADER
+from streams.identity.record import CSV_HEADER, SourceRecord
 from streams.identity.records_csv import read_records_csv
 
 empi_app = typer.Typer(
     help="Master patient index: batch linking, model training, operator actions.", no_args_is_help=True
 )
+EncodingOption = Annotated[str | None, typer.Option("--encoding", help=ENCODING_HELP)]
+
+
+def _read_records(path: Path, encoding: str | None) -> list[SourceRecord]:
+    """The records file, or exit 2 naming its problem (file, line, reason)."""
+    try:
+        return read_records_csv(path, encoding)
+    except UnusableEncoding as exc:
+        raise typer.BadParameter(str(exc), param_hint="--encoding") from None
+    except InputFileError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
 
 
 @empi_app.command("link")
@@ -37,6 +50,7 @@ def link(
         ),
     ] = None,
     reviews_csv: Annotated[Path | None, typer.Option("--reviews", help="Also write the possible matches")] = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Link the records of a CSV file into persons, without Kafka: the identify stage's matching, in batch."""
     from streams.identity.memory_index import link_records
@@ -44,11 +58,7 @@ def link(
     from streams.identity.training import TRAIN_ON_INPUT_FROM, model_for
 
     started = time.perf_counter()
-    try:
-        records = read_records_csv(input_csv)
-    except (OSError, ValueError) as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    records = _read_records(input_csv, encoding)
     if model_path is None and len(records) >= TRAIN_ON_INPUT_FROM:
         print(f"estimating the model (EM) on {len(records):,} records …", file=sys.stderr, flush=True)
     model, source = model_for(records, model_path)
@@ -75,13 +85,14 @@ def train(
         typer.Option("--synthetic", help="Or learn from this many synthetic residents (synthetic/identity_cases.py)"),
     ] = 0,
     seed: Annotated[int, typer.Option()] = 7,
+    encoding: EncodingOption = None,
 ) -> None:
     """Estimate the Fellegi-Sunter model (u from random pairs, m and prior by EM) for the identify stage."""
     from streams.identity.features import extract_features
     from streams.identity.training import train_model
 
     if input_csv is not None:
-        records = read_records_csv(input_csv)
+        records = _read_records(input_csv, encoding)
     elif synthetic_persons > 0:
         from synthetic.identity_cases import generate_identity_cases
 

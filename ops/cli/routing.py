@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from foundation.settings import get_settings
+from foundation.text_files import ENCODING_HELP
 from ops.cli.audit import ActorOption
 
 routing_app = typer.Typer(help="Collaboration routing: decisions, work queues, county access.", no_args_is_help=True)
@@ -19,12 +20,36 @@ routing_app = typer.Typer(help="Collaboration routing: decisions, work queues, c
 def decide(
     input_path: Annotated[Path, typer.Option("--input", help="Events in the JSON form, one per line")],
     output_path: Annotated[Path, typer.Option("--output", help="One line per input: the routes' claims (JSON)")],
+    encoding: Annotated[str | None, typer.Option("--encoding", help=ENCODING_HELP)] = None,
 ) -> None:
-    """Which routes each event feeds, with what facts (the stage's claim functions, no state)."""
+    """Which routes each event feeds, with what facts (the stage's claim functions, no state).
+
+    An unreadable line gets an error line in the output and is named on stderr (the first 20); a file that
+    cannot be read as text exits 2 with its line and reason."""
+    from avro_schemas.json_form import JsonFormError
+    from foundation.text_files import InputFileError, UnusableEncoding
     from streams.routing.batch_decide import decide_file
 
+    shown = 20
+
+    def report(line: int, error: JsonFormError) -> None:
+        nonlocal shown
+        if shown > 0:
+            typer.secho(
+                f"{input_path}: line {line}: {error}; an error line in the output", fg=typer.colors.RED, err=True
+            )
+        shown -= 1
+
     started = time.perf_counter()
-    summary = decide_file(input_path, output_path)
+    try:
+        summary = decide_file(input_path, output_path, encoding, report)
+    except UnusableEncoding as exc:
+        raise typer.BadParameter(str(exc), param_hint="--encoding") from None
+    except InputFileError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if shown < 0:
+        typer.secho(f"… and {-shown} more unreadable lines", fg=typer.colors.RED, err=True)
     per_route = ", ".join(f"{route} {n}" for route, n in sorted(summary.claims_by_route.items())) or "none"
     typer.echo(
         f"{summary.lines} events ({summary.unreadable} unreadable), {summary.routed} routed; claims: "

@@ -22,7 +22,10 @@ Days without a row (``--gaps``):
   first to last date.
 
 A duplicate (series_id, date), an unreadable date or a count that is not a finite number ≥ 0 is an error with its
-line number (exit status 2).
+line number (exit status 2), and so is a file that cannot be read as CSV (foundation/text_files.py): the
+encoding is UTF-8 (with or without BOM) or GB18030/GBK, detected unless ``--encoding`` names it; undecodable
+bytes, a NUL byte, an over-long line or field, a quote left open, a row with fewer fields than the header or
+with surplus non-empty ones are refused with the file, line and reason.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Annotated, Any
 import typer
 
 from foundation.metrics_server import serve_metrics
+from foundation.text_files import ENCODING_HELP, InputFileError, UnusableEncoding
 from ops.cli.audit import ActorOption
 from streams.surveillance.series_file import Gaps
 
@@ -73,10 +77,11 @@ def detect_command(
         ),
     ] = None,
     gaps: Annotated[Gaps, typer.Option(help="A day without a row: zero = no cases; error = refuse")] = Gaps.zero,
+    encoding: Annotated[str | None, typer.Option("--encoding", help=ENCODING_HELP)] = None,
 ) -> None:
     """Judge every day of every series with EARS C1/C2/C3 or the ESSENCE EWMA; one output row per judged day."""
     from streams.surveillance.detection import DetectionParams, Method
-    from streams.surveillance.series_file import Gaps, SeriesInputError, judge_series, read_series
+    from streams.surveillance.series_file import Gaps, judge_series, read_series
 
     started = time.perf_counter()
     chosen = Method(method.value)
@@ -91,8 +96,10 @@ def detect_command(
     if chosen is Method.EWMA and params.alpha_for(chosen) <= params.ewma_red_alpha:
         raise typer.BadParameter(f"--alpha for ewma is the yellow level: above the red {params.ewma_red_alpha}")
     try:
-        data = read_series(input_path, gaps)
-    except (SeriesInputError, OSError, UnicodeDecodeError) as exc:
+        data = read_series(input_path, gaps, encoding)
+    except UnusableEncoding as exc:
+        raise typer.BadParameter(str(exc), param_hint="--encoding") from None
+    except InputFileError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
 

@@ -4,18 +4,26 @@ The same claim functions as the routing stage (``routes.claims_of``), so an inte
 can see, for a sample of their institution's events, which collaboration routes each one feeds and with
 what facts, before anything is published. Registration versus evidence, episodes and merges need the
 ledger's state and are the stage's business; this shows the claims the stage starts from.
+
+The file is read by foundation/text_files.py: UTF-8 with or without BOM (JSON's own encoding), or GB18030/GBK,
+detected unless named; CRLF line ends. A file that cannot be read as text (undecodable bytes, a NUL byte, a
+line over 1 MiB) raises ``InputFileError`` with the line before anything is written. A line that is not an
+event in the JSON form, or nests deeper than ``MAX_JSON_DEPTH``, gets an error line and the others carry on;
+``line`` is the file's line number (blank lines count, as in an editor).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from avro_schemas.json_form import JsonFormError, event_from_json_line
+from foundation.text_files import MAX_JSON_DEPTH, InputFileError, json_too_deep, open_text
+from foundation.text_files import lines as file_lines
 from streams.routing.claims import Claim, iso
 from streams.routing.routes import claims_of
 
@@ -40,19 +48,30 @@ def claim_json(claim: Claim) -> dict[str, Any]:
     }
 
 
-def decide_lines(lines: Iterable[str], out: TextIO) -> DecideSummary:
+def _nothing(line: int, error: JsonFormError) -> None:
+    pass
+
+
+def decide_lines(
+    lines: Iterable[str], out: TextIO, on_error: Callable[[int, JsonFormError], None] = _nothing
+) -> DecideSummary:
+    """One output line per event line (``line`` counts every input line from 1); ``on_error`` hears of the
+    unreadable ones."""
     summary = DecideSummary()
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         summary.lines += 1
         try:
+            if json_too_deep(line):
+                raise JsonFormError("too_deep", f"arrays and objects nested deeper than {MAX_JSON_DEPTH} levels")
             event_type, event = event_from_json_line(line)
         except JsonFormError as exc:
             summary.unreadable += 1
+            on_error(number, exc)
             out.write(
                 json.dumps(
-                    {"line": summary.lines, "error": {"code": exc.code, "field": exc.field, "message": exc.message}},
+                    {"line": number, "error": {"code": exc.code, "field": exc.field, "message": exc.message}},
                     ensure_ascii=False,
                 )
                 + "\n"
@@ -64,7 +83,7 @@ def decide_lines(lines: Iterable[str], out: TextIO) -> DecideSummary:
         out.write(
             json.dumps(
                 {
-                    "line": summary.lines,
+                    "line": number,
                     "event_id": event["envelope"]["event_id"],
                     "event_type": event_type,
                     "claims": [claim_json(c) for c in claims],
@@ -76,6 +95,17 @@ def decide_lines(lines: Iterable[str], out: TextIO) -> DecideSummary:
     return summary
 
 
-def decide_file(input_path: Path, output_path: Path) -> DecideSummary:
-    with input_path.open(encoding="utf-8") as source, output_path.open("w", encoding="utf-8") as out:
-        return decide_lines(source, out)
+def decide_file(
+    input_path: Path,
+    output_path: Path,
+    encoding: str | None = None,
+    on_error: Callable[[int, JsonFormError], None] = _nothing,
+) -> DecideSummary:
+    """Decide every line of ``input_path`` (``encoding`` None: detected) into ``output_path``."""
+    source = open_text(input_path, encoding)  # the whole file is checked before the output is opened
+    try:
+        with output_path.open("w", encoding="utf-8") as out:
+            return decide_lines(file_lines(source), out, on_error)
+    except InputFileError:
+        output_path.unlink(missing_ok=True)  # the file changed under us: no half output
+        raise

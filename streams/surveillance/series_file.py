@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from foundation.text_files import InputFileError, csv_records, open_text
 from streams.surveillance.detection import LEVEL_NAMES, DetectionParams, Method, detect_many, first_judged_day
 
 OUTPUT_HEADER = ["series_id", "date", "alarm", "level", "count", "expected", "sd", "statistic", "threshold", "p_value"]
@@ -22,7 +23,7 @@ class Gaps(str, Enum):
     error = "error"
 
 
-class SeriesInputError(ValueError):
+class SeriesInputError(InputFileError):
     """A problem in the input file (the message names the line)."""
 
 
@@ -40,49 +41,51 @@ class ReadResult:
     filled_days: int  # missing days counted as 0 (gaps=zero)
 
 
-def read_series(path: Path, gaps: Gaps = Gaps.zero) -> ReadResult:
-    """Parse and check the input file; build one consecutive-day series per series_id."""
+def read_series(path: Path, gaps: Gaps = Gaps.zero, encoding: str | None = None) -> ReadResult:
+    """Parse and check the input file; build one consecutive-day series per series_id.
+
+    The file is read by foundation/text_files.py (UTF-8 with or without BOM, or GBK/GB18030, detected unless
+    ``encoding`` names it; Excel's quoting); a row with more fields than the header is refused unless the
+    surplus cells are empty (Excel pads rows so), as it usually means an unquoted comma shifted the row."""
     rows: dict[str, dict[dt.date, tuple[float, int]]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise SeriesInputError(f"{path}: empty file (expected the header series_id,date,count)")
-        names = [h.strip() for h in header]
-        missing = [c for c in ("series_id", "date", "count") if c not in names]
-        if missing:
-            raise SeriesInputError(f"{path} line 1: header lacks {', '.join(missing)} (expected series_id,date,count)")
-        i_id, i_date, i_count = names.index("series_id"), names.index("date"), names.index("count")
-        n_rows = 0
-        parsed_dates: dict[str, dt.date] = {}
-        for record in reader:
-            line = reader.line_num
-            if len(record) < len(names):
-                if not "".join(record).strip():
-                    continue  # a blank line
-                raise SeriesInputError(f"{path} line {line}: {len(record)} fields, the header has {len(names)}")
-            series_id = record[i_id].strip()
-            if not series_id:
-                raise SeriesInputError(f"{path} line {line}: empty series_id")
-            day = parsed_dates.get(record[i_date])
-            if day is None:
-                try:
-                    day = parsed_dates[record[i_date]] = dt.date.fromisoformat(record[i_date].strip())
-                except ValueError:
-                    raise SeriesInputError(f"{path} line {line}: date {record[i_date]!r} is not YYYY-MM-DD") from None
+    records = csv_records(open_text(path, encoding))
+    header = next(records, None)
+    if header is None:
+        raise SeriesInputError(path, "empty file (expected the header series_id,date,count)")
+    names = [h.strip() for h in header[1]]
+    missing = [c for c in ("series_id", "date", "count") if c not in names]
+    if missing:
+        raise SeriesInputError(path, f"header lacks {', '.join(missing)} (expected series_id,date,count)", 1)
+    i_id, i_date, i_count = names.index("series_id"), names.index("date"), names.index("count")
+    n_rows = 0
+    parsed_dates: dict[str, dt.date] = {}
+    for line, record in records:
+        if not "".join(record).strip():
+            continue  # a blank line, or a row of empty cells
+        if len(record) < len(names) or any(cell.strip() for cell in record[len(names) :]):
+            raise SeriesInputError(path, f"{len(record)} fields, the header has {len(names)}", line)
+        series_id = record[i_id].strip()
+        if not series_id:
+            raise SeriesInputError(path, "empty series_id", line)
+        day = parsed_dates.get(record[i_date])
+        if day is None:
             try:
-                count = float(record[i_count])
+                day = parsed_dates[record[i_date]] = dt.date.fromisoformat(record[i_date].strip())
             except ValueError:
-                count = math.nan
-            if not math.isfinite(count) or count < 0:
-                raise SeriesInputError(f"{path} line {line}: count {record[i_count]!r} is not a number >= 0")
-            days = rows.setdefault(series_id, {})
-            if day in days:
-                raise SeriesInputError(
-                    f"{path} line {line}: duplicate row for series {series_id} on {day} (first on line {days[day][1]})"
-                )
-            days[day] = (count, line)
-            n_rows += 1
+                raise SeriesInputError(path, f"date {record[i_date]!r} is not YYYY-MM-DD", line) from None
+        try:
+            count = float(record[i_count])
+        except ValueError:
+            count = math.nan
+        if not math.isfinite(count) or count < 0:
+            raise SeriesInputError(path, f"count {record[i_count]!r} is not a number >= 0", line)
+        days = rows.setdefault(series_id, {})
+        if day in days:
+            raise SeriesInputError(
+                path, f"duplicate row for series {series_id} on {day} (first on line {days[day][1]})", line
+            )
+        days[day] = (count, line)
+        n_rows += 1
     out: list[Series] = []
     filled = 0
     if rows and gaps is Gaps.zero:
@@ -105,8 +108,9 @@ def read_series(path: Path, gaps: Gaps = Gaps.zero) -> ReadResult:
                     first + dt.timedelta(days=k) for k in range(span) if first + dt.timedelta(days=k) not in days
                 )
                 raise SeriesInputError(
-                    f"{path}: series {series_id} has {span - len(days)} missing day(s) between "
-                    f"{first} and {last}, the first {gap} (--gaps error)"
+                    path,
+                    f"series {series_id} has {span - len(days)} missing day(s) between "
+                    f"{first} and {last}, the first {gap} (--gaps error)",
                 )
             out.append(Series(series_id, first, [days[first + dt.timedelta(days=k)][0] for k in range(span)]))
     return ReadResult(out, n_rows, filled)
