@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS dlq_replays (
     reason         text        NOT NULL,
     PRIMARY KEY (dead_letter_id, replayed_at)
 );
+ALTER TABLE dlq_replays ADD COLUMN IF NOT EXISTS db_user text NOT NULL DEFAULT session_user;  -- who connected
 COMMENT ON TABLE dlq_replays IS '死信重放审计 (只追加) / Dead-letter replays: who, when, why (append-only).';
 """
 
@@ -190,6 +191,7 @@ CREATE TABLE IF NOT EXISTS dlq_skips (
     actor          text        NOT NULL,
     reason         text        NOT NULL
 );
+ALTER TABLE dlq_skips ADD COLUMN IF NOT EXISTS db_user text NOT NULL DEFAULT session_user;  -- who connected
 COMMENT ON TABLE dlq_skips IS '跳过的消息 (只追加) / Messages an operator moved past a stopped stage: who, when, why (append-only).';
 """
 

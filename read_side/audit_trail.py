@@ -41,6 +41,11 @@ EXPORT_QUALITY_REPORT = "export.quality_report"
 EXPORT_SURVEILLANCE_REPORT = "export.surveillance_report"
 GRANT_COUNTY_ACCESS = "grant.county_access"
 ROTATE_PSEUDONYMS = "privacy.rotate_pseudonyms"
+# reads of personal data (or of a key): audited before anything is shown
+READ_TOPIC_EVENTS = "read.topic_events"  # healthbus topics tail --json: events whole
+READ_DEAD_LETTER = "read.dead_letter"  # healthbus dlq show
+READ_PERSON = "read.empi_person"  # healthbus empi show
+READ_ADAPTER_KEY = "read.adapter_key"  # healthbus adapter key
 
 _ACTIONS = """
 CREATE TABLE IF NOT EXISTS audit.operator_actions (
@@ -54,6 +59,8 @@ CREATE TABLE IF NOT EXISTS audit.operator_actions (
     row_counts     jsonb       NOT NULL DEFAULT '{}'    -- exports: how much the file holds
 );
 CREATE INDEX IF NOT EXISTS operator_actions_at ON audit.operator_actions (at);
+-- the login that wrote the row, set by the database: --actor is what the operator says, this is who connected
+ALTER TABLE audit.operator_actions ADD COLUMN IF NOT EXISTS db_user text NOT NULL DEFAULT session_user;
 COMMENT ON TABLE audit.operator_actions IS
     '操作审计 (只追加) / Report exports and access grants: who, when, what (append-only).';
 """
@@ -62,23 +69,27 @@ CREATE OR REPLACE VIEW audit.trail AS
 SELECT a.at, a.actor, 'empi.' || a.action AS kind,
        concat_ws(' ', a.person_id::text, '<- ' || a.other_person_id::text, a.org_code || ':' || a.local_id)
            AS subject,
-       a.reason, a.detail || jsonb_strip_nulls(jsonb_build_object('change_id', a.change_id)) AS detail
+       a.reason, a.detail || jsonb_strip_nulls(jsonb_build_object('change_id', a.change_id)) AS detail,
+       NULL::text AS db_user
 FROM empi.audit_log a
 WHERE a.action <> 'link'
 UNION ALL
 SELECT r.replayed_at, r.actor, 'dlq.replay', 'dlq.' || r.stage, r.reason,
-       jsonb_build_object('dead_letters', count(*), 'source_topics', jsonb_agg(DISTINCT r.source_topic))
+       jsonb_build_object('dead_letters', count(*), 'source_topics', jsonb_agg(DISTINCT r.source_topic)),
+       min(r.db_user)
 FROM dlq_replays r
 GROUP BY r.replayed_at, r.actor, r.stage, r.reason
 UNION ALL
 SELECT k.skipped_at, k.actor, 'dlq.skip', 'dlq.' || k.stage, k.reason,
        jsonb_build_object('source_topic', k.source_topic, 'partition', k.source_partition,
-                          'offset', k.source_offset, 'dead_letter_id', k.dead_letter_id)
+                          'offset', k.source_offset, 'dead_letter_id', k.dead_letter_id),
+       k.db_user
 FROM dlq_skips k
 UNION ALL
 SELECT o.at, o.actor, o.kind, COALESCE(o.output_path, o.parameters->>'role', ''), '',
        jsonb_build_object('parameters', o.parameters, 'row_counts', o.row_counts)
-           || jsonb_strip_nulls(jsonb_build_object('sha256', o.output_sha256))
+           || jsonb_strip_nulls(jsonb_build_object('sha256', o.output_sha256)),
+       o.db_user
 FROM audit.operator_actions o;
 """
 
@@ -152,6 +163,7 @@ class TrailEntry:
     subject: str
     reason: str
     detail: dict[str, Any]
+    db_user: str | None = None  # the database login that wrote it (None: EMPI entries, written by the stages too)
 
     def as_json(self) -> str:
         return json.dumps(
@@ -162,6 +174,7 @@ class TrailEntry:
                 "subject": self.subject,
                 "reason": self.reason,
                 "detail": self.detail,
+                "db_user": self.db_user,
             },
             ensure_ascii=False,
             sort_keys=True,
@@ -190,7 +203,7 @@ def trail(
     if kind:
         where.append(sql.SQL("(kind = %s OR starts_with(kind, %s))"))
         params.extend([kind, kind.rstrip(".") + "."])
-    query = sql.SQL("SELECT at, actor, kind, subject, reason, detail FROM audit.trail {} ORDER BY at, kind").format(
-        sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
-    )
+    query = sql.SQL(
+        "SELECT at, actor, kind, subject, reason, detail, db_user FROM audit.trail {} ORDER BY at, kind"
+    ).format(sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
     return [TrailEntry(*row) for row in conn.execute(query, params).fetchall()]

@@ -180,3 +180,24 @@ def test_audit_list_shows_empi_action_replay_export_and_grant_in_order(
     assert "张伟" not in listed.stdout and "李娜" not in listed.stdout  # persons by platform id only
     assert only_exports.returncode == 0 and only_exports.stdout.count("export.surveillance_report") == 1
     assert "dlq.replay" not in only_exports.stdout and "1 entry" in only_exports.stdout
+
+
+def test_reads_of_personal_data_are_audited_with_the_database_login_and_refused_without_an_audit(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = settings_env(Settings(postgres_url=db_url, state_dir=tmp_path / "state"))
+    key = healthbus("adapter", "key", "--org", ORG, "--actor", "ops.sun", env=env)
+    assert key.returncode == 0 and len(key.stdout.strip()) == 64, key.stderr
+    listed = healthbus("audit", "list", "--kind", "read", "--json", env=env)
+    reads = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(e["kind"], e["actor"], e["detail"]["parameters"]["org_code"]) for e in reads][-1:] == [
+        ("read.adapter_key", "ops.sun", ORG)
+    ]
+    with psycopg.connect(db_url) as conn:
+        login = conn.execute("SELECT session_user").fetchone()[0]
+    assert reads[-1]["db_user"] == login  # who connected, whatever --actor claims
+
+    unreachable = {**env, "HEALTHBUS_POSTGRES_URL": "postgresql://postgres@127.0.0.1:1/healthbus"}
+    refused = healthbus("adapter", "key", "--org", ORG, "--actor", "ops.sun", env=unreachable)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stdout  # no audit, no key
+    assert "audited" in refused.stderr

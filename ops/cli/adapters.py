@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from foundation.settings import get_settings
+from ops.cli.audit import ActorOption, record_read
 from ops.cli.options import MetricsPort
 
 adapter_app = typer.Typer(
@@ -88,11 +89,16 @@ def adapter_run(
 
 
 @adapter_app.command("key")
-def adapter_key(org: Annotated[str, typer.Option(help="GB 32100 code of the institution")]) -> None:
-    """Print the signing key to configure on that institution's adapter (HEALTHBUS_ADAPTER_KEY)."""
+def adapter_key(org: Annotated[str, typer.Option(help="GB 32100 code of the institution")], actor: ActorOption) -> None:
+    """Print the signing key to configure on that institution's adapter (HEALTHBUS_ADAPTER_KEY), of its current
+    generation (HEALTHBUS_ADAPTER_KEY_GENERATIONS). Audited: who printed which institution's key, and when."""
     from foundation.source_authentication import adapter_key as derive
+    from read_side.audit_trail import READ_ADAPTER_KEY
 
-    print(derive(get_settings().adapter_master_key.get_secret_value().encode(), org).hex())
+    s = get_settings()
+    generation = s.adapter_key_generations.get(org, 1)
+    record_read(READ_ADAPTER_KEY, {"org_code": org, "generation": generation}, actor)
+    print(derive(s.adapter_master_key.get_secret_value().encode(), org, generation).hex())
 
 
 @adapter_app.command("quarantine")

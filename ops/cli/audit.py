@@ -31,6 +31,27 @@ ActorOption = Annotated[
 ]
 
 
+def record_read(kind: str, parameters: dict[str, object], actor: str) -> None:
+    """Audit a read of personal data (or of a key) before showing it; no audit, no read. Parameters are codes
+    and ids only (a topic, a dead-letter id, a platform person id, an institution code)."""
+    import psycopg
+
+    from foundation.settings import get_settings
+    from read_side.audit_trail import ensure_audit_trail, record_action
+
+    try:
+        with psycopg.connect(get_settings().postgres_url, autocommit=True, connect_timeout=10) as conn:
+            ensure_audit_trail(conn)
+            record_action(conn, actor, kind, parameters)
+    except psycopg.OperationalError as exc:
+        typer.secho(
+            f"error: this read is audited and PostgreSQL cannot record it ({exc}); nothing shown",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
 def _moment(text: str | None, name: str) -> dt.datetime | None:
     if not text:
         return None
@@ -74,9 +95,10 @@ def audit_list(
         for e in entries:
             typer.echo(e.as_json())
         return
-    typer.echo(f"{'at (UTC)':<19}  {'actor':<16} {'kind':<28} {'subject':<40} reason")
+    typer.echo(f"{'at (UTC)':<19}  {'actor':<16} {'login':<12} {'kind':<28} {'subject':<40} reason")
     for e in entries:
         typer.echo(
-            f"{e.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}  {e.actor:<16} {e.kind:<28} {e.subject:<40} {e.reason or '-'}"
+            f"{e.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}  {e.actor:<16} {e.db_user or '-':<12} {e.kind:<28} "
+            f"{e.subject:<40} {e.reason or '-'}"
         )
     typer.echo(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from foundation.settings import get_settings
-from ops.cli.audit import ActorOption
+from ops.cli.audit import ActorOption, record_read
 from ops.cli.options import fail
 
 dlq_app = typer.Typer(
@@ -74,15 +74,19 @@ def dlq_list(
 @dlq_app.command("show")
 def dlq_show(
     dead_letter_id: Annotated[str, typer.Argument(help="The id `healthbus dlq list` prints")],
+    actor: ActorOption,
     stage: StageOption = "quality",
 ) -> None:
     """One dead letter whole: where it came from, why it failed (every detail), and its payload decoded with
-    every personal field masked (the raw bytes stay on the topic for replay)."""
+    every personal field masked (the raw bytes stay on the topic for replay). The read is audited."""
     import json
 
     from avro_schemas.json_form import to_json
     from avro_schemas.serde import DecodeError, codec_for
+    from read_side.audit_trail import READ_DEAD_LETTER
     from streams.privacy import masked_event
+
+    record_read(READ_DEAD_LETTER, {"stage": stage, "dead_letter_id": dead_letter_id}, actor)
 
     matches = [
         d for d in _selected(stage, _filter(None, None, None, None, None)) if d["dead_letter_id"] == dead_letter_id

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from foundation.text_files import ENCODING_HELP, InputFileError, UnusableEncoding
-from ops.cli.audit import ActorOption
+from ops.cli.audit import ActorOption, record_read
 from ops.cli.progress import progress_bar
 from streams.identity.record import CSV_HEADER, SourceRecord
 from streams.identity.records_csv import read_records_csv
@@ -348,13 +348,18 @@ def review_reject_cmd(
 @empi_app.command("show")
 def show_cmd(
     person: Annotated[str, typer.Argument(help="Person id (a merged one shows its survivor)")],
+    actor: ActorOption,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of text")] = False,
 ) -> None:
-    """A person: its records and identifiers (personal fields masked), open review items, recent audit."""
+    """A person: its records and identifiers (personal fields masked), open review items, recent audit. The
+    read is audited (who, when, which person)."""
     import dataclasses
     import json
 
+    from read_side.audit_trail import READ_PERSON
     from streams.identity.master_index.operator_actions import OperatorError, show_person
+
+    record_read(READ_PERSON, {"person_id": person}, actor)
 
     with _connect() as conn:
         try:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from foundation.settings import get_settings
+from ops.cli.audit import ActorOption, record_read
 from ops.cli.options import fail
 
 topics_app = typer.Typer(help="The topic catalogue on the broker.", no_args_is_help=True)
@@ -81,6 +82,7 @@ def topics_tail(
     topic: Annotated[
         str, typer.Argument(help="Catalogue name, e.g. raw.outpatient.visit (the topic prefix is applied)")
     ],
+    actor: ActorOption,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -104,12 +106,17 @@ def topics_tail(
     ] = None,
 ) -> None:
     """Print a topic's events: one summary line each (partition, offset, type, event id, time; no personal
-    data), or with --json the events themselves. Undecodable messages go to stderr as JSON lines."""
+    data), or with --json the events themselves (an audited read). Undecodable messages go to stderr as JSON
+    lines."""
     from confluent_kafka import KafkaException
 
     from avro_schemas.json_form import to_json
     from ops.topic_tail import TopicTail, UnknownTopic, summary_line
 
+    if as_json:  # events whole, personal data included: audited before the first is shown
+        from read_side.audit_trail import READ_TOPIC_EVENTS
+
+        record_read(READ_TOPIC_EVENTS, {"topic": topic, "from_beginning": from_beginning, "max": max_messages}, actor)
     if idle_seconds is None:
         idle_seconds = None if sys.stdout.isatty() else 5.0
     undecodable = 0
