@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from dataclasses import dataclass
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"
+# 居民身份证 (01) and 户口簿 (02) carry the same number; no type at all is read as one of them.
+CITIZEN_ID_TYPES = frozenset({"", "01", "02"})
+# ASCII digits only: str.isdigit() also takes Arabic-Indic (٣, which int() reads), Ethiopic (፫, which it
+# doesn't) and other scripts' digits, none of which NFKC turns into ASCII ones.
+_EIGHTEEN = re.compile(r"[0-9]{17}[0-9X]")
+_FIFTEEN = re.compile(r"[0-9]{15}")
 
 
 def check_character(first17: str) -> str:
@@ -27,14 +34,15 @@ class CitizenId:
 
 
 def parse_citizen_id(raw: str | None) -> CitizenId | None:
-    """Normalise (NFKC, spaces out, upper X, 15→18 digits) and parse; None when it isn't shaped like one."""
+    """Normalise (NFKC, spaces out, upper X, 15→18 digits) and parse; None when it isn't shaped like one:
+    after NFKC (full-width ０-９ become 0-9) it must be ASCII digits with an optional final X."""
     if not raw:
         return None
     text = "".join(unicodedata.normalize("NFKC", raw).split()).upper()
-    if len(text) == 15 and text.isdigit():
+    if _FIFTEEN.fullmatch(text):
         body = f"{text[:6]}19{text[6:]}"
         text = body + check_character(body)
-    if len(text) != 18 or not text[:17].isdigit() or not (text[17].isdigit() or text[17] == "X"):
+    if not _EIGHTEEN.fullmatch(text):
         return None
     try:
         birth = dt.date(int(text[6:10]), int(text[10:12]), int(text[12:14]))

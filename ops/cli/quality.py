@@ -11,12 +11,13 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from foundation.metrics_server import serve_metrics
 from foundation.settings import Settings, get_settings
+from foundation.text_files import ENCODING_HELP
 from ops.cli.audit import ActorOption
 
 quality_app = typer.Typer(
@@ -25,10 +26,20 @@ quality_app = typer.Typer(
 DateOption = Annotated[str, typer.Option(help="YYYY-MM-DD (Asia/Shanghai day)")]
 
 
-def _rule_set(settings: Settings):
-    from streams.quality.rule_set import default_rule_set, load_rule_set
+def _fail(message: str) -> NoReturn:
+    """A rule file or an input that can't be used: its file, line and reason; exit status 2, as the other
+    batch commands (and a usage error)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
 
-    return load_rule_set(settings.quality_rule_file) if settings.quality_rule_file else default_rule_set()
+
+def _rule_set(settings: Settings):
+    from streams.quality.rule_set import RuleFileError, rule_set_in_force
+
+    try:
+        return rule_set_in_force(settings.quality_rule_file)
+    except RuleFileError as exc:
+        _fail(str(exc))
 
 
 def _clickhouse(settings: Settings):
@@ -52,14 +63,24 @@ def _day(text: str, name: str) -> dt.date:
 def check(
     input_path: Annotated[Path, typer.Option("--input", help="Events in the JSON form, one per line")],
     output_path: Annotated[Path, typer.Option("--output", help="One verdict per input line (JSON)")],
+    encoding: Annotated[str | None, typer.Option("--encoding", help=ENCODING_HELP)] = None,
 ) -> None:
-    """Judge a file of events with the stream stage's rule engine (docs/quality.md has the formats)."""
+    """Judge a file of events with the stream stage's rule engine (docs/quality.md has the formats). Exit
+    status 2, with the file, the line and the reason, when the rule file or the input can't be used."""
+    from foundation.text_files import InputFileError, UnusableEncoding
     from streams.quality.batch_check import check_file
     from streams.quality.engine import RuleEngine
 
     rule_set = _rule_set(get_settings())
     started = time.perf_counter()
-    summary = check_file(input_path, output_path, RuleEngine(rule_set))
+    try:
+        summary = check_file(input_path, output_path, RuleEngine(rule_set), encoding)
+    except UnusableEncoding as exc:
+        raise typer.BadParameter(str(exc), param_hint="--encoding") from None
+    except InputFileError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or output_path}: {exc.strerror or exc}")
     seconds = time.perf_counter() - started
     typer.echo(
         f"rule set {rule_set.version}: {summary.lines} events, {summary.passed} passed, {summary.rejected} "
@@ -78,7 +99,10 @@ def rules(
 
     settings = get_settings()
     if lock:
-        typer.echo(f"locked {lock_current()}")
+        try:
+            typer.echo(f"locked {lock_current()}")
+        except ValueError as exc:  # a rule file that doesn't load, or a released version's rules changed
+            _fail(str(exc))
         return
     rule_set = _rule_set(settings)
     typer.echo(f"rule set {rule_set.version} ({len(rule_set.rules)} rules, sha256 {rule_set.digest[:12]})")

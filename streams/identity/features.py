@@ -16,11 +16,10 @@ from functools import lru_cache
 
 from opencc import OpenCC
 
-from foundation.standards.citizen_id import parse_citizen_id
+from foundation.standards.citizen_id import CITIZEN_ID_TYPES, parse_citizen_id
 from streams.identity.normalise import NormalisedName, normalise_card, normalise_name, normalise_phone
 from streams.identity.record import SourceRecord
 
-CITIZEN_ID_TYPES = frozenset({"", "01", "02"})  # 居民身份证 and 户口簿 carry the same number
 KNOWN_SEXES = frozenset({"1", "2"})  # 0 unknown and 9 unstated are no evidence
 
 # Identifier kinds, strongest first: when two keys of one record point at different persons, the
@@ -92,8 +91,9 @@ def _parse_date(text: str) -> dt.date | None:
 def extract_features(record: SourceRecord) -> MatchFeatures:
     citizen_id = id_evidence = document = None
     id_birth = id_sex = None
+    id_type = record.id_type.strip()  # a CHAR(2) column left empty arrives as spaces: no type
     if record.id_number:
-        if record.id_type in CITIZEN_ID_TYPES:
+        if id_type in CITIZEN_ID_TYPES:
             parsed = parse_citizen_id(record.id_number)
             if parsed is not None:
                 id_birth, id_sex = parsed.birth_date, parsed.sex
@@ -103,7 +103,7 @@ def extract_features(record: SourceRecord) -> MatchFeatures:
                     id_evidence = parsed.number
         else:
             number = normalise_card(record.id_number)
-            document = f"{record.id_type}:{number}" if number else None
+            document = f"{id_type}:{number}" if number else None
     # A valid ID's sex digit is vouched for by its check character: it beats the sex field (a clerk's
     # slip must not veto the ID). A failed check may sit in the sex digit itself: then the field decides.
     sex = id_sex if citizen_id else (record.sex if record.sex in KNOWN_SEXES else None)

@@ -105,10 +105,11 @@ def names_homophone(a: NormalisedName, b: NormalisedName) -> bool:
 
 
 def normalise_phone(raw: str | None) -> str | None:
-    """Digits only, country code dropped: '+86 138-0000-1111' → '13800001111'. None when too short to use."""
+    """Digits only, country code dropped: '+86 138-0000-1111' → '13800001111'. None when too short to use.
+    Digits are ASCII after NFKC (full-width ones become ASCII); other scripts' digits are not phone digits."""
     if not raw:
         return None
-    digits = "".join(ch for ch in unicodedata.normalize("NFKC", raw) if ch.isdigit())
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", raw) if "0" <= ch <= "9")
     for prefix in ("0086", "86"):
         if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
             digits = digits[len(prefix) :]

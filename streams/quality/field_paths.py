@@ -3,14 +3,35 @@
 A rule names the fields it reads by path; a violation names the concrete field that failed
 (``diagnoses[1].code``), which is what a hospital's integration engineer needs to find the column.
 Paths are compiled once per rule into a getter (no parsing per event).
+
+A blank string (empty, or nothing but spaces of any kind, control characters and invisible format
+characters: a CHAR column left empty, a full-width 　, a zero-width space) is read as missing: getters
+yield None for it, so every check sees a blank element exactly as an absent one.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 FieldGetter = Callable[[dict[str, Any]], list[tuple[str, Any]]]
+
+# Invisible format characters: soft hyphen, Mongolian vowel separator, zero-width space / non-joiner / joiner,
+# direction marks and embeddings, word joiner and invisible operators, isolates, the byte-order mark.
+_INVISIBLE = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e" + (
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
+# What a blank value may consist of: every character str.isspace() knows (ASCII and no-break spaces, the
+# full-width 　 U+3000 …), control characters, and the invisible ones.
+BLANK_CHARACTERS = "".join(
+    sorted({ch for ch in map(chr, range(0x3001)) if ch.isspace() or unicodedata.category(ch) == "Cc"} | set(_INVISIBLE))
+)
+
+
+def _read(value: Any) -> Any:
+    """A value as the checks see it: a blank string is None (missing)."""
+    return None if type(value) is str and not value.strip(BLANK_CHARACTERS) else value
 
 
 def compile_path(path: str) -> FieldGetter:
@@ -19,21 +40,21 @@ def compile_path(path: str) -> FieldGetter:
     steps = path.split(".")
     if "[*]" not in path and len(steps) == 1:
         (only,) = steps
-        return lambda event: [(path, event.get(only))]
+        return lambda event: [(path, _read(event.get(only)))]
     if "[*]" not in path and len(steps) == 3:
         a, b, c = steps
 
         def three(event: dict[str, Any]) -> list[tuple[str, Any]]:
             node = event.get(a)
             node = node.get(b) if isinstance(node, dict) else None
-            return [(path, node.get(c) if isinstance(node, dict) else None)]
+            return [(path, _read(node.get(c)) if isinstance(node, dict) else None)]
 
         return three
     if len(steps) == 2 and steps[0].endswith("[*]") and "[*]" not in steps[1]:
         array, leaf = steps[0][:-3], steps[1]  # the common case: diagnoses[*].code
 
         def elements(event: dict[str, Any]) -> list[tuple[str, Any]]:
-            return [(f"{array}[{k}].{leaf}", item.get(leaf)) for k, item in enumerate(event.get(array) or ())]
+            return [(f"{array}[{k}].{leaf}", _read(item.get(leaf))) for k, item in enumerate(event.get(array) or ())]
 
         return elements
     if "[*]" not in path:
@@ -44,13 +65,13 @@ def compile_path(path: str) -> FieldGetter:
                 if not isinstance(node, dict):
                     return [(path, None)]
                 node = node.get(step)
-            return [(path, node)]
+            return [(path, _read(node))]
 
         return simple
 
     def walk(node: Any, i: int, prefix: str, out: list[tuple[str, Any]]) -> None:
         if i == len(steps):
-            out.append((prefix, node))
+            out.append((prefix, _read(node)))
             return
         step = steps[i]
         name = step[:-3] if step.endswith("[*]") else step
@@ -71,11 +92,81 @@ def compile_path(path: str) -> FieldGetter:
 
 
 def is_blank(value: Any) -> bool:
-    """Missing for completeness: None, an empty or all-space string, an empty list."""
+    """Missing for completeness: None, a blank string (see above), an empty list."""
     if value is None:
         return True
     if isinstance(value, str):
-        return not value.strip()
+        return not value.strip(BLANK_CHARACTERS)
     if isinstance(value, (list, dict)):
         return not value
     return False
+
+
+# -- paths against the Avro schemas -----------------------------------------------------------------------
+_NAMED = ("record", "error", "enum", "fixed")
+
+
+def _named_types(node: Any, namespace: str | None, names: dict[str, Any]) -> None:
+    """Every named type defined anywhere in a schema, by full and by short name."""
+    if isinstance(node, list):
+        for item in node:
+            _named_types(item, namespace, names)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") in _NAMED and "name" in node:
+        name = node["name"]
+        full = name if "." in name else f"{node.get('namespace', namespace)}.{name}"
+        names[full] = names[name.rpartition(".")[2]] = node
+        namespace = full.rpartition(".")[0] or None
+    for field_ in node.get("fields", ()):
+        _named_types(field_["type"], namespace, names)
+    for key in ("type", "items", "values"):
+        if isinstance(node.get(key), (dict, list)):
+            _named_types(node[key], namespace, names)
+
+
+def _branches(node: Any, names: dict[str, Any]) -> list[Any]:
+    """The concrete types a value of schema ``node`` may have, null left out, names resolved."""
+    if isinstance(node, list):
+        return [t for branch in node for t in _branches(branch, names)]
+    if isinstance(node, str):
+        if node == "null":
+            return []
+        return _branches(names[node], names) if node in names else [node]
+    if isinstance(node.get("type"), (dict, list)) or (node.get("type") in names and "fields" not in node):
+        return _branches(node["type"], names)
+    return [node]
+
+
+def _kind(node: Any) -> str:
+    return node if isinstance(node, str) else str(node.get("logicalType") or node["type"])
+
+
+def schema_path_problem(path: str, schema: dict[str, Any]) -> str | None:
+    """Why ``path`` does not name a field of an event with this (standalone) Avro schema, or None when it
+    does: every step a field of the record before it, ``[*]`` exactly on the arrays."""
+    names: dict[str, Any] = {}
+    _named_types(schema, None, names)
+    current = _branches(schema, names)
+    walked = ""
+    for step in path.split("."):
+        name, array = (step[:-3], True) if step.endswith("[*]") else (step, False)
+        records = [t for t in current if isinstance(t, dict) and t.get("type") in ("record", "error")]
+        if not records:
+            kinds = sorted({_kind(t) for t in current})
+            if any(k == "array" for k in kinds):
+                return f"{walked} is an array: write {walked}[*]"
+            return f"{walked} is a {'/'.join(kinds)}, it has no field {name!r}"
+        fields = [f for r in records for f in r["fields"] if f["name"] == name]
+        here = f"{walked}.{step}" if walked else step
+        if not fields:
+            return f"no field {name!r}" + (f" in {walked}" if walked else "")
+        current = [t for f in fields for t in _branches(f["type"], names)]
+        if array:
+            arrays = [t for t in current if isinstance(t, dict) and t.get("type") == "array"]
+            if not arrays:
+                return f"{here[:-3]} is not an array"
+            current = [t for a in arrays for t in _branches(a["items"], names)]
+        walked = here
+    return None

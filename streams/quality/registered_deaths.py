@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from streams.quality.checks import PersonOf, platform_person
+
 DDL = """
 CREATE TABLE IF NOT EXISTS registered_deaths (
     person_id       text PRIMARY KEY,
@@ -36,11 +38,15 @@ class DeathRegistration:
     event_id: str
 
 
-def death_registration(event_type: str, event: dict[str, Any]) -> DeathRegistration | None:
-    """The death this event registers (or withdraws), if any."""
+def death_registration(
+    event_type: str, event: dict[str, Any], person_of: PersonOf = platform_person
+) -> DeathRegistration | None:
+    """The death this event registers (or withdraws), if any. ``person_of`` names the person: the platform
+    person id in the stream stage, the file's own linkage in `healthbus quality check` (the rule
+    "nothing clinical after a registered death" reads the register with the same function)."""
     envelope = event["envelope"]
-    person = envelope.get("person_id")
-    if not person:
+    person = person_of(envelope)
+    if person is None:
         return None
     source = envelope["source"]
     if event_type == "death.record":

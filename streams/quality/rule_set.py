@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,12 +19,25 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from avro_schemas.schema_set import current_schemas
 from avro_schemas.topics import PIPELINE_EVENT_TYPES
-from streams.quality.checks import CHECK_PARAMS, CheckFn, load_check_kinds
+from streams.quality.checks import (
+    CHECK_PARAMS,
+    CHECK_PATHS,
+    CHECK_PATHS_EVERYWHERE,
+    CHECK_READS,
+    CheckFn,
+    load_check_kinds,
+)
+from streams.quality.field_paths import schema_path_problem
 
 RULESET_DIR = Path(__file__).parent / "rulesets"
 DEFAULT_RULE_FILE = RULESET_DIR / "quality_rules.yaml"
 LOCK_FILE = RULESET_DIR / "versions.lock"
+
+
+class RuleFileError(ValueError):
+    """A rule file that cannot be loaded; the message names the file (and line, or rule)."""
 
 
 class Category(str, enum.Enum):
@@ -112,40 +126,113 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _read_yaml(path: Path) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RuleFileError(f"{path}: cannot read the rule file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RuleFileError(f"{path}: line {line}: not UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}: line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+        problem = exc.problem or "malformed"
+        context = exc.context_mark
+        if exc.context:
+            problem += f" {exc.context}"
+            if context is not None and (mark is None or context.line != mark.line):
+                problem += f" begun on line {context.line + 1}"
+        raise RuleFileError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise RuleFileError(f"{path}: YAML error: {exc}") from None
+
+
+def _rule_name(raw: Any, index: int) -> str:
+    rules = raw.get("rules") if isinstance(raw, dict) else None
+    rule = rules[index] if isinstance(rules, list) and index < len(rules) else None
+    rule_id = rule.get("id") if isinstance(rule, dict) else None
+    return str(rule_id) if rule_id is not None else f"#{index + 1}"
+
+
+def _path_params(d: RuleDeclaration, path: Path) -> list[tuple[str, bool]]:
+    """(field path, whether every event type must have it) for each path a declaration's params name."""
+    out: list[tuple[str, bool]] = []
+    for name in sorted(CHECK_PATHS[d.check] & d.params.keys()):
+        value = d.params[name]
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v for v in values):
+            raise RuleFileError(f"{path}: rule {d.id}: params.{name} must name field paths, got {value!r}")
+        out.extend((v, name in CHECK_PATHS_EVERYWHERE[d.check]) for v in values)
+    return out
+
+
+def _check_paths(d: RuleDeclaration, types: frozenset[str], path: Path) -> None:
+    """The field paths a rule names exist in the Avro schemas of its event types: each in one of them at
+    least, and in all of them where an absent field would fail the rule (``required``) or the check kind
+    reads it by itself. A misspelt path would otherwise read as "missing" on every event, or never apply."""
+    schemas = current_schemas()
+    wanted = [(p, everywhere, "field path") for p, everywhere in _path_params(d, path)]
+    wanted += [(p, True, f"{d.check} reads") for p in CHECK_READS[d.check]]
+    for field_path, everywhere, origin in wanted:
+        problems = {t: _problem(field_path, schemas[t].standalone_json) for t in sorted(types)}
+        lacking = {t: p for t, p in problems.items() if p is not None}
+        if lacking and (everywhere or len(lacking) == len(types)):
+            first = next(iter(lacking.values()))
+            raise RuleFileError(
+                f"{path}: rule {d.id}: {origin} {field_path!r} is not in the Avro schema of "
+                f"{', '.join(lacking)} ({first})"
+            )
+
+
+@cache
+def _parsed_schema(standalone_json: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(standalone_json)
+    return parsed
+
+
+def _problem(field_path: str, standalone_json: str) -> str | None:
+    return schema_path_problem(field_path, _parsed_schema(standalone_json))
+
+
 def load_rule_set(path: Path = DEFAULT_RULE_FILE) -> RuleSet:
-    """Parse and validate a rule file; raises ValueError naming the rule and the problem."""
-    raw = yaml.safe_load(path.read_text("utf-8"))
+    """Parse and validate a rule file; raises `RuleFileError` naming the file and the line or the rule."""
+    raw = _read_yaml(path)
     try:
         declared = RuleSetFile.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             loc = error["loc"]
-            where = "/".join(map(str, loc))
+            where = "/".join(map(str, loc)) or "the file"
             if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-                rule = (raw.get("rules") or [{}])[loc[1]]
-                where = f"rule {rule.get('id', '#' + str(loc[1]))}: {'/'.join(map(str, loc[2:]))}"
+                where = f"rule {_rule_name(raw, loc[1])}: {'/'.join(map(str, loc[2:])) or 'the rule'}"
             problems.append(f"{where}: {error['msg']}")
-        raise ValueError(f"{path}: " + "; ".join(problems)) from None
+        raise RuleFileError(f"{path}: " + "; ".join(problems)) from None
     seen: set[str] = set()
     kinds = load_check_kinds()
     rules: list[Rule] = []
     for d in declared.rules:
         if d.id in seen:
-            raise ValueError(f"{path}: rule {d.id} declared twice")
+            raise RuleFileError(f"{path}: rule {d.id} declared twice")
         seen.add(d.id)
         unknown = sorted(set(d.params) - CHECK_PARAMS[d.check])
         if unknown:
-            raise ValueError(
+            raise RuleFileError(
                 f"{path}: rule {d.id}: {d.check} takes no params {unknown}; it reads {sorted(CHECK_PARAMS[d.check])}"
             )
         if isinstance(d.params.get("fields"), str):
-            raise ValueError(f"{path}: rule {d.id}: params.fields must be a list of field paths")
+            raise RuleFileError(f"{path}: rule {d.id}: params.fields must be a list of field paths")
         try:
             check = kinds[d.check](d.params)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: rule {d.id}: bad params for {d.check}: {exc!r}") from exc
+            raise RuleFileError(f"{path}: rule {d.id}: bad params for {d.check}: {exc!r}") from exc
         types = frozenset(PIPELINE_EVENT_TYPES) if "*" in d.event_types else frozenset(d.event_types)
+        _check_paths(d, types, path)
         rules.append(
             Rule(d.id, d.category, d.severity, d.weight, types, d.on_cancelled, d.message.zh, d.message.en, check)
         )
@@ -155,6 +242,11 @@ def load_rule_set(path: Path = DEFAULT_RULE_FILE) -> RuleSet:
 @cache
 def default_rule_set() -> RuleSet:
     return load_rule_set()
+
+
+def rule_set_in_force(rule_file: Path | None) -> RuleSet:
+    """A deployment's own rule file (``HEALTHBUS_QUALITY_RULE_FILE``), or the shipped set."""
+    return load_rule_set(rule_file) if rule_file else default_rule_set()
 
 
 def locked_versions(lock: Path = LOCK_FILE) -> dict[str, str]:

@@ -35,10 +35,11 @@ from avro_schemas.topics import (
 from foundation.settings import Settings
 from streams.faust_runtime.batch_agent import OutRecord
 from streams.inbound import InboundCheck, message_headers
-from streams.quality.checks import EvaluationContext
+from streams.quality.checks import EvaluationContext, platform_person
 from streams.quality.engine import RuleEngine, Verdict
 from streams.quality.issue_store import QualityIssue
 from streams.quality.registered_deaths import DeathRegistration, death_registration
+from streams.quality.rule_set import RuleFileError, rule_set_in_force
 
 STAGE = "quality"
 QUALITY_HEADER = "healthbus-quality"
@@ -154,11 +155,7 @@ class QualityStage:
             taken = self.intake.decode(m)
             decoded.append(taken if isinstance(taken, OutRecord) else (m, taken.event_type, taken.value))
         persons = list(
-            {
-                d[2]["envelope"].get("person_id")
-                for d in decoded
-                if not isinstance(d, OutRecord) and d[2]["envelope"].get("person_id")
-            }
+            {person for d in decoded if not isinstance(d, OutRecord) and (person := platform_person(d[2]["envelope"]))}
         )
         deaths = dict(self.state.deaths_of(persons)) if self.state is not None and persons else {}
         ctx = EvaluationContext(deaths)
@@ -226,13 +223,10 @@ class QualityStage:
 
 
 def build_stage(settings: Settings, event_types: list[str] | None = None) -> QualityStage:
-    from streams.quality.rule_set import default_rule_set, load_rule_set
-
-    rule_set = load_rule_set(settings.quality_rule_file) if settings.quality_rule_file else default_rule_set()
     return QualityStage(
         codec_for(settings.schema_registry_config()),
         settings.topic_prefix,
-        RuleEngine(rule_set),
+        RuleEngine(rule_set_in_force(settings.quality_rule_file)),
         QualityState(settings.postgres_url),
         event_types,
     )
@@ -241,4 +235,8 @@ def build_stage(settings: Settings, event_types: list[str] | None = None) -> Qua
 def run_worker(settings: Settings, event_types: list[str] | None = None, group_suffix: str = "") -> None:
     from streams.faust_runtime.app import run_batch_stage
 
+    try:  # before anything starts: a rule file that cannot be loaded stops the worker with its file and line
+        rule_set_in_force(settings.quality_rule_file)
+    except RuleFileError as exc:
+        raise SystemExit(f"healthbus worker quality: {exc}") from None
     run_batch_stage(settings, STAGE, lambda: build_stage(settings, event_types), group_suffix)

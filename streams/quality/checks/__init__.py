@@ -14,12 +14,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.quality.field_paths import is_blank
+
+PersonOf = Callable[[Mapping[str, Any]], "str | None"]
+
+
+def platform_person(envelope: Mapping[str, Any]) -> str | None:
+    """The person an event is about, as the stream knows it: the platform person id the identify stage
+    attached (None when there is none, or it is blank)."""
+    person = envelope.get("person_id")
+    return person if isinstance(person, str) and not is_blank(person) else None
+
 
 @dataclass(frozen=True, slots=True)
 class EvaluationContext:
-    """Facts outside the event a rule may read. ``deaths``: platform person id → registered time of death."""
+    """Facts outside the event a rule may read. ``deaths``: person → registered time of death; ``person_of``:
+    an event's envelope → its person, the key of ``deaths`` (the platform person id in the stream stage; the
+    file's own linkage in `healthbus quality check`, which has none: streams/quality/file_persons.py)."""
 
     deaths: Mapping[str, dt.datetime] = field(default_factory=dict)
+    person_of: PersonOf = platform_person
 
 
 CheckFn = Callable[[dict[str, Any], EvaluationContext], "list[str] | None"]
@@ -27,14 +41,31 @@ CheckFactory = Callable[[dict[str, Any]], CheckFn]
 
 CHECK_KINDS: dict[str, CheckFactory] = {}
 CHECK_PARAMS: dict[str, frozenset[str]] = {}  # the params each kind reads: a misspelt one is refused at load
+CHECK_PATHS: dict[str, frozenset[str]] = {}  # those params that are field paths (a path or a list of them)
+CHECK_PATHS_EVERYWHERE: dict[str, frozenset[str]] = {}  # path params whose absence fails the rule
+CHECK_READS: dict[str, tuple[str, ...]] = {}  # fields the kind reads by itself, whatever its params
 
 
-def check_kind(name: str, params: tuple[str, ...] = ()) -> Callable[[CheckFactory], CheckFactory]:
+def check_kind(
+    name: str,
+    params: tuple[str, ...] = (),
+    paths: tuple[str, ...] = (),
+    everywhere: tuple[str, ...] = (),
+    reads: tuple[str, ...] = (),
+) -> Callable[[CheckFactory], CheckFactory]:
+    """Register a check kind. ``paths``: the params naming field paths, which must exist in the Avro schema
+    of one of a rule's event types at least (a rule for every type reads a field where the type has it);
+    ``everywhere``: those of them that must exist in all (``required`` reports an absent field as missing);
+    ``reads``: the paths the check reads by itself, which must exist in all (rule_set.py checks them)."""
+
     def register(factory: CheckFactory) -> CheckFactory:
         if name in CHECK_KINDS:
             raise ValueError(f"check kind {name!r} registered twice")
         CHECK_KINDS[name] = factory
         CHECK_PARAMS[name] = frozenset(params)
+        CHECK_PATHS[name] = frozenset(paths) | frozenset(everywhere)
+        CHECK_PATHS_EVERYWHERE[name] = frozenset(everywhere)
+        CHECK_READS[name] = reads
         return factory
 
     return register

@@ -9,7 +9,12 @@ from streams.quality.checks import CheckFn, EvaluationContext, check_kind
 from streams.quality.field_paths import compile_path, is_blank
 
 
-@check_kind("required", params=("fields", "when", "when_in", "when_icd10", "unless", "unless_in"))
+@check_kind(
+    "required",
+    params=("fields", "when", "when_in", "when_icd10", "unless", "unless_in"),
+    paths=("when", "unless"),
+    everywhere=("fields",),
+)
 def required(params: dict[str, Any]) -> CheckFn:
     """Every listed field is present and not blank. Conditions: ``when`` names a field whose value must be
     one of ``when_in`` (an ID number is required when the ID type says ID card) or an ICD-10 code within one
@@ -40,7 +45,7 @@ def required(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("required_any", params=("fields",))
+@check_kind("required_any", params=("fields",), everywhere=("fields",))
 def required_any(params: dict[str, Any]) -> CheckFn:
     """At least one of the fields is present (department code or name, say)."""
     getters = [compile_path(p) for p in params["fields"]]

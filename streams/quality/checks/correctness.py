@@ -19,7 +19,7 @@ def _present(getters: list, event: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(p, v) for get in getters for p, v in get(event) if not is_blank(v)]
 
 
-@check_kind("citizen_id", params=("number", "type"))
+@check_kind("citizen_id", params=("number", "type"), paths=("number", "type"))
 def citizen_id(params: dict[str, Any]) -> CheckFn:
     """GB 11643: an ID number given as a resident ID card (type ``01``, or no type) has 18 characters (or the
     old 15 digits) and a check character that holds."""
@@ -41,7 +41,7 @@ def citizen_id(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("credit_code", params=("field",))
+@check_kind("credit_code", params=("field",), paths=("field",))
 def credit_code(params: dict[str, Any]) -> CheckFn:
     """GB 32100: an institution's unified social credit code, both check characters."""
     getter = compile_path(params["field"])
@@ -56,7 +56,7 @@ def credit_code(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("code_in_set", params=("fields", "codes"))
+@check_kind("code_in_set", params=("fields", "codes"), paths=("fields",))
 def code_in_set(params: dict[str, Any]) -> CheckFn:
     """A coded value from a fixed value domain (GB/T 2261.1 sex, WS 364 ID types and blood types)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -76,7 +76,7 @@ def event_year(event: dict[str, Any]) -> int:
     return event["envelope"]["occurred_at"].astimezone(CST).year
 
 
-@check_kind("region_code", params=("fields",))
+@check_kind("region_code", params=("fields",), paths=("fields",), reads=("envelope.occurred_at",))
 def region_code(params: dict[str, Any]) -> CheckFn:
     """GB/T 2260: the code exists in the code table of the year the event occurred (docs/domain.md §1)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -100,7 +100,7 @@ def region_code(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("icd10", params=("fields",))
+@check_kind("icd10", params=("fields",), paths=("fields",))
 def icd10(params: dict[str, Any]) -> CheckFn:
     """ICD-10 (national clinical edition over WHO ICD-10): docs/domain.md §3."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -115,7 +115,7 @@ def icd10(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("range", params=("fields", "min", "max"))
+@check_kind("range", params=("fields", "min", "max"), paths=("fields",))
 def value_range(params: dict[str, Any]) -> CheckFn:
     """A number within [min, max] (physiologically possible, not "normal"): temperature, blood pressure,
     birth weight. Absent values are completeness's business, not this rule's."""
@@ -131,7 +131,10 @@ def value_range(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("lab_numeric", params=())
+@check_kind(
+    "lab_numeric",
+    reads=("items[*].numeric_value", "items[*].unit", "items[*].reference_low", "items[*].reference_high"),
+)
 def lab_numeric(params: dict[str, Any]) -> CheckFn:
     """Lab items with a numeric result: finite, not negative, carry a unit, and a reference range whose low
     end is not above its high end."""
@@ -156,7 +159,7 @@ def lab_numeric(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("not_in_future", params=("fields", "skew_minutes"))
+@check_kind("not_in_future", params=("fields", "skew_minutes"), paths=("fields",), reads=("envelope.emitted_at",))
 def not_in_future(params: dict[str, Any]) -> CheckFn:
     """A business time is not after the moment the source uploaded the record (beyond clock skew)."""
     getters = [compile_path(p) for p in params["fields"]]

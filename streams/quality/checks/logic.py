@@ -12,7 +12,7 @@ from streams.quality.checks import CheckFn, EvaluationContext, check_kind
 from streams.quality.field_paths import compile_path, is_blank
 
 
-@check_kind("not_before", params=("later", "earlier"))
+@check_kind("not_before", params=("later", "earlier"), paths=("later", "earlier"))
 def not_before(params: dict[str, Any]) -> CheckFn:
     """``later`` is not before ``earlier`` (discharge ≥ admission, report ≥ collection)."""
     later, earlier = compile_path(params["later"]), compile_path(params["earlier"])
@@ -26,7 +26,7 @@ def not_before(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("after_birth", params=("fields",))
+@check_kind("after_birth", params=("fields",), paths=("fields",), reads=("envelope.patient.birth_date",))
 def after_birth(params: dict[str, Any]) -> CheckFn:
     """Business times are not before the patient's birth date (in China's time zone)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -41,15 +41,18 @@ def after_birth(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("after_registered_death", params=("grace_hours",))
+@check_kind("after_registered_death", params=("grace_hours",), reads=("envelope.occurred_at",))
 def after_registered_death(params: dict[str, Any]) -> CheckFn:
     """A clinical event dated after the person's registered death (with ``grace_hours`` for reports finished
     after a death, e.g. a lab result of a sample taken before it)."""
     grace = dt.timedelta(hours=float(params.get("grace_hours", 2)))
 
     def check(event: dict[str, Any], ctx: EvaluationContext) -> list[str] | None:
+        if not ctx.deaths:
+            return None
         envelope = event["envelope"]
-        died_at = ctx.deaths.get(envelope.get("person_id") or "")
+        person = ctx.person_of(envelope)
+        died_at = ctx.deaths.get(person) if person is not None else None
         if died_at is None:
             return None
         return ["envelope.occurred_at"] if envelope["occurred_at"] > died_at + grace else []
@@ -61,7 +64,7 @@ def _diagnosis_codes(event: dict[str, Any], getters: list) -> list[tuple[str, st
     return [(p, v) for get in getters for p, v in get(event) if not is_blank(v)]
 
 
-@check_kind("sex_specific_diagnosis", params=("fields", "ranges"))
+@check_kind("sex_specific_diagnosis", params=("fields", "ranges"), paths=("fields",), reads=("envelope.patient.sex",))
 def sex_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     """Diagnoses that only one sex can have (pregnancy O00–O9A female; N40–N51, C60–C63 male). Judged
     against the patient's GB/T 2261.1 sex when it is 1 or 2."""
@@ -94,7 +97,12 @@ def age_in_days(birth: dt.date, moment: dt.datetime) -> int:
     return (moment.astimezone(CST).date() - birth).days
 
 
-@check_kind("age_specific_diagnosis", params=("fields", "ranges"))
+@check_kind(
+    "age_specific_diagnosis",
+    params=("fields", "ranges"),
+    paths=("fields",),
+    reads=("envelope.patient.birth_date", "envelope.occurred_at"),
+)
 def age_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     """Diagnoses bound to an age (P00–P96 perinatal conditions: infants)."""
     getters = [compile_path(p) for p in params["fields"]]
@@ -123,7 +131,10 @@ def age_specific_diagnosis(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("death_record_consistency", params=())
+@check_kind(
+    "death_record_consistency",
+    reads=("envelope.patient.birth_date", "died_at", "cause_chain[*].code", "underlying_cause_code"),
+)
 def death_record_consistency(params: dict[str, Any]) -> CheckFn:
     """A death certificate agrees with itself: death not before birth, and the underlying cause is one of the
     causes on the certificate's chain (same ICD-10 category)."""
@@ -143,7 +154,7 @@ def death_record_consistency(params: dict[str, Any]) -> CheckFn:
     return check
 
 
-@check_kind("discharge_death_consistency", params=())
+@check_kind("discharge_death_consistency", reads=("died_at", "discharge_method", "admitted_at", "discharged_at"))
 def discharge_death_consistency(params: dict[str, Any]) -> CheckFn:
     """A discharge says death (离院方式 5) exactly when it has a time of death, and that time lies within
     the stay."""

@@ -15,7 +15,12 @@ from streams.quality.checks import CheckFn, EvaluationContext, check_kind, memoi
 from streams.quality.field_paths import compile_path, is_blank
 
 
-@check_kind("upload_delay", params=("limit_hours", "urgent_limit_hours", "urgent_ranges", "diagnosis_fields"))
+@check_kind(
+    "upload_delay",
+    params=("limit_hours", "urgent_limit_hours", "urgent_ranges", "diagnosis_fields"),
+    paths=("diagnosis_fields",),
+    reads=("envelope.occurred_at", "envelope.emitted_at"),
+)
 def upload_delay(params: dict[str, Any]) -> CheckFn:
     """``limit_hours`` by default; ``urgent_limit_hours`` when a diagnosis falls in ``urgent_ranges``."""
     limit = dt.timedelta(hours=float(params["limit_hours"]))
