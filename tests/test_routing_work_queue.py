@@ -72,30 +72,53 @@ def test_saving_again_updates_the_row_and_the_business_key_is_unique(queues: tup
         save_items(conn, [clash])
 
 
+def _connect_as(conn: psycopg.Connection, login: str) -> psycopg.Connection:
+    return psycopg.connect(psycopg.conninfo.make_conninfo(conn.info.dsn, user=login), autocommit=True)
+
+
 def test_a_county_sees_and_decides_on_its_own_residents_items_only(queues: tuple[psycopg.Connection, str]) -> None:
     conn, prefix = queues
     mine, theirs = _item("p1", XINYANG_SHIHE), _item("p2", GUSHI)
     save_items(conn, [mine, theirs, _item("p3", "411528")])  # 息县 has no downstream system yet
-    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(f"{prefix}ds_{XINYANG_SHIHE}")))
-    try:
-        visible = conn.execute("SELECT person_id, county_code FROM routing.chronic_disease").fetchall()
+    with _connect_as(conn, f"{prefix}ds_{XINYANG_SHIHE}") as county:
+        visible = county.execute("SELECT person_id, county_code FROM routing.chronic_disease").fetchall()
         assert visible == [("p1", XINYANG_SHIHE)]
-        assert decide(conn, "chronic_disease", mine.item_id, "acknowledged", "shihe-ph-system")
-        assert not decide(conn, "chronic_disease", theirs.item_id, "rejected", "shihe-ph-system", "not ours")
+        assert decide(county, "chronic_disease", mine.item_id, "acknowledged", "shihe-ph-system")
+        assert not decide(county, "chronic_disease", theirs.item_id, "rejected", "shihe-ph-system", "not ours")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):  # RLS: counties don't withdraw items
-            decide(conn, "chronic_disease", mine.item_id, "withdrawn", "shihe-ph-system")
+            decide(county, "chronic_disease", mine.item_id, "withdrawn", "shihe-ph-system")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):  # only the status columns are theirs
-            conn.execute("UPDATE routing.chronic_disease SET county_code = %s", (GUSHI,))
+            county.execute("UPDATE routing.chronic_disease SET county_code = %s", (GUSHI,))
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("DELETE FROM routing.chronic_disease")
-    finally:
-        conn.execute("RESET ROLE")
+            county.execute("DELETE FROM routing.chronic_disease")
     rows = dict(
         conn.execute(
             "SELECT person_id, status || ':' || coalesce(status_by, '') FROM routing.chronic_disease"
         ).fetchall()
     )
-    assert rows == {"p1": "acknowledged:shihe-ph-system", "p2": "pending:", "p3": "pending:"}
+    # status_by is the login the database saw, not the label the system gave itself
+    assert rows == {"p1": f"acknowledged:{prefix}ds_{XINYANG_SHIHE}", "p2": "pending:", "p3": "pending:"}
+    history = conn.execute("SELECT status, old_status, db_user, claimed_by FROM routing.status_changes").fetchall()
+    assert history == [("acknowledged", "pending", f"{prefix}ds_{XINYANG_SHIHE}", "shihe-ph-system")]
+
+
+def test_a_county_cannot_reopen_a_withdrawn_item_or_forge_who_decided(queues: tuple[psycopg.Connection, str]) -> None:
+    conn, prefix = queues
+    mine, other = _item("p1", XINYANG_SHIHE), _item("p4", XINYANG_SHIHE, "DIABETES")
+    save_items(conn, [mine, other])
+    mine.status, mine.status_reason = "withdrawn", "the source cancelled the diagnosis"
+    save_items(conn, [mine])  # the stage withdraws it
+    login = f"{prefix}ds_{XINYANG_SHIHE}"
+    with _connect_as(conn, login) as county:  # the county system's own login, as it connects in production
+        assert not decide(county, "chronic_disease", mine.item_id, "acknowledged", "shihe-ph-system")  # stays withdrawn
+        county.execute(  # writing someone else's name straight into the row
+            "UPDATE routing.chronic_disease SET status = 'rejected', status_by = 'someone-else' WHERE item_id = %s",
+            (other.item_id,),
+        )
+    rows = dict(conn.execute("SELECT person_id, status || ':' || coalesce(status_by, '') FROM routing.chronic_disease"))
+    assert rows["p1"].startswith("withdrawn:") and rows["p4"] == f"rejected:{login}"
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):  # the history cannot be rewritten
+        conn.execute("DELETE FROM routing.status_changes")
 
 
 def test_unknown_routes_and_bad_statuses_are_refused(queues: tuple[psycopg.Connection, str]) -> None:

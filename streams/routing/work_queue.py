@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from avro_schemas.topics import COLLAB_ROUTES
+from foundation.append_only import append_only
 
 ROUTES: tuple[str, ...] = COLLAB_ROUTES
 STATUSES: tuple[str, ...] = ("pending", "acknowledged", "rejected", "withdrawn")
@@ -50,6 +51,38 @@ CREATE TABLE IF NOT EXISTS routing.{table} (
 CREATE INDEX IF NOT EXISTS {table}_county_status ON routing.{table} (county_code, status);
 CREATE INDEX IF NOT EXISTS {table}_person ON routing.{table} (person_id);
 ALTER TABLE routing.{table} ENABLE ROW LEVEL SECURITY;
+"""
+
+
+# Who changed a status is what the database says: the login (one per county system and per operator), set
+# by a trigger whatever the caller writes into status_by; what the caller claims (--actor, a system's label)
+# is kept beside it. Every change is a row of routing.status_changes, append-only.
+_STATUS_HISTORY = """
+CREATE TABLE IF NOT EXISTS routing.status_changes (
+    change_id   bigserial   PRIMARY KEY,
+    route       text        NOT NULL,
+    item_id     uuid        NOT NULL,
+    status      text        NOT NULL,
+    old_status  text        NOT NULL,
+    db_user     text        NOT NULL,
+    claimed_by  text,
+    reason      text,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS status_changes_item ON routing.status_changes (item_id);
+COMMENT ON TABLE routing.status_changes IS '工单状态变更 (只追加) / Every work-item status change: login, claim, when (append-only).';
+CREATE OR REPLACE FUNCTION routing.stamp_status() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, routing AS $$
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        NEW.status_by := session_user;
+        NEW.status_at := now();
+        INSERT INTO routing.status_changes (route, item_id, status, old_status, db_user, claimed_by, reason)
+        VALUES (TG_TABLE_NAME, NEW.item_id, NEW.status, OLD.status, session_user,
+                NULLIF(current_setting('healthbus.actor', true), ''), NEW.status_reason);
+    END IF;
+    RETURN NEW;
+END $$;
 """
 
 
@@ -96,15 +129,28 @@ def ensure_work_queues(conn: psycopg.Connection, role_prefix: str = DEFAULT_ROLE
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('healthbus.routing.ddl'))")
         conn.execute("CREATE SCHEMA IF NOT EXISTS routing")
+        conn.execute(_STATUS_HISTORY)
         for route in ROUTES:
             conn.execute(_TABLE.format(table=route, statuses=statuses))
-            conn.execute(sql.SQL("DROP POLICY IF EXISTS county_rows ON routing.{}").format(sql.Identifier(route)))
-            # A county reads its rows and may acknowledge or reject them; withdrawing is the stages' business.
+            table, county = sql.Identifier("routing", route), _county_policy(role_prefix)
+            for policy in ("county_rows", "county_read", "county_decide"):
+                conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(policy), table))
+            # A county reads its rows and may acknowledge or reject them; withdrawing is the stages' business,
+            # and a withdrawn item stays withdrawn for the county (only new evidence re-opens it, by a stage).
+            conn.execute(sql.SQL("CREATE POLICY county_read ON {} FOR SELECT USING ({})").format(table, county))
             conn.execute(
                 sql.SQL(
-                    "CREATE POLICY county_rows ON routing.{} USING ({}) WITH CHECK ({} AND status <> 'withdrawn')"
-                ).format(sql.Identifier(route), _county_policy(role_prefix), _county_policy(role_prefix))
+                    "CREATE POLICY county_decide ON {} FOR UPDATE USING ({} AND status <> 'withdrawn') "
+                    "WITH CHECK ({} AND status IN ('acknowledged', 'rejected'))"
+                ).format(table, county, county)
             )
+            conn.execute(
+                sql.SQL(
+                    "CREATE OR REPLACE TRIGGER status_change BEFORE UPDATE OF status ON {} "
+                    "FOR EACH ROW EXECUTE FUNCTION routing.stamp_status()"
+                ).format(table)
+            )
+    append_only(conn, "routing.status_changes")
 
 
 def ensure_county_role(conn: psycopg.Connection, county_code: str, role_prefix: str = DEFAULT_ROLE_PREFIX) -> str:
@@ -184,12 +230,14 @@ def decide(
     _check_route(route)
     if status not in STATUSES or status == "pending":
         raise ValueError(f"status must be one of {STATUSES[1:]}, got {status!r}")
-    cur = conn.execute(
-        sql.SQL(
-            "UPDATE routing.{} SET status = %s, status_by = %s, status_at = %s, status_reason = %s WHERE item_id = %s"
-        ).format(sql.Identifier(route)),
-        (status, actor, now or dt.datetime.now(dt.UTC), reason or None, item),
-    )
+    with conn.transaction():
+        conn.execute("SELECT set_config('healthbus.actor', %s, true)", (actor,))  # the claim, for the history
+        cur = conn.execute(
+            sql.SQL(
+                "UPDATE routing.{} SET status = %s, status_by = %s, status_at = %s, status_reason = %s WHERE item_id = %s"
+            ).format(sql.Identifier(route)),
+            (status, actor, now or dt.datetime.now(dt.UTC), reason or None, item),
+        )
     return cur.rowcount == 1
 
 
