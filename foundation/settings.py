@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     empi_model_path: Path | None = None
     """The identify stage's match model (JSON from `healthbus empi train`); unset: the shipped model."""
     empi_cache_ttl_seconds: int = 86_400
-    """How long Redis keeps a record → person entry (merges and unmerges delete theirs at once)."""
+    """How long Redis keeps a record → person entry (a move leaves a versioned tombstone at once, and is logged
+    in PostgreSQL for workers to apply should Redis be down)."""
     quality_rule_file: Path | None = None
     """The data-quality rule set (YAML, streams/quality/rulesets/); unset: the shipped rules."""
     quality_monitor_cutoff: str = "10:00"

@@ -142,13 +142,19 @@ class TwoPersons:
     b_records: list[tuple[str, str]]
 
 
+def two_persons_records() -> list[SourceRecord]:
+    """What `two_persons` files: A-1 and B-7 (person a), then C-1 and B-9 (person b)."""
+    return [
+        rec(ORG_A, "A-1", "张伟", "1", "1985-03-02", ID_ZHANG, phone=PHONE, address="信阳市浉河区民权路12号"),
+        rec(ORG_B, "B-7", "张伟", "1", "1985-03-02", ID_ZHANG),
+        rec(ORG_C, "C-1", "张伟", "1", "", health_card=HEALTH_CARD, phone="13900002222"),
+        rec(ORG_B, "B-9", "张伟", "", "", health_card=HEALTH_CARD),
+    ]
+
+
 def two_persons(conn: psycopg.Connection) -> TwoPersons:
     """Two persons the stage could not link (no shared identifier, too little shared evidence)."""
-    a1 = rec(ORG_A, "A-1", "张伟", "1", "1985-03-02", ID_ZHANG, phone=PHONE, address="信阳市浉河区民权路12号")
-    a2 = rec(ORG_B, "B-7", "张伟", "1", "1985-03-02", ID_ZHANG)
-    b1 = rec(ORG_C, "C-1", "张伟", "1", "", health_card=HEALTH_CARD, phone="13900002222")
-    b2 = rec(ORG_B, "B-9", "张伟", "", "", health_card=HEALTH_CARD)
-    out = resolve_records(conn, [a1, a2, b1, b2], MODEL)
+    out = resolve_records(conn, two_persons_records(), MODEL)
     assert [o.rule for o in out] == [
         MatchRule.NEW_PERSON,
         MatchRule.CITIZEN_ID,
@@ -326,15 +332,18 @@ def test_audit_rows_carry_actor_and_reason(conn: psycopg.Connection) -> None:
     assert conn.execute("SELECT count(*) FROM empi.audit_log WHERE at IS NULL").fetchone()[0] == 0
 
 
-def test_cache_entries_of_moved_records_are_forgotten(conn: psycopg.Connection, cache: PersonCache) -> None:
+def test_cache_entries_of_moved_records_are_invalidated(conn: psycopg.Connection, cache: PersonCache) -> None:
     p = two_persons(conn)
-    stale = [(r, p.b, "fp") for r in p.b_records] + [(p.a_records[1], p.a, "fp")]
+    stale = [(r, p.b, "fp", 1) for r in p.b_records] + [(p.a_records[1], p.a, "fp", 1)]
     cache.put_many(stale)
-    merge(conn, p.a, p.b, ACTOR, "same", cache=cache)
+    merged = merge(conn, p.a, p.b, ACTOR, "same", cache=cache)
+    assert merged.moved_versions == (2, 2)
     assert cache.get_many(p.b_records) == {}
+    assert {e.version for e in cache.entries(p.b_records).values()} == {2}  # tombstones at the new version
     assert p.a_records[1] in cache.get_many([p.a_records[1]])  # a record that did not move stays cached
-    cache.put_many([(p.b_records[0], p.a, "fp")])
-    unmerge(conn, *p.b_records[0], ACTOR, "not the same", cache=cache)
+    cache.put_many([(p.b_records[0], p.a, "fp", 2)])
+    unmerged = unmerge(conn, *p.b_records[0], ACTOR, "not the same", cache=cache)
+    assert unmerged.mapping_version == 3
     assert cache.get_many([p.b_records[0]]) == {}
 
 
@@ -342,7 +351,7 @@ def test_a_cache_outage_does_not_undo_a_committed_action(conn: psycopg.Connectio
     p = two_persons(conn)
     down = PersonCache.from_url("redis://127.0.0.1:1/0")
     result = merge(conn, p.a, p.b, ACTOR, "same", cache=down)
-    assert "2 cache entries not deleted" in result.cache_error
+    assert "2 cache entries not invalidated" in result.cache_error
     assert snapshot(conn)["persons"][p.b][0] == "merged"
 
 
@@ -372,7 +381,7 @@ def review_items(conn: psycopg.Connection) -> tuple[int, int]:
 def test_review_accept_merges_and_reject_separates(conn: psycopg.Connection, cache: PersonCache) -> None:
     accept_id, reject_id = review_items(conn)
     item = list_reviews(conn)[0]
-    cache.put_many([((ORG_B, "B-1"), item.record_person_id, "fp")])
+    cache.put_many([((ORG_B, "B-1"), item.record_person_id, "fp", 1)])
 
     accepted = accept_review(conn, accept_id, ACTOR, "same birth month, date typo", cache=cache)
     assert accepted.merge is not None and accepted.merge.survivor_person_id == item.candidate_person_id

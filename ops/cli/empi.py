@@ -153,7 +153,7 @@ def _warn_cache(error: str) -> None:
     if error:
         typer.secho(
             f"warning: committed, but the Redis cache still holds the old person of moved records: {error}; "
-            "they expire with the cache TTL",
+            "the identify workers invalidate them from PostgreSQL's log as soon as Redis answers",
             fg=typer.colors.YELLOW,
             err=True,
         )

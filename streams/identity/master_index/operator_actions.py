@@ -71,7 +71,8 @@ class MergeResult:
     records_moved: tuple[RecordKey, ...]
     already_done: bool = False  # the persons were one already: nothing changed, change_id is the earlier merge
     forced_over: tuple[str, ...] = ()  # vetoes the operator overrode with force
-    cache_error: str = ""  # committed, but Redis could not drop the moved records' entries (see _forget)
+    cache_error: str = ""  # committed, but Redis could not take the moved records' tombstones (see _invalidate)
+    moved_versions: tuple[int, ...] = ()  # each moved record's mapping version after the move, as records_moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ class UnmergeResult:
     already_done: bool = False  # the record's last move was this unmerge: nothing changed
     cache_error: str = ""
     deregistration_moved: bool = False  # the death registered by this record went with it (record_lifecycle)
+    mapping_version: int = 0  # the record's mapping version after the move (0 when nothing changed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,21 +330,33 @@ def _merge_locked(
         change=change_key,
         audit_detail={"forced": True, "overridden": vetoes} if vetoes else None,
     )
-    return MergeResult(change_key, survivor, absorbed, tuple(moved), forced_over=tuple(vetoes))
+    return MergeResult(
+        change_key,
+        survivor,
+        absorbed,
+        tuple(m.record for m in moved),
+        forced_over=tuple(vetoes),
+        moved_versions=tuple(m.version for m in moved),
+    )
 
 
-def _forget(cache: PersonCache | None, records: Iterable[RecordKey]) -> str:
-    """Drop the moved records' cache entries; returns why that failed ("" when it did not).
+def _invalidate(cache: PersonCache | None, records: Sequence[RecordKey], versions: Sequence[int]) -> str:
+    """Tombstone the moved records' cache entries at their new versions; returns why that failed ("" when
+    it did not).
 
-    After commit: forgetting earlier would let a reader refill the old person before we commit. A Redis
-    failure does not undo a committed action: the caller reports it (the entries expire with their TTL)."""
-    keys = list(records)
-    if cache is None or not keys:
+    After commit, so that a reader cannot refill the old person before the move is visible; a reader that
+    read it before and writes it back after loses to the tombstone (a newer version). A Redis failure does not
+    undo a committed action: the caller reports it, and the identify stage tombstones the entries itself from
+    `empi.cache_invalidations` (filed with the move) at its next batch once Redis answers."""
+    if cache is None or not records:
         return ""
     try:
-        cache.forget(keys)
+        cache.tombstone_many(zip(records, versions, strict=True))
     except redis.RedisError as exc:
-        return f"{len(keys)} cache entries not deleted ({type(exc).__name__}: {exc})"
+        return (
+            f"{len(records)} cache entries not invalidated ({type(exc).__name__}: {exc}); the identify stage "
+            "invalidates them from empi.cache_invalidations once Redis answers"
+        )
     return ""
 
 
@@ -392,7 +406,7 @@ def merge(
             )
 
     result = _retrying(run)
-    return dataclasses.replace(result, cache_error=_forget(cache, result.records_moved))
+    return dataclasses.replace(result, cache_error=_invalidate(cache, result.records_moved, result.moved_versions))
 
 
 # -- unmerge -------------------------------------------------------------------------------------------
@@ -495,19 +509,22 @@ def unmerge(
                 )
                 if updated.rowcount:
                     moved_kinds.append(kind)
+            # The move raises the record's mapping version and files its cache invalidation (the trigger).
             if new_person:
-                conn.execute(
+                relinked = conn.execute(
                     "UPDATE empi.records SET person_id = %s, link_rule = %s, link_weight = NULL, "
                     "link_detail = %s, linked_at = now(), updated_at = now() "
-                    "WHERE org_code = %s AND local_id = %s",
+                    "WHERE org_code = %s AND local_id = %s RETURNING mapping_version",
                     (target, OPERATOR_RULE, Jsonb({"unmerged_from": person}), *key),
-                )
+                ).fetchone()
             else:
                 # Back where its own link evidence put it: that link rule and weight are true again.
-                conn.execute(
-                    "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE org_code = %s AND local_id = %s",
+                relinked = conn.execute(
+                    "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE org_code = %s AND local_id = %s "
+                    "RETURNING mapping_version",
                     (target, *key),
-                )
+                ).fetchone()
+            assert relinked is not None  # the row is locked FOR UPDATE above
             conn.execute(
                 "INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
                 "VALUES (%s, %s, %s, %s, %s)",
@@ -575,10 +592,13 @@ def unmerge(
                 new_person,
                 tuple(moved_kinds),
                 deregistration_moved=sealed,
+                mapping_version=relinked[0],
             )
 
     result = _retrying(run)
-    return result if result.already_done else dataclasses.replace(result, cache_error=_forget(cache, [key]))
+    if result.already_done:
+        return result
+    return dataclasses.replace(result, cache_error=_invalidate(cache, [key], [result.mapping_version]))
 
 
 def _refresh_sex(conn: psycopg.Connection, person: str, remaining: Sequence[MatchFeatures]) -> None:
@@ -708,7 +728,9 @@ def accept_review(
     result = _retrying(run)
     if result.merge is None:
         return result
-    return dataclasses.replace(result, cache_error=_forget(cache, result.merge.records_moved))
+    return dataclasses.replace(
+        result, cache_error=_invalidate(cache, result.merge.records_moved, result.merge.moved_versions)
+    )
 
 
 def reject_review(conn: psycopg.Connection, review_id: int, actor: str, reason: str) -> ReviewDecision:

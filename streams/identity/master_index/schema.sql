@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS empi.records (
     phone           text NOT NULL DEFAULT '',
     address         text NOT NULL DEFAULT '',
     fingerprint     text NOT NULL,            -- hash of the fields above: an unchanged re-send writes nothing
+    mapping_version bigint NOT NULL DEFAULT 1, -- raised by a trigger whenever person_id or fingerprint changes:
+                                               -- the Redis cache's entries carry it (cache.py)
     link_rule       text NOT NULL,            -- resolution.MatchRule, or operator / review_accept
     link_weight     double precision,         -- Fellegi-Sunter weight (bits) for probabilistic links
     link_detail     jsonb NOT NULL DEFAULT '{}',  -- per-comparison levels and weights, or the identifier
@@ -36,6 +38,54 @@ CREATE TABLE IF NOT EXISTS empi.records (
     PRIMARY KEY (org_code, local_id)
 );
 CREATE INDEX IF NOT EXISTS records_person ON empi.records (person_id);
+-- An index created before mapping_version existed gets it here. ALTER TABLE locks the stage out of the table
+-- even when the column is there, and this file runs at every connect: only when it is missing.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'empi.records'::regclass
+                   AND attname = 'mapping_version' AND NOT attisdropped) THEN
+        ALTER TABLE empi.records ADD COLUMN IF NOT EXISTS mapping_version bigint NOT NULL DEFAULT 1;
+    END IF;
+END $$;
+
+-- Records whose cached person went stale: one row per move (merge, unmerge, review decision, automatic merge),
+-- written by the trigger below in the transaction that moved the record. Every resolver turns the rows it has
+-- not seen into cache tombstones before it reads Redis (resolver.py), so an entry the move could not reach
+-- (Redis down at the time) dies at the next batch once Redis answers. Readers page by transaction id, not by
+-- invalidation_id: ids are drawn before commit, so a lower id can become visible after a higher one.
+-- Rows older than the cache's TTL (and a margin) are pruned by the resolvers.
+CREATE TABLE IF NOT EXISTS empi.cache_invalidations (
+    invalidation_id  bigserial PRIMARY KEY,
+    org_code         text NOT NULL,
+    local_id         text NOT NULL,
+    mapping_version  bigint NOT NULL,   -- the record's version after the move: cached entries below it are stale
+    txid             xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cache_invalidations_txid ON empi.cache_invalidations (txid);
+CREATE INDEX IF NOT EXISTS cache_invalidations_created ON empi.cache_invalidations (created_at);
+
+-- Every UPDATE that changes a record's person or fingerprint raises its mapping version (one more than
+-- before, whatever the statement says: versions never go backwards); a change of person also files the
+-- invalidation. In the database, so that no UPDATE can forget it.
+CREATE OR REPLACE FUNCTION empi.record_mapping_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.mapping_version := OLD.mapping_version + 1;
+    IF NEW.person_id IS DISTINCT FROM OLD.person_id THEN
+        INSERT INTO empi.cache_invalidations (org_code, local_id, mapping_version)
+        VALUES (NEW.org_code, NEW.local_id, NEW.mapping_version);
+    END IF;
+    RETURN NEW;
+END $$;
+DO $$ BEGIN
+    -- CREATE TRIGGER locks out writers of the table: only when missing.
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'empi.records'::regclass
+                   AND tgname = 'records_mapping_version') THEN
+        CREATE TRIGGER records_mapping_version BEFORE UPDATE ON empi.records FOR EACH ROW
+            WHEN (OLD.person_id IS DISTINCT FROM NEW.person_id OR OLD.fingerprint IS DISTINCT FROM NEW.fingerprint
+                  OR OLD.mapping_version IS DISTINCT FROM NEW.mapping_version)
+            EXECUTE FUNCTION empi.record_mapping_changed();
+    END IF;
+END $$;
 
 -- Deterministic identifiers. The primary key is what makes two workers that create the same new
 -- resident at once end with one person: the second insert finds the first one's row.

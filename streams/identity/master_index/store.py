@@ -9,6 +9,10 @@ person it founds has the same id (derived from the record), so nothing is duplic
 Merges (automatic or by an operator) go through `merge_persons`, relinks through the operator actions'
 unmerge and review decisions (operator_actions.py); both keep the invariants: a record never points at a merged person; identifiers follow their records; every move
 is in `record_moves` (what unmerge restores from), in the audit log, and in the outbox for publishing.
+
+A record's `mapping_version` rises (by a trigger, schema.sql) with every change of its person or fingerprint,
+and a change of person files a row in `cache_invalidations`: what keeps the Redis cache from serving or
+taking back a mapping older than the index's (cache.py, resolver.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -57,18 +62,72 @@ class Resolution:
     weight: float | None = None
     review: bool = False
     moved_records: tuple[RecordKey, ...] = ()  # records that changed person (merges): their cache is stale
+    version: int = 0  # the record's mapping version once resolved (0: not known, nothing to cache)
+    moved_versions: tuple[int, ...] = ()  # each moved record's mapping version after the move, as moved_records
 
 
-def known_records(conn: psycopg.Connection, keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[str, str]]:
-    """(org, local) → (person id, fingerprint) for records already in the index; one query."""
+class RecordMapping(NamedTuple):
+    """A record's person and fingerprint as the index holds them, and their mapping version."""
+
+    person_id: str
+    fingerprint: str
+    version: int
+
+
+class MovedRecord(NamedTuple):
+    record: RecordKey
+    version: int  # its mapping version after the move
+
+
+def known_records(conn: psycopg.Connection, keys: Sequence[RecordKey]) -> dict[RecordKey, RecordMapping]:
+    """(org, local) → (person id, fingerprint, mapping version) for records already in the index; one query."""
     if not keys:
         return {}
     rows = conn.execute(
-        "SELECT r.org_code, r.local_id, r.person_id::text, r.fingerprint FROM empi.records r "
+        "SELECT r.org_code, r.local_id, r.person_id::text, r.fingerprint, r.mapping_version FROM empi.records r "
         "JOIN unnest(%s::text[], %s::text[]) AS k(org_code, local_id) USING (org_code, local_id)",
         ([k[0] for k in keys], [k[1] for k in keys]),
     ).fetchall()
-    return {(org, local): (person, fp) for org, local, person, fp in rows}
+    return {(org, local): RecordMapping(person, fp, version) for org, local, person, fp, version in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidationCursor:
+    """Where a reader of `cache_invalidations` stands: the snapshot of its last read. Rows of transactions
+    that were running then (``running``) or had not begun (ids from ``next_txid`` on) may have come since."""
+
+    next_txid: int = 0  # the snapshot's xmax
+    running: tuple[int, ...] = ()  # the snapshot's in-progress transaction ids
+
+
+def cache_invalidations(
+    conn: psycopg.Connection, cursor: InvalidationCursor
+) -> tuple[InvalidationCursor, list[tuple[RecordKey, int]]]:
+    """The `cache_invalidations` rows committed since ``cursor``: (record, mapping version after the move),
+    and the cursor to read from next time; one statement (the connection is in autocommit).
+
+    Ids are drawn before commit, so paging by id would skip a row whose transaction commits after a later
+    one's. Paging by the statement's snapshot instead: a row visible now whose transaction had not ended at
+    the last read is new; every other visible row was read before. Nothing is read twice."""
+    rows = conn.execute(
+        "WITH s AS (SELECT pg_current_snapshot() AS snap) "
+        "SELECT pg_snapshot_xmax(s.snap)::text, ARRAY(SELECT x::text FROM pg_snapshot_xip(s.snap) AS x), "
+        "       i.org_code, i.local_id, i.mapping_version "
+        "FROM s LEFT JOIN empi.cache_invalidations i "
+        "  ON i.txid >= %s::text::xid8 OR i.txid = ANY(%s::text[]::xid8[]) "
+        "ORDER BY i.invalidation_id",
+        (str(cursor.next_txid), [str(x) for x in cursor.running]),
+    ).fetchall()
+    after = InvalidationCursor(int(rows[0][0]), tuple(int(x) for x in rows[0][1]))
+    return after, [((org, local), version) for _, _, org, local, version in rows if org is not None]
+
+
+def prune_cache_invalidations(conn: psycopg.Connection, older_than_seconds: float) -> int:
+    """Delete invalidations older than the cache can hold an entry: they have nothing left to kill."""
+    return conn.execute(
+        "DELETE FROM empi.cache_invalidations WHERE created_at < now() - make_interval(secs => %s)",
+        (older_than_seconds,),
+    ).rowcount
 
 
 def record_from_row(row: Sequence[str]) -> SourceRecord:
@@ -150,21 +209,22 @@ def merge_persons(
     reason: str,
     change: str,
     audit_detail: dict[str, object] | None = None,
-) -> list[RecordKey]:
-    """Move every record and identifier of ``absorbed`` to ``survivor``; returns the records moved.
+) -> list[MovedRecord]:
+    """Move every record and identifier of ``absorbed`` to ``survivor``; returns the records moved (each with
+    its new mapping version; the trigger filed their cache invalidations).
 
     Runs inside the caller's transaction. A person merged away redirects to its survivor. A sealed health
     record (a registered death) goes with the absorbed person to the survivor (record_lifecycle.on_merge).
     ``audit_detail`` goes into the merge's audit entry (a forced merge's overridden vetoes)."""
     moved = [
-        (org, local)
-        for org, local in conn.execute(
+        MovedRecord((org, local), version)
+        for org, local, version in conn.execute(
             "UPDATE empi.records SET person_id = %s, updated_at = now() WHERE person_id = %s "
-            "RETURNING org_code, local_id",
+            "RETURNING org_code, local_id, mapping_version",
             (survivor, absorbed),
         ).fetchall()
     ]
-    for org, local in moved:
+    for (org, local), _version in moved:
         conn.execute(
             "INSERT INTO empi.record_moves (org_code, local_id, from_person_id, to_person_id, change_id) "
             "VALUES (%s, %s, %s, %s, %s)",
@@ -218,21 +278,25 @@ def _file_record(
     decision: MatchDecision,
     fp: str,
     existed: bool,
-) -> None:
+) -> psycopg.Cursor[tuple[int]]:
+    """File the record's fields (and its link, if new); returns the cursor that will hold its mapping version
+    (fetch it once the pipeline has synced: no round trip of its own)."""
     key = (record.org_code, record.local_id)
     values = [getattr(record, f) for f in _RECORD_FIELDS]
+    filed: psycopg.Cursor[tuple[int]]
     if existed:
-        conn.execute(
+        filed = conn.execute(
             f"UPDATE empi.records SET ({', '.join(_RECORD_FIELDS)}, fingerprint, updated_at) = "
-            f"({', '.join(['%s'] * len(_RECORD_FIELDS))}, %s, now()) WHERE org_code = %s AND local_id = %s",
+            f"({', '.join(['%s'] * len(_RECORD_FIELDS))}, %s, now()) WHERE org_code = %s AND local_id = %s "
+            "RETURNING mapping_version",
             (*values, fp, *key),
         )
         conn.execute("DELETE FROM empi.block_keys WHERE org_code = %s AND local_id = %s", key)
     else:
-        conn.execute(
+        filed = conn.execute(
             f"INSERT INTO empi.records (org_code, local_id, person_id, {', '.join(_RECORD_FIELDS)}, fingerprint, "
             f"link_rule, link_weight, link_detail) VALUES (%s, %s, %s, {', '.join(['%s'] * len(_RECORD_FIELDS))}, "
-            "%s, %s, %s, %s)",
+            "%s, %s, %s, %s) RETURNING mapping_version",
             (*key, person, *values, fp, decision.rule.value, decision.weight, Jsonb(decision.detail)),
         )
         link = change_id("link", *key)
@@ -269,6 +333,7 @@ def _file_record(
             "UPDATE empi.persons SET sex = %s, updated_at = now() WHERE person_id = %s AND sex IS NULL",
             (features.sex, person),
         )
+    return filed
 
 
 def _lock_keys(record: SourceRecord, features: MatchFeatures) -> set[str]:
@@ -312,10 +377,11 @@ def _resolve_locked(
     key = (record.org_code, record.local_id)
     fp = fingerprint(record)
     row = conn.execute(
-        "SELECT person_id::text, fingerprint FROM empi.records WHERE org_code = %s AND local_id = %s", key
+        "SELECT person_id::text, fingerprint, mapping_version FROM empi.records WHERE org_code = %s AND local_id = %s",
+        key,
     ).fetchone()
     if row is not None and row[1] == fp:
-        return Resolution(row[0], MatchRule.RECORD_KEY.value)
+        return Resolution(row[0], MatchRule.RECORD_KEY.value, version=row[2])
     identifier_persons: dict[tuple[str, str], str] = {}
     identifier_keys = features.identifier_keys()
     if identifier_keys:
@@ -344,7 +410,7 @@ def _resolve_locked(
     with conn.pipeline():
         if decision.person_id is None:
             conn.execute("INSERT INTO empi.persons (person_id) VALUES (%s) ON CONFLICT DO NOTHING", (person,))
-        moved: list[RecordKey] = []
+        moved: list[MovedRecord] = []
         for absorbed in sorted({_live_person(conn, p) for p in decision.merge_person_ids} - {person}):
             if _separated(conn, person, absorbed):
                 continue  # an operator said these are two people
@@ -358,7 +424,7 @@ def _resolve_locked(
                 reason=f"record {key[0]}:{key[1]} links both ({decision.rule.value})",
                 change=change,
             )
-        _file_record(conn, record, features, person, decision, fp, existed=row is not None)
+        filed = _file_record(conn, record, features, person, decision, fp, existed=row is not None)
         for item in decision.reviews:
             conn.execute(
                 "INSERT INTO empi.review_items (org_code, local_id, record_person_id, candidate_person_id, reason, "
@@ -373,4 +439,13 @@ def _resolve_locked(
                     Jsonb(json.loads(json.dumps(item.detail, default=str))),
                 ),
             )
-    return Resolution(person, decision.rule.value, decision.weight, bool(decision.reviews), tuple(moved))
+    filed_row = filed.fetchone()  # the pipeline has synced: no round trip
+    return Resolution(
+        person,
+        decision.rule.value,
+        decision.weight,
+        bool(decision.reviews),
+        tuple(m.record for m in moved),
+        version=filed_row[0] if filed_row else 0,
+        moved_versions=tuple(m.version for m in moved),
+    )
