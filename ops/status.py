@@ -1,5 +1,5 @@
 """`healthbus status`: one terminal screen — services up, workers and their lag, dead letters by reason,
-newest event per institution, open alerts.
+adapter sources' health, newest event per institution, open alerts.
 
 Codes and counts only (no personal data). Every section is gathered on its own: a service that is down
 makes its sections say "unavailable (<reason>)" and the others still render. Lag comes from the broker's
@@ -26,6 +26,8 @@ DLQ_CAP = 100_000  # most dead letters read per topic
 STALEST_SHOWN = 15
 ALERTS_SHOWN = 10
 DLQ_ROWS_SHOWN = 12
+ADAPTERS_SHOWN = 8
+ADAPTER_STALE_SECONDS = 300  # an adapter reports each source at least every 30 s (60 s backoff at most) while it runs
 
 
 @dataclass
@@ -189,6 +191,47 @@ def _newest_events(settings: Settings, now: dt.datetime) -> Section:
     return section
 
 
+def _adapter_sources(settings: Settings, now: dt.datetime) -> Section:
+    """Each exchange-database source as its adapter process last reported it (adapter_source_health): up or
+    DOWN with its consecutive failures, last success and error class, rows its last reconciliation found
+    differing; "stale" when no adapter has reported it for a while (the process is not running)."""
+    from producers.adapters.state_store import read_health, read_reconciliation_differences
+
+    section = Section("adapters", f"Adapter sources (exchange databases, {ADAPTERS_SHOWN} worst)")
+    with _connect(settings) as conn:
+        health = read_health(conn)
+        differences = read_reconciliation_differences(conn)
+    for h in health:
+        seen = (now - h.reported_at).total_seconds() if h.reported_at else None
+        stale = seen is None or seen > ADAPTER_STALE_SECONDS
+        section.rows.append(
+            {
+                "source_id": h.source_id,
+                "org_code": h.org_code,
+                "kind": h.kind,
+                "state": "stale" if stale else ("up" if h.state == "up" else "DOWN"),
+                "reported_state": h.state,
+                "consecutive_failures": h.consecutive_failures,
+                "last_success_at": h.last_success_at,
+                "last_error": h.last_error if h.state == "down" else None,
+                "next_attempt_at": h.next_attempt_at if h.state == "down" else None,
+                "reported_ago_seconds": seen,
+                "reconciliation_difference": differences.get(h.source_id, 0),
+            }
+        )
+    rank = {"DOWN": 0, "stale": 2, "up": 3}
+    section.rows.sort(key=lambda r: (rank[r["state"]] - (1 if r["reconciliation_difference"] else 0), r["source_id"]))
+    if not health:
+        section.notes.append("no adapter has reported yet")
+    else:
+        counts = Counter(r["state"] for r in section.rows)
+        section.notes.append(", ".join(f"{counts[k]} {k}" for k in ("up", "DOWN", "stale") if counts[k]))
+        differing = sum(1 for r in section.rows if r["reconciliation_difference"])
+        if differing:
+            section.notes.append(f"{differing} with reconciliation differences")
+    return section
+
+
 def _alerts(settings: Settings) -> Section:
     from streams.surveillance.alert_store import open_alerts
 
@@ -274,6 +317,7 @@ def gather(settings: Settings, now: dt.datetime | None = None) -> StatusReport:
             services,
             kafka("workers", "Workers (consumer lag)", lambda m: _workers(settings, m)),
             kafka("dead_letters", "Dead letters by stage and reason", lambda m: _dead_letters(settings, m)),
+            _guarded("adapters", "Adapter sources", lambda: _adapter_sources(settings, now)),
             _guarded("institutions", "Newest event per institution", lambda: _newest_events(settings, now)),
             _guarded("alerts", "Open alerts", lambda: _alerts(settings)),
         ],
@@ -332,6 +376,24 @@ def _section_lines(s: Section) -> list[str]:
         )
         if len(s.rows) > len(shown):
             body.append(f"  … {len(s.rows) - len(shown)} more reasons (healthbus dlq list)")
+    elif s.name == "adapters":
+        shown = s.rows[:ADAPTERS_SHOWN]
+        body = _table(
+            ["source", "state", "failures", "last success", "error / next attempt", "reconciliation"],
+            [
+                [
+                    r["source_id"],
+                    r["state"] if r["state"] != "stale" else f"stale ({r['reported_state']})",
+                    str(r["consecutive_failures"]),
+                    _when(r["last_success_at"]),
+                    f"{r['last_error']}, retry {_when(r['next_attempt_at'])}" if r["last_error"] else "-",
+                    f"{r['reconciliation_difference']} rows differ" if r["reconciliation_difference"] else "ok",
+                ]
+                for r in shown
+            ],
+        )
+        if len(s.rows) > len(shown):
+            body.append(f"  … {len(s.rows) - len(shown)} more sources (--json)")
     elif s.name == "institutions":
         body = _table(
             ["org code", "newest occurred", "newest stored", "ago", "events"],

@@ -33,6 +33,7 @@ from tests.chaos_harness import (
     HEALTHBUS,
     ChaosRun,
     Flow,
+    TcpProxy,
     chaos_run,
     check_report,
     expected_ids,
@@ -46,11 +47,12 @@ from tests.pipeline_harness import read_topic
 pytestmark = pytest.mark.chaos
 
 OUTAGE_SECONDS = 30.0  # the issue's PostgreSQL outage
+EXCHANGE_OUTAGE_SECONDS = 20.0  # one institution's exchange database dead (issue #17 §2)
 
 
 @pytest.fixture(scope="module")
 def chaos(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosRun]:
-    with chaos_run(bootstrap, tmp_path_factory.mktemp("chaos"), hospitals=5) as run:
+    with chaos_run(bootstrap, tmp_path_factory.mktemp("chaos"), hospitals=7) as run:
         yield run
 
 
@@ -259,6 +261,64 @@ def _empi_records(s: Settings, org_code: str) -> int:
             return conn.execute("SELECT count(*) FROM empi.records WHERE org_code = %s", (org_code,)).fetchone()[0]
         except psycopg.errors.UndefinedTable:  # the identify stage has not set its schema up yet
             return 0
+
+
+def test_a_dead_exchange_database(chaos: ChaosRun, tmp_path: Path) -> None:
+    """One adapter process serves two institutions; one's exchange database is dead (behind a proxy that
+    cuts and refuses connections) for 20 s. The other's events land meanwhile; the dead one backs off, shows
+    down, and catches up by itself once its database is back."""
+    dead, alive, s = chaos.source(5), chaos.source(6), chaos.s
+    target = psycopg.conninfo.conninfo_to_dict(dead.dsn)
+    proxy = TcpProxy(str(target.get("host") or "127.0.0.1"), int(target.get("port") or 5432))
+    proxy.down()
+    config = tmp_path / "adapters.yaml"
+    proxied = dead.model_copy(
+        update={"dsn": psycopg.conninfo.make_conninfo(dead.dsn, host="127.0.0.1", port=proxy.port)}
+    )
+    dump_config(AdapterConfig(sources=[proxied, alive]), config)
+    argv = [str(HEALTHBUS), "adapter", "run", "--config", str(config), "--settle", "0"]
+    log = tmp_path / "adapter.log"
+    with open(log, "wb") as out:
+        adapter = subprocess.Popen(
+            argv, env=worker_env(s), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    died = time.monotonic()
+    try:
+        # The other institution goes on: all of its events land while the dead database is still away.
+        Flow(chaos.pipeline, chaos.verdicts, expected_ids(s, alive)).wait_caught_up()
+        assert adapter.poll() is None, log.read_text()[-3000:]
+        assert _raw_messages_of(s, dead.org_code, "patient.registered") == []
+        health = _source_health(s, dead.source_id)
+        assert health is not None and health[0] == "down" and health[1] >= 2, health
+        time.sleep(max(0.0, died + EXCHANGE_OUTAGE_SECONDS - time.monotonic()))
+        failures = _source_health(s, dead.source_id)
+        proxy.up()
+        back = time.monotonic()
+        flow = Flow(chaos.pipeline, chaos.verdicts, expected_ids(s, dead) | expected_ids(s, alive))
+        report = flow.report(
+            f"dead exchange database {EXCHANGE_OUTAGE_SECONDS:.0f} s",
+            back,
+            flow.wait_caught_up(),
+            f"{failures[1] if failures else '?'} failed polls, the other institution on time",
+        )
+        assert _source_health(s, dead.source_id) == ("up", 0)
+        assert adapter.poll() is None, log.read_text()[-3000:]
+    finally:
+        os.killpg(adapter.pid, signal.SIGTERM)
+        stopped = adapter.wait(30)
+        proxy.close()
+    assert stopped == 0, log.read_text()[-3000:]
+    chaos.reports.append(report)
+    check_report(report)
+
+
+def _source_health(s: Settings, source_id: str) -> tuple[str, int] | None:
+    """(state, consecutive failures) as the adapter process reported it to PostgreSQL (what status shows)."""
+    with psycopg.connect(s.postgres_url) as conn:
+        row = conn.execute(
+            "SELECT state, consecutive_failures FROM adapter_source_health WHERE source_id = %s", (source_id,)
+        ).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def test_report(chaos: ChaosRun, capsys: pytest.CaptureFixture[str]) -> None:

@@ -148,6 +148,50 @@ def test_the_key_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> 
     assert "SUCCESS" in result.stdout + result.stderr
 
 
+def test_the_adapter_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
+    one, other = "12411502MB0000001X", "12411502MB0000002X"
+    tests = [
+        # One exchange database stops answering at minute 11 while another stays up: after the rule's 5
+        # minutes, only the first is reported.
+        _case(
+            "HealthbusAdapterSourceDown",
+            [
+                {"series": f'healthbus_adapter_source_up{{org_code="{one}",kind="hospital"}}', "values": "1x10 0x30"},
+                {"series": f'healthbus_adapter_source_up{{org_code="{other}",kind="county"}}', "values": "1x40"},
+            ],
+            "14m",
+            "20m",
+            {"severity": "warning", "stage": "adapter", "org_code": one, "kind": "hospital"},
+        ),
+        # One reconciliation run (10 minutes) finds a row differing, the next none: no alert. From minute 19 on
+        # 3 rows differ run after run: after the rule's 20 minutes it fires.
+        _case(
+            "HealthbusAdapterReconciliationMismatch",
+            [
+                {
+                    "series": f'healthbus_adapter_reconciliation_difference_rows{{org_code="{one}",table="outpatient_visit"}}',
+                    "values": "0x2 1x9 0x5 3x40",
+                },
+                {
+                    "series": f'healthbus_adapter_reconciliation_difference_rows{{org_code="{one}",table="patient"}}',
+                    "values": "0x50",
+                },
+            ],
+            "30m",
+            "45m",
+            {"severity": "warning", "stage": "adapter", "org_code": one, "table": "outpatient_visit"},
+            value=3,
+        ),
+    ]
+    spec = tmp_path / "adapter_alerts_test.yml"
+    spec.write_text(
+        yaml.safe_dump({"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests}, allow_unicode=True)
+    )
+    result = _promtool("test", "rules", str(spec))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
 def test_a_real_prometheus_scrapes_a_running_stage(settings: Settings, tmp_path: Path) -> None:
     """The quality worker serves /metrics on 127.0.0.1; Prometheus (127.0.0.1 only) scrapes it and the
     stage's own metrics appear in its queries."""

@@ -8,6 +8,7 @@ sources:
     region_code: "411502"           # GB/T 2260 code of the institution
     dsn: postgresql://reader@10.1.2.3:5432/exchange
     schema: public                  # PostgreSQL schema holding the exchange tables
+    overlap_seconds: 300            # optional: how far behind its watermark each poll looks again (late commits)
 ```
 """
 
@@ -27,6 +28,9 @@ class SourceConfig(BaseModel):
     region_code: str = Field(pattern=r"^\d{6}$")
     dsn: str
     schema_name: str = Field("public", alias="schema")
+    # Rows committed late (a source transaction longer than the settle delay) or stamped by a clock behind
+    # land behind the watermark: every poll re-reads this much behind it (docs/adapters.md).
+    overlap_seconds: float = Field(default=300.0, ge=0)
 
     model_config = {"populate_by_name": True}
 

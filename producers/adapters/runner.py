@@ -1,7 +1,8 @@
-"""Run adapters as a process: one thread per exchange database, metrics on 127.0.0.1."""
+"""Run adapters as a process: one supervised thread per exchange database, metrics on 127.0.0.1."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -15,7 +16,8 @@ from foundation.settings import Settings
 from foundation.standards.credit_code import make_credit_code
 from producers.adapters.config import SourceConfig
 from producers.adapters.poller import ExchangeAdapter, PollSummary
-from producers.adapters.state_store import AdapterState
+from producers.adapters.state_store import AdapterState, HealthStore
+from producers.adapters.supervision import RECONCILE_EVERY_SECONDS, Backoff, SourceSupervisor
 from producers.publisher import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,15 @@ def county_platform_code(region_code: str) -> str:
 
 
 def build_adapter(
-    settings: Settings, source: SourceConfig, page_size: int = 2000, settle_seconds: float = 2.0
+    settings: Settings,
+    source: SourceConfig,
+    page_size: int = 2000,
+    settle_seconds: float = 2.0,
+    overlap_seconds: float | None = None,
 ) -> ExchangeAdapter:
+    """An adapter for one source. Connects to the platform's PostgreSQL (its state) first and to the
+    exchange database only when it polls, so a source whose database is away can still be built."""
+    state = AdapterState(settings.postgres_url)
     codec = codec_for(settings.schema_registry_config())
     publisher = EventPublisher(
         settings.confluent_config(),
@@ -41,13 +50,22 @@ def build_adapter(
     return ExchangeAdapter(
         source,
         publisher,
-        AdapterState(settings.postgres_url),
+        state,
         codec,
         dead_letters,
         settings.topic_prefix,
         page_size,
         settle_seconds,
+        overlap_seconds,
     )
+
+
+class AdapterSourcesFailed(RuntimeError):
+    """``--once``: some sources could not be polled (the others were)."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{source_id}: {reason}" for source_id, reason in reasons.items()))
+        self.reasons = reasons
 
 
 def run_adapters(
@@ -57,39 +75,63 @@ def run_adapters(
     interval: float = 1.0,
     settle_seconds: float = 2.0,
     metrics_port: int | None = None,
+    backoff: Backoff = Backoff(),
+    reconcile_every: float | None = RECONCILE_EVERY_SECONDS,
+    stop: threading.Event | None = None,
 ) -> dict[str, PollSummary]:
-    """``once``: publish what is there now and return; else poll until SIGTERM/SIGINT."""
+    """``once``: poll every source once and return (raising ``AdapterSourcesFailed`` afterwards if some
+    failed); else poll until SIGTERM/SIGINT (or until ``stop`` is set, when given: no signal handlers then).
+    Each source runs in its own thread under its own supervisor: a source that fails backs off and retries
+    while the others carry on."""
     serve_metrics(metrics_port)
-    adapters = [build_adapter(settings, s, settle_seconds=settle_seconds) for s in sources]
+    health = HealthStore(settings.postgres_url)
+    supervisors = [
+        SourceSupervisor(
+            source,
+            functools.partial(build_adapter, settings, source, settle_seconds=settle_seconds),
+            health,
+            backoff,
+            interval,
+            reconcile_every,
+        )
+        for source in sources
+    ]
     summaries: dict[str, PollSummary] = {}
-    if once:
-        try:
-            for adapter in adapters:
-                summaries[adapter.source.source_id] = adapter.run_once()
-        finally:
-            for adapter in adapters:
-                adapter.close()
+    try:
+        if once:
+            failed: dict[str, str] = {}
+            for supervisor in supervisors:
+                summary = supervisor.attempt()
+                supervisor.close()
+                if summary is None:
+                    failed[supervisor.source.source_id] = supervisor.last_error or "failed"
+                else:
+                    summaries[supervisor.source.source_id] = summary
+            if failed:
+                raise AdapterSourcesFailed(failed)
+            return summaries
+        if stop is None:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        errors: list[BaseException] = []
+
+        def serve(supervisor: SourceSupervisor) -> None:
+            assert stop is not None
+            try:
+                supervisor.run(stop)
+            except BaseException as exc:  # not a source failing (those are supervised): stop the process
+                log.exception("adapter %s: supervisor stopped", supervisor.source.source_id)
+                errors.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=serve, args=(s,), name=s.source.source_id) for s in supervisors]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
         return summaries
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    errors: list[BaseException] = []
-
-    def serve(adapter: ExchangeAdapter) -> None:
-        try:
-            adapter.run_forever(stop, interval)
-        except BaseException as exc:  # one institution failing stops the process: its supervisor restarts it
-            log.exception("adapter %s failed", adapter.source.source_id)
-            errors.append(exc)
-            stop.set()
-        finally:
-            adapter.close()
-
-    threads = [threading.Thread(target=serve, args=(a,), name=a.source.source_id) for a in adapters]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return summaries
+    finally:
+        health.close()
