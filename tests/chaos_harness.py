@@ -35,7 +35,7 @@ from psycopg import sql
 from avro_schemas.envelope import make_event_id
 from avro_schemas.pipeline import deployed
 from avro_schemas.serde import EventCodec
-from avro_schemas.topics import QUALITY_RESULTS, raw_topic
+from avro_schemas.topics import QUALITY_RESULTS, dead_letter_topic, raw_topic
 from foundation.settings import Settings
 from ops.consumer_lag import lag
 from ops.stack.postgres import (
@@ -52,6 +52,7 @@ from producers.adapters.runner import build_adapter
 from producers.adapters.state_store import AdapterState
 from producers.adapters.tables import TABLES
 from synthetic.exchange_data import generate_exchange_data
+from tests.pipeline_harness import read_topic
 
 CODEC = EventCodec()
 RECOVERY_BOUND = 60.0  # seconds from a fault's end until the sinks hold everything (a Faust restart is ~10 s)
@@ -549,3 +550,12 @@ def exchange_dsn(postgres_url: str) -> str:
 
 def raw_topic_name(s: Settings, event_type: str) -> str:
     return s.topic_name(raw_topic(event_type).name)
+
+
+def dead_letter_reasons(s: Settings, stage: str, timeout: float = 30.0) -> dict[tuple[str, int, int], str]:
+    """(source topic, partition, offset) → error code of every dead letter of ``stage`` so far."""
+    topic = s.topic_name(dead_letter_topic(stage).name)
+    return {
+        (v["source_topic"], v["source_partition"], v["source_offset"]): v["error_code"]
+        for v in (CODEC.decode(m.value()).value for m in read_topic(s, topic, idle=1.0, timeout=timeout))
+    }

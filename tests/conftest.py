@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -22,6 +23,9 @@ from ops.stack.broker import broker_answers, private_cluster
 from ops.stack.postgres import ensure_database, private_database, server_conninfo
 from ops.topic_admin import create_topics, delete_topics, topics_of_run
 from ops.worker_process import worker_env
+
+if TYPE_CHECKING:
+    from streams.identity.master_index.cache import PersonCache
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,6 +57,7 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 POSTGRES_BASE = os.environ.get("HEALTHBUS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("HEALTHBUS_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,32 @@ def module_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     stem = request.module.__name__.rpartition(".")[2].removeprefix("test_")[:24]
     with private_database(POSTGRES_BASE, f"hb_test_{stem}_{uuid.uuid4().hex[:8]}") as url:
         yield url
+
+
+@pytest.fixture
+def empi_conn(module_db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to an empty master index in the module's private database."""
+    from streams.identity.master_index.schema import ensure_master_index
+
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS empi CASCADE")
+        ensure_master_index(conn)
+        yield conn
+
+
+@pytest.fixture
+def person_cache() -> Iterator[PersonCache]:
+    """The EMPI's Redis cache under a key prefix of this test's own, emptied afterwards."""
+    from streams.identity.master_index.cache import PersonCache
+
+    cache = PersonCache.from_url(REDIS_URL, prefix=f"hb:test-{uuid.uuid4().hex[:8]}:")
+    try:
+        yield cache
+    finally:
+        keys = list(cache.client.scan_iter(match=f"{cache.prefix}*"))
+        if keys:
+            cache.client.delete(*keys)
+        cache.client.close()
 
 
 @pytest.fixture(scope="session")

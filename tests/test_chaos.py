@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from avro_schemas.topics import dead_letter_topic, validated_topic
+from avro_schemas.topics import validated_topic
 from foundation.kafka_config import producer_config
 from foundation.settings import Settings
 from ops.worker_process import worker_env
@@ -36,6 +36,7 @@ from tests.chaos_harness import (
     TcpProxy,
     chaos_run,
     check_report,
+    dead_letter_reasons,
     expected_ids,
     judged,
     publish_in_process,
@@ -146,14 +147,7 @@ def test_undecodable_and_wrong_schema_messages_go_to_their_dead_letter_topics(ch
     chaos.reports.append(report)
     check_report(report)
 
-    def letters(stage: str) -> dict[tuple[str, int, int], str]:
-        topic = s.topic_name(dead_letter_topic(stage).name)
-        return {
-            (v["source_topic"], v["source_partition"], v["source_offset"]): v["error_code"]
-            for v in (CODEC.decode(m.value()).value for m in read_topic(s, topic, idle=1.0, timeout=20))
-        }
-
-    found = {stage: letters(stage) for stage in ("identify", "sink-postgres", "sink-clickhouse")}
+    found = {stage: dead_letter_reasons(s, stage) for stage in ("identify", "sink-postgres", "sink-clickhouse")}
     for (topic, payload), (stage, code) in {**before_load, **wrong_type}.items():
         where = (topic, *offsets[(topic, payload)])
         for letter_stage in [stage] if stage != "sinks" else ["sink-postgres", "sink-clickhouse"]:

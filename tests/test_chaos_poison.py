@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from avro_schemas.envelope import make_event_id
-from avro_schemas.topics import dead_letter_topic, validated_topic
+from avro_schemas.topics import validated_topic
 from foundation.kafka_config import producer_config
 from foundation.source_authentication import SIGNATURE_HEADER, sign
 from synthetic.outpatient_visits import outpatient_visits
@@ -27,13 +27,13 @@ from tests.chaos_harness import (
     chaos_run,
     check_report,
     clickhouse_rows,
+    dead_letter_reasons,
     expected_ids,
     postgres_rows,
     publish_in_process,
     raw_topic_name,
     write_report,
 )
-from tests.pipeline_harness import read_topic
 
 pytestmark = pytest.mark.chaos
 BACKFILL_MONTHS = 150
@@ -122,14 +122,9 @@ def test_poison_records_go_to_their_dead_letter_topics_and_nothing_stops(chaos: 
     chaos.reports.append(report)
     check_report(report)
 
-    def letters(stage: str) -> dict[tuple[str, int, int], str]:
-        topic = s.topic_name(dead_letter_topic(stage).name)
-        return {
-            (v["source_topic"], v["source_partition"], v["source_offset"]): v["error_code"]
-            for v in (CODEC.decode(m.value()).value for m in read_topic(s, topic, idle=1.0, timeout=30))
-        }
-
-    found = {stage: letters(stage) for stage in ("identify", "quality", "sink-postgres", "sink-clickhouse")}
+    found = {
+        stage: dead_letter_reasons(s, stage) for stage in ("identify", "quality", "sink-postgres", "sink-clickhouse")
+    }
     for name, (_, _, stage, code) in poison.items():
         assert found[stage].get(offsets[name]) == code, (name, stage, found[stage])
     backfill_ids = [v["envelope"]["event_id"] for v in backfill]

@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -39,24 +37,13 @@ def db_url(module_db_url: str) -> str:
 
 
 @pytest.fixture
-def conn(db_url: str) -> Iterator[psycopg.Connection]:
-    """An autocommit connection to an empty master index."""
-    with psycopg.connect(db_url, autocommit=True) as c:
-        c.execute("DROP SCHEMA IF EXISTS empi CASCADE")
-        ensure_master_index(c)
-        yield c
+def conn(empi_conn: psycopg.Connection) -> psycopg.Connection:
+    return empi_conn
 
 
 @pytest.fixture
-def cache() -> Iterator[PersonCache]:
-    c = PersonCache.from_url(REDIS_URL, prefix=f"hb:test-cache:{uuid.uuid4().hex[:8]}:")
-    try:
-        yield c
-    finally:
-        keys = list(c.client.scan_iter(match=f"{c.prefix}*"))
-        if keys:
-            c.client.delete(*keys)
-        c.client.close()
+def cache(person_cache: PersonCache) -> PersonCache:
+    return person_cache
 
 
 def cached_persons(cache: PersonCache, records: list[RecordKey]) -> dict[RecordKey, str]:

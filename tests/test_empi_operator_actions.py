@@ -38,7 +38,6 @@ from streams.identity.master_index.operator_actions import (
     unmerge,
 )
 from streams.identity.master_index.outbox import OutboxPublishError, pending_count, publish_pending
-from streams.identity.master_index.schema import ensure_master_index
 from streams.identity.master_index.store import resolve_records
 from streams.identity.record import SourceRecord
 from streams.identity.resolution import MatchRule
@@ -93,24 +92,13 @@ def db_url(module_db_url: str) -> str:
 
 
 @pytest.fixture
-def conn(db_url: str) -> Iterator[psycopg.Connection]:
-    """An autocommit connection to an empty master index."""
-    with psycopg.connect(db_url, autocommit=True) as c:
-        c.execute("DROP SCHEMA IF EXISTS empi CASCADE")
-        ensure_master_index(c)
-        yield c
+def conn(empi_conn: psycopg.Connection) -> psycopg.Connection:
+    return empi_conn
 
 
 @pytest.fixture
-def cache() -> Iterator[PersonCache]:
-    url = os.environ.get("HEALTHBUS_REDIS_URL", "redis://127.0.0.1:6379/0")
-    c = PersonCache.from_url(url, prefix=f"hb:test-ops:{uuid.uuid4().hex[:8]}:")
-    try:
-        yield c
-    finally:
-        keys = list(c.client.scan_iter(match=f"{c.prefix}*"))
-        if keys:
-            c.client.delete(*keys)
+def cache(person_cache: PersonCache) -> PersonCache:
+    return person_cache
 
 
 @pytest.fixture
