@@ -589,3 +589,13 @@ def test_a_file_saved_as_gbk_is_read_as_the_other_batch_commands_read_theirs(tmp
 def test_the_cli_exits_2_on_a_missing_input(tmp_path: Path) -> None:
     done = healthbus("quality", "check", "--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o"))
     assert done.returncode == 2 and "nope.jsonl" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\u3000", "\u200b", " \t\u00a0"])
+def test_an_adapter_refuses_a_blank_required_column_by_the_same_rule(blank: str) -> None:
+    from producers.adapters.mapping import UnmappableRow, _required
+
+    with pytest.raises(UnmappableRow) as refused:
+        _required({"visit_no": blank}, "visit_no")
+    assert refused.value.code == "missing_value"
+    assert _required({"visit_no": " V-1 "}, "visit_no") == " V-1 "

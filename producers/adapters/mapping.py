@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avro_schemas.envelope import make_event_id
+from foundation.standards.blank import is_blank
 from foundation.standards.china_time import CST
 
 Row = Mapping[str, Any]
@@ -56,7 +57,7 @@ class SourceIdentity:
 
 def _required(row: Row, column: str) -> Any:
     value = row.get(column)
-    if value is None or value == "":
+    if is_blank(value):  # spaces of any width, a padded CHAR column, zero-width characters: nothing entered
         raise UnmappableRow("missing_value", column, "required by the event contract")
     return value
 
@@ -66,7 +67,7 @@ def _code(mapping: dict[str, str], row: Row, column: str) -> str:
     try:
         return mapping[str(raw).strip()]
     except KeyError:
-        raise UnmappableRow("unknown_code", column, f"{raw!r} is not one of {sorted(mapping)}") from None
+        raise UnmappableRow("unknown_code", column, f"not one of {sorted(mapping)}") from None  # the value stays out
 
 
 def _float(value: Any) -> float | None:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from foundation.standards.blank import is_blank
 from foundation.standards.citizen_id import CITIZEN_ID_TYPES, parse_citizen_id
 from streams.quality.checks import platform_person
-from streams.quality.field_paths import is_blank
 
 Key = tuple[str, str]
 

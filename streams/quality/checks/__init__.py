@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.quality.field_paths import is_blank
+from foundation.standards.blank import is_blank
 
 PersonOf = Callable[[Mapping[str, Any]], "str | None"]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from foundation.standards.blank import is_blank
 from foundation.standards.icd10 import in_category_range
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind
-from streams.quality.field_paths import compile_path, is_blank
+from streams.quality.field_paths import compile_path
 
 
 @check_kind(

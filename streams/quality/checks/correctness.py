@@ -6,13 +6,14 @@ import datetime as dt
 import math
 from typing import Any
 
+from foundation.standards.blank import is_blank
 from foundation.standards.china_time import CST
 from foundation.standards.citizen_id import parse_citizen_id
 from foundation.standards.credit_code import is_valid_credit_code
 from foundation.standards.icd10 import icd10_valid
 from foundation.standards.region_codes import region_valid
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind, memoised
-from streams.quality.field_paths import compile_path, is_blank
+from streams.quality.field_paths import compile_path
 
 
 def _present(getters: list, event: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from foundation.standards.blank import is_blank
 from foundation.standards.china_time import CST
 from foundation.standards.icd10 import icd10_category, in_category_range
 from streams.quality.checks import CheckFn, EvaluationContext, check_kind
-from streams.quality.field_paths import compile_path, is_blank
+from streams.quality.field_paths import compile_path
 
 
 @check_kind("not_before", params=("later", "earlier"), paths=("later", "earlier"))
