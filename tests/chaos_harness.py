@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -552,10 +553,18 @@ def raw_topic_name(s: Settings, event_type: str) -> str:
     return s.topic_name(raw_topic(event_type).name)
 
 
-def dead_letter_reasons(s: Settings, stage: str, timeout: float = 30.0) -> dict[tuple[str, int, int], str]:
-    """(source topic, partition, offset) → error code of every dead letter of ``stage`` so far."""
+def dead_letter_reasons(s: Settings, stage: str, timeout: float = 30.0, by_event: bool = False) -> dict[Any, str]:
+    """Error code of every dead letter of ``stage`` so far, by (source topic, partition, offset), or with
+    ``by_event`` by the event id of the payload it keeps (a sink's letter names its position on validated.*,
+    not where a test injected the event upstream)."""
     topic = s.topic_name(dead_letter_topic(stage).name)
-    return {
-        (v["source_topic"], v["source_partition"], v["source_offset"]): v["error_code"]
-        for v in (CODEC.decode(m.value()).value for m in read_topic(s, topic, idle=1.0, timeout=timeout))
-    }
+    out: dict[Any, str] = {}
+    for m in read_topic(s, topic, idle=1.0, timeout=timeout):
+        v = CODEC.decode(m.value()).value
+        key = (
+            CODEC.peek_envelope(v["payload"])[1]["event_id"]
+            if by_event
+            else (v["source_topic"], v["source_partition"], v["source_offset"])
+        )
+        out[key] = v["error_code"]
+    return out

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from avro_schemas.serde import EventCodec
 from avro_schemas.topics import dead_letter_topic, identified_topic, raw_topic
@@ -123,14 +124,22 @@ def test_kill_9_mid_stream_loses_nothing_and_sinks_hold_each_event_once(settings
     publisher.flush()
     out_topic = settings.topic_name(identified_topic("outpatient.visit").name)
 
+    # One consumer watching the output from before the worker starts: a fresh reader per check took longer
+    # than the worker needs for all 20,000 events, and the kill landed after the end.
+    watch = Consumer({**settings.confluent_config(), "group.id": "unused", "enable.auto.commit": False, "log_level": 3})
+    partitions = watch.list_topics(out_topic, timeout=10).topics[out_topic].partitions
+    watch.assign([TopicPartition(out_topic, p, OFFSET_BEGINNING) for p in partitions])
     worker = start_stage_worker(settings, tmp_path / "worker-1.log")
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not read_topic(settings, out_topic, 1, timeout=0.05):
-            pass  # kill as soon as the first outputs appear: mid-stream
+        while time.monotonic() < deadline:
+            m = watch.poll(0.01)
+            if m is not None and m.error() is None:
+                break  # kill as soon as the first output appears: mid-stream
         os.killpg(worker.pid, signal.SIGKILL)  # no shutdown, no final commit
         worker.wait(10)
     finally:
+        watch.close()
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
     copied_before_restart = len(read_topic(settings, out_topic, idle=1.0))
