@@ -20,6 +20,10 @@ LEADER_MOVING = {
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError.REQUEST_TIMED_OUT,
     KafkaError._TRANSPORT,
+    # just after a topic is created or a leader changes, a broker may not know the new leader epoch yet;
+    # librdkafka does not mark these retriable, but they pass within milliseconds
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.FENCED_LEADER_EPOCH,
 }
 
 

@@ -35,7 +35,7 @@ from psycopg import sql
 
 from avro_schemas.envelope import make_event_id
 from avro_schemas.pipeline import deployed
-from avro_schemas.serde import EventCodec
+from avro_schemas.serde import DecodeError, EventCodec
 from avro_schemas.topics import QUALITY_RESULTS, dead_letter_topic, raw_topic
 from foundation.settings import Settings
 from ops.consumer_lag import lag
@@ -561,10 +561,12 @@ def dead_letter_reasons(s: Settings, stage: str, timeout: float = 30.0, by_event
     out: dict[Any, str] = {}
     for m in read_topic(s, topic, idle=1.0, timeout=timeout):
         v = CODEC.decode(m.value()).value
-        key = (
-            CODEC.peek_envelope(v["payload"])[1]["event_id"]
-            if by_event
-            else (v["source_topic"], v["source_partition"], v["source_offset"])
-        )
+        if by_event:
+            try:
+                key: Any = CODEC.peek_envelope(v["payload"])[1]["event_id"]
+            except DecodeError:  # an undecodable payload has no event: another fault's letter
+                continue
+        else:
+            key = (v["source_topic"], v["source_partition"], v["source_offset"])
         out[key] = v["error_code"]
     return out
