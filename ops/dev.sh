@@ -61,7 +61,7 @@ case "$cmd" in
     ensure_test_packages
     if [ "${1:-}" = unit ]; then  # the tier that needs no service: nothing is started
       shift
-      exec .venv/bin/python -m pytest -m unit "$@"
+      exec .venv/bin/python -m pytest -m unit -n auto "$@"  # no shared service: every core (pytest-xdist)
     fi
     if [ "${1:-}" = integration ]; then shift; set -- -m integration "$@"; fi
     .venv/bin/healthbus stack up
