@@ -18,7 +18,7 @@ from typing import Any
 from avro_schemas.pipeline import PIPELINE, dead_letter_stages
 from avro_schemas.topics import (
     dead_letter_topic,
-    expand,
+    declared_inputs,
 )
 from foundation.settings import Settings
 
@@ -53,7 +53,9 @@ def stage_inputs(settings: Settings) -> dict[str, list[str]]:
     """Stage → the topics its consumer group ``<group_prefix>.<stage>`` reads, as the pipeline declaration
     says (deployed stages with a group only)."""
     return {
-        s.name: [settings.topic_name(n) for n in expand(s.reads)] for s in PIPELINE if s.consumer_group and s.deployed
+        s.name: list(declared_inputs(s.name, settings.topic_prefix))
+        for s in PIPELINE
+        if s.consumer_group and s.deployed
     }
 
 
